@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+// netnet: video object detection (NETNet, CVPR 2020) on FFmpeg and OpenBLAS.
+//
+// Data flow, and so the module graph:
+//   CFFmpeg ─▶ NetnetReader ─┐
+//                            ├─▶ netnet (CLI)
+//   COpenBLAS ─▶ NetnetKernels ─▶ NetnetEngine ─┘
+// Each C library is imported by exactly one Swift target (see docs/architecture.md).
+import PackageDescription
+
+// Release builds drop overflow and bounds checks in the hot loops; debug builds keep them.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "netnet",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "netnet", targets: ["netnet"]),
+        .library(name: "NetnetEngine", targets: ["NetnetEngine"]),
+        .library(name: "NetnetReader", targets: ["NetnetReader"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries, walled off at the edge.
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // Stage 1: reading and decoding (files, images, streams) through FFmpeg.
+        .target(name: "NetnetReader", dependencies: ["CFFmpeg"]),
+
+        // Stage 3: inference. Kernels own the BLAS edge; the engine builds networks from model files.
+        .target(name: "NetnetKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
+        .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
+
+        // The command-line front end.
+        .executableTarget(
+            name: "netnet",
+            dependencies: [
+                "NetnetEngine", "NetnetReader",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath),
+
+        .testTarget(name: "NetnetKernelsTests", dependencies: ["NetnetKernels"]),
+        .testTarget(name: "NetnetEngineTests", dependencies: ["NetnetEngine", "NetnetKernels"],
+                    resources: [.copy("Goldens")]),
+        .testTarget(name: "NetnetReaderTests", dependencies: ["NetnetReader"]),
+        .testTarget(name: "NetnetCLITests", dependencies: []),
+    ]
+)

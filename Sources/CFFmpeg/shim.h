@@ -1,0 +1,158 @@
+// CFFmpeg shim: the FFmpeg headers netnet uses, plus `static inline` wrappers for the
+// function-like macros Swift cannot import (AVERROR(e), AVERROR_EOF, av_err2str, …) and a
+// few helpers that avoid fixed-size C arrays (AVFrame.data / linesize are imported as tuples).
+//
+// Written against FFmpeg 5.1 (libavformat 59, libavcodec 59, libswscale 6, libavutil 57).
+// Nothing here stores pointers. netnet_frame_data/netnet_frame_linesize return interior pointers
+// of an AVFrame: valid only while that frame (owned by a Swift `Frame`) is alive and unchanged.
+#ifndef NETNET_CFFMPEG_SHIM_H
+#define NETNET_CFFMPEG_SHIM_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <libavformat/avformat.h>
+#include <libavformat/avio.h>
+#include <libavcodec/avcodec.h>
+#include <libswscale/swscale.h>
+#include <libavutil/avutil.h>
+#include <libavutil/dict.h>
+#include <libavutil/error.h>
+#include <libavutil/frame.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/log.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+#include <libavutil/pixfmt.h>
+
+// MARK: - Error codes (function-like macros)
+
+/// AVERROR(EAGAIN): the decoder/encoder wants the other side of the send/receive pair first.
+static inline int netnet_averror_eagain(void) { return AVERROR(EAGAIN); }
+/// AVERROR(ENOMEM).
+static inline int netnet_averror_enomem(void) { return AVERROR(ENOMEM); }
+/// AVERROR(EINVAL).
+static inline int netnet_averror_einval(void) { return AVERROR(EINVAL); }
+/// AVERROR(ENOENT).
+static inline int netnet_averror_enoent(void) { return AVERROR(ENOENT); }
+/// AVERROR(EIO).
+static inline int netnet_averror_eio(void) { return AVERROR(EIO); }
+/// AVERROR(e) for any errno value.
+static inline int netnet_averror(int e) { return AVERROR(e); }
+/// AVERROR_EOF: end of file / fully drained.
+static inline int netnet_averror_eof(void) { return AVERROR_EOF; }
+/// AVERROR_INVALIDDATA: "Invalid data found when processing input".
+static inline int netnet_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+/// AVERROR_DECODER_NOT_FOUND.
+static inline int netnet_averror_decoder_not_found(void) { return AVERROR_DECODER_NOT_FOUND; }
+/// AVERROR_ENCODER_NOT_FOUND.
+static inline int netnet_averror_encoder_not_found(void) { return AVERROR_ENCODER_NOT_FOUND; }
+/// AVERROR_STREAM_NOT_FOUND.
+static inline int netnet_averror_stream_not_found(void) { return AVERROR_STREAM_NOT_FOUND; }
+/// AVERROR_EXIT (returned when an interrupt callback aborts a blocking call).
+static inline int netnet_averror_exit(void) { return AVERROR_EXIT; }
+
+/// av_err2str without the compound literal: writes the message for `errnum` into `buf`
+/// (always NUL-terminated). Returns 0 when FFmpeg knew the code, < 0 otherwise (a generic
+/// "Error number N occurred" text is still written).
+static inline int netnet_strerror(int errnum, char *buf, size_t size) {
+    return av_strerror(errnum, buf, size);
+}
+
+/// AV_NOPTS_VALUE (defined through UINT64_C(), which Swift cannot import).
+static inline int64_t netnet_nopts_value(void) { return AV_NOPTS_VALUE; }
+
+/// AV_PIX_FMT_YUV444P16 (native-endian alias defined through AV_PIX_FMT_NE()).
+static inline enum AVPixelFormat netnet_pix_fmt_yuv444p16(void) { return AV_PIX_FMT_YUV444P16; }
+
+// MARK: - AVFrame fixed arrays
+
+/// frame->data (uint8_t *[AV_NUM_DATA_POINTERS]) as a plain pointer; valid while `frame` is.
+static inline uint8_t **netnet_frame_data(AVFrame *frame) { return frame->data; }
+/// frame->linesize (int[AV_NUM_DATA_POINTERS]) as a plain pointer; valid while `frame` is.
+static inline int *netnet_frame_linesize(AVFrame *frame) { return frame->linesize; }
+
+// MARK: - swscale helpers
+
+/// sws_scale of the first `src_height` rows of `src` (all planes, slice starting at row 0) into `dst`.
+/// Returns the output height (> 0) or a negative AVERROR / 0 on failure.
+static inline int netnet_sws_scale_frame(struct SwsContext *ctx, const AVFrame *src, int src_height, AVFrame *dst) {
+    return sws_scale(ctx, (const uint8_t *const *)src->data, src->linesize, 0, src_height,
+                     dst->data, dst->linesize);
+}
+
+/// av_image_copy of the top-left width×height picture of `src` into `dst` (same pixel format).
+static inline void netnet_frame_copy_pixels(AVFrame *dst, const AVFrame *src, enum AVPixelFormat format, int width, int height) {
+    av_image_copy(dst->data, dst->linesize, (const uint8_t **)src->data, src->linesize, format, width, height);
+}
+
+/// Zero-fills every buffer a frame references (whole allocations, row and bottom padding included).
+/// Only for frames whose buffers nobody else references (e.g. straight after av_frame_get_buffer).
+static inline void netnet_frame_zero(AVFrame *frame) {
+    for (int i = 0; i < AV_NUM_DATA_POINTERS; i++) {
+        if (frame->buf[i] && frame->buf[i]->data) memset(frame->buf[i]->data, 0, frame->buf[i]->size);
+    }
+}
+
+/// sws_scale of one 8-bit plane (GRAY8 → GRAY8 contexts): the pointer arrays live on this stack frame.
+static inline int netnet_sws_scale_plane(struct SwsContext *ctx,
+                                         const uint8_t *src, int src_stride, int src_height,
+                                         uint8_t *dst, int dst_stride) {
+    const uint8_t *src_planes[4] = { src, NULL, NULL, NULL };
+    int src_strides[4] = { src_stride, 0, 0, 0 };
+    uint8_t *dst_planes[4] = { dst, NULL, NULL, NULL };
+    int dst_strides[4] = { dst_stride, 0, 0, 0 };
+    return sws_scale(ctx, src_planes, src_strides, 0, src_height, dst_planes, dst_strides);
+}
+
+/// Creates and initialises a SwsContext through AVOptions (sws_alloc_context + av_opt_set_int +
+/// sws_init_context), which unlike sws_getContext also takes the chroma sample positions
+/// (in 1/256 luma samples; -513 = swscale's default for the format). On failure returns NULL and
+/// stores the AVERROR in *error; the partially built context is freed here.
+static inline struct SwsContext *netnet_sws_create(int src_w, int src_h, enum AVPixelFormat src_format,
+                                                   int dst_w, int dst_h, enum AVPixelFormat dst_format,
+                                                   int flags, int src_h_chr_pos, int src_v_chr_pos,
+                                                   int *error) {
+    struct SwsContext *ctx = sws_alloc_context();
+    if (!ctx) { *error = AVERROR(ENOMEM); return NULL; }
+    int ret = 0;
+    if ((ret = av_opt_set_int(ctx, "srcw", src_w, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "srch", src_h, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "src_format", src_format, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "dstw", dst_w, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "dsth", dst_h, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "dst_format", dst_format, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "sws_flags", flags, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "src_h_chr_pos", src_h_chr_pos, 0)) < 0 ||
+        (ret = av_opt_set_int(ctx, "src_v_chr_pos", src_v_chr_pos, 0)) < 0 ||
+        (ret = sws_init_context(ctx, NULL, NULL)) < 0) {
+        sws_freeContext(ctx);
+        *error = ret;
+        return NULL;
+    }
+    *error = 0;
+    return ctx;
+}
+
+/// sws_getColorspaceDetails + sws_setColorspaceDetails: sets the YUV matrices (AVColorSpace /
+/// SWS_CS_* values for sws_getCoefficients) and ranges (1 = full/JPEG, 0 = limited/MPEG) of the
+/// source and destination; a negative argument keeps what the context already has.
+/// Returns >= 0 on success, < 0 when swscale refuses.
+static inline int netnet_sws_set_colorspace(struct SwsContext *ctx, int src_colorspace, int src_full_range,
+                                            int dst_colorspace, int dst_full_range) {
+    int *inv_table = NULL, *table = NULL;
+    int src_range = 0, dst_range = 0, brightness = 0, contrast = 0, saturation = 0;
+    int ret = sws_getColorspaceDetails(ctx, &inv_table, &src_range, &table, &dst_range,
+                                       &brightness, &contrast, &saturation);
+    if (ret < 0) return ret;
+    return sws_setColorspaceDetails(ctx,
+                                    src_colorspace >= 0 ? sws_getCoefficients(src_colorspace) : inv_table,
+                                    src_full_range >= 0 ? src_full_range : src_range,
+                                    dst_colorspace >= 0 ? sws_getCoefficients(dst_colorspace) : table,
+                                    dst_full_range >= 0 ? dst_full_range : dst_range,
+                                    brightness, contrast, saturation);
+}
+
+#endif

@@ -1,0 +1,320 @@
+import Foundation
+
+/// A failure to read, validate or write a model or golden file. `description` is one line that
+/// names the file and what is wrong (which key or tensor, expected versus found).
+public struct ModelFileError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// One line: `PATH: what is wrong`.
+    public let description: String
+    /// Creates an error for `path` with a message that says what is wrong.
+    public init(path: String, _ message: String) { description = "\(path): \(message)" }
+}
+
+/// One tensor's entry in a safetensors header.
+public struct SafetensorsEntry: Sendable, Equatable {
+    /// The element type as spelled in the file (`F32`, `F16`, …).
+    public let dtype: String
+    /// The tensor's dimensions, outermost first.
+    public let shape: [Int]
+    /// Byte offsets of the data, relative to the end of the header: `begin ..< end`.
+    public let begin: Int
+    /// End byte offset (exclusive), relative to the end of the header.
+    public let end: Int
+    /// The number of elements (the product of `shape`; 1 for a scalar).
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A parsed, validated safetensors header: the tensor table and the metadata.
+///
+/// Parsing never trusts the file: lengths, offsets and shapes are checked for overflow, overlap
+/// and bounds against the real file size before any tensor byte is read. Value type; any thread.
+public struct SafetensorsHeader: Sendable {
+    /// Entries by tensor name.
+    public let tensors: [String: SafetensorsEntry]
+    /// `__metadata__`: string to string.
+    public let metadata: [String: String]
+    /// Offset in the file where tensor data begins (8 + header length).
+    public let dataStart: Int
+
+    /// The largest header this reader accepts (safetensors itself caps headers at 100 MB).
+    public static let maximumHeaderBytes = 16 << 20
+
+    /// Parses and validates the header of a file whose total size is `fileSize`; `headerBytes` is
+    /// the JSON text (without the 8-byte length prefix).
+    public init(json headerBytes: [UInt8], fileSize: Int, path: String) throws(ModelFileError) {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(headerBytes), options: [])
+        } catch {
+            throw ModelFileError(path: path, "header is not valid JSON")
+        }
+        guard let table = object as? [String: Any] else {
+            throw ModelFileError(path: path, "header is not a JSON object")
+        }
+        let dataStart = 8 + headerBytes.count
+        let dataSize = fileSize - dataStart
+        var tensors: [String: SafetensorsEntry] = [:]
+        var metadata: [String: String] = [:]
+        for (name, value) in table {
+            if name == "__metadata__" {
+                guard let dict = value as? [String: Any] else {
+                    throw ModelFileError(path: path, "__metadata__ is not an object of strings")
+                }
+                for (key, item) in dict {
+                    guard let text = item as? String else {
+                        throw ModelFileError(path: path, "metadata key '\(key)' is not a string")
+                    }
+                    metadata[key] = text
+                }
+                continue
+            }
+            guard let entry = value as? [String: Any] else {
+                throw ModelFileError(path: path, "tensor '\(name)': entry is not an object")
+            }
+            guard let dtype = entry["dtype"] as? String else {
+                throw ModelFileError(path: path, "tensor '\(name)': missing dtype")
+            }
+            guard let shapeValues = entry["shape"] as? [Any] else {
+                throw ModelFileError(path: path, "tensor '\(name)': missing shape")
+            }
+            var shape: [Int] = []
+            var elements = 1
+            for item in shapeValues {
+                guard let dim = Self.integer(item), dim >= 0 else {
+                    throw ModelFileError(path: path, "tensor '\(name)': shape \(shapeValues) is not a list of non-negative integers")
+                }
+                let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
+                guard !overflow, product <= Int(Int32.max) else {
+                    throw ModelFileError(path: path, "tensor '\(name)': shape \(shapeValues) is too large")
+                }
+                elements = product
+                shape.append(dim)
+            }
+            guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
+                  let begin = Self.integer(offsets[0]), let end = Self.integer(offsets[1]) else {
+                throw ModelFileError(path: path, "tensor '\(name)': data_offsets is not a pair of integers")
+            }
+            guard begin >= 0, end >= begin else {
+                throw ModelFileError(path: path, "tensor '\(name)': data_offsets [\(begin), \(end)] are out of order")
+            }
+            guard end <= dataSize else {
+                throw ModelFileError(path: path, "tensor '\(name)': data ends at byte \(end) but the file has \(max(dataSize, 0)) data bytes (truncated?)")
+            }
+            let bytesPerElement = Self.bytesPerElement(dtype)
+            if let bytesPerElement, end - begin != elements * bytesPerElement {
+                throw ModelFileError(path: path, "tensor '\(name)': \(end - begin) bytes for shape \(shape) of \(dtype), expected \(elements * bytesPerElement)")
+            }
+            tensors[name] = SafetensorsEntry(dtype: dtype, shape: shape, begin: begin, end: end)
+        }
+        // Overlapping data would let two tensors alias; the format forbids it.
+        let ordered = tensors.sorted { ($0.value.begin, $0.value.end, $0.key) < ($1.value.begin, $1.value.end, $1.key) }
+        var previousEnd = 0
+        var previousName = ""
+        for (name, entry) in ordered where entry.end > entry.begin {
+            if entry.begin < previousEnd {
+                throw ModelFileError(path: path, "tensor '\(name)' overlaps tensor '\(previousName)'")
+            }
+            previousEnd = entry.end
+            previousName = name
+        }
+        self.tensors = tensors
+        self.metadata = metadata
+        self.dataStart = dataStart
+    }
+
+    static func integer(_ value: Any) -> Int? {
+        if let number = value as? NSNumber {
+            // Fractions are NSNumbers too; accept only exact integers.
+            let double = number.doubleValue
+            guard double.isFinite, double.rounded() == double, abs(double) < 9.0e15 else { return nil }
+            return Int(double)
+        }
+        return nil
+    }
+
+    static func bytesPerElement(_ dtype: String) -> Int? {
+        switch dtype {
+        case "F64", "I64", "U64": return 8
+        case "F32", "I32", "U32": return 4
+        case "F16", "BF16", "I16", "U16": return 2
+        case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2": return 1
+        default: return nil
+        }
+    }
+}
+
+/// Reads safetensors files with `pread`, so that tensor data goes straight into the caller's
+/// buffers without a second copy of the file in memory. One owner per open file descriptor:
+/// this class, which closes it in `deinit`. Use from one thread at a time.
+public final class SafetensorsReader {
+    /// The file's path, as given.
+    public let path: String
+    /// The validated header.
+    public let header: SafetensorsHeader
+    private let descriptor: Int32
+
+    /// Opens `path` and validates its header against the file size.
+    public init(path: String) throws(ModelFileError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ModelFileError(path: path, String(cString: strerror(errno)))
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw ModelFileError(path: path, message)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw ModelFileError(path: path, "not a regular file")
+        }
+        let fileSize = Int(info.st_size)
+        do throws(ModelFileError) {
+            guard fileSize >= 8 else {
+                throw ModelFileError(path: path, "file is \(fileSize) bytes, too short for a safetensors header")
+            }
+            var lengthBytes = [UInt8](repeating: 0, count: 8)
+            try Self.readFully(fd, into: &lengthBytes, at: 0, path: path)
+            let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+            guard length <= UInt64(SafetensorsHeader.maximumHeaderBytes) else {
+                throw ModelFileError(path: path, "header length \(length) is larger than \(SafetensorsHeader.maximumHeaderBytes) bytes (not a safetensors file?)")
+            }
+            guard Int(length) + 8 <= fileSize else {
+                throw ModelFileError(path: path, "header length \(length) runs past the end of the \(fileSize)-byte file (truncated?)")
+            }
+            var json = [UInt8](repeating: 0, count: Int(length))
+            try Self.readFully(fd, into: &json, at: 8, path: path)
+            header = try SafetensorsHeader(json: json, fileSize: fileSize, path: path)
+        } catch {
+            close(fd)
+            throw error
+        }
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
+
+    /// Copies tensor `name` (which must be `F32`) into `destination`, which has room for its elements.
+    public func readFloats(_ name: String, into destination: UnsafeMutablePointer<Float>) throws(ModelFileError) {
+        guard let entry = header.tensors[name] else {
+            throw ModelFileError(path: path, "tensor '\(name)' is missing")
+        }
+        guard entry.dtype == "F32" else {
+            throw ModelFileError(path: path, "tensor '\(name)': dtype \(entry.dtype), expected F32")
+        }
+        let raw = UnsafeMutableRawBufferPointer(start: destination, count: entry.end - entry.begin)
+        try Self.readFully(descriptor, into: raw, at: header.dataStart + entry.begin, path: path)
+        #if _endian(big)
+        for index in 0..<entry.elementCount { destination[index] = Float(bitPattern: UInt32(littleEndian: destination[index].bitPattern)) }
+        #endif
+    }
+
+    /// Returns tensor `name` (`F32`) as an array.
+    public func floats(_ name: String) throws(ModelFileError) -> [Float] {
+        guard let entry = header.tensors[name] else {
+            throw ModelFileError(path: path, "tensor '\(name)' is missing")
+        }
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(entry.elementCount, 1))
+        defer { storage.deallocate() }
+        try readFloats(name, into: storage)
+        return Array(UnsafeBufferPointer(start: storage, count: entry.elementCount))
+    }
+
+    private static func readFully(_ fd: Int32, into bytes: inout [UInt8], at offset: Int, path: String) throws(ModelFileError) {
+        let count = bytes.count
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 8)
+        defer { storage.deallocate() }
+        try readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]), at: offset, path: path)
+        bytes = Array(storage[0..<count])
+    }
+
+    private static func readFully(_ fd: Int32, into raw: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws(ModelFileError) {
+        var done = 0
+        while done < raw.count {
+            let got = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw ModelFileError(path: path, "read failed: \(String(cString: strerror(errno)))")
+            }
+            if got == 0 {
+                throw ModelFileError(path: path, "unexpected end of file at byte \(offset + done) (truncated?)")
+            }
+            done += got
+        }
+    }
+}
+
+/// Writes safetensors files: F32 tensors in name order, metadata as strings. Any thread.
+public enum SafetensorsWriter {
+    /// A tensor to write: its shape and its values (count must equal the product of the shape).
+    public struct Tensor: Sendable {
+        /// Dimensions, outermost first.
+        public var shape: [Int]
+        /// Row-major values.
+        public var values: [Float]
+        /// Creates a tensor; `values.count` must equal the product of `shape`.
+        public init(shape: [Int], values: [Float]) {
+            precondition(shape.reduce(1, *) == values.count, "tensor shape \(shape) does not match \(values.count) values")
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// Writes `tensors` and `metadata` to `path` atomically (a temporary file renamed into place).
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String], to path: String) throws(ModelFileError) {
+        let names = tensors.keys.sorted()
+        var entries: [String] = []
+        var offset = 0
+        for name in names {
+            let tensor = tensors[name]!
+            let bytes = tensor.values.count * 4
+            entries.append("\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            offset += bytes
+        }
+        if !metadata.isEmpty {
+            let items = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            entries.insert("\"__metadata__\":{\(items.joined(separator: ","))}", at: 0)
+        }
+        var header = Array("{\(entries.joined(separator: ","))}".utf8)
+        while (header.count + 8) % 8 != 0 { header.append(0x20) }
+        var out = [UInt8]()
+        out.reserveCapacity(8 + header.count + offset)
+        let length = UInt64(header.count)
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8((length >> UInt64(shift)) & 0xff)) }
+        out.append(contentsOf: header)
+        for name in names {
+            tensors[name]!.values.withUnsafeBytes { out.append(contentsOf: $0) }
+        }
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(out)) else {
+            throw ModelFileError(path: path, "cannot write: \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ModelFileError(path: path, "cannot write: \(message)")
+        }
+    }
+
+    /// JSON string literal for `text` (quotes and escapes included).
+    static func jsonString(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    result += String(format: "\\u%04x", scalar.value)
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "\""
+    }
+}

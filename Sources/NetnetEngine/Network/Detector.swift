@@ -1,0 +1,192 @@
+import Foundation
+import NetnetKernels
+
+/// Runs one model's forward pass and post-processing on one frame at a time.
+///
+/// Every buffer (activations, column workspace, heads, decoded boxes) is allocated once in
+/// `init`; `run` allocates nothing but the returned detections. Not thread-safe: a `Detector`
+/// belongs to one thread at a time (the inference thread); several detectors may share a `Model`.
+public final class Detector {
+    /// The model this detector runs.
+    public let model: Model
+    /// The plan it executes (the model's).
+    public let plan: NetworkPlan
+    /// The prior boxes, `[priors, 4]` centre form.
+    public let priors: [Float]
+
+    private let arena: AlignedBuffer
+    private let bufferOffsets: [Int]
+    private let workspace: AlignedBuffer
+    private let locations: AlignedBuffer
+    private let scores: AlignedBuffer
+    private let boxes: AlignedBuffer
+    private let layerWeights: [UnsafePointer<Float>]
+    private let layerBiases: [UnsafePointer<Float>]
+    private let l2NormScale: UnsafePointer<Float>
+    /// Stacked loc+conf weights and biases per level, keyed by the location layer's index.
+    private let headWeights: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)]
+    private var groupNanoseconds: [String: UInt64] = [:]
+    /// Whether `forward` records time per layer group (`timings`); off by default.
+    public var recordsTimings = false
+
+    /// Allocates every buffer the model's plan needs. `columnBudget` bounds the im2col tile (floats).
+    public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget) {
+        self.model = model
+        let plan = model.plan
+        self.plan = plan
+        var offsets: [Int] = []
+        var total = 0
+        for buffer in plan.buffers {
+            offsets.append(total)
+            total += (buffer.count + 15) / 16 * 16
+        }
+        arena = AlignedBuffer(count: total)
+        bufferOffsets = offsets
+        var need = 1
+        for layer in plan.layers {
+            need = max(need, Convolution.workspaceCount(geometry: layer.geometry, inputHeight: layer.inputHeight,
+                                                        inputWidth: layer.inputWidth, columnBudget: columnBudget))
+        }
+        workspace = AlignedBuffer(count: need)
+        layerWeights = plan.layers.map { model.tensor("\($0.name).weight")! }
+        layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
+        l2NormScale = model.tensor("l2norm.weight")!
+        var heads: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)] = [:]
+        for step in plan.steps {
+            guard case let .heads(location, confidence, _, _, _) = step else { continue }
+            let a = plan.layers[location].geometry, b = plan.layers[confidence].geometry
+            var geometry = a
+            geometry.outputChannels = a.outputChannels + b.outputChannels
+            let weights = AlignedBuffer(count: geometry.weightCount)
+            let bias = AlignedBuffer(count: geometry.outputChannels)
+            weights.pointer.update(from: layerWeights[location], count: a.weightCount)
+            (weights.pointer + a.weightCount).update(from: layerWeights[confidence], count: b.weightCount)
+            bias.pointer.update(from: layerBiases[location], count: a.outputChannels)
+            (bias.pointer + a.outputChannels).update(from: layerBiases[confidence], count: b.outputChannels)
+            heads[location] = (weights, bias, geometry)
+        }
+        headWeights = heads
+        let p = plan.priorCount
+        locations = AlignedBuffer(count: p * 4)
+        scores = AlignedBuffer(count: p * plan.description.scoreCount)
+        boxes = AlignedBuffer(count: p * 4)
+        priors = PriorBoxes.generate(plan: plan)
+    }
+
+    /// Floats this detector allocated for activations, workspace and outputs.
+    public var allocatedFloats: Int { arena.count + workspace.count + locations.count + scores.count + boxes.count }
+
+    /// The network input, `[3, S, S]` planar and normalised; fill it, then call `forward`.
+    public var input: UnsafeMutablePointer<Float> { arena.pointer + bufferOffsets[0] }
+
+    /// The raw location head after `forward`: `[priors, 4]`.
+    public var locationOutput: UnsafeBufferPointer<Float> { UnsafeBufferPointer(locations.buffer) }
+
+    /// The raw class head after `forward` (before softmax): `[priors, classes + 1]`.
+    public var confidenceOutput: UnsafeBufferPointer<Float> { UnsafeBufferPointer(scores.buffer) }
+
+    /// A named feature map after `forward` (`p1…`, `pf1…`, `out1…`), or nil if the network has none.
+    public func feature(_ name: String) -> (FeatureBuffer, UnsafeBufferPointer<Float>)? {
+        guard let index = plan.named[name] else { return nil }
+        let buffer = plan.buffers[index]
+        return (buffer, UnsafeBufferPointer(start: arena.pointer + bufferOffsets[index], count: buffer.count))
+    }
+
+    /// Time spent per layer group in the last `forward` calls since `resetTimings`, in milliseconds.
+    public var timings: [String: Double] { groupNanoseconds.mapValues { Double($0) / 1e6 } }
+
+    /// Forgets recorded timings.
+    public func resetTimings() { groupNanoseconds.removeAll() }
+
+    private func pointer(_ index: Int) -> UnsafeMutablePointer<Float> { arena.pointer + bufferOffsets[index] }
+
+    /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`.
+    public func forward() {
+        let description = plan.description
+        let workspaceBuffer = workspace.buffer
+        for step in plan.steps {
+            let started = recordsTimings ? DispatchTime.now().uptimeNanoseconds : 0
+            var group = "other"  // a literal: no allocation per step
+            switch step {
+            case let .convolution(layerIndex, input, output, relu, accumulate):
+                let layer = plan.layers[layerIndex]
+                if recordsTimings { group = layer.group }
+                let source = plan.buffers[input]
+                Convolution.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
+                                    inputWidth: source.width, weights: layerWeights[layerIndex],
+                                    bias: layerBiases[layerIndex], output: pointer(output),
+                                    relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
+            case let .maxPool(input, output, kernel, stride, padding, ceilMode):
+                let source = plan.buffers[input]
+                MaxPool.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
+                                kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, output: pointer(output))
+            case let .l2Norm(input, output):
+                let source = plan.buffers[input]
+                group = "backbone"
+                L2Norm.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
+                               scale: l2NormScale, output: pointer(output))
+            case let .resize(input, output):
+                let source = plan.buffers[input], target = plan.buffers[output]
+                BilinearResize.forward(input: pointer(input), channels: source.channels, inputHeight: source.height,
+                                       inputWidth: source.width, output: pointer(output),
+                                       outputHeight: target.height, outputWidth: target.width)
+            case let .sigmoid(buffer):
+                Elementwise.sigmoid(pointer(buffer), into: pointer(buffer), count: plan.buffers[buffer].count)
+            case let .gateErase(feature, gate, erased, kept):
+                Elementwise.gateErase(feature: pointer(feature), gate: pointer(gate), erased: erased.map(pointer),
+                                      kept: kept.map(pointer), count: plan.buffers[feature].count)
+            case let .copy(input, output):
+                Elementwise.copy(pointer(input), into: pointer(output), count: plan.buffers[input].count)
+            case let .add(input, output, relu):
+                let count = plan.buffers[output].count
+                Elementwise.add(pointer(input), pointer(output), into: pointer(output), count: count)
+                if relu { Elementwise.relu(pointer(output), into: pointer(output), count: count) }
+            case let .heads(locationLayer, _, input, scratch, priorOffset):
+                group = "heads"
+                let head = headWeights[locationLayer]!
+                let source = plan.buffers[input], out = plan.buffers[scratch]
+                Convolution.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
+                                    inputWidth: source.width, weights: head.weights.pointer, bias: head.bias.pointer,
+                                    output: pointer(scratch), relu: false, accumulate: false, workspace: workspaceBuffer)
+                let locationChannels = plan.layers[locationLayer].geometry.outputChannels
+                let columns = description.scoreCount
+                Layout.nchwToNHWC(pointer(scratch), channels: locationChannels, height: out.height, width: out.width,
+                                  into: locations.pointer + priorOffset * 4)
+                Layout.nchwToNHWC(pointer(scratch) + locationChannels * out.height * out.width,
+                                  channels: out.channels - locationChannels, height: out.height, width: out.width,
+                                  into: scores.pointer + priorOffset * columns)
+            }
+            if recordsTimings {
+                groupNanoseconds[group, default: 0] += DispatchTime.now().uptimeNanoseconds - started
+            }
+        }
+    }
+
+    /// Decodes the heads of the last `forward`: softmax scores and corner-form boxes in [0, 1]
+    /// (`[priors, classes+1]` and `[priors, 4]`), then per-class NMS.
+    /// Boxes are scaled to an image of `imageWidth` × `imageHeight` pixels.
+    public func detections(threshold: Float, imageWidth: Int, imageHeight: Int,
+                           settings: DetectionSettings = DetectionSettings()) -> [Detection] {
+        let columns = plan.description.scoreCount
+        let count = plan.priorCount
+        Softmax.rows(scores.pointer, rows: count, columns: columns, into: scores.pointer)
+        BoxCoder.decode(locations: locations.pointer, priors: priors, variances: plan.description.priors.variances,
+                        count: count, into: boxes.pointer)
+        let found = NonMaximumSuppression.run(boxes: boxes.pointer, scores: scores.pointer, priorCount: count,
+                                              scoreCount: columns, threshold: threshold, settings: settings)
+        let classes = plan.description.classes
+        let w = Float(imageWidth), h = Float(imageHeight)
+        return found.map { candidate in
+            let b = boxes.pointer + candidate.prior * 4
+            return Detection(classIndex: candidate.scoreIndex - 1, label: classes[candidate.scoreIndex - 1],
+                             score: candidate.score,
+                             box: [min(max(b[0], 0), 1) * w, min(max(b[1], 0), 1) * h,
+                                   min(max(b[2], 0), 1) * w, min(max(b[3], 0), 1) * h])
+        }
+    }
+
+    /// Softmax scores after `detections` (`[priors, classes+1]`); raw logits before it.
+    public var scoreBuffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(scores.buffer) }
+    /// Decoded corner-form boxes in [0, 1] after `detections`: `[priors, 4]`.
+    public var boxBuffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(boxes.buffer) }
+}

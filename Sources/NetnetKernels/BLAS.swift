@@ -1,0 +1,42 @@
+import COpenBLAS
+
+/// Control of OpenBLAS's own thread pool (the pthreads that `cblas_sgemm` runs on).
+public enum BLASThreads {
+    /// Sets the number of OpenBLAS threads (`openblas_set_num_threads`, clamped to >= 1).
+    /// Process-wide. Call it from one thread while no GEMM is running (e.g. at engine load).
+    public static func set(_ n: Int) {
+        openblas_set_num_threads(Int32(clamping: max(1, n)))
+    }
+
+    /// The number of OpenBLAS threads (`openblas_get_num_threads`). Callable from any thread.
+    public static var current: Int {
+        Int(openblas_get_num_threads())
+    }
+}
+
+/// Thin wrapper over row-major `cblas_sgemm`.
+public enum GEMM {
+    /// C = alpha * op(A) * op(B) + beta * C, all row-major; op(A) is m×k, op(B) is k×n, C is
+    /// m×n with leading dimension `ldc`. With beta 0 the old contents of C are ignored.
+    /// Synchronous; callable from any thread, reentrant given a C disjoint from other calls.
+    public static func multiply(
+        transposeA: Bool = false, transposeB: Bool = false,
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        require(m >= 0 && n >= 0 && k >= 0, "GEMM: negative size m=\(m) n=\(n) k=\(k)")
+        require(lda >= max(1, transposeA ? m : k), "GEMM: lda \(lda) too small")
+        require(ldb >= max(1, transposeB ? k : n), "GEMM: ldb \(ldb) too small")
+        require(ldc >= max(1, n), "GEMM: ldc \(ldc) too small for n=\(n)")
+        require(max(m, n, k, lda, ldb, ldc) <= Int(Int32.max), "GEMM: size exceeds 32-bit BLAS int")
+        guard m > 0 && n > 0 else { return }
+        cblas_sgemm(CblasRowMajor,
+                    transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha,
+                    a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}

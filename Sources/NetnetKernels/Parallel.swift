@@ -1,0 +1,108 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An `Int` behind a pthread mutex (the `Synchronization` module's `Atomic` needs macOS 15; the
+/// package supports macOS 14). The mutex lives on the heap, so it never moves.
+final class LockedInt: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var value: Int
+
+    init(_ value: Int) {
+        self.value = value
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func load() -> Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return value
+    }
+
+    func store(_ newValue: Int) {
+        pthread_mutex_lock(mutex)
+        value = newValue
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// How many threads the memory-bound kernels of this module (im2col, epilogues, pooling,
+/// element-wise ops, …) split their work over. Independent of `BLASThreads`, which governs
+/// OpenBLAS's own pthreads inside `cblas_sgemm`.
+///
+/// Callable from any thread; the value is read (under a lock) once per kernel call.
+public enum KernelThreads {
+    private static let storage = LockedInt(KernelThreads.onlineProcessors)
+
+    /// The number of processors online now (at least 1); the default of `current`.
+    /// Callable from any thread.
+    public static var onlineProcessors: Int {
+        #if canImport(Glibc) || canImport(Darwin)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }
+
+    /// Sets the number of threads kernels may use (clamped to at least 1). 1 makes every kernel
+    /// run entirely on the calling thread. Callable from any thread; takes effect on the next
+    /// kernel call.
+    public static func set(_ n: Int) {
+        storage.store(max(1, n))
+    }
+
+    /// The number of threads kernels currently use (defaults to the online processor count).
+    /// Callable from any thread.
+    public static var current: Int {
+        storage.load()
+    }
+}
+
+/// A box that lets a closure or pointer cross into `concurrentPerform`'s `@Sendable` closure.
+/// Sound here because every use hands each concurrent iteration a disjoint range of the
+/// buffers it writes, and `concurrentPerform` returns only when all iterations are done.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+}
+
+/// Runs `body` over `0..<count`, split into at most `KernelThreads.current` contiguous chunks,
+/// each of at least `minimumChunk` items (so small jobs stay on the calling thread). Blocks
+/// until every chunk is done. `body` must only write state owned by its range.
+@inline(__always)
+func parallelChunks(count: Int, minimumChunk: Int, _ body: (Range<Int>) -> Void) {
+    guard count > 0 else { return }
+    let threads = min(KernelThreads.current, max(1, count / max(1, minimumChunk)))
+    if threads <= 1 {
+        body(0..<count)
+        return
+    }
+    withoutActuallyEscaping(body) { escapable in
+        let box = UncheckedSendable(value: escapable)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let start = count * t / threads
+            let end = count * (t + 1) / threads
+            if start < end { box.value(start..<end) }
+        }
+    }
+}
+
+/// Argument check that survives `-Ounchecked` (where `precondition` is compiled out and
+/// `preconditionFailure` becomes undefined behaviour): traps with `message` when `condition` is
+/// false. Used only for per-call argument checks, never inside hot loops.
+@inline(__always)
+func require(_ condition: Bool, _ message: @autoclosure () -> String,
+             file: StaticString = #fileID, line: UInt = #line) {
+    if !condition { fatalError(message(), file: file, line: line) }
+}

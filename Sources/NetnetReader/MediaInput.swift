@@ -1,0 +1,86 @@
+import CFFmpeg
+
+/// Owns an opened demuxer (AVFormatContext from avformat_open_input, closed with
+/// avformat_close_input in deinit) for one file or URL.
+///
+/// Not thread-safe: create, read and destroy it on one thread at a time (it may move between
+/// threads, e.g. owned by one task, but never be used concurrently).
+final class MediaInput {
+    /// The path/URL as given; used in every error message.
+    let url: String
+    private var context: UnsafeMutablePointer<AVFormatContext>?
+
+    /// Opens `url` and reads enough of it to know its streams (avformat_find_stream_info).
+    /// `options` go to avformat_open_input (demuxer/protocol private options; unknown keys are ignored).
+    /// Throws MediaError "url: No such file or directory", "url: Invalid data found when processing input", ….
+    init(url: String, options: [String: String] = [:]) throws {
+        self.url = url
+        var dict: OpaquePointer? = nil
+        defer { av_dict_free(&dict) }
+        for (key, value) in options.sorted(by: { $0.key < $1.key }) {
+            try check(av_dict_set(&dict, key, value, 0), url, "option \(key)=\(value)")
+        }
+
+        var ctx: UnsafeMutablePointer<AVFormatContext>? = nil
+        let opened = avformat_open_input(&ctx, url, nil, &dict)   // frees ctx itself on failure
+        if opened < 0 { throw MediaError.ffmpeg(opened, url) }
+        guard ctx != nil else { throw MediaError("\(url): avformat_open_input returned no context", code: AVError.einval) }
+
+        let info = avformat_find_stream_info(ctx, nil)
+        if info < 0 {
+            avformat_close_input(&ctx)
+            throw MediaError.ffmpeg(info, url, "cannot read stream information")
+        }
+        context = ctx
+    }
+
+    deinit {
+        avformat_close_input(&context)   // no-op when nil; sets it to nil
+    }
+
+    /// Number of streams in the container.
+    var streamCount: Int { Int(context!.pointee.nb_streams) }
+
+    /// Name of the demuxer ("image2", "mov,mp4,m4a,3gp,3g2,mj2", "png_pipe", …).
+    var formatName: String {
+        guard let iformat = context!.pointee.iformat, let name = iformat.pointee.name else { return "?" }
+        return String(cString: name)
+    }
+
+    /// Index of the "best" video stream (av_find_best_stream), skipping nothing else.
+    /// Throws "url: no video stream" when there is none.
+    func bestVideoStreamIndex() throws -> Int32 {
+        let index = av_find_best_stream(context, AVMEDIA_TYPE_VIDEO, -1, -1, nil, 0)
+        if index < 0 {
+            let why = index == AVError.streamNotFound ? "no video stream" : MediaError.ffmpegMessage(for: index)
+            throw MediaError("\(url): \(why)", code: index)
+        }
+        return index
+    }
+
+    /// Time base of stream `index` (seconds per timestamp unit).
+    func timeBase(ofStream index: Int32) -> AVRational {
+        precondition(index >= 0 && Int(index) < streamCount, "stream index \(index) out of range")
+        return context!.pointee.streams[Int(index)]!.pointee.time_base
+    }
+
+    /// Codec parameters of stream `index`, for `body` only (the pointer belongs to the format context).
+    func withCodecParameters<R>(ofStream index: Int32, _ body: (UnsafePointer<AVCodecParameters>) throws -> R) rethrows -> R {
+        precondition(index >= 0 && Int(index) < streamCount, "stream index \(index) out of range")
+        let stream = context!.pointee.streams[Int(index)]!
+        return try body(UnsafePointer(stream.pointee.codecpar!))
+    }
+
+    /// Reads the next packet into `packet` (replacing its previous payload).
+    /// Returns false at end of input; throws MediaError on read errors.
+    func read(into packet: Packet) throws -> Bool {
+        packet.unref()
+        let ret = av_read_frame(context, packet.pointer)
+        if ret == AVError.eof { return false }
+        if ret < 0 { throw MediaError.ffmpeg(ret, url, "read error") }
+        return true
+    }
+}
+
+@available(*, unavailable, message: "MediaInput owns an AVFormatContext; use it from one thread at a time")
+extension MediaInput: Sendable {}

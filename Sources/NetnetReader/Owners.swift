@@ -1,0 +1,80 @@
+import CFFmpeg
+
+// One Swift object owns each FFmpeg pointer and frees it in deinit. The raw pointers stay
+// internal and are only dereferenced inside methods of the owner, or inside a method that
+// received the owner as an argument (Swift keeps arguments alive for the whole call), so an
+// owner can never be released while its pointer is in use.
+
+/// Owns one AVPacket (av_packet_alloc / av_packet_free). Not thread-safe: one thread at a time.
+final class Packet {
+    let pointer: UnsafeMutablePointer<AVPacket>
+
+    init() throws {
+        guard let p = av_packet_alloc() else { throw MediaError("av_packet_alloc: out of memory", code: AVError.enomem) }
+        pointer = p
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVPacket>? = pointer
+        av_packet_free(&p)
+    }
+
+    /// Drops the payload reference (the packet struct itself is kept for reuse).
+    func unref() { av_packet_unref(pointer) }
+
+    var streamIndex: Int32 { pointer.pointee.stream_index }
+}
+
+@available(*, unavailable, message: "Packet owns an AVPacket; use it from one thread at a time")
+extension Packet: Sendable {}
+
+/// Owns one AVFrame (av_frame_alloc / av_frame_free) and whatever buffers it references.
+/// Not thread-safe: one thread at a time.
+final class Frame {
+    let pointer: UnsafeMutablePointer<AVFrame>
+
+    init() throws {
+        guard let p = av_frame_alloc() else { throw MediaError("av_frame_alloc: out of memory", code: AVError.enomem) }
+        pointer = p
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVFrame>? = pointer
+        av_frame_free(&p)
+    }
+
+    /// Drops the buffer references (the frame struct itself is kept for reuse).
+    func unref() { av_frame_unref(pointer) }
+
+    var width: Int32 { pointer.pointee.width }
+    var height: Int32 { pointer.pointee.height }
+    var pixelFormat: AVPixelFormat { AVPixelFormat(rawValue: pointer.pointee.format) }
+    var colorRange: AVColorRange { pointer.pointee.color_range }
+    var colorSpace: AVColorSpace { pointer.pointee.colorspace }
+    /// The decoder flagged this frame as damaged (AV_FRAME_FLAG_CORRUPT or decode_error_flags).
+    var isCorrupt: Bool { (pointer.pointee.flags & AV_FRAME_FLAG_CORRUPT) != 0 || pointer.pointee.decode_error_flags != 0 }
+
+    /// Gives this frame fresh, aligned, zero-filled buffers for width×height in `format`
+    /// (dropping whatever it referenced before).
+    func allocate(width: Int32, height: Int32, format: AVPixelFormat, subject: @autoclosure () -> String) throws {
+        av_frame_unref(pointer)
+        pointer.pointee.width = width
+        pointer.pointee.height = height
+        pointer.pointee.format = format.rawValue
+        try check(av_frame_get_buffer(pointer, 0), subject(), "cannot allocate a \(width)x\(height) picture")
+        // Zero everything once, row padding included: swscale's SIMD code and the encoders read a
+        // little past the visible width, and results must never depend on uninitialised memory.
+        netnet_frame_zero(pointer)
+    }
+
+    /// Plane `i`'s data pointer and line size (bytes per row, may be padded). Valid while the frame
+    /// keeps these buffers; use only while `self` is alive (i.e. inside a method holding it).
+    func plane(_ i: Int) -> (data: UnsafeMutablePointer<UInt8>?, linesize: Int) {
+        let data = netnet_frame_data(pointer)!
+        let sizes = netnet_frame_linesize(pointer)!
+        return (data[i], Int(sizes[i]))
+    }
+}
+
+@available(*, unavailable, message: "Frame owns an AVFrame; use it from one thread at a time")
+extension Frame: Sendable {}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import NetnetEngine
+import NetnetKernels
+
+/// `netnet bench`: inference speed and memory of one model on this machine.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the network's forward pass: median ms per frame, fps, GFLOP/s, peak memory.",
+        discussion: """
+            Runs --warmup frames, then --frames timed frames, on a fixed random input. GFLOP/s counts \
+            2 × multiply-accumulates of the convolutions. Peak memory is the process's peak resident set \
+            (VmHWM). Use a release build: swift run -c release netnet bench …
+            """)
+
+    @Option(help: "Model file (default: a random model made from --network and --width).")
+    var model: String?
+
+    @Option(help: "Network, when no --model: \(NetworkName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var network: String = "netnet-vgg16-300"
+
+    @Option(help: "Width multiplier, when no --model.")
+    var width: Double = 1
+
+    @Option(help: "Object classes, when no --model.")
+    var numClasses: Int = 80
+
+    @Option(help: "Timed frames.")
+    var frames: Int = 10
+
+    @Option(help: "Untimed frames first.")
+    var warmup: Int = 2
+
+    @Option(help: "OpenBLAS threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Also print the time per layer group.")
+    var layers = false
+
+    @Flag(help: "Print one JSON object: median_ms, fps, gflops, peak_rss_mb, …")
+    var json = false
+
+    func validate() throws {
+        guard frames >= 1, warmup >= 0 else { throw ValidationError("--frames must be at least 1 and --warmup at least 0") }
+        if model == nil, NetworkName(rawValue: network) == nil { throw ValidationError("unknown network '\(network)'") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if let threads { BLASThreads.set(threads) }
+        let loaded: Model = reportingErrors {
+            if let model { return try Model(path: model) }
+            let names = (0..<numClasses).map { "class\($0)" }
+            return Model(randomFor: ModelDescription(network: NetworkName(rawValue: network)!, width: width, classes: names), seed: 1)
+        }
+        let detector = Detector(model: loaded)
+        var generator = SplitMix64(seed: 7)
+        let size = loaded.description.inputSize
+        for index in 0..<(3 * size * size) { detector.input[index] = generator.nextUniform() * 255 - 128 }
+        for _ in 0..<warmup { detector.forward() }
+        detector.recordsTimings = layers
+        var times: [Double] = []
+        for _ in 0..<frames {
+            let start = DispatchTime.now().uptimeNanoseconds
+            detector.forward()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let macs = Double(loaded.plan.multiplyAccumulates)
+        let gflops = 2 * macs / (median / 1000) / 1e9
+        let peak = PeakMemory.residentMegabytes()
+        var groupMACs: [String: Double] = [:]
+        for layer in loaded.plan.layers { groupMACs[layer.group, default: 0] += Double(layer.multiplyAccumulates) }
+        let groupTimes = detector.timings.mapValues { $0 / Double(frames) }
+        let d = loaded.description
+        if json {
+            var object = JSONObject()
+            object.add("network", d.network.rawValue)
+            object.add("width", d.width, digits: 6)
+            object.add("threads", BLASThreads.current)
+            object.add("frames", frames)
+            object.add("median_ms", median)
+            object.add("min_ms", times.first!)
+            object.add("fps", 1000 / median)
+            object.add("gflops", gflops, digits: 1)
+            object.add("gmacs", macs / 1e9)
+            object.add("peak_rss_mb", peak, digits: 1)
+            if layers {
+                let parts = groupTimes.keys.sorted().map { key in
+                    "\(JSONObject.quote(key)):{\"ms\":\(JSONObject.number(groupTimes[key]!, digits: 3)),\"gflops\":\(JSONObject.number(2 * (groupMACs[key] ?? 0) / (groupTimes[key]! / 1000) / 1e9, digits: 1))}"
+                }
+                object.add("layers", raw: "{\(parts.joined(separator: ","))}")
+            }
+            print(object.text)
+            return
+        }
+        print("model:      \(model ?? "random") (\(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes, \(String(format: "%.2f", macs / 1e9)) GMAC)")
+        print("threads:    \(BLASThreads.current) (OpenBLAS)")
+        print("frames:     \(frames) timed after \(warmup) warm-up")
+        print(String(format: "median:     %.1f ms/frame (min %.1f, max %.1f)", median, times.first!, times.last!))
+        print(String(format: "fps:        %.2f", 1000 / median))
+        print(String(format: "throughput: %.1f GFLOP/s", gflops))
+        print(String(format: "peak RSS:   %.1f MB", peak))
+        if layers {
+            print("per layer group (ms/frame, GFLOP/s):")
+            for key in groupTimes.keys.sorted(by: { groupTimes[$0]! > groupTimes[$1]! }) {
+                let t = groupTimes[key]!
+                let g = groupMACs[key].map { String(format: "%6.1f", 2 * $0 / (t / 1000) / 1e9) } ?? "     -"
+                print("  " + key.padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: " %8.2f ms  ", t) + g)
+            }
+        }
+    }
+}
+
+/// The process's peak resident set size, from /proc/self/status (VmHWM).
+enum PeakMemory {
+    static func residentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.split(separator: " ").compactMap { Double($0) }
+            if let kilobytes = digits.first { return kilobytes / 1024 }
+        }
+        return 0
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import NetnetEngine
+import NetnetReader
+
+/// `netnet detect`: detections on still images, one JSON line per image.
+struct DetectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detect",
+        abstract: "Detect objects in images; print one JSON line per image.",
+        discussion: """
+            Output per image: {"file", "width", "height", "detections": [{"class", "label", "score", \
+            "box": [x1, y1, x2, y2]}]} with boxes in the image's pixels. Any image FFmpeg decodes works \
+            (for a video, its first frame). A file that cannot be read is reported on standard error, \
+            the other images are still processed, and the exit status is 1.
+            """)
+
+    @Option(help: "Model file (default: the bundled default model).")
+    var model: String?
+
+    @Option(help: "Minimum score to report, in [0, 1].")
+    var threshold: Float = 0.5
+
+    @Option(help: "Also write DIR/input.npy, DIR/loc.npy and DIR/conf.npy (raw heads) for the last image.")
+    var dumpHeads: String?
+
+    @Argument(help: "Image files.")
+    var images: [String]
+
+    func validate() throws {
+        guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+    }
+
+    func run() throws {
+        FFmpegLog.setLevel(.quiet)  // failures are reported once, by us, with FFmpeg's reason
+        let loaded = reportingErrors { try DefaultModel.load(model) }
+        let detector = Detector(model: loaded)
+        let d = loaded.description
+        let normalisation = Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
+                                          mean: d.normalisation.mean, std: d.normalisation.std)
+        let preparer = InputPreparer(inputSize: d.inputSize, normalisation: normalisation)
+        var failures = 0
+        for (index, path) in images.enumerated() {
+            let image: BGRImage
+            do {
+                image = try ImageDecoder.decodeFirstFrame(path: path)
+                try preparer.prepare(image, into: detector.input)
+            } catch {
+                FileHandle.standardError.write(Data("netnet: \(error)\n".utf8))
+                failures += 1
+                continue
+            }
+            detector.forward()
+            if let directory = dumpHeads, index == images.count - 1 {
+                reportingErrors { try dumpHeads(detector, to: directory) }
+            }
+            let found = detector.detections(threshold: threshold, imageWidth: image.width, imageHeight: image.height)
+            var object = JSONObject()
+            object.add("file", path)
+            object.add("width", image.width)
+            object.add("height", image.height)
+            object.add("detections", raw: JSONObject.detections(found))
+            print(object.text)
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    private func dumpHeads(_ detector: Detector, to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let size = detector.plan.description.inputSize
+        let priors = detector.plan.priorCount
+        try NumpyFile.write(UnsafeBufferPointer(start: detector.input, count: 3 * size * size), shape: [1, 3, size, size],
+                            to: "\(directory)/input.npy")
+        try NumpyFile.write(detector.locationOutput, shape: [priors, 4], to: "\(directory)/loc.npy")
+        try NumpyFile.write(detector.confidenceOutput, shape: [priors, detector.plan.description.scoreCount], to: "\(directory)/conf.npy")
+    }
+}

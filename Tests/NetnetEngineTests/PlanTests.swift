@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+@testable import NetnetEngine
+
+private let coco = (0..<80).map { "class\($0)" }
+
+@Suite("Network plans")
+struct PlanTests {
+    @Test("prior counts match SSD's", arguments: [(NetworkName.ssdVGG16_300, 8732), (.netnetVGG16_300, 8732),
+                                                 (.ssdVGG16_512, 24564), (.netnetVGG16_512, 24564)])
+    func priorCounts(network: NetworkName, expected: Int) {
+        let plan = NetworkPlan(ModelDescription(network: network, width: 0.125, classes: ["a"]))
+        #expect(plan.priorCount == expected)
+        #expect(PriorBoxes.generate(plan: plan).count == expected * 4)
+    }
+
+    @Test("multiply-accumulates at width 1 with 80 classes match the spec's count",
+          arguments: [(NetworkName.ssdVGG16_300, 34.4), (.netnetVGG16_300, 36.9), (.ssdVGG16_512, 98.6), (.netnetVGG16_512, 105.7)])
+    func macs(network: NetworkName, gigaMACs: Double) {
+        let plan = NetworkPlan(ModelDescription(network: network, width: 1, classes: coco))
+        let measured = Double(plan.multiplyAccumulates) / 1e9
+        #expect(abs(measured - gigaMACs) < 0.05, "\(network.rawValue): \(measured) G, spec \(gigaMACs) G")
+    }
+
+    @Test("pyramid sizes and channels at width 1")
+    func pyramid() {
+        let plan300 = NetworkPlan(ModelDescription(network: .netnetVGG16_300, classes: coco))
+        let shapes300 = (1...6).map { name -> [Int] in
+            let b = plan300.buffers[plan300.named["p\(name)"]!]
+            return [b.height, b.channels]
+        }
+        #expect(shapes300 == [[38, 512], [19, 1024], [10, 512], [5, 256], [3, 256], [1, 256]])
+        let plan512 = NetworkPlan(ModelDescription(network: .ssdVGG16_512, classes: coco))
+        let sizes512 = (1...7).map { plan512.buffers[plan512.named["p\($0)"]!].height }
+        #expect(sizes512 == [64, 32, 16, 8, 4, 2, 1])
+    }
+
+    @Test("width scaling rounds to multiples of 8, at least 8")
+    func widthScaling() {
+        #expect(NetworkPlan.scaled(64, width: 0.125) == 8)
+        #expect(NetworkPlan.scaled(64, width: 0.05) == 8)
+        #expect(NetworkPlan.scaled(512, width: 0.25) == 128)
+        #expect(NetworkPlan.scaled(1024, width: 0.3) == 304)
+        #expect(NetworkPlan.scaled(100, width: 1) == 96)   // 12.5 → 12 (ties to even)
+    }
+
+    @Test("tensor names follow docs/model-format.md")
+    func tensorNames() {
+        let plan = NetworkPlan(ModelDescription(network: .netnetVGG16_300, classes: coco))
+        let names = Set(plan.expectedTensors.map(\.name))
+        for name in ["backbone.conv1_1.weight", "backbone.conv6.bias", "l2norm.weight", "extras.conv11_2.weight",
+                     "nnfm.down2.weight", "nnfm.up4.bias", "netm13.gate.weight", "netm24.transfer.weight",
+                     "netm13.reduce.weight", "netm13.conv.weight", "netm13.expand.weight", "heads.loc6.weight", "heads.conf1.bias"] {
+            #expect(names.contains(name), "missing \(name)")
+        }
+        #expect(!names.contains("nnfm.down1.weight"))
+        let shapes = Dictionary(uniqueKeysWithValues: plan.expectedTensors.map { ($0.name, $0.shape) })
+        #expect(shapes["netm24.gate.weight"] == [1024, 256, 1, 1])
+        #expect(shapes["netm13.conv.weight"] == [128, 128, 3, 3])
+        #expect(shapes["heads.conf2.weight"] == [81 * 6, 1024, 3, 3])
+        let ssd = NetworkPlan(ModelDescription(network: .ssdVGG16_512, classes: coco))
+        #expect(ssd.expectedTensors.contains { $0.name == "extras.conv12_2.weight" && $0.shape == [256, 128, 4, 4] })
+        #expect(!ssd.expectedTensors.contains { $0.name.hasPrefix("netm") || $0.name.hasPrefix("nnfm") })
+    }
+
+    @Test("module switches change the parameter set as documented")
+    func variants() {
+        func names(_ m: ModuleSwitches) -> Set<String> {
+            Set(NetworkPlan(ModelDescription(network: .netnetVGG16_300, width: 0.125, classes: ["a"], modules: m)).expectedTensors.map(\.name))
+        }
+        let nemOnly = names(ModuleSwitches(nnfm: true, nem: true, ntm: false))
+        #expect(nemOnly.contains("netm13.gate.weight") && !nemOnly.contains("netm13.transfer.weight"))
+        let ntmOnly = names(ModuleSwitches(nnfm: false, nem: false, ntm: true))
+        #expect(ntmOnly.contains("netm13.transfer.weight") && !ntmOnly.contains("nnfm.up1.weight"))
+        let none = names(.none)
+        #expect(!none.contains { $0.hasPrefix("netm") || $0.hasPrefix("nnfm") })
+    }
+}

@@ -1,0 +1,181 @@
+import Testing
+import NetnetKernels
+
+@Suite struct ElementwiseTests {
+    /// Counts around the vector width and above the threading threshold.
+    static let counts = [0, 1, 7, 8, 9, 31, 1000, 200_003]
+
+    @Test(arguments: ElementwiseTests.counts)
+    func sigmoid(_ n: Int) {
+        var rng = SeededGenerator(seed: UInt64(n) + 5)
+        var x = rng.array(n, -12 ... 12)
+        if n >= 8 { x[0] = -100; x[1] = 100; x[2] = 0; x[3] = -88; x[4] = 88; x[5] = -1e30; x[6] = 1e30 }
+        var fast = [Float](repeating: .nan, count: n)
+        var reference = fast
+        x.withPointer { xp in
+            fast.withMutablePointer { Elementwise.sigmoid(xp, into: $0, count: n) }
+            reference.withMutablePointer { ReferenceKernels.sigmoid(xp, into: $0, count: n) }
+        }
+        let e = errors(fast, reference)
+        #expect(e.maxError <= 1e-6, "n \(n): \(describe(e))")
+        // In place.
+        var y = x
+        y.withMutablePointer { Elementwise.sigmoid($0, into: $0, count: n) }
+        expectIdentical(y, fast, "n \(n): in-place differs")
+    }
+
+    @Test(arguments: ElementwiseTests.counts)
+    func addReluCopy(_ n: Int) {
+        var rng = SeededGenerator(seed: UInt64(n) + 9)
+        let a = rng.array(n), b = rng.array(n)
+        var sum = [Float](repeating: .nan, count: n), sumRef = sum
+        var relu = sum, reluRef = sum, copied = sum
+        a.withPointer { ap in b.withPointer { bp in
+            sum.withMutablePointer { Elementwise.add(ap, bp, into: $0, count: n) }
+            sumRef.withMutablePointer { ReferenceKernels.add(ap, bp, into: $0, count: n) }
+            relu.withMutablePointer { Elementwise.relu(ap, into: $0, count: n) }
+            reluRef.withMutablePointer { ReferenceKernels.relu(ap, into: $0, count: n) }
+            copied.withMutablePointer { Elementwise.copy(ap, into: $0, count: n) }
+        } }
+        expectIdentical(sum, sumRef, "add n \(n)")
+        expectIdentical(relu, reluRef, "relu n \(n)")
+        expectIdentical(copied, a, "copy n \(n)")
+        // Aliasing: out == a.
+        var inPlace = a
+        b.withPointer { bp in inPlace.withMutablePointer { Elementwise.add($0, bp, into: $0, count: n) } }
+        expectIdentical(inPlace, sumRef, "add in place n \(n)")
+        inPlace = a
+        inPlace.withMutablePointer { Elementwise.relu($0, into: $0, count: n) }
+        expectIdentical(inPlace, reluRef, "relu in place n \(n)")
+        inPlace.withMutablePointer { Elementwise.copy($0, into: $0, count: n) }
+        expectIdentical(inPlace, reluRef, "copy onto itself n \(n)")
+    }
+
+    @Test(arguments: ElementwiseTests.counts)
+    func gateErase(_ n: Int) {
+        var rng = SeededGenerator(seed: UInt64(n) + 13)
+        let p = rng.array(n, -4 ... 4), g = rng.array(n, 0 ... 1)
+        var erased = [Float](repeating: .nan, count: n), kept = erased
+        var erasedRef = erased, keptRef = erased
+        p.withPointer { pp in g.withPointer { gp in
+            erasedRef.withMutablePointer { e in keptRef.withMutablePointer { k in
+                ReferenceKernels.gateErase(feature: pp, gate: gp, erased: e, kept: k, count: n)
+            } }
+            erased.withMutablePointer { e in kept.withMutablePointer { k in
+                Elementwise.gateErase(feature: pp, gate: gp, erased: e, kept: k, count: n)
+            } }
+        } }
+        expectIdentical(erased, erasedRef, "n \(n)"); expectIdentical(kept, keptRef, "n \(n)")
+
+        // One output at a time, and nil/nil.
+        var onlyErased = [Float](repeating: .nan, count: n), onlyKept = onlyErased
+        p.withPointer { pp in g.withPointer { gp in
+            onlyErased.withMutablePointer { Elementwise.gateErase(feature: pp, gate: gp, erased: $0, kept: nil, count: n) }
+            onlyKept.withMutablePointer { Elementwise.gateErase(feature: pp, gate: gp, erased: nil, kept: $0, count: n) }
+            Elementwise.gateErase(feature: pp, gate: gp, erased: nil, kept: nil, count: n)
+        } }
+        expectIdentical(onlyErased, erasedRef, "n \(n) single output"); expectIdentical(onlyKept, keptRef, "n \(n) single output")
+
+        // kept written over the feature, erased over the gate (the engine's in-place use).
+        var feature = p, gate = g
+        feature.withMutablePointer { fp in gate.withMutablePointer { gp in
+            Elementwise.gateErase(feature: fp, gate: gp, erased: gp, kept: fp, count: n)
+        } }
+        expectIdentical(feature, keptRef, "n \(n) in place"); expectIdentical(gate, erasedRef, "n \(n) in place")
+    }
+}
+
+@Suite struct SoftmaxTests {
+    @Test(arguments: [(37, 81), (5, 1), (3, 7), (3, 8), (4, 9), (6, 16), (9, 21), (2000, 81)])
+    func matchesReference(_ shape: (Int, Int)) {
+        let (rows, columns) = shape
+        var rng = SeededGenerator(seed: UInt64(rows * 1000 + columns))
+        var x = rng.array(rows * columns, -8 ... 8)
+        // Large magnitudes: a naive exp would overflow.
+        for i in stride(from: 0, to: x.count, by: 5) { x[i] *= 40 }
+        if columns > 2 { x[0] = 1000; x[1] = 999 }
+        var fast = [Float](repeating: .nan, count: rows * columns), reference = fast
+        x.withPointer { xp in
+            fast.withMutablePointer { Softmax.rows(xp, rows: rows, columns: columns, into: $0) }
+            reference.withMutablePointer { ReferenceKernels.softmax(xp, rows: rows, columns: columns, into: $0) }
+        }
+        let e = errors(fast, reference)
+        #expect(e.maxError <= 1e-6, "\(rows)x\(columns): \(describe(e))")
+        for r in 0 ..< rows {
+            let s = fast[r * columns ..< (r + 1) * columns].reduce(0, +)
+            #expect(abs(s - 1) <= 1e-5, "\(rows)x\(columns): row \(r) sums to \(s)")
+        }
+        var inPlace = x
+        inPlace.withMutablePointer { Softmax.rows($0, rows: rows, columns: columns, into: $0) }
+        expectIdentical(inPlace, fast, "\(rows)x\(columns): in place differs")
+    }
+}
+
+@Suite struct LayoutTests {
+    @Test(arguments: [(5, 3, 4, 5), (5, 3, 4, 9), (324, 38, 38, 324), (81 * 6, 5, 5, 81 * 6 + 3), (1, 1, 1, 1), (37, 70, 3, 40)])
+    func nchwToNHWC(_ shape: (Int, Int, Int, Int)) {
+        let (c, h, w, rowStride) = shape
+        var rng = SeededGenerator(seed: UInt64(c * h * w))
+        let x = rng.array(c * h * w)
+        let sentinel: Float = 12345
+        var fast = [Float](repeating: sentinel, count: h * w * rowStride), reference = fast
+        x.withPointer { xp in
+            fast.withMutablePointer { Layout.nchwToNHWC(xp, channels: c, height: h, width: w, into: $0, rowStride: rowStride) }
+            reference.withMutablePointer { ReferenceKernels.nchwToNHWC(xp, channels: c, height: h, width: w, into: $0, rowStride: rowStride) }
+        }
+        expectIdentical(fast, reference, "c \(c) \(h)x\(w) stride \(rowStride)")
+        if rowStride == c {
+            var dense = [Float](repeating: sentinel, count: h * w * c)
+            x.withPointer { xp in dense.withMutablePointer { Layout.nchwToNHWC(xp, channels: c, height: h, width: w, into: $0) } }
+            expectIdentical(dense, reference, "c \(c) \(h)x\(w) dense")
+        }
+    }
+}
+
+@Suite struct BufferAndBLASTests {
+    @Test(arguments: [0, 1, 3, 17, 1000, 1 << 20])
+    func alignedBuffer(_ n: Int) {
+        let b = AlignedBuffer(count: n)
+        #expect(b.count == n && b.buffer.count == n)
+        #expect(UInt(bitPattern: b.pointer) % 64 == 0)
+        #expect(b.buffer.baseAddress == b.pointer)
+        #expect(b.buffer.allSatisfy { $0 == 0 })
+        if n > 0 { b.pointer[n - 1] = 3; #expect(b.buffer[n - 1] == 3) }
+    }
+
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func gemmMatchesNaive(_ t: (Bool, Bool)) {
+        let (ta, tb) = t
+        let m = 7, n = 5, k = 9
+        var rng = SeededGenerator(seed: 3)
+        let a = rng.array(m * k), b = rng.array(k * n)
+        var c = rng.array(m * n)
+        var expected = c
+        for i in 0 ..< m {
+            for j in 0 ..< n {
+                var s: Float = 0
+                for l in 0 ..< k {
+                    s += (ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j])
+                }
+                expected[i * n + j] = 2 * s + 0.5 * expected[i * n + j]
+            }
+        }
+        a.withPointer { ap in b.withPointer { bp in c.withMutablePointer { cp in
+            GEMM.multiply(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 2, a: ap, lda: ta ? m : k,
+                          b: bp, ldb: tb ? k : n, beta: 0.5, c: cp, ldc: n)
+        } } }
+        let e = errors(c, expected)
+        #expect(e.maxError <= 1e-5 * e.maxReference + 1e-6, "transA \(ta) transB \(tb): \(describe(e))")
+    }
+
+    @Test func threadSettings() {
+        let blas = BLASThreads.current
+        #expect(blas >= 1)
+        BLASThreads.set(blas)
+        #expect(BLASThreads.current == blas)
+        let kernels = KernelThreads.current
+        #expect(kernels >= 1)
+        KernelThreads.set(kernels)
+        #expect(KernelThreads.current == kernels)
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what netnet needs on Debian 12 (idempotent): FFmpeg and OpenBLAS development files,
+# the ffmpeg CLI (tests), PyTorch for the reference (Debian's python3-torch), and ONNX Runtime
+# for the speed and parity comparisons (PyPI). Run as root or with sudo available.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev
+              libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest)
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: apt-get install ${missing[*]}" >&2
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# ONNX Runtime for the default python3 (the comparison scripts in training/ run under it).
+if ! python3 -c "import onnxruntime, numpy" 2>/dev/null; then
+    echo "install-deps: pip install onnxruntime numpy" >&2
+    python3 -m pip install -q onnxruntime numpy || echo "install-deps: warning: onnxruntime not installed; ONNX comparisons will be skipped" >&2
+fi
+
+if ! command -v swift >/dev/null; then
+    echo "install-deps: swift is not on PATH; install Swift 6 (https://www.swift.org/install/linux/) first" >&2
+    exit 1
+fi

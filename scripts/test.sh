@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, and runs every test suite.
+#   bash scripts/test.sh
+# Tests that need ../shared (real footage) skip themselves where it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+echo "== Swift build (debug, with tests)"
+swift build --build-tests
+bin="$(swift build --show-bin-path)/netnet"
+
+echo "== PyTorch reference tests (training/)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider training/tests
+
+echo "== netnet detect --dump-heads vs ONNX Runtime on the reference's ONNX export (narrow width)"
+if python3 -c "import onnxruntime" 2>/dev/null; then
+    WIDTH=0.125 CLASSES=3 NETNET="$bin" bash scripts/parity-onnx.sh netnet-vgg16-300 netnet-vgg16-512 ssd-vgg16-300
+else
+    echo "skipped: onnxruntime is not installed for python3"
+fi
+
+echo "== Swift tests (XCTest and Swift Testing)"
+swift test --skip-build
