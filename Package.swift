@@ -2,7 +2,7 @@
 // netnet: video object detection (NETNet, CVPR 2020) on FFmpeg and OpenBLAS.
 //
 // Data flow, and so the module graph:
-//   CFFmpeg ─▶ NetnetReader ─┐
+//   CFFmpeg ─▶ NetnetMedia ─┐
 //                            ├─▶ netnet (CLI)
 //   COpenBLAS ─▶ NetnetKernels ─▶ NetnetEngine ─┘
 // Each C library is imported by exactly one Swift target (see docs/architecture.md).
@@ -17,7 +17,7 @@ let package = Package(
     products: [
         .executable(name: "netnet", targets: ["netnet"]),
         .library(name: "NetnetEngine", targets: ["NetnetEngine"]),
-        .library(name: "NetnetReader", targets: ["NetnetReader"]),
+        .library(name: "NetnetMedia", targets: ["NetnetMedia"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Stage 1: reading and decoding (files, images, streams) through FFmpeg.
-        .target(name: "NetnetReader", dependencies: ["CFFmpeg"]),
+        .target(name: "NetnetMedia", dependencies: ["CFFmpeg"]),
 
         // Stage 3: inference. Kernels own the BLAS edge; the engine builds networks from model files.
         .target(name: "NetnetKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "netnet",
             dependencies: [
-                "NetnetEngine", "NetnetReader",
+                "NetnetEngine", "NetnetMedia",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "NetnetKernelsTests", dependencies: ["NetnetKernels"]),
         .testTarget(name: "NetnetEngineTests", dependencies: ["NetnetEngine", "NetnetKernels"],
                     resources: [.copy("Goldens")]),
-        .testTarget(name: "NetnetReaderTests", dependencies: ["NetnetReader"]),
+        .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
     ]
 )

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import NetnetEngine
-import NetnetReader
+import NetnetMedia
 
 /// `netnet detect`: detections on still images, one JSON line per image.
 struct DetectCommand: ParsableCommand {

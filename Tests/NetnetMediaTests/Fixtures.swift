@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NetnetReader
+@testable import NetnetMedia
 
 /// Test inputs generated with the real `ffmpeg` CLI into a fresh temporary folder, once per run.
 final class Fixtures: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NetnetReader
+@testable import NetnetMedia
 
 @Suite("ImageEncoder", .enabled(if: Fixtures.ffmpegAvailable, Fixtures.skipMessage))
 struct ImageEncoderTests {

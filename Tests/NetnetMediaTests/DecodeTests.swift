@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NetnetReader
+@testable import NetnetMedia
 import CFFmpeg
 
 private let ffmpegMissing = Fixtures.skipMessage

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NetnetReader
+@testable import NetnetMedia
 
 /// Repeated decode/prepare/encode must not grow memory. The RSS bound is loose on purpose (other
 /// suites run in parallel); a leaked 640x480 frame or context per iteration would blow far past it.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import NetnetReader
+@testable import NetnetMedia
 
 /// Runs `prepare` into a fresh buffer with NaN guard values after the 3*S*S outputs.
 private func prepared(_ preparer: InputPreparer, _ image: BGRImage) throws -> [Float] {
