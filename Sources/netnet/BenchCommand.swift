@@ -35,7 +35,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
-    @Flag(help: "Also print the time per layer group.")
+    @Flag(help: "Also print the time per layer group and per layer.")
     var layers = false
 
     @Flag(help: "Print one JSON object: median_ms, fps, gflops, peak_rss_mb, …")
@@ -74,6 +74,7 @@ struct BenchCommand: ParsableCommand {
         var groupMACs: [String: Double] = [:]
         for layer in loaded.plan.layers { groupMACs[layer.group, default: 0] += Double(layer.multiplyAccumulates) }
         let groupTimes = detector.timings.mapValues { $0 / Double(frames) }
+        // --layers records every step's time; the median above then includes the clock reads.
         let d = loaded.description
         if json {
             var object = JSONObject()
@@ -109,6 +110,19 @@ struct BenchCommand: ParsableCommand {
                 let t = groupTimes[key]!
                 let g = groupMACs[key].map { String(format: "%6.1f", 2 * $0 / (t / 1000) / 1e9) } ?? "     -"
                 print("  " + key.padding(toLength: 9, withPad: " ", startingAt: 0) + String(format: " %8.2f ms  ", t) + g)
+            }
+            var layerMACs: [String: Double] = [:]
+            for layer in loaded.plan.layers { layerMACs[layer.name, default: 0] += Double(layer.executedMultiplyAccumulates) }
+            print("per layer, in execution order (ms/frame, GFLOP/s of the work done):")
+            for step in detector.stepTimings {
+                let t = step.milliseconds / Double(frames)
+                var work = layerMACs[step.name]
+                if step.name.contains("loc+conf") {
+                    work = (layerMACs[step.name.replacingOccurrences(of: "loc+conf", with: "loc")] ?? 0)
+                        + (layerMACs[step.name.replacingOccurrences(of: "loc+conf", with: "conf")] ?? 0)
+                }
+                let g = work.map { String(format: "%6.1f", 2 * $0 / (t / 1000) / 1e9) } ?? "     -"
+                print("  " + step.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.3f ms  ", t) + g)
             }
         }
     }

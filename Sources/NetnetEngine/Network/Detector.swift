@@ -25,8 +25,8 @@ public final class Detector {
     private let l2NormScale: UnsafePointer<Float>
     /// Stacked loc+conf weights and biases per level, keyed by the location layer's index.
     private let headWeights: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)]
-    private var groupNanoseconds: [String: UInt64] = [:]
-    /// Whether `forward` records time per layer group (`timings`); off by default.
+    private var stepNanoseconds: [UInt64]
+    /// Whether `forward` records time per step (`timings`, `stepTimings`); off by default.
     public var recordsTimings = false
 
     /// Allocates every buffer the model's plan needs. `columnBudget` bounds the im2col tile (floats).
@@ -66,6 +66,7 @@ public final class Detector {
             heads[location] = (weights, bias, geometry)
         }
         headWeights = heads
+        stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count)
         let p = plan.priorCount
         locations = AlignedBuffer(count: p * 4)
         scores = AlignedBuffer(count: p * plan.description.scoreCount)
@@ -92,11 +93,47 @@ public final class Detector {
         return (buffer, UnsafeBufferPointer(start: arena.pointer + bufferOffsets[index], count: buffer.count))
     }
 
-    /// Time spent per layer group in the last `forward` calls since `resetTimings`, in milliseconds.
-    public var timings: [String: Double] { groupNanoseconds.mapValues { Double($0) / 1e6 } }
+    /// Time per layer group (`backbone`, `extras`, `nnfm`, `netm`, `heads`, `other` for steps
+    /// without weights) summed over the `forward` calls since `resetTimings`, in milliseconds.
+    public var timings: [String: Double] {
+        var result: [String: Double] = [:]
+        for (index, nanoseconds) in stepNanoseconds.enumerated() {
+            result[stepGroup(index), default: 0] += Double(nanoseconds) / 1e6
+        }
+        return result
+    }
+
+    /// Time per step, summed over the `forward` calls since `resetTimings`, in milliseconds, in
+    /// execution order: the step's name (its layer, or its kind and output buffer) and group.
+    public var stepTimings: [(name: String, group: String, milliseconds: Double)] {
+        stepNanoseconds.indices.map { (stepName($0), stepGroup($0), Double(stepNanoseconds[$0]) / 1e6) }
+    }
 
     /// Forgets recorded timings.
-    public func resetTimings() { groupNanoseconds.removeAll() }
+    public func resetTimings() { stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count) }
+
+    private func stepName(_ index: Int) -> String {
+        switch plan.steps[index] {
+        case let .convolution(layer, _, _, _, _): return plan.layers[layer].name
+        case let .heads(location, _, _, _, _): return plan.layers[location].name.replacingOccurrences(of: "loc", with: "loc+conf")
+        case let .maxPool(_, output, _, _, _, _): return "maxpool → \(plan.buffers[output].name)"
+        case let .l2Norm(_, output): return "l2norm → \(plan.buffers[output].name)"
+        case let .resize(_, output): return "resize → \(plan.buffers[output].name)"
+        case let .sigmoid(buffer): return "sigmoid \(plan.buffers[buffer].name)"
+        case let .gateErase(feature, _, _, _): return "erase \(plan.buffers[feature].name)"
+        case let .copy(_, output): return "copy → \(plan.buffers[output].name)"
+        case let .add(_, output, _): return "add → \(plan.buffers[output].name)"
+        }
+    }
+
+    private func stepGroup(_ index: Int) -> String {
+        switch plan.steps[index] {
+        case let .convolution(layer, _, _, _, _): return plan.layers[layer].group
+        case .heads: return "heads"
+        case .l2Norm: return "backbone"
+        default: return "other"
+        }
+    }
 
     private func pointer(_ index: Int) -> UnsafeMutablePointer<Float> { arena.pointer + bufferOffsets[index] }
 
@@ -104,13 +141,11 @@ public final class Detector {
     public func forward() {
         let description = plan.description
         let workspaceBuffer = workspace.buffer
-        for step in plan.steps {
+        for (stepIndex, step) in plan.steps.enumerated() {
             let started = recordsTimings ? DispatchTime.now().uptimeNanoseconds : 0
-            var group = "other"  // a literal: no allocation per step
             switch step {
             case let .convolution(layerIndex, input, output, relu, accumulate):
                 let layer = plan.layers[layerIndex]
-                if recordsTimings { group = layer.group }
                 let source = plan.buffers[input]
                 Convolution.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
                                     inputWidth: source.width, weights: layerWeights[layerIndex],
@@ -122,7 +157,6 @@ public final class Detector {
                                 kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, output: pointer(output))
             case let .l2Norm(input, output):
                 let source = plan.buffers[input]
-                group = "backbone"
                 L2Norm.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
                                scale: l2NormScale, output: pointer(output))
             case let .resize(input, output):
@@ -142,7 +176,6 @@ public final class Detector {
                 Elementwise.add(pointer(input), pointer(output), into: pointer(output), count: count)
                 if relu { Elementwise.relu(pointer(output), into: pointer(output), count: count) }
             case let .heads(locationLayer, _, input, scratch, priorOffset):
-                group = "heads"
                 let head = headWeights[locationLayer]!
                 let source = plan.buffers[input], out = plan.buffers[scratch]
                 Convolution.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
@@ -157,7 +190,7 @@ public final class Detector {
                                   into: scores.pointer + priorOffset * columns)
             }
             if recordsTimings {
-                groupNanoseconds[group, default: 0] += DispatchTime.now().uptimeNanoseconds - started
+                stepNanoseconds[stepIndex] += DispatchTime.now().uptimeNanoseconds - started
             }
         }
     }
