@@ -16,7 +16,7 @@ bin="$(swift build -c release --show-bin-path)/netnet"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for network in "${networks[@]}"; do
     model="$work/$network.safetensors"
-    "$bin" model init --network "$network" --width "$width" --num-classes "$classes" --seed 1 --output "$model" >/dev/null
+    "$bin" model init --network "$network" --width "$width" --num-classes "$classes" --seed 1 --head-init he --output "$model" >/dev/null
     /usr/bin/python3 training/export.py "$model" --onnx "$work/$network.onnx" >/dev/null
     swift_json="$("$bin" bench --model "$model" --frames "$frames" --warmup 2 --threads "$threads" --json)"
     ort_json="$(python3 training/ort_bench.py "$work/$network.onnx" --threads "$threads" --frames "$frames" --json)"

@@ -17,7 +17,7 @@ ffmpeg -loglevel error -f lavfi -i testsrc2=size=640x360 -frames:v 1 "$work/fram
 status=0
 for network in "${networks[@]}"; do
     model="$work/$network.safetensors"
-    "$NETNET" model init --network "$network" --width "$width" --num-classes "$classes" --seed 3 --output "$model" >/dev/null
+    "$NETNET" model init --network "$network" --width "$width" --num-classes "$classes" --seed 3 --head-init he --output "$model" >/dev/null
     /usr/bin/python3 training/export.py "$model" --onnx "$work/$network.onnx" >/dev/null
     "$NETNET" detect --model "$model" --dump-heads "$work/heads-$network" "$work/frame.png" >/dev/null 2>&1
     echo "== $network (width $width): --dump-heads vs ONNX Runtime"

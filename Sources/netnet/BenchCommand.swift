@@ -52,7 +52,7 @@ struct BenchCommand: ParsableCommand {
         let loaded: Model = reportingErrors {
             if let model { return try Model(path: model) }
             let names = (0..<numClasses).map { "class\($0)" }
-            return Model(randomFor: ModelDescription(network: NetworkName(rawValue: network)!, width: width, classes: names), seed: 1)
+            return Model(randomFor: ModelDescription(network: NetworkName(rawValue: network)!, width: width, classes: names), seed: 1, headInit: .he)
         }
         let detector = Detector(model: loaded)
         var generator = SplitMix64(seed: 7)

@@ -14,8 +14,8 @@ struct ModelCommand: ParsableCommand {
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        abstract: "Write a randomly initialised model (He-normal weights, zero biases).",
-        discussion: "The weights detect nothing: use such a model for tests, benchmarks and as a training start.")
+        abstract: "Write a randomly initialised (untrained) model.",
+        discussion: "He-normal convolution weights, zero biases, L2Norm scale 20; heads as --head-init says. Use such a model for tests, benchmarks and as a training start.")
 
     @Option(help: "Network: \(NetworkName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var network: String
@@ -35,6 +35,9 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
+    @Option(help: "Head initialisation: prior (zero weights, object scores start near 1 %; detects nothing until trained) or he (random like the other layers; for parity checks and benchmarks).")
+    var headInit: String = "prior"
+
     @Option(name: [.short, .long], help: "Output model file.")
     var output: String
 
@@ -45,6 +48,7 @@ struct InitCommand: ParsableCommand {
         guard width.isFinite, width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4], got \(width)") }
         guard (numClasses == nil) != (classes == nil) else { throw ValidationError("give exactly one of --num-classes and --classes") }
         if let numClasses, !(1...10_000).contains(numClasses) { throw ValidationError("--num-classes must be in 1…10000") }
+        guard Model.HeadInit(rawValue: headInit) != nil else { throw ValidationError("--head-init must be prior or he, got '\(headInit)'") }
         if let classes, classes.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) || classes.isEmpty {
             throw ValidationError("--classes has an empty name")
         }
@@ -62,9 +66,11 @@ struct InitCommand: ParsableCommand {
             guard name.isNETNet || parts.subtracting(["none"]).isEmpty else { throw ValidationError("--modules: \(network) has no NETNet parts") }
             switches = ModuleSwitches(nnfm: parts.contains("nnfm"), nem: parts.contains("nem"), ntm: parts.contains("ntm"))
         }
+        let heads = Model.HeadInit(rawValue: headInit)!
         let description = ModelDescription(network: name, width: width, classes: names, modules: switches,
-                                           text: "random weights (seed \(seed)): detects nothing")
-        let model = Model(randomFor: description, seed: seed)
+                                           text: heads == .prior ? "untrained: random weights (seed \(seed)), detects nothing"
+                                                                 : "untrained: random weights (seed \(seed)) in every layer, heads included")
+        let model = Model(randomFor: description, seed: seed, headInit: heads)
         reportingErrors { try model.write(to: output) }
         print("wrote \(output): \(network) width \(ModelDescription.formatWidth(width)), \(names.count) classes, \(model.plan.parameterCount) parameters")
     }

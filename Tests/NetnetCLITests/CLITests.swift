@@ -79,7 +79,7 @@ struct CLITests {
     func tinyModel(_ network: String = "netnet-vgg16-300", classes: String = "person,car") throws -> String {
         let path = scratch.file("\(network).safetensors")
         let result = try NetnetBinary.run(["model", "init", "--network", network, "--width", "0.125",
-                                           "--classes", classes, "--seed", "5", "--output", path])
+                                           "--classes", classes, "--seed", "5", "--head-init", "he", "--output", path])
         #expect(result.status == 0, "\(result.stderr)")
         return path
     }

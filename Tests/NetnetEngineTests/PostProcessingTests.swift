@@ -26,7 +26,7 @@ final class PostProcessingTests: XCTestCase {
 
     func testNms() {
         // Three priors; two overlap heavily.
-        let boxes: [Float] = [0, 0, 1, 1, 0.05, 0.05, 1, 1, 2, 2, 3, 3]
+        let boxes: [Float] = [0, 0, 0.5, 0.5, 0.025, 0.025, 0.5, 0.5, 0.6, 0.6, 0.9, 0.9]
         // Columns: background, cat, dog.
         let scores: [Float] = [0.1, 0.8, 0.1,
                                0.1, 0.7, 0.6,
@@ -39,6 +39,15 @@ final class PostProcessingTests: XCTestCase {
         settings.keepTop = 1
         XCTAssert(NonMaximumSuppression.run(boxes: boxes, scores: scores, priorCount: 3, scoreCount: 3,
                                           threshold: 0.25, settings: settings).count == 1)
+    }
+
+    func testDegenerateBoxesAreNotDetections() {
+        // A box collapsed onto the right edge, a NaN box, and a good one.
+        let boxes: [Float] = [1.2, 0.1, 1.5, 0.4, .nan, 0, 0.5, 0.5, 0.1, 0.1, 0.3, 0.3]
+        let scores: [Float] = [0.1, 0.9, 0.1, 0.9, 0.2, 0.8]
+        let kept = NonMaximumSuppression.run(boxes: boxes, scores: scores, priorCount: 3, scoreCount: 2,
+                                             threshold: 0.5, settings: DetectionSettings())
+        XCTAssertEqual(kept.map(\.prior), [2])
     }
 
     func testIou() {

@@ -96,7 +96,8 @@ public enum NonMaximumSuppression {
         public var score: Float
     }
 
-    /// For each class: candidates above `threshold`, best `candidatesPerClass`, greedy NMS at
+    /// For each class: candidates above `threshold` whose box keeps some area inside the image,
+    /// best `candidatesPerClass`, greedy NMS at
     /// `nmsIoU`; then all classes together, best `keepTop`, best first (ties: lower prior first).
     public static func run(boxes: UnsafePointer<Float>, scores: UnsafePointer<Float>, priorCount: Int, scoreCount: Int,
                            threshold: Float, settings: DetectionSettings) -> [Candidate] {
@@ -106,7 +107,9 @@ public enum NonMaximumSuppression {
             candidates.removeAll(keepingCapacity: true)
             for prior in 0..<priorCount {
                 let score = scores[prior * scoreCount + column]
-                if score > threshold { candidates.append(Candidate(prior: prior, scoreIndex: column, score: score)) }
+                if score > threshold, hasArea(boxes + prior * 4) {
+                    candidates.append(Candidate(prior: prior, scoreIndex: column, score: score))
+                }
             }
             if candidates.isEmpty { continue }
             candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.prior < $1.prior }
@@ -126,6 +129,15 @@ public enum NonMaximumSuppression {
         kept.sort { $0.score != $1.score ? $0.score > $1.score : ($0.prior, $0.scoreIndex) < ($1.prior, $1.scoreIndex) }
         if kept.count > settings.keepTop { kept.removeLast(kept.count - settings.keepTop) }
         return kept
+    }
+
+    /// Whether a relative corner box is finite and keeps some area inside the image once clipped
+    /// to [0, 1]: boxes that collapse onto an edge are not detections.
+    @inline(__always)
+    static func hasArea(_ b: UnsafePointer<Float>) -> Bool {
+        guard b[0].isFinite, b[1].isFinite, b[2].isFinite, b[3].isFinite else { return false }
+        let width = min(b[2], 1) - max(b[0], 0), height = min(b[3], 1) - max(b[1], 0)
+        return width > 1e-4 && height > 1e-4
     }
 
     /// Intersection over union of two corner boxes.

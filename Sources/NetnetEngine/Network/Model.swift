@@ -54,9 +54,19 @@ public final class Model: @unchecked Sendable {
         self.offsets = offsets
     }
 
-    /// A randomly initialised model (He-normal convolution weights, zero biases, L2Norm scale 20),
-    /// reproducible from `seed`.
-    public init(randomFor description: ModelDescription, seed: UInt64) {
+    /// How `init(randomFor:seed:headInit:)` initialises the detection heads.
+    public enum HeadInit: String, Sendable, CaseIterable {
+        /// Zero weights; class heads biased to the background (object scores start near 1 %),
+        /// as RetinaNet's prior-probability init: an untrained model detects nothing, and
+        /// training starts stable.
+        case prior
+        /// He-normal like every other layer: non-trivial outputs, for parity checks and benchmarks.
+        case he
+    }
+
+    /// A randomly initialised model, reproducible from `seed`: He-normal convolution weights,
+    /// zero biases, L2Norm scale 20, and heads as `headInit` says.
+    public init(randomFor description: ModelDescription, seed: UInt64, headInit: HeadInit = .prior) {
         let plan = NetworkPlan(description)
         let expected = plan.expectedTensors
         let (offsets, total) = Self.layout(expected)
@@ -67,6 +77,17 @@ public final class Model: @unchecked Sendable {
             let std = Float((2.0 / Double(g.inputChannels * g.kernelHeight * g.kernelWidth)).squareRoot())
             let start = weights.pointer + offsets["\(layer.name).weight"]!
             for index in 0..<g.weightCount { start[index] = generator.nextGaussian() * std }
+        }
+        if headInit == .prior {
+            let anchors = description.priors.anchorsPerLevel
+            let backgroundLogit = Float(log(99.0 * Double(description.classes.count)))
+            for layer in plan.layers where layer.name.hasPrefix("heads.") {
+                (weights.pointer + offsets["\(layer.name).weight"]!).update(repeating: 0, count: layer.geometry.weightCount)
+                guard layer.name.hasPrefix("heads.conf") else { continue }
+                let level = Int(layer.name.dropFirst("heads.conf".count))! - 1
+                let bias = weights.pointer + offsets["\(layer.name).bias"]!
+                for anchor in 0..<anchors[level] { bias[anchor * description.scoreCount] = backgroundLogit }
+            }
         }
         let scale = weights.pointer + offsets["l2norm.weight"]!
         for index in 0..<plan.l2NormChannels { scale[index] = 20 }
