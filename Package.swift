@@ -35,6 +35,9 @@ let package = Package(
         .target(name: "NetnetKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
         .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
 
+        // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
+        .target(name: "NetnetRing"),
+
         // The command-line front end.
         .executableTarget(
             name: "netnet",
@@ -49,5 +52,6 @@ let package = Package(
                     resources: [.copy("Goldens")]),
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
+        .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
     ]
 )
