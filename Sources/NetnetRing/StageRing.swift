@@ -37,6 +37,12 @@ public enum BackPressurePolicy: String, Sendable, CaseIterable {
 /// `droppedBefore`, with the next slot stage 1 returns; that slot carries the number through every
 /// later stage, so the last stage (the writer) sees the same `droppedBefore` and can put it in the
 /// frame's JSON line.
+///
+/// Sizing: `stageCount + 2` slots let every thread work at once (one slot being filled, one in each
+/// stage, one waiting), which is what both policies need; more slots only add latency under
+/// `block` and change nothing under `latest` (stage 1 always takes the newest). Under `latest` only
+/// frames waiting for stage 1 are dropped: if a later stage is the bottleneck, its queue fills and
+/// the producer waits as under `block`.
 public final class StageRing<Slot: AnyObject>: @unchecked Sendable {
     /// The slots, in the order given at `init`; a slot's position here is its index.
     private let slots: [Slot]
