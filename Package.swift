@@ -37,6 +37,8 @@ let package = Package(
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),
+        // Pipeline plumbing: JSON lines, progress, signals, wall clock.
+        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine"]),
 
         // The command-line front end.
         .executableTarget(
@@ -53,5 +55,6 @@ let package = Package(
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
+        .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine"]),
     ]
 )
