@@ -96,9 +96,9 @@ final class EventLog: @unchecked Sendable {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let events = dir.appendingPathComponent("events").path
-        FileManager.default.createFile(atPath: events, contents: nil)
+        _ = FileManager.default.createFile(atPath: events, contents: nil)
         let output = dir.appendingPathComponent("child-output")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
