@@ -34,7 +34,8 @@ public struct OutputError: Error, Equatable, Sendable, CustomStringConvertible {
 /// line goes out in ONE `write(2)` call (continued only after EINTR or a short write), so a reader
 /// never sees half a line from a healthy writer and a file always ends on a complete line even if
 /// the process is killed between lines. If a write fails part-way through a line on a regular
-/// file, the file is cut back to the end of the previous line. Errors (disk full, EPIPE) throw
+/// file the writer opened (not standard output), the file is cut back to the end of the previous
+/// line; this assumes no other process writes to that file. Errors (disk full, EPIPE) throw
 /// `OutputError` naming the path; after an error the writer refuses further lines.
 ///
 /// Numbers `seq` per stream: the first line of each stream id is `seq` 0. One thread at a time (it
@@ -73,9 +74,11 @@ public final class JSONLinesWriter: @unchecked Sendable {
             fd = descriptor
             ownsDescriptor = true
         }
+        // Only files this writer opened are cut back after a partial line: standard output may be
+        // shared with other writers, whose output must never be truncated.
         var info = stat()
-        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG {
-            let offset = lseek(fd, 0, SEEK_END)
+        if ownsDescriptor && fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG {
+            let offset = lseek(fd, 0, append ? SEEK_END : SEEK_CUR)
             committedOffset = offset >= 0 ? offset : nil
         }
         buffer.reserveCapacity(4096)

@@ -166,6 +166,27 @@ import NetnetEngine
     }
 
     #if os(Linux)
+    /// A write cut short by the file size limit (RLIMIT_FSIZE, set in a child process so no other
+    /// test is affected) must not leave half a line: the file is cut back to the last full line.
+    @Test func partialLineIsCutBack() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("limited.jsonl").path
+        let result = try runTestInChild("NetnetPipelineTests.JSONLinesWriterChild/childWriteUnderSizeLimit",
+                                        environment: [JSONLinesWriterChild.switchVariable: path])
+        #expect(result.status == 0, "\(result.output)")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lineLength = sampleRecord().jsonLine(seq: 0).utf8.count + 1
+        #expect(!text.isEmpty && text.hasSuffix("\n"))
+        #expect(text.utf8.count == (JSONLinesWriterChild.sizeLimit / lineLength) * lineLength,
+                "\(text.utf8.count) bytes for a \(JSONLinesWriterChild.sizeLimit)-byte limit and \(lineLength)-byte lines")
+        for line in text.split(separator: "\n") {
+            _ = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        }
+        let error = try String(contentsOfFile: path + ".error", encoding: .utf8)
+        #expect(error == "cannot write \(path): File too large")
+    }
+
     @Test func closedPipeThrowsEPIPE() throws {
         signal(SIGPIPE, SIG_IGN)  // as SignalTrap.install does; the default would kill the test process
         var fds: [Int32] = [0, 0]
@@ -182,4 +203,29 @@ import NetnetEngine
         try writer.close()
     }
     #endif
+}
+
+/// The child side of `partialLineIsCutBack`: does nothing in a normal run.
+@Suite struct JSONLinesWriterChild {
+    static let switchVariable = "NETNET_WRITER_CHILD_PATH"
+    static let sizeLimit = 1000
+
+    @Test func childWriteUnderSizeLimit() throws {
+        guard let path = ProcessInfo.processInfo.environment[Self.switchVariable] else { return }
+        #if os(Linux)
+        signal(SIGXFSZ, SIG_IGN)  // get EFBIG instead of being killed
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        limit.rlim_cur = rlim_t(Self.sizeLimit)
+        guard setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0 else { _exit(5) }
+        let writer = try JSONLinesWriter(path: path)
+        do {
+            for _ in 0..<100 { try writer.write(sampleRecord()) }
+            _exit(3)  // the limit should have stopped it
+        } catch let error as OutputError {
+            try error.description.write(toFile: path + ".error", atomically: false, encoding: .utf8)
+            _exit(error.code == EFBIG ? 0 : 4)
+        }
+        #endif
+    }
 }

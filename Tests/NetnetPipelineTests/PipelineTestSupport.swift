@@ -54,3 +54,29 @@ func findOnPath(_ name: String) -> String? {
     }
     return nil
 }
+
+/// Re-runs this test binary on the one swift-testing test `filter` (`Module.Suite/test`) with
+/// `environment` added, waits at most `timeout` seconds, and returns its exit status and output.
+/// The child-side test checks the environment and does nothing in a normal run.
+func runTestInChild(_ filter: String, environment: [String: String], timeout: Double = 120) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+    process.arguments = ["--testing-library", "swift-testing", "--filter", filter]
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("netnet-child-\(UUID().uuidString).log")
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: log) }
+    let handle = try FileHandle(forWritingTo: log)
+    process.standardOutput = handle
+    process.standardError = handle
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
+    try process.run()
+    if exited.wait(timeout: .now() + timeout) == .timedOut {
+        kill(process.processIdentifier, SIGKILL)
+        _ = exited.wait(timeout: .now() + 5)
+        return (-1, "child timed out after \(timeout) s")
+    }
+    let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+    return (process.terminationStatus, String(output.suffix(3000)))
+}
