@@ -35,6 +35,11 @@ let package = Package(
         .target(name: "NetnetKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
         .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
 
+        // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
+        .target(name: "NetnetRing"),
+        // Pipeline plumbing: JSON lines, progress, signals, wall clock.
+        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine"]),
+
         // The command-line front end.
         .executableTarget(
             name: "netnet",
@@ -49,5 +54,7 @@ let package = Package(
                     resources: [.copy("Goldens")]),
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
+        .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
+        .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine"]),
     ]
 )

@@ -1,0 +1,112 @@
+import NetnetEngine
+
+/// What one JSON line says about one frame (schema `netnet.frame/1`, docs/json-lines.md). The line
+/// number `seq` is not stored here: the `JSONLinesWriter` numbers the lines of each stream. Value
+/// type; any thread.
+public struct FrameRecord: Sendable, Equatable {
+    /// The schema identifier every line carries first.
+    public static let schema = "netnet.frame/1"
+
+    /// The stream's identifier (a file name, a camera name).
+    public var stream: String
+    /// 0-based index of the decoded frame in the stream, counting dropped frames.
+    public var frame: Int
+    /// Presentation time in seconds from the stream's time base, or nil if the stream has none.
+    public var pts: Double?
+    /// Wall-clock time the frame was read, in nanoseconds since the Unix epoch (UTC).
+    public var timeNanoseconds: Int64
+    /// Frame width in pixels.
+    public var width: Int
+    /// Frame height in pixels.
+    public var height: Int
+    /// Frames dropped since the previous line of this stream (the ring's `droppedBefore`).
+    public var dropped: Int
+    /// Whether this frame went through the network. With `--every N`, the frames in between carry
+    /// the last inferred frame's detections and say `false`.
+    public var inferred: Bool
+    /// Forward pass plus post-processing time in milliseconds; written only when `inferred`
+    /// (otherwise, or if nil or non-finite, the line says `null`).
+    public var inferenceMilliseconds: Double?
+    /// The detections, boxes in this frame's pixels.
+    public var detections: [Detection]
+
+    /// A record; `inferred` defaults to whether an inference time is given. Any thread.
+    public init(stream: String, frame: Int, pts: Double?, timeNanoseconds: Int64, width: Int, height: Int,
+                dropped: Int, inferenceMilliseconds: Double?, inferred: Bool? = nil, detections: [Detection]) {
+        self.stream = stream
+        self.frame = frame
+        self.pts = pts
+        self.timeNanoseconds = timeNanoseconds
+        self.width = width
+        self.height = height
+        self.dropped = dropped
+        self.inferenceMilliseconds = inferenceMilliseconds
+        self.inferred = inferred ?? (inferenceMilliseconds != nil)
+        self.detections = detections
+    }
+
+    /// Appends the JSON line for this record as line `seq` of its stream, newline included, with
+    /// the keys in the documented order: schema, stream, seq, frame, pts, time, width, height,
+    /// dropped, inference_ms, inferred, detections (class, label, score, box). Boxes have 2
+    /// decimals, scores 5, pts 6, inference_ms 3; non-finite numbers are written as `null`. A box
+    /// that does not have 4 numbers is padded with `null`s or cut to 4 (a bug upstream; the schema
+    /// then rejects the line). Allocates only if `bytes` must grow. Any thread.
+    public func appendJSONLine(seq: Int, to bytes: inout [UInt8]) {
+        JSONText.appendRaw("{\"schema\": ", to: &bytes)
+        JSONText.appendString(Self.schema, to: &bytes)
+        JSONText.appendRaw(", \"stream\": ", to: &bytes)
+        JSONText.appendString(stream, to: &bytes)
+        JSONText.appendRaw(", \"seq\": ", to: &bytes)
+        JSONText.appendInt(seq, to: &bytes)
+        JSONText.appendRaw(", \"frame\": ", to: &bytes)
+        JSONText.appendInt(frame, to: &bytes)
+        JSONText.appendRaw(", \"pts\": ", to: &bytes)
+        if let pts { JSONText.appendFixed(pts, decimals: 6, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+        JSONText.appendRaw(", \"time\": \"", to: &bytes)
+        WallClock.appendISO8601(nanoseconds: timeNanoseconds, to: &bytes)
+        JSONText.appendRaw("\", \"width\": ", to: &bytes)
+        JSONText.appendInt(width, to: &bytes)
+        JSONText.appendRaw(", \"height\": ", to: &bytes)
+        JSONText.appendInt(height, to: &bytes)
+        JSONText.appendRaw(", \"dropped\": ", to: &bytes)
+        JSONText.appendInt(dropped, to: &bytes)
+        JSONText.appendRaw(", \"inference_ms\": ", to: &bytes)
+        if inferred, let ms = inferenceMilliseconds {
+            JSONText.appendFixed(ms, decimals: 3, to: &bytes)
+        } else {
+            JSONText.appendNull(to: &bytes)
+        }
+        JSONText.appendRaw(inferred ? ", \"inferred\": true" : ", \"inferred\": false", to: &bytes)
+        JSONText.appendRaw(", \"detections\": [", to: &bytes)
+        for (i, detection) in detections.enumerated() {
+            if i > 0 { JSONText.appendRaw(", ", to: &bytes) }
+            JSONText.appendRaw("{\"class\": ", to: &bytes)
+            JSONText.appendInt(detection.classIndex, to: &bytes)
+            JSONText.appendRaw(", \"label\": ", to: &bytes)
+            JSONText.appendString(detection.label, to: &bytes)
+            JSONText.appendRaw(", \"score\": ", to: &bytes)
+            JSONText.appendFixed(Double(detection.score), decimals: 5, to: &bytes)
+            JSONText.appendRaw(", \"box\": [", to: &bytes)
+            for k in 0..<4 {
+                if k > 0 { JSONText.appendRaw(", ", to: &bytes) }
+                if k < detection.box.count {
+                    JSONText.appendFixed(Double(detection.box[k]), decimals: 2, to: &bytes)
+                } else {
+                    JSONText.appendNull(to: &bytes)
+                }
+            }
+            JSONText.appendRaw("]}", to: &bytes)
+        }
+        JSONText.appendRaw("]}\n", to: &bytes)
+    }
+
+    /// The JSON line for this record as line `seq`, without the trailing newline. Allocates; for
+    /// tests and one-off use. Any thread.
+    public func jsonLine(seq: Int) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + 96 * detections.count)
+        appendJSONLine(seq: seq, to: &bytes)
+        bytes.removeLast()
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
