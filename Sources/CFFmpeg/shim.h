@@ -178,7 +178,7 @@ typedef struct netnet_io_guard {
     int32_t *flag;
     /// av_gettime_relative() deadline in microseconds for the blocking call in progress; 0 = none.
     int64_t deadline_us;
-    /// Why the callback last said "stop": 0 not yet, 1 interrupted (flag), 2 deadline passed.
+    /// Why the callback first said "stop": 0 not yet, 1 interrupted (flag), 2 deadline passed.
     int32_t reason;
 } netnet_io_guard;
 
@@ -192,20 +192,22 @@ static inline int netnet_interrupt_check(void *opaque) {
     netnet_io_guard *guard = (netnet_io_guard *)opaque;
     if (!guard) return 0;
     if (guard->flag && __atomic_load_n(guard->flag, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&guard->reason, 1, __ATOMIC_RELEASE);
+        int32_t none = 0;
+        __atomic_compare_exchange_n(&guard->reason, &none, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
         return 1;
     }
     int64_t deadline = __atomic_load_n(&guard->deadline_us, __ATOMIC_ACQUIRE);
     if (deadline > 0 && av_gettime_relative() > deadline) {
-        __atomic_store_n(&guard->reason, 2, __ATOMIC_RELEASE);
+        int32_t none = 0;
+        __atomic_compare_exchange_n(&guard->reason, &none, 2, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
         return 1;
     }
     return 0;
 }
 
-/// Sets the deadline (0: none) and forgets the previous abort reason.
+/// Sets the deadline (0: none). The abort reason is kept: once the callback has aborted an I/O call,
+/// FFmpeg's byte reader keeps that error, and later calls fail with it too.
 static inline void netnet_io_guard_arm(netnet_io_guard *guard, int64_t deadline_us) {
-    __atomic_store_n(&guard->reason, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&guard->deadline_us, deadline_us, __ATOMIC_RELEASE);
 }
 

@@ -62,7 +62,6 @@ final class IOGuard {
     }
 
     /// Makes blocking calls fail once `seconds` have passed from now (no limit when nil or <= 0).
-    /// Also forgets the previous abort reason.
     func arm(seconds: Double?) {
         if let seconds, seconds > 0, seconds.isFinite {
             netnet_io_guard_arm(state, av_gettime_relative() + Int64(seconds * 1_000_000))
@@ -76,7 +75,8 @@ final class IOGuard {
         netnet_io_guard_disarm(state)
     }
 
-    /// Why the callback last aborted a call since `arm` (none when it did not).
+    /// Why the callback aborted a call (sticky: the first reason stays; none when it never did).
+    /// An aborted read leaves FFmpeg's byte reader in error, so later failures have the same cause.
     var reason: Reason {
         if interrupter.isInterrupted { return .interrupted }
         switch netnet_io_guard_reason(state) {

@@ -328,7 +328,10 @@ public final class VideoSource {
                     ended = true
                     throw MediaError("\(name): timed out: no data for \(Self.seconds(options.readTimeout))", code: netnet_averror_etimedout())
                 case .none:
-                    break
+                    if ret == netnet_averror_exit() {   // someone else's interrupt callback semantics; still an interrupt
+                        ended = true
+                        throw MediaError("\(name): interrupted", code: ret)
+                    }
                 }
                 if ret == AVError.invalidData && readErrorsInARow < 1000 {
                     readErrorsInARow += 1
