@@ -34,7 +34,8 @@ public struct VideoWriterOptions: Sendable {
 /// Sendable) or create it anywhere and hand it over before use. Timestamps: the source's video pts
 /// are kept (shifted by the input's start time, as the ffmpeg CLI does, so the output starts at 0)
 /// and rescaled to the output time base; frames without pts get index ÷ frame rate; a pts that does
-/// not increase is bumped by one tick so the muxer never sees non-monotonic DTS. Audio packets get
+/// not increase is bumped to one output tick after the previous one, so the muxer never sees
+/// non-monotonic DTS. Audio packets get
 /// the same shift and are rescaled; av_interleaved_write_frame interleaves the two.
 public final class VideoWriter {
     /// The options it was created with.
@@ -56,6 +57,7 @@ public final class VideoWriter {
     private let audioStream: Int32?
     private let encoderTimeBase: AVRational
     private let frameDuration: Int64          // one frame in encoder ticks (>= 1)
+    private var minimumStep: Int64 = 1        // encoder ticks per output-stream tick, rounded up (>= 1)
     private let canvas: Frame                 // yuv420p, the picture drawn on and encoded
     private let scaler = ScaleContext()
     private let painter: BoxPainter
@@ -116,6 +118,8 @@ public final class VideoWriter {
                                    fontSize: options.fontSize ?? max(10, Int((Double(height) * 0.028).rounded())), subject: path)
         startOffset = streams.startTime
         try container.writeHeader(videoCodec: encoder.codecName, audioCodec: audioStream != nil ? streams.audioCodecName : nil)
+        // Consecutive pts must stay distinct after rescaling to the muxer's (possibly coarser) time base.
+        minimumStep = max(1, av_rescale_q_rnd(1, container.timeBase(ofStream: videoStream), timeBase, AV_ROUND_UP))
     }
 
     deinit {
@@ -154,7 +158,7 @@ public final class VideoWriter {
         } else {
             pts = Int64(frame.index) * frameDuration
         }
-        if let last = lastVideoPts, pts <= last { pts = last + 1 }
+        if let last = lastVideoPts, pts < last + minimumStep { pts = last + minimumStep }
         lastVideoPts = pts
         canvas.pointer.pointee.pts = pts
         canvas.pointer.pointee.pict_type = AV_PICTURE_TYPE_NONE   // let the encoder choose frame types

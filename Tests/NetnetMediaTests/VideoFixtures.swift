@@ -59,6 +59,9 @@ final class VideoFixtures: Sendable {
         try gen("clip.mov", testsrc + sine + h264 + aac)
         try gen("clip.ts", testsrc + sine + h264 + aac)
         try gen("clip.avi", testsrc + sine + ["-c:v", "mpeg4", "-q:v", "4", "-c:a", "libmp3lame", "-b:a", "64k"])
+        // 1 s with audio, for loops.
+        try gen("short.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+                              "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=1"] + h264 + aac)
         // Solid mid-grey picture with a tone: boxes drawn on it are easy to find again.
         try gen("solid.mp4", ["-f", "lavfi", "-i", "color=c=0x808080:s=320x240:r=25:d=3"] + sine + h264 + aac)
         try gen("solid.mkv", ["-f", "lavfi", "-i", "color=c=0x808080:s=320x240:r=25:d=3"] + sine + h264 + aac)

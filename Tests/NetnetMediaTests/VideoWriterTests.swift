@@ -171,15 +171,19 @@ struct VideoWriterTests {
         #expect(try VideoFixtures.probeAudio(output) == nil)
     }
 
-    @Test("repeated or backwards pts never reach the muxer as non-monotonic timestamps")
-    func nonMonotonicPts() throws {
-        let output = outputPath("backwards.mp4")
-        let source = try VideoSource(options: VideoSourceOptions(url: fx.path("clip.mp4")))
+    @Test("repeated or backwards pts never reach the muxer as non-monotonic timestamps",
+          arguments: [("clip.mp4", "mp4"), ("clip.ts", "mkv"), ("clip.ts", "avi")])
+    func nonMonotonicPts(input: String, ext: String) throws {
+        let output = outputPath("backwards.\(ext)")
+        let source = try VideoSource(options: VideoSourceOptions(url: fx.path(input)))
         let writer = try VideoWriter(options: VideoWriterOptions(path: output), source: source)
         let frame = VideoFrame()
+        var previous: Int64? = nil
         for i in 0..<20 {
             #expect(try source.nextFrame(into: frame, audioSink: nil))
             if i % 5 == 4 { frame.pts = 0 }   // jumps back to the start
+            if i % 5 == 2, let previous { frame.pts = previous + 1 }   // 1 tick (1/90000 s for ts) after the previous frame
+            previous = frame.pts
             try writer.write(frame, boxes: [])
         }
         try writer.finish()
