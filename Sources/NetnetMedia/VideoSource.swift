@@ -65,11 +65,14 @@ public final class SourceStreams: @unchecked Sendable {
     let startTime: Int64?
     let audio: CodecParameters?
     let audioTimeBase: AVRational
+    /// The video stream's display matrix (rotation/flip players apply), 9 values, if it has one.
+    let displayMatrix: [Int32]?
 
     init(sourceName: String, width: Int, height: Int, frameRateQ: AVRational, videoTimeBase: AVRational,
          sampleAspectRatio: AVRational, pixelFormat: AVPixelFormat, colorRange: AVColorRange, colorSpace: AVColorSpace,
          colorPrimaries: AVColorPrimaries, colorTransfer: AVColorTransferCharacteristic, startTime: Int64?,
-         audio: CodecParameters?, audioTimeBase: AVRational) {
+         audio: CodecParameters?, audioTimeBase: AVRational, displayMatrix: [Int32]?) {
+        self.displayMatrix = displayMatrix
         self.sourceName = sourceName
         self.width = width
         self.height = height
@@ -136,6 +139,9 @@ public final class VideoSource {
             if options.readTimeout > 0 {
                 formatOptions["rw_timeout"] = String(Int64(options.readTimeout * 1_000_000))   // generic URLContext option, µs
             }
+            if scheme == "udp" {
+                formatOptions["overrun_nonfatal"] = "1"   // a full receive buffer drops data instead of ending the input
+            }
             if scheme == "rtsp" || scheme == "rtsps" {
                 if let transport = options.rtspTransport { formatOptions["rtsp_transport"] = transport }
                 if options.readTimeout > 0 { formatOptions["timeout"] = String(Int64(options.readTimeout * 1_000_000)) }   // rtsp: socket I/O, µs
@@ -187,11 +193,16 @@ public final class VideoSource {
             audioCopy = try input.withCodecParameters(ofStream: audioStreamIndex) { try CodecParameters(copying: $0, subject: url) }
             audioTB = input.timeBase(ofStream: audioStreamIndex)
         }
+        let matrix: [Int32]? = input.withStream(videoIndex) { st in
+            var size = 0
+            guard let data = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 else { return nil }
+            return (0..<9).map { i in UnsafeRawPointer(data).loadUnaligned(fromByteOffset: 4 * i, as: Int32.self) }
+        }
         streams = SourceStreams(sourceName: url, width: size.0, height: size.1, frameRateQ: rate, videoTimeBase: tb,
                                 sampleAspectRatio: sar, pixelFormat: format, colorRange: color.0, colorSpace: color.1,
                                 colorPrimaries: color.2, colorTransfer: color.3,
                                 startTime: formatStart != netnet_nopts_value() ? formatStart : nil,
-                                audio: audioCopy, audioTimeBase: audioTB)
+                                audio: audioCopy, audioTimeBase: audioTB, displayMatrix: matrix)
         let durationSeconds: Double? = input.withStream(videoIndex) { st in
             if st.pointee.duration > 0 && st.pointee.duration != netnet_nopts_value() {
                 return Double(st.pointee.duration) * av_q2d(st.pointee.time_base)

@@ -103,7 +103,7 @@ public final class VideoWriter {
         encoder = try VideoEncoder(options: options, width: Int32(width), height: Int32(height), timeBase: timeBase,
                                    frameRate: rate, streams: streams, fullRange: fullRange,
                                    globalHeader: container.needsGlobalHeader, subject: path)
-        videoStream = try container.addStream(from: encoder, timeBase: timeBase, frameRate: rate)
+        videoStream = try container.addStream(from: encoder, timeBase: timeBase, frameRate: rate, displayMatrix: streams.displayMatrix)
         if options.copyAudio, let audio = streams.audio {
             audioStream = try container.addCopiedStream(audio, timeBase: streams.audioTimeBase)
         } else {
@@ -137,7 +137,16 @@ public final class VideoWriter {
         // 1. The canvas: a writable yuv420p picture of the output size holding the frame's pixels.
         try prepareCanvas(from: frame.frame)
 
-        // 2. Outlines, then labels on top.
+        // 2. Outlines, then labels on top. Boxes are in the frame's pixels; a frame of another size than
+        // the output (a mid-stream resolution change) was scaled to the output size, and so are they.
+        var boxes = boxes
+        if !boxes.isEmpty, frame.width & ~1 != width || frame.height & ~1 != height, frame.width > 0, frame.height > 0 {
+            let sx = Float(width) / Float(frame.width), sy = Float(height) / Float(frame.height)
+            for i in boxes.indices {
+                boxes[i].x1 *= sx; boxes[i].x2 *= sx
+                boxes[i].y1 *= sy; boxes[i].y2 *= sy
+            }
+        }
         if !boxes.isEmpty {
             painter.paint(boxes, on: canvas)
             labelScratch.removeAll(keepingCapacity: true)
@@ -234,7 +243,8 @@ public final class VideoWriter {
     }
 
     /// Makes `canvas` a writable width×height yuv420p picture holding `source`'s pixels: a plane copy
-    /// when the source is already 8-bit 4:2:0 at least that large, otherwise one swscale conversion.
+    /// when the source is already 8-bit 4:2:0 of that size (an odd last row/column is dropped), otherwise
+    /// one swscale conversion (other formats, another range, a size that changed mid-stream).
     /// Reuses the canvas buffers whenever nothing else references them (the usual case: the encoder
     /// copies the picture and lets go), so the steady state allocates nothing.
     private func prepareCanvas(from source: Frame) throws {
@@ -249,7 +259,7 @@ public final class VideoWriter {
         }
         let (format, jpegFormat) = FrameConverter.dejpeg(source.pixelFormat)
         let sourceFull = jpegFormat || source.colorRange == AVCOL_RANGE_JPEG
-        if format == AV_PIX_FMT_YUV420P, source.width >= Int32(width), source.height >= Int32(height), sourceFull == fullRange {
+        if format == AV_PIX_FMT_YUV420P, source.width & ~1 == Int32(width), source.height & ~1 == Int32(height), sourceFull == fullRange {
             netnet_frame_copy_pixels(canvas.pointer, source.pointer, AV_PIX_FMT_YUV420P, Int32(width), Int32(height))
             return
         }
@@ -317,13 +327,19 @@ final class OutputContainer {
     var needsGlobalHeader: Bool { (context!.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER) != 0 }
 
     /// Adds a stream for `encoder`'s output; returns its index.
-    func addStream(from encoder: VideoEncoder, timeBase: AVRational, frameRate: AVRational) throws -> Int32 {
+    func addStream(from encoder: VideoEncoder, timeBase: AVRational, frameRate: AVRational, displayMatrix: [Int32]?) throws -> Int32 {
         guard let st = avformat_new_stream(context, nil) else {
             throw MediaError("\(path): avformat_new_stream: out of memory", code: AVError.enomem)
         }
         try encoder.copyParameters(to: st.pointee.codecpar, subject: path)
         st.pointee.time_base = timeBase
         st.pointee.avg_frame_rate = frameRate
+        if let displayMatrix, displayMatrix.count == 9 {
+            guard let data = av_stream_new_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, 36) else {
+                throw MediaError("\(path): av_stream_new_side_data: out of memory", code: AVError.enomem)
+            }
+            for (i, v) in displayMatrix.enumerated() { UnsafeMutableRawPointer(data).storeBytes(of: v, toByteOffset: 4 * i, as: Int32.self) }
+        }
         return st.pointee.index
     }
 

@@ -75,6 +75,9 @@ final class VideoFixtures: Sendable {
         // Odd size and a non-4:2:0 format through the writer's conversion path.
         try gen("odd422.mkv", ["-f", "lavfi", "-i", "testsrc2=size=161x97:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv422p"])
 
+        // A phone-style clip: the stream says "display rotated by 90°".
+        try gen("rotated.mp4", ["-i", "\(dir)/short.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90"])
+
         // Broken inputs.
         try Data("this is plain text, not a video\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/text.mp4"))
         let faststart = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/faststart.mp4"))

@@ -152,6 +152,19 @@ struct VideoWriterTests {
         #expect(image.width == 160 && image.height == 96)
     }
 
+    @Test("the source's display rotation is kept (mp4/mov; FFmpeg 5.1's Matroska muxer cannot store it)", arguments: ["mp4", "mov"])
+    func rotation(ext: String) throws {
+        let output = outputPath("rotated.\(ext)")
+        try annotate(fx.path("rotated.mp4"), to: output) { _ in Self.boxes }
+        func rotation(_ path: String) throws -> String {
+            try run(VideoFixtures.ffprobePath!, ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream_side_data=rotation",
+                                                 "-of", "csv=p=0", path]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let original = try rotation(fx.path("rotated.mp4"))
+        #expect(!original.isEmpty)
+        #expect(try rotation(output) == original)
+    }
+
     @Test("frames without pts get index / rate")
     func framesWithoutPts() throws {
         let output = outputPath("nopts.mkv")
