@@ -144,7 +144,9 @@ final class VideoFixtures: Sendable {
     static func probeAudio(_ path: String) throws -> (codec: String, sampleRate: Int)? {
         let out = try run(ffprobePath!, ["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name,sample_rate",
                                          "-of", "csv=p=0", path])
-        let fields = out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
+        // MPEG-TS lists its streams twice (under the program and on their own): take the first line.
+        let line = out.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? ""
+        let fields = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
         guard fields.count >= 2, let rate = Int(fields[1]) else { return nil }
         return (String(fields[0]), rate)
     }

@@ -128,15 +128,19 @@ struct VideoWriterTests {
         #expect(abs(try VideoFixtures.probeFrameCount(output) - 10) <= 1)
     }
 
-    @Test("every container the extension names", arguments: ["mov", "avi", "ts"])
-    func otherContainers(ext: String) throws {
-        let input = fx.path("clip.\(ext)")
+    @Test("every container the extension names; AAC (raw or ADTS from TS) into each",
+          arguments: [("clip.mov", "mov"), ("clip.avi", "avi"), ("clip.ts", "ts"),
+                      ("clip.mp4", "avi"), ("clip.mp4", "ts"), ("clip.ts", "mp4"), ("clip.ts", "mkv"), ("clip.avi", "mkv")])
+    func otherContainers(inputName: String, ext: String) throws {
+        let input = fx.path(inputName)
         let output = outputPath("out.\(ext)")
         try annotate(input, to: output) { _ in Self.boxes }
         let expected = try VideoFixtures.probeFrameCount(input)
         #expect(abs(try VideoFixtures.probeFrameCount(output) - expected) <= 1)
         #expect(abs(try VideoFixtures.probeDuration(output) - VideoFixtures.probeDuration(input)) < 0.15)
-        #expect(try VideoFixtures.probeAudio(output)?.codec == VideoFixtures.probeAudio(input)?.codec)
+        let inAudio = try #require(try VideoFixtures.probeAudio(input))
+        let outAudio = try #require(try VideoFixtures.probeAudio(output), "no audio stream in \(output)")
+        #expect(outAudio.codec == inAudio.codec && outAudio.sampleRate == inAudio.sampleRate)
     }
 
     @Test("odd-sized 4:2:2 source: converted to even-sized 4:2:0, every frame kept")
