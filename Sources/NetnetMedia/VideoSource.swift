@@ -39,17 +39,17 @@ public struct VideoSourceOptions: Sendable {
 /// the audio AVCodecParameters, which is only ever read (avcodec_parameters_copy reads its source)
 /// after init; it does not reference the demuxer, so it outlives the VideoSource.
 public final class SourceStreams: @unchecked Sendable {
-    /// The source's name as used in messages (its path/URL).
+    /// The source's name as used in messages (its path/URL). Any thread.
     public let sourceName: String
-    /// Coded picture size of the video stream.
+    /// Picture width of the video stream. Any thread.
     public let width: Int
-    /// Coded picture size of the video stream.
+    /// Picture height of the video stream. Any thread.
     public let height: Int
-    /// Average frame rate, if known.
+    /// Average frame rate, if known. Any thread.
     public let frameRate: Double?
-    /// Name of the audio codec ("aac", "mp3", …), nil without audio.
+    /// Name of the audio codec ("aac", "mp3", …), nil without audio. Any thread.
     public let audioCodecName: String?
-    /// True when the source has an audio stream (its packets can be copied).
+    /// True when the source has an audio stream (its packets can be copied). Any thread.
     public var hasAudio: Bool { audio != nil }
 
     let videoTimeBase: AVRational
@@ -98,11 +98,12 @@ public final class SourceStreams: @unchecked Sendable {
 /// there. Exception: `interrupt()` — and `options.interrupter.interrupt()`, which works even while
 /// `init` is still blocked opening a network input — may be called from any thread.
 public final class VideoSource {
-    /// The options it was opened with.
+    /// The options it was opened with. Reader thread.
     public let options: VideoSourceOptions
-    /// Name used in messages: the URL/path, or "-" for standard input.
+    /// Name used in messages: the URL/path, or "-" for standard input. Reader thread.
     public let name: String
-    /// Everything a VideoWriter needs to know about the streams (Sendable: hand it to the writer thread).
+    /// Everything a VideoWriter needs to know about the streams. Reader thread (the value is Sendable:
+    /// hand it to the writer thread).
     public let streams: SourceStreams
 
     private let ioGuard: IOGuard
@@ -312,9 +313,15 @@ public final class VideoSource {
                 }
             }
 
-            // 2. A packet the decoder refused earlier?
+            // 2. A packet the decoder refused earlier? (Never read over it.)
             if packetPending {
                 if try sendPending() { continue }
+                // The decoder wants neither input nor output: against the API contract; drop the packet
+                // rather than spin.
+                packetPending = false
+                packet.unref()
+                skipped("the decoder refused a packet")
+                continue
             }
 
             // 3. Read the next packet.
@@ -329,7 +336,10 @@ public final class VideoSource {
                 do { _ = try decoder.send(nil) } catch {}
                 continue
             }
-            if ret == AVError.eagain { continue }
+            if ret == AVError.eagain {   // only non-blocking demuxers say "try again"
+                av_usleep(1000)
+                continue
+            }
             if ret < 0 {
                 switch ioGuard.reason {
                 case .interrupted:

@@ -38,7 +38,7 @@ public struct VideoWriterOptions: Sendable {
 /// non-monotonic DTS. Audio packets get
 /// the same shift and are rescaled; av_interleaved_write_frame interleaves the two.
 public final class VideoWriter {
-    /// The options it was created with.
+    /// The options it was created with. Writer thread.
     public let options: VideoWriterOptions
     /// Frames encoded so far (sent to the encoder). Writer thread.
     public private(set) var framesWritten = 0
@@ -69,6 +69,8 @@ public final class VideoWriter {
     private var lastAudioDts: Int64?
     private var finished = false
     private var labelScratch: [(x: Int32, y: Int32, text: String)] = []
+    /// How often the canvas got new buffers (1 in the steady state; tests check it).
+    private(set) var canvasAllocations = 0
 
     /// Same as `init(options:streams:)` with `source.streams`. Call on the thread that owns `source`.
     public convenience init(options: VideoWriterOptions, source: VideoSource) throws {
@@ -251,6 +253,7 @@ public final class VideoWriter {
         if canvas.plane(0).data == nil || canvas.width != Int32(width) || canvas.height != Int32(height)
             || canvas.pixelFormat != AV_PIX_FMT_YUV420P || av_frame_is_writable(canvas.pointer) == 0 {
             try canvas.allocate(width: Int32(width), height: Int32(height), format: AV_PIX_FMT_YUV420P, subject: path)
+            canvasAllocations += 1
             canvas.pointer.pointee.color_range = fullRange ? AVCOL_RANGE_JPEG : AVCOL_RANGE_MPEG
             canvas.pointer.pointee.colorspace = streams.colorSpace
             canvas.pointer.pointee.color_primaries = streams.colorPrimaries

@@ -113,6 +113,19 @@ struct VideoWriterTests {
         #expect(abs(try VideoFixtures.probeDuration(output) - 0.8) < 0.1)
     }
 
+    @Test("steady state: the canvas is allocated once, labels and encoder give its buffers back")
+    func canvasReused() throws {
+        let source = try VideoSource(options: VideoSourceOptions(url: fx.path("clip.mp4")))
+        let writer = try VideoWriter(options: VideoWriterOptions(path: outputPath("reuse.mkv")), source: source)
+        let frame = VideoFrame()
+        for i in 0..<40 {
+            #expect(try source.nextFrame(into: frame, audioSink: nil))
+            try writer.write(frame, boxes: i % 3 == 0 ? [] : Self.boxes)
+        }
+        try writer.finish()
+        #expect(writer.canvasAllocations == 1)
+    }
+
     @Test("a writer released without finish() still leaves a playable file")
     func releasedWithoutFinish() throws {
         let output = outputPath("dropped.mkv")
