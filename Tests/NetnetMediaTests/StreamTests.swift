@@ -3,12 +3,15 @@ import Testing
 @testable import NetnetMedia
 
 /// A one-connection TCP server on 127.0.0.1 run by a background thread: accepts one client, sends
-/// `bytes`, then keeps the connection open (sending nothing) for `holdSeconds` before closing.
+/// `bytes`, then keeps the connection open (sending nothing) for `holdSeconds` before closing
+/// (with `readRequest`, the sending side is shut down first: the client sees the end of the data).
 final class StallingServer: @unchecked Sendable {
     let port: Int
     private let listener: Int32
 
-    init(bytes: Data, holdSeconds: Double) throws {
+    /// `readRequest`: first read the client's request up to its blank line (HTTP), so closing the
+    /// connection later does not reset it.
+    init(bytes: Data, holdSeconds: Double, readRequest: Bool = false) throws {
         #if os(Linux)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -31,6 +34,14 @@ final class StallingServer: @unchecked Sendable {
             let client = accept(fd, nil, nil)
             close(fd)
             guard client >= 0 else { return }
+            if readRequest {
+                var request = [UInt8]()
+                var byte: UInt8 = 0
+                while recv(client, &byte, 1, 0) == 1 {
+                    request.append(byte)
+                    if request.count >= 4 && request.suffix(4) == [13, 10, 13, 10] { break }
+                }
+            }
             bytes.withUnsafeBytes { raw in
                 var sent = 0
                 while sent < raw.count {
@@ -39,6 +50,7 @@ final class StallingServer: @unchecked Sendable {
                     sent += n
                 }
             }
+            if readRequest { shutdown(client, Int32(SHUT_WR)) }   // HTTP: end of body; otherwise stall with the connection open
             Thread.sleep(forTimeInterval: holdSeconds)
             close(client)
         }
@@ -63,6 +75,46 @@ struct StreamTests {
         while try source.nextFrame(into: frame, audioSink: { _ in audio += 1 }) { frames += 1 }
         #expect(frames == 75)
         #expect(audio > 100)
+    }
+
+    @Test("http:// input: every frame arrives")
+    func httpInput() throws {
+        let body = try Data(contentsOf: URL(fileURLWithPath: fx.path("clip.ts")))
+        let header = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let server = try StallingServer(bytes: Data(header.utf8) + body, holdSeconds: 1, readRequest: true)
+        let source = try VideoSource(options: VideoSourceOptions(url: "http://127.0.0.1:\(server.port)/clip.ts"))
+        let frame = VideoFrame()
+        var frames = 0
+        while try source.nextFrame(into: frame, audioSink: nil) { frames += 1 }
+        #expect(frames == 75)
+    }
+
+    @Test("rtsp:// input over TCP (here in listen mode, fed by the ffmpeg CLI): every frame, audio, live")
+    func rtspInput() throws {
+        let port = try freeTCPPort()
+        let url = "rtsp://127.0.0.1:\(port)/live"
+        let clip = fx.path("clip.ts")
+        let pusher = Thread {
+            Thread.sleep(forTimeInterval: 0.5)   // let the source start listening
+            _ = try? run(Fixtures.ffmpegPath!, ["-nostdin", "-loglevel", "error", "-i", clip, "-c:v", "copy", "-c:a", "aac",
+                                                "-f", "rtsp", "-rtsp_transport", "tcp", url])
+        }
+        pusher.start()
+        var options = VideoSourceOptions(url: url)
+        options.formatOptions = ["rtsp_flags": "listen"]
+        let source = try VideoSource(options: options)
+        #expect(source.isLive && source.hasAudio && source.width == 320)
+        let frame = VideoFrame()
+        var frames = 0, audio = 0
+        var pts: [Double] = []
+        while try source.nextFrame(into: frame, audioSink: { _ in audio += 1 }) {
+            frames += 1
+            if let t = frame.ptsSeconds { pts.append(t) }
+        }
+        print("rtsp: \(frames) frames, \(audio) audio packets, last at \(pts.last ?? -1) s")
+        #expect(frames == 75)
+        #expect(audio > 100)
+        #expect(zip(pts, pts.dropFirst()).allSatisfy { $0 < $1 })
     }
 
     @Test("a network read that stalls fails after readTimeout with 'timed out', naming the URL")
