@@ -2,8 +2,9 @@
 // function-like macros Swift cannot import (AVERROR(e), AVERROR_EOF, av_err2str, …) and a
 // few helpers that avoid fixed-size C arrays (AVFrame.data / linesize are imported as tuples).
 //
-// Written against FFmpeg 5.1 (libavformat 59, libavcodec 59, libswscale 6, libavutil 57).
-// Nothing here stores pointers. netnet_frame_data/netnet_frame_linesize return interior pointers
+// Written against FFmpeg 5.1 (libavformat 59, libavcodec 59, libswscale 6, libavutil 57, libavfilter 8).
+// Only netnet_install_interrupt stores a pointer (the guard, in the format context's interrupt
+// callback; its Swift owner outlives the context). netnet_frame_data/netnet_frame_linesize return interior pointers
 // of an AVFrame: valid only while that frame (owned by a Swift `Frame`) is alive and unchanged.
 #ifndef NETNET_CFFMPEG_SHIM_H
 #define NETNET_CFFMPEG_SHIM_H
@@ -26,6 +27,12 @@
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libavutil/pixfmt.h>
+#include <libavutil/detection_bbox.h>
+#include <libavutil/mathematics.h>
+#include <libavutil/time.h>
+#include <libavfilter/avfilter.h>
+#include <libavfilter/buffersrc.h>
+#include <libavfilter/buffersink.h>
 
 // MARK: - Error codes (function-like macros)
 
@@ -66,6 +73,11 @@ static inline int64_t netnet_nopts_value(void) { return AV_NOPTS_VALUE; }
 
 /// AV_PIX_FMT_YUV444P16 (native-endian alias defined through AV_PIX_FMT_NE()).
 static inline enum AVPixelFormat netnet_pix_fmt_yuv444p16(void) { return AV_PIX_FMT_YUV444P16; }
+
+/// AVERROR(ETIMEDOUT): "Connection timed out".
+static inline int netnet_averror_etimedout(void) { return AVERROR(ETIMEDOUT); }
+/// AVERROR(ECONNREFUSED): "Connection refused".
+static inline int netnet_averror_econnrefused(void) { return AVERROR(ECONNREFUSED); }
 
 // MARK: - AVFrame fixed arrays
 
@@ -154,5 +166,85 @@ static inline int netnet_sws_set_colorspace(struct SwsContext *ctx, int src_colo
                                     dst_full_range >= 0 ? dst_full_range : dst_range,
                                     brightness, contrast, saturation);
 }
+
+// MARK: - Interrupting blocking I/O
+
+/// Per-input state read by the AVIOInterruptCB installed with netnet_install_interrupt. All fields
+/// are accessed with atomic builtins, so any thread may set `*flag` while another blocks in FFmpeg.
+/// The memory is owned by Swift objects (the flag by an `Interrupter`, the guard by an `IOGuard`)
+/// that outlive the AVFormatContext using them.
+typedef struct netnet_io_guard {
+    /// Shared "stop now" flag (non-zero: interrupt). Never NULL once installed.
+    int32_t *flag;
+    /// av_gettime_relative() deadline in microseconds for the blocking call in progress; 0 = none.
+    int64_t deadline_us;
+    /// Why the callback first said "stop": 0 not yet, 1 interrupted (flag), 2 deadline passed.
+    int32_t reason;
+} netnet_io_guard;
+
+/// Atomic load of a flag written by another thread.
+static inline int32_t netnet_atomic_load_i32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+/// Atomic store of a flag read by another thread.
+static inline void netnet_atomic_store_i32(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+/// The AVIOInterruptCB callback: non-zero (abort) when the shared flag is set or the deadline passed.
+static inline int netnet_interrupt_check(void *opaque) {
+    netnet_io_guard *guard = (netnet_io_guard *)opaque;
+    if (!guard) return 0;
+    if (guard->flag && __atomic_load_n(guard->flag, __ATOMIC_ACQUIRE)) {
+        int32_t none = 0;
+        __atomic_compare_exchange_n(&guard->reason, &none, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return 1;
+    }
+    int64_t deadline = __atomic_load_n(&guard->deadline_us, __ATOMIC_ACQUIRE);
+    if (deadline > 0 && av_gettime_relative() > deadline) {
+        int32_t none = 0;
+        __atomic_compare_exchange_n(&guard->reason, &none, 2, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return 1;
+    }
+    return 0;
+}
+
+/// Sets the deadline (0: none). The abort reason is kept: once the callback has aborted an I/O call,
+/// FFmpeg's byte reader keeps that error, and later calls fail with it too.
+static inline void netnet_io_guard_arm(netnet_io_guard *guard, int64_t deadline_us) {
+    __atomic_store_n(&guard->deadline_us, deadline_us, __ATOMIC_RELEASE);
+}
+
+/// Removes the deadline; keeps the last abort reason.
+static inline void netnet_io_guard_disarm(netnet_io_guard *guard) {
+    __atomic_store_n(&guard->deadline_us, 0, __ATOMIC_RELEASE);
+}
+
+/// Why the callback last aborted a call (0 none, 1 interrupted, 2 deadline passed).
+static inline int32_t netnet_io_guard_reason(netnet_io_guard *guard) {
+    return __atomic_load_n(&guard->reason, __ATOMIC_ACQUIRE);
+}
+
+/// Installs netnet_interrupt_check with `guard` on a format context (before avformat_open_input).
+static inline void netnet_install_interrupt(AVFormatContext *ctx, netnet_io_guard *guard) {
+    ctx->interrupt_callback.callback = netnet_interrupt_check;
+    ctx->interrupt_callback.opaque = guard;
+}
+
+// MARK: - Detection boxes (AV_FRAME_DATA_DETECTION_BBOXES side data, read by drawtext)
+
+/// Box `index` of a header made by av_detection_bbox_create_side_data (av_get_detection_bbox without the assert).
+static inline AVDetectionBBox *netnet_detection_bbox(AVDetectionBBoxHeader *header, unsigned int index) {
+    return (AVDetectionBBox *)((uint8_t *)header + header->bboxes_offset + index * header->bbox_size);
+}
+
+/// Fills one box: position/size in pixels and the label (UTF-8, truncated to fit
+/// AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE - 1 bytes by the caller); no classifications.
+static inline void netnet_detection_bbox_set(AVDetectionBBox *bbox, int x, int y, int w, int h, const char *label) {
+    bbox->x = x; bbox->y = y; bbox->w = w; bbox->h = h;
+    memset(bbox->detect_label, 0, sizeof(bbox->detect_label));
+    strncpy(bbox->detect_label, label, sizeof(bbox->detect_label) - 1);
+    bbox->detect_confidence = (AVRational){ 0, 1 };
+    bbox->classify_count = 0;
+}
+
+/// AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE.
+static inline int netnet_detection_label_max_size(void) { return AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE; }
 
 #endif

@@ -35,11 +35,18 @@ final class FrameConverter {
     private let upsampled: Frame               // 4:4:4 intermediate
     private let padded: Frame                  // odd-sized subsampled sources, copied to an even size
 
+    /// Subsampled YUV → RGB in two steps (accurate chroma, see above) or in one swscale call (cheaper;
+    /// fine when the picture is also downscaled, which averages chroma anyway).
+    let accurateChroma: Bool
+
     /// `flags`: SWS_* interpolation/accuracy flags for the final step, e.g. SWS_BILINEAR | SWS_ACCURATE_RND.
-    init(outputFormat: AVPixelFormat, flags: Int32, outputFullRange: Bool = false) throws {
+    /// `accurateChroma: false` converts subsampled YUV to RGB in a single swscale step (no full-size
+    /// 4:4:4 intermediate).
+    init(outputFormat: AVPixelFormat, flags: Int32, outputFullRange: Bool = false, accurateChroma: Bool = true) throws {
         self.outputFormat = outputFormat
         self.flags = flags
         self.outputFullRange = outputFullRange
+        self.accurateChroma = accurateChroma
         self.output = try Frame()
         self.upsampled = try Frame()
         self.padded = try Frame()
@@ -131,7 +138,7 @@ final class FrameConverter {
         try Self.ensure(output, width: dw, height: dh, format: outputFormat, subject: subject())
         if case .yuv = outputModel { output.pointer.pointee.color_range = outputFullRange ? AVCOL_RANGE_JPEG : AVCOL_RANGE_MPEG }
 
-        if case .yuv(subsampled: true, let deep) = sourceModel, outputModel == .rgbOrPalette, let desc = av_pix_fmt_desc_get(format) {
+        if accurateChroma, case .yuv(subsampled: true, let deep) = sourceModel, outputModel == .rgbOrPalette, let desc = av_pix_fmt_desc_get(format) {
             // swscale maps a chroma plane of ceil(W/2) samples onto W pixels by stretching, which
             // drifts by up to a whole chroma sample across an odd-sized picture. So an odd-sized
             // picture is first copied into an even-sized (zero-padded) one; the padding is dropped again

@@ -54,6 +54,8 @@ public final class InputPreparer {
     private let sourcePlanes: Frame        // GBRP at the source size
     private let resizedPlanes: Frame       // GBRP at inputSize × inputSize
     private let scaler = ScaleContext()   // GRAY8 → GRAY8 resize, one plane at a time
+    /// Decoded frame → GBRP at inputSize × inputSize in one swscale call (created on first use).
+    private var frameConverter: FrameConverter?
 
     /// Prepares for `inputSize`×`inputSize` output (precondition: 1…16384). An invalid
     /// `normalisation` (not 3 means / 3 non-zero finite stds) makes every `prepare` throw.
@@ -143,6 +145,12 @@ public final class InputPreparer {
         }
 
         // 3. Lookup-table normalisation into CHW floats.
+        normalise(planes, into: destination)
+    }
+
+    /// Lookup-table normalisation of size×size GBRP `planes` into CHW floats at `destination`.
+    private func normalise(_ planes: Frame, into destination: UnsafeMutablePointer<Float>) {
+        let size = inputSize
         let area = size * size
         let planeOfChannel = self.planeOfChannel
         lookup.withUnsafeBufferPointer { table in
@@ -163,3 +171,33 @@ public final class InputPreparer {
 
 @available(*, unavailable, message: "InputPreparer keeps scratch buffers: use one per thread/task")
 extension InputPreparer: Sendable {}
+
+extension InputPreparer {
+    /// libswscale flags of the frame path: bilinear (widened to the scale factor when downscaling, as in
+    /// the image path), accurate rounding, full chroma interpolation into the RGB planes.
+    static let frameFlags: Int32 = SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
+
+    /// Writes the network input (3×S×S planar, normalised, S = inputSize) straight from a decoded
+    /// frame, without a full-size BGR copy: one swscale call converts the frame's own pixel format
+    /// (YUV 4:2:0 usually, with its matrix, range and chroma siting) and resizes it to S×S planar RGB,
+    /// then the same lookup-table normalisation as `prepare(_:into:)` fills `destination`.
+    /// Results match `prepare(_:into:)` on the decoded BGR image to within a few pixel levels
+    /// (chroma is interpolated once instead of twice). Allocation-free after the first call for a given
+    /// source size/format. Throws MediaError for an empty frame or an invalid normalisation. Call only
+    /// from the thread that currently owns this preparer (and the frame).
+    public func prepare(frame: VideoFrame, into destination: UnsafeMutablePointer<Float>) throws {
+        if let configurationError { throw configurationError }
+        guard !frame.isEmpty, frame.width > 0, frame.height > 0 else {
+            throw MediaError("InputPreparer: empty video frame", code: AVError.einval)
+        }
+        let converter: FrameConverter
+        if let frameConverter {
+            converter = frameConverter
+        } else {
+            converter = try FrameConverter(outputFormat: AV_PIX_FMT_GBRP, flags: Self.frameFlags, accurateChroma: false)
+            frameConverter = converter
+        }
+        try converter.convert(frame.frame, width: Int32(inputSize), height: Int32(inputSize), subject: "InputPreparer")
+        normalise(converter.output, into: destination)
+    }
+}

@@ -10,11 +10,19 @@ final class MediaInput {
     let url: String
     private var context: UnsafeMutablePointer<AVFormatContext>?
 
+    /// Keeps the interrupt callback's state alive as long as the context that points to it.
+    private let ioGuard: IOGuard?
+
     /// Opens `url` and reads enough of it to know its streams (avformat_find_stream_info).
     /// `options` go to avformat_open_input (demuxer/protocol private options; unknown keys are ignored).
+    /// `ioGuard`, when given, is installed as the context's interrupt callback before opening (the
+    /// caller arms its deadline). `name` replaces `url` in error messages (e.g. "-" for "pipe:0").
     /// Throws MediaError "url: No such file or directory", "url: Invalid data found when processing input", ….
-    init(url: String, options: [String: String] = [:]) throws {
-        self.url = url
+    init(url: String, options: [String: String] = [:], ioGuard: IOGuard? = nil, name: String? = nil) throws {
+        self.url = name ?? url
+        self.ioGuard = ioGuard
+        let openURL = url
+        let url = name ?? url
         var dict: OpaquePointer? = nil
         defer { av_dict_free(&dict) }
         for (key, value) in options.sorted(by: { $0.key < $1.key }) {
@@ -22,7 +30,14 @@ final class MediaInput {
         }
 
         var ctx: UnsafeMutablePointer<AVFormatContext>? = nil
-        let opened = avformat_open_input(&ctx, url, nil, &dict)   // frees ctx itself on failure
+        if let ioGuard {
+            guard let allocated = avformat_alloc_context() else {
+                throw MediaError("\(url): avformat_alloc_context: out of memory", code: AVError.enomem)
+            }
+            netnet_install_interrupt(allocated, ioGuard.state)
+            ctx = allocated
+        }
+        let opened = avformat_open_input(&ctx, openURL, nil, &dict)   // frees ctx itself on failure
         if opened < 0 { throw MediaError.ffmpeg(opened, url) }
         guard ctx != nil else { throw MediaError("\(url): avformat_open_input returned no context", code: AVError.einval) }
 
@@ -71,8 +86,38 @@ final class MediaInput {
         return try body(UnsafePointer(stream.pointee.codecpar!))
     }
 
+    /// The format context, for `body` only (the pointer belongs to this object).
+    func withContext<R>(_ body: (UnsafeMutablePointer<AVFormatContext>) throws -> R) rethrows -> R {
+        try body(context!)
+    }
+
+    /// Stream `index`, for `body` only (the pointer belongs to the format context).
+    func withStream<R>(_ index: Int32, _ body: (UnsafeMutablePointer<AVStream>) throws -> R) rethrows -> R {
+        precondition(index >= 0 && Int(index) < streamCount, "stream index \(index) out of range")
+        return try body(context!.pointee.streams[Int(index)]!)
+    }
+
+    /// Index of the best audio stream (related to `videoStream`), nil when there is none.
+    func bestAudioStreamIndex(relatedTo videoStream: Int32) -> Int32? {
+        let index = av_find_best_stream(context, AVMEDIA_TYPE_AUDIO, -1, videoStream, nil, 0)
+        return index >= 0 ? index : nil
+    }
+
+    /// The byte reader reached the end of its data (avio_feof), e.g. a truncated file.
+    /// Not set by I/O errors (those keep pb->error).
+    var reachedEndOfData: Bool {
+        guard let pb = context!.pointee.pb else { return false }
+        return avio_feof(pb) != 0 && (pb.pointee.error == 0 || pb.pointee.error == AVError.eof)
+    }
+
     /// Reads the next packet into `packet` (replacing its previous payload).
     /// Returns false at end of input; throws MediaError on read errors.
+    /// av_read_frame into `packet` (previous payload dropped first); returns FFmpeg's code as is.
+    func readRaw(into packet: Packet) -> Int32 {
+        packet.unref()
+        return av_read_frame(context, packet.pointer)
+    }
+
     func read(into packet: Packet) throws -> Bool {
         packet.unref()
         let ret = av_read_frame(context, packet.pointer)

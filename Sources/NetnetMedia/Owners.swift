@@ -78,3 +78,32 @@ final class Frame {
 
 @available(*, unavailable, message: "Frame owns an AVFrame; use it from one thread at a time")
 extension Frame: Sendable {}
+
+/// Owns one AVCodecParameters (avcodec_parameters_alloc / avcodec_parameters_free), e.g. a copy of
+/// a source stream's parameters that outlives the demuxer. Not thread-safe while being written;
+/// read-only after `init(copying:)`.
+final class CodecParameters {
+    let pointer: UnsafeMutablePointer<AVCodecParameters>
+
+    /// A deep copy of `source` (extradata included).
+    init(copying source: UnsafePointer<AVCodecParameters>, subject: @autoclosure () -> String) throws {
+        guard let p = avcodec_parameters_alloc() else {
+            throw MediaError("\(subject()): avcodec_parameters_alloc: out of memory", code: AVError.enomem)
+        }
+        let copied = avcodec_parameters_copy(p, source)
+        if copied < 0 {
+            var owned: UnsafeMutablePointer<AVCodecParameters>? = p
+            avcodec_parameters_free(&owned)
+            throw MediaError.ffmpeg(copied, subject(), "cannot copy codec parameters")
+        }
+        pointer = p
+    }
+
+    deinit {
+        var p: UnsafeMutablePointer<AVCodecParameters>? = pointer
+        avcodec_parameters_free(&p)
+    }
+
+    var codecID: AVCodecID { pointer.pointee.codec_id }
+    var codecName: String { String(cString: avcodec_get_name(pointer.pointee.codec_id)) }
+}
