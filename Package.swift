@@ -25,7 +25,7 @@ let package = Package(
     targets: [
         // C libraries, walled off at the edge.
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
-                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev", "libavfilter-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Stage 1: reading and decoding (files, images, streams) through FFmpeg.
@@ -38,13 +38,13 @@ let package = Package(
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),
         // Pipeline plumbing: JSON lines, progress, signals, wall clock.
-        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine"]),
+        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"], swiftSettings: fastMath),
 
         // The command-line front end.
         .executableTarget(
             name: "netnet",
             dependencies: [
-                "NetnetEngine", "NetnetMedia",
+                "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

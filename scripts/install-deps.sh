@@ -21,9 +21,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # ONNX Runtime for the default python3 (the comparison scripts in training/ run under it).
-if ! python3 -c "import onnxruntime, numpy" 2>/dev/null; then
-    echo "install-deps: pip install onnxruntime numpy" >&2
-    python3 -m pip install -q onnxruntime numpy || echo "install-deps: warning: onnxruntime not installed; ONNX comparisons will be skipped" >&2
+if ! python3 -c "import onnxruntime, numpy, jsonschema" 2>/dev/null; then
+    echo "install-deps: pip install onnxruntime numpy jsonschema" >&2
+    python3 -m pip install -q onnxruntime numpy jsonschema || echo "install-deps: warning: onnxruntime not installed; ONNX comparisons will be skipped" >&2
 fi
 
 if ! command -v swift >/dev/null; then

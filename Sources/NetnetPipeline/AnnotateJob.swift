@@ -1,0 +1,299 @@
+import Foundation
+import NetnetEngine
+import NetnetKernels
+import NetnetMedia
+import NetnetRing
+
+/// What `netnet annotate` was asked to do. Value type.
+public struct AnnotateOptions: Sendable {
+    /// Input: a path, a URL, or "-" for standard input.
+    public var input: String
+    /// Annotated video output, or nil.
+    public var videoOutput: String?
+    /// JSON lines output ("-" for standard output), or nil.
+    public var jsonOutput: String?
+    /// Minimum score reported and drawn.
+    public var threshold: Float = 0.5
+    /// Run detection on every Nth frame; the frames between carry the last detections.
+    public var every: Int = 1
+    /// Back-pressure policy; nil picks `block` for files and `latest` for live inputs.
+    public var policy: BackPressurePolicy?
+    /// Video encoder.
+    public var codec: String = "libx264"
+    /// Encoder quality (x264 CRF).
+    public var crf: Int = 23
+    /// Stream id written in the JSON lines.
+    public var streamID: String = "0"
+    /// Slots in the ring between the stages.
+    public var slots: Int = 8
+    /// Creates options for `input`.
+    public init(input: String) { self.input = input }
+}
+
+/// What an annotate run did, for the summary line and the tests.
+public struct AnnotateSummary: Sendable {
+    /// Frames decoded from the input.
+    public var framesDecoded = 0
+    /// Frames run through the network.
+    public var framesInferred = 0
+    /// Frames written (JSON lines and/or video).
+    public var framesWritten = 0
+    /// Detections over all written frames.
+    public var detections = 0
+    /// Frames dropped by the `latest` policy.
+    public var dropped = 0
+    /// Corrupt packets or frames skipped by the decoder.
+    public var decodeErrors = 0
+    /// Wall-clock seconds from open to the last frame written.
+    public var seconds = 0.0
+    /// Whether the run stopped early on a signal.
+    public var interrupted = false
+    /// The policy that ran.
+    public var policy: BackPressurePolicy = .block
+    /// Audio packets dropped because the input read far more audio than video ahead (over 1024
+    /// packets; a badly interleaved input), rather than stalling the pipeline.
+    public var audioPacketsDropped = 0
+}
+
+/// One frame's trip through the pipeline: the decoded picture, the network input prepared from
+/// it, and the detections. Allocated once per ring slot; reused for every frame.
+final class FrameSlot {
+    let frame = VideoFrame()
+    let input: AlignedBuffer
+    var detections: [Detection] = []
+    var inferenceMilliseconds: Double?
+    var inferred = false
+    var dropped = 0
+    init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
+}
+
+/// The offline-annotation pipeline, `netnet annotate`: a reader thread (demux, decode,
+/// preprocess), an inference thread and a writer thread (JSON lines, draw, encode, mux), joined
+/// by a `StageRing` of preallocated frame slots and, for the audio packets copied to the output,
+/// a second ring.
+///
+/// Ownership: `source` and `preparer` belong to the reader thread, `detector` to the inference
+/// thread, `videoWriter`, `jsonWriter` and `progress` to the writer thread; slots change hands
+/// only through the rings, which synchronise. `run()` is called once, from any thread, and
+/// blocks until the job ends; `requestStop()` may be called from any thread (a signal handler's).
+public final class AnnotateJob: @unchecked Sendable {
+    /// The options the job runs with.
+    public let options: AnnotateOptions
+    /// The back-pressure policy in force (the option, or the input's default).
+    public let policy: BackPressurePolicy
+    /// Frames the input says it has (for progress), if known.
+    public let expectedFrames: Int?
+
+    private let source: VideoSource
+    private let preparer: InputPreparer
+    private let detector: Detector
+    private let videoWriter: VideoWriter?
+    private let jsonWriter: JSONLinesWriter?
+    private let ring: StageRing<FrameSlot>
+    private let audioRing: StageRing<AudioPacket>?
+    private let progress: ProgressReporter
+    private let lock = NSLock()
+    private var stopRequested = false
+    private var failure: Error?
+    private var summary = AnnotateSummary()
+    private let warn: @Sendable (String) -> Void
+
+    /// Opens the input and the outputs; throws a one-line error naming what failed.
+    public init(options: AnnotateOptions, model: Model, quiet: Bool, warn: @escaping @Sendable (String) -> Void) throws {
+        self.options = options
+        self.warn = warn
+        var sourceOptions = VideoSourceOptions(url: options.input)
+        sourceOptions.decoderThreads = 0
+        sourceOptions.onWarning = warn
+        source = try VideoSource(options: sourceOptions)
+        policy = options.policy ?? (source.isLive ? .latest : .block)
+        expectedFrames = source.isLive ? nil : source.estimatedFrameCount
+        let d = model.description
+        preparer = InputPreparer(inputSize: d.inputSize,
+                                 normalisation: Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
+                                                              mean: d.normalisation.mean, std: d.normalisation.std))
+        detector = Detector(model: model)
+        let inputCount = 3 * d.inputSize * d.inputSize
+        ring = StageRing(slots: (0..<max(options.slots, 3)).map { _ in FrameSlot(inputCount: inputCount) },
+                         stageCount: 2, policy: policy)
+        if let path = options.videoOutput {
+            var writerOptions = VideoWriterOptions(path: path)
+            writerOptions.codec = options.codec
+            writerOptions.crf = options.crf
+            videoWriter = try VideoWriter(options: writerOptions, source: source)
+            audioRing = source.hasAudio
+                ? StageRing(slots: (0..<1024).map { _ in AudioPacket() }, stageCount: 1, policy: .latest)
+                : nil
+        } else {
+            videoWriter = nil
+            audioRing = nil
+        }
+        jsonWriter = try options.jsonOutput.map { try JSONLinesWriter(path: $0) }
+        progress = ProgressReporter(total: expectedFrames, quiet: quiet)
+    }
+
+    /// Asks the job to stop reading; frames in flight are finished and the outputs closed. Any thread.
+    public func requestStop() {
+        lock.lock()
+        stopRequested = true
+        lock.unlock()
+        source.interrupt()
+    }
+
+    private var shouldStop: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopRequested
+    }
+
+    private func fail(_ error: Error) {
+        lock.lock()
+        if failure == nil { failure = error }
+        lock.unlock()
+        ring.cancel()
+        audioRing?.cancel()
+    }
+
+    /// Runs the pipeline to the end of the input (or a stop request, or an error) and returns what
+    /// it did; throws the first error that ended it early (the outputs are still closed properly).
+    public func run() throws -> AnnotateSummary {
+        let started = WallClock.monotonicNanoseconds()
+        let done = DispatchGroup()
+        for stage in 0..<3 {
+            done.enter()
+            let thread = Thread { [self] in
+                switch stage {
+                case 0: readerLoop()
+                case 1: inferenceLoop()
+                default: writerLoop()
+                }
+                done.leave()
+            }
+            thread.name = ["netnet-reader", "netnet-inference", "netnet-writer"][stage]
+            thread.stackSize = 1 << 22
+            thread.start()
+        }
+        done.wait()
+        progress.finish()
+        do {
+            try videoWriter?.finish()
+            try jsonWriter?.close()
+        } catch {
+            fail(error)
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        summary.seconds = Double(WallClock.monotonicNanoseconds() - started) / 1e9
+        summary.dropped = ring.droppedCount
+        summary.decodeErrors = source.decodeErrors
+        summary.framesDecoded = source.framesDecoded
+        summary.interrupted = stopRequested
+        summary.policy = policy
+        summary.audioPacketsDropped = audioRing?.droppedCount ?? 0
+        if let failure { throw failure }
+        return summary
+    }
+
+    // MARK: stages
+
+    private func readerLoop() {
+        let audioSink: ((AudioPacket) -> Void)? = audioRing.map { audio in
+            { packet in
+                guard let slot = audio.acquire() else { return }
+                packet.move(to: slot)
+                audio.submit(slot)
+            }
+        }
+        while !shouldStop {
+            guard let slot = ring.acquire() else { return }
+            do {
+                guard try source.nextFrame(into: slot.frame, audioSink: audioSink) else {
+                    ring.release(slot)
+                    break
+                }
+                if slot.frame.index % options.every == 0 {
+                    try preparer.prepare(frame: slot.frame, into: slot.input.pointer)
+                }
+                ring.submit(slot)
+            } catch {
+                ring.release(slot)
+                if shouldStop { break }
+                fail(error)
+                return
+            }
+        }
+        ring.finish()
+        audioRing?.finish()
+    }
+
+    private func inferenceLoop() {
+        var last: [Detection] = []
+        let count = detector.plan.description.inputSize * detector.plan.description.inputSize * 3
+        while let (slot, dropped) = ring.next(stage: 1) {
+            slot.dropped = dropped
+            if slot.frame.index % options.every == 0 {
+                let start = WallClock.monotonicNanoseconds()
+                detector.input.update(from: slot.input.pointer, count: count)
+                detector.forward()
+                last = detector.detections(threshold: options.threshold, imageWidth: slot.frame.width,
+                                           imageHeight: slot.frame.height)
+                slot.inferenceMilliseconds = Double(WallClock.monotonicNanoseconds() - start) / 1e6
+                slot.inferred = true
+                lock.lock(); summary.framesInferred += 1; lock.unlock()
+            } else {
+                slot.inferenceMilliseconds = nil
+                slot.inferred = false
+            }
+            slot.detections = last
+            ring.complete(slot, stage: 1)
+        }
+    }
+
+    private func writerLoop() {
+        var written = 0, detections = 0
+        while let (slot, _) = ring.next(stage: 2) {
+            do {
+                if let jsonWriter {
+                    let record = FrameRecord(stream: options.streamID, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
+                                             timeNanoseconds: WallClock.nowNanoseconds(), width: slot.frame.width,
+                                             height: slot.frame.height, dropped: slot.dropped,
+                                             inferenceMilliseconds: slot.inferenceMilliseconds, inferred: slot.inferred,
+                                             detections: slot.detections)
+                    _ = try jsonWriter.write(record)
+                }
+                if let videoWriter {
+                    if let audioRing {
+                        while audioRing.depths.first ?? 0 > 0, let (packet, _) = audioRing.next(stage: 1) {
+                            try videoWriter.writeAudio(packet)
+                            audioRing.complete(packet, stage: 1)
+                        }
+                    }
+                    let boxes = slot.detections.map {
+                        DrawnBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3],
+                                 label: "\($0.label) \(String(format: "%.2f", $0.score))", classIndex: $0.classIndex)
+                    }
+                    try videoWriter.write(slot.frame, boxes: boxes)
+                }
+            } catch {
+                ring.complete(slot, stage: 2)
+                fail(error)
+                return
+            }
+            written += 1
+            detections += slot.detections.count
+            ring.complete(slot, stage: 2)
+            progress.update(frames: written)
+        }
+        // The input has ended: the audio read after the last video frame still belongs in the file.
+        if let videoWriter, let audioRing {
+            while let (packet, _) = audioRing.next(stage: 1) {
+                do { try videoWriter.writeAudio(packet) } catch { fail(error); break }
+                audioRing.complete(packet, stage: 1)
+            }
+        }
+        lock.lock()
+        summary.framesWritten = written
+        summary.detections = detections
+        lock.unlock()
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import NetnetEngine
+import NetnetMedia
+import NetnetPipeline
+import NetnetRing
+
+/// `netnet annotate`: detect on every frame of a video; write an annotated video and/or JSON lines.
+struct AnnotateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "annotate",
+        abstract: "Detect objects in a video; write an annotated video and/or per-frame JSON lines.",
+        discussion: """
+            INPUT is anything FFmpeg opens: a file (mp4, mkv, avi, ts, mov…), a URL (rtsp://, http(s)://, \
+            udp://, tcp://) or - for standard input. Stages run on their own threads (read+decode+preprocess, \
+            inference, write) joined by ring buffers of preallocated frame slots. --policy block (default for \
+            files) never drops a frame; latest (default for network streams and pipes) drops frames that wait \
+            for inference while a newer one is ready, and counts each drop in the JSON lines' "dropped". \
+            JSON lines: one object per written frame, schema netnet.frame/1 (docs/json-lines.md). \
+            SIGINT/SIGTERM stop reading, finish the frames in flight and close the outputs properly \
+            (exit status 130/143); a second signal exits at once.
+            """)
+
+    @Argument(help: "Input file, URL, or - for standard input.")
+    var input: String
+
+    @Option(name: [.short, .long], help: "Annotated video to write; the container follows the extension.")
+    var output: String?
+
+    @Option(help: "JSON lines to write, one object per frame (- for standard output).")
+    var json: String?
+
+    @Option(help: "Model file (default: the bundled default model).")
+    var model: String?
+
+    @Option(help: "Minimum score to report and draw, in [0, 1].")
+    var threshold: Float = 0.5
+
+    @Option(help: "Run detection on every Nth frame; the frames between carry the last detections (\"inferred\": false).")
+    var every: Int = 1
+
+    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files, latest for streams and pipes.")
+    var policy: String?
+
+    @Option(help: "Video encoder for --output.")
+    var codec: String = "libx264"
+
+    @Option(help: "Encoder quality (x264/x265 CRF: lower is better, 0–51).")
+    var crf: Int = 23
+
+    @Option(help: "Stream id written in the JSON lines.")
+    var streamId: String = "0"
+
+    @Flag(name: [.short, .long], help: "No progress line and no summary.")
+    var quiet = false
+
+    func validate() throws {
+        guard output != nil || json != nil else { throw ValidationError("give --output FILE, --json FILE, or both") }
+        guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
+        guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
+        if let policy, BackPressurePolicy(rawValue: policy) == nil { throw ValidationError("--policy must be block or latest, got '\(policy)'") }
+        guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
+        if let output, output == input { throw ValidationError("--output would overwrite the input \(input)") }
+    }
+
+    func run() throws {
+        let job: AnnotateJob
+        let trapBox = TrapBox()
+        // Signals first, before the pipeline's threads start (SignalTrap's rule).
+        let trap = reportingErrors {
+            try SignalTrap.install { event in
+                if case let .stop(signal) = event {
+                    trapBox.signal = signal
+                    trapBox.job?.requestStop()
+                }
+            }
+        }
+        defer { trap.remove() }
+        FFmpegLog.setLevel(.error)
+        let loaded = reportingErrors { try DefaultModel.load(model, quiet: quiet) }
+        var options = AnnotateOptions(input: input)
+        options.videoOutput = output
+        options.jsonOutput = json
+        options.threshold = threshold
+        options.every = every
+        options.policy = policy.flatMap(BackPressurePolicy.init(rawValue:))
+        options.codec = codec
+        options.crf = crf
+        options.streamID = streamId
+        job = reportingErrors {
+            try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
+                FileHandle.standardError.write(Data("netnet: warning: \(message)\n".utf8))
+            }
+        }
+        trapBox.job = job
+        if trap.stopRequested { job.requestStop() }
+        let summary = reportingErrors { try job.run() }
+        if !quiet {
+            let line = Summary(frames: summary.framesWritten, detections: summary.detections, seconds: summary.seconds,
+                               dropped: summary.dropped, decodeErrors: summary.decodeErrors).line
+            FileHandle.standardError.write(Data((line + (summary.interrupted ? " (stopped by signal)" : "") + "\n").utf8))
+        }
+        if summary.audioPacketsDropped > 0 {
+            FileHandle.standardError.write(Data("netnet: warning: \(summary.audioPacketsDropped) audio packets dropped (input interleaved over 1024 packets apart)\n".utf8))
+        }
+        if summary.interrupted, let signal = trapBox.signal { throw ExitCode(128 + signal) }
+    }
+}
+
+/// Hands the job to the signal handler, which runs on the trap's thread.
+final class TrapBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storedJob: AnnotateJob?
+    private var storedSignal: Int32?
+    var job: AnnotateJob? {
+        get { lock.lock(); defer { lock.unlock() }; return storedJob }
+        set { lock.lock(); storedJob = newValue; lock.unlock() }
+    }
+    var signal: Int32? {
+        get { lock.lock(); defer { lock.unlock() }; return storedSignal }
+        set { lock.lock(); storedSignal = newValue; lock.unlock() }
+    }
+}

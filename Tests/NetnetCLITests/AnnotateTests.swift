@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+
+/// The repository root (for samples/vtest.avi and docs/schemas).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let vtestPath = "\(repositoryRoot)/samples/vtest.avi"
+let hasVtest = FileManager.default.fileExists(atPath: vtestPath)
+let hasJSONSchema: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import jsonschema"]
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+/// Output of a shell command.
+func capture(_ command: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw CLIError("command failed: \(command)") }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// ffprobe's counted video frames and the container duration.
+func probeVideo(_ path: String) throws -> (frames: Int, duration: Double) {
+    let frames = try capture("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 '\(path)'")
+    let duration = try capture("ffprobe -v error -show_entries format=duration -of csv=p=0 '\(path)'")
+    return (Int(frames) ?? -1, Double(duration) ?? -1)
+}
+
+/// Validates every line of a JSON lines file against docs/schemas/netnet.frame.schema.json.
+func validateAgainstSchema(_ path: String) throws {
+    let script = """
+        import json, sys
+        from jsonschema import Draft202012Validator
+        schema = json.load(open(sys.argv[1]))
+        validator = Draft202012Validator(schema)
+        bad = 0
+        for number, line in enumerate(open(sys.argv[2]), 1):
+            errors = list(validator.iter_errors(json.loads(line)))
+            if errors:
+                bad += 1
+                print(f"line {number}: {errors[0].message}")
+        sys.exit(1 if bad else 0)
+        """
+    let output = try? capture("python3 -c '\(script)' '\(repositoryRoot)/docs/schemas/netnet.frame.schema.json' '\(path)' 2>&1")
+    #expect(output != nil, "schema validation failed for \(path)")
+}
+
+func jsonLines(_ path: String) throws -> [[String: Any]] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    #expect(text.isEmpty || text.hasSuffix("\n"), "\(path) does not end on a complete line")
+    return try text.split(separator: "\n").map { try jsonObject($0) }
+}
+
+@Suite("netnet annotate", .serialized, .enabled(if: hasFFmpeg, "needs the ffmpeg CLI"))
+struct AnnotateTests {
+    let scratch = Scratch()
+
+    func model(_ network: String = "netnet-vgg16-300", width: String = "0.125") throws -> String {
+        let path = scratch.file("\(network)-\(width).safetensors")
+        let result = try NetnetBinary.run(["model", "init", "--network", network, "--width", width, "--classes", "person,car",
+                                           "--head-init", "he", "--output", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        return path
+    }
+
+    @Test("vtest.avi: a playable MP4 with the input's frames and duration, and one schema-valid JSON line per frame",
+          .enabled(if: hasVtest, "samples/vtest.avi is missing: bash scripts/fetch-vtest.sh"))
+    func vtest() throws {
+        let out = scratch.file("out.mp4"), json = scratch.file("out.jsonl")
+        let result = try NetnetBinary.run(["annotate", vtestPath, "--output", out, "--json", json])
+        #expect(result.status == 0, "\(result.stderr)")
+        let input = try probeVideo(vtestPath), output = try probeVideo(out)
+        #expect(abs(output.frames - input.frames) <= 1, "frames: input \(input.frames), output \(output.frames)")
+        #expect(abs(output.duration - input.duration) < 0.2, "duration: input \(input.duration), output \(output.duration)")
+        let lines = try jsonLines(json)
+        #expect(lines.count == input.frames)
+        #expect(lines.enumerated().allSatisfy { ($1["frame"] as? Int) == $0 && ($1["seq"] as? Int) == $0 })
+        if hasJSONSchema { try validateAgainstSchema(json) }
+        #expect(result.stderr.contains("795 frames"), "summary: \(result.stderr)")
+    }
+
+    @Test("a clip with audio keeps its audio; boxes are drawn; block loses no frame")
+    func audioAndBlock() throws {
+        let clip = scratch.file("tone.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=2 -f lavfi -i sine=frequency=440:sample_rate=48000:duration=2 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest \(clip)")
+        let out = scratch.file("tone-out.mkv"), json = scratch.file("tone.jsonl")
+        let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--threshold", "0.0001",
+                                           "--output", out, "--json", json, "--policy", "block"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let audio = try capture("ffprobe -v error -select_streams a:0 -show_entries stream=codec_name,sample_rate -of csv=p=0 '\(out)'")
+        #expect(audio == "aac,48000", "audio stream: '\(audio)'")
+        let input = try probeVideo(clip), output = try probeVideo(out)
+        let lines = try jsonLines(json)
+        #expect(input.frames == 50 && output.frames == 50 && lines.count == 50, "in \(input.frames), video \(output.frames), lines \(lines.count)")
+        #expect(lines.allSatisfy { ($0["dropped"] as? Int) == 0 })
+        #expect(lines.contains { (($0["detections"] as? [Any])?.count ?? 0) > 0 }, "the random-head model should report boxes at this threshold")
+        if hasJSONSchema { try validateAgainstSchema(json) }
+    }
+
+    @Test("latest: a slow model drops frames, counts them in 'dropped', and keeps order")
+    func latestDrops() throws {
+        let clip = scratch.file("fast.ts")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=4 -c:v libx264 -pix_fmt yuv420p \(clip)")
+        let json = scratch.file("latest.jsonl")
+        let result = try NetnetBinary.run(["annotate", clip, "--model", try model("netnet-vgg16-512", width: "0.25"),
+                                           "--json", json, "--policy", "latest", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try jsonLines(json)
+        let frames = lines.compactMap { $0["frame"] as? Int }
+        let dropped = lines.compactMap { $0["dropped"] as? Int }
+        #expect(frames.count == lines.count && dropped.count == lines.count)
+        #expect(zip(frames, frames.dropFirst()).allSatisfy { $0 < $1 }, "frames out of order")
+        let total = dropped.reduce(0, +)
+        #expect(total > 0, "no frame was dropped")
+        // Every decoded frame is either a line or counted as dropped before one (the last frames
+        // are always inferred: the ring drains at the end).
+        #expect(lines.count + total == 100, "lines \(lines.count) + dropped \(total) != 100")
+        for (index, frame) in frames.enumerated() {
+            let expectedGap = index == 0 ? frame : frame - frames[index - 1] - 1
+            #expect(dropped[index] == expectedGap, "line \(index): frame \(frame), dropped \(dropped[index])")
+        }
+    }
+
+    @Test("--every N: frames between carry the last detections and inferred=false")
+    func every() throws {
+        let clip = scratch.file("every.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=160x120:rate=25:duration=1 -c:v libx264 -pix_fmt yuv420p \(clip)")
+        let json = scratch.file("every.jsonl")
+        let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", json, "--every", "5",
+                                           "--threshold", "0.0001", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try jsonLines(json)
+        #expect(lines.count == 25)
+        for (index, line) in lines.enumerated() {
+            let inferred = line["inferred"] as? Bool
+            #expect(inferred == (index % 5 == 0), "line \(index)")
+            if index % 5 != 0 {
+                #expect(line["inference_ms"] is NSNull)
+                let previous = lines[index - index % 5]["detections"] as? [[String: Any]]
+                #expect((line["detections"] as? [[String: Any]])?.count == previous?.count)
+            }
+        }
+    }
+
+    @Test("bad input: missing, not a video, truncated, corrupt in the middle, unreachable URL")
+    func badInput() throws {
+        let modelPath = try model()
+        func annotate(_ input: String) throws -> NetnetBinary.Result {
+            try NetnetBinary.run(["annotate", input, "--model", modelPath, "--json", scratch.file("bad.jsonl"), "--quiet"])
+        }
+        let missing = try annotate(scratch.file("missing.mp4"))
+        #expect(missing.status == 1 && missing.stderr.contains("missing.mp4") && missing.stderr.contains("No such file"), "\(missing.stderr)")
+
+        let text = scratch.file("notes.mp4")
+        try "not a video".write(toFile: text, atomically: true, encoding: .utf8)
+        let notVideo = try annotate(text)
+        #expect(notVideo.status == 1 && notVideo.stderr.contains("notes.mp4"), "\(notVideo.stderr)")
+
+        let unreachable = try annotate("rtsp://127.0.0.1:9/camera")
+        #expect(unreachable.status == 1 && unreachable.stderr.contains("rtsp://127.0.0.1:9/camera"), "\(unreachable.stderr)")
+
+        // 100 frames of MPEG-TS; half of it, then garbage over the middle.
+        let ts = scratch.file("long.ts")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=4 -c:v libx264 -pix_fmt yuv420p -g 25 \(ts)")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: ts)))
+        let truncated = scratch.file("truncated.ts")
+        _ = FileManager.default.createFile(atPath: truncated, contents: Data(bytes.prefix(bytes.count / 2)))
+        let cut = try annotate(truncated)
+        #expect(cut.status == 0, "\(cut.stderr)")
+        let cutLines = try jsonLines(scratch.file("bad.jsonl"))
+        #expect(cutLines.count > 20 && cutLines.count < 100, "truncated: \(cutLines.count) lines")
+
+        var corrupt = bytes
+        var state: UInt64 = 12345
+        let packets = corrupt.count / 188, first = packets / 2, count = max(4, packets / 30)
+        for p in first..<(first + count) {
+            let start = p * 188
+            // Keep sync bytes, headers and PES starts so the damage reaches the decoder.
+            guard corrupt[start] == 0x47, corrupt[start + 1] & 0x40 == 0, corrupt[start + 3] & 0x20 == 0 else { continue }
+            for i in (start + 4)..<(start + 188) {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                corrupt[i] = UInt8(truncatingIfNeeded: state >> 33)
+            }
+        }
+        let damaged = scratch.file("corrupt.ts")
+        _ = FileManager.default.createFile(atPath: damaged, contents: Data(corrupt))
+        let result = try NetnetBinary.run(["annotate", damaged, "--model", modelPath, "--json", scratch.file("corrupt.jsonl")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try jsonLines(scratch.file("corrupt.jsonl"))
+        #expect(lines.count >= 80, "only \(lines.count) of 100 frames processed")
+        #expect(result.stderr.contains("warning"), "no warning for the damaged packets: \(result.stderr)")
+        #expect(!result.stderr.contains(" 0 decode errors"), "decode errors not counted: \(result.stderr)")
+    }
+
+    @Test("SIGINT: stops reading, finishes the frames in flight, the partial video plays, the JSON ends on a complete line")
+    func interrupt() throws {
+        let clip = scratch.file("long.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=20 -c:v libx264 -pix_fmt yuv420p \(clip)")
+        let out = scratch.file("partial.mp4"), json = scratch.file("partial.jsonl")
+        let process = Process()
+        process.executableURL = NetnetBinary.url
+        process.arguments = ["annotate", clip, "--model", try model(), "--output", out, "--json", json, "--quiet"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: json, encoding: .utf8)) ?? ""
+            if text.split(separator: "\n").count >= 10 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        process.interrupt()
+        let stopped = Date()
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(stopped) < 10, "took too long to stop")
+        #expect(process.terminationStatus == 130, "exit status \(process.terminationStatus)")
+        let lines = try jsonLines(json)
+        #expect(lines.count >= 10 && lines.count < 500)
+        let video = try probeVideo(out)
+        #expect(abs(video.frames - lines.count) <= 1, "video \(video.frames) frames, \(lines.count) lines")
+    }
+}
