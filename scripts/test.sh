@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+bash scripts/fetch-vtest.sh samples/vtest.avi   # the sample the annotate tests run on
 
 echo "== Swift build (debug, with tests)"
 swift build --build-tests
