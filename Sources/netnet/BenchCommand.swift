@@ -35,6 +35,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: "Threads for the engine's own loops: im2col, element-wise (default: all cores).")
+    var kernelThreads: Int?
+
     @Flag(help: "Also print the time per layer group and per layer.")
     var layers = false
 
@@ -45,10 +48,12 @@ struct BenchCommand: ParsableCommand {
         guard frames >= 1, warmup >= 0 else { throw ValidationError("--frames must be at least 1 and --warmup at least 0") }
         if model == nil, NetworkName(rawValue: network) == nil { throw ValidationError("unknown network '\(network)'") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let kernelThreads, kernelThreads < 1 { throw ValidationError("--kernel-threads must be at least 1") }
     }
 
     func run() throws {
         if let threads { BLASThreads.set(threads) }
+        if let kernelThreads { KernelThreads.set(kernelThreads) }
         let loaded: Model = reportingErrors {
             if let model { return try Model(path: model) }
             let names = (0..<numClasses).map { "class\($0)" }
