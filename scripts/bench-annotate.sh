@@ -19,18 +19,21 @@ if [ "${#models[@]}" -eq 0 ]; then
     done
 fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+bench_fps() { "$bin" bench --model "$1" --frames 30 --warmup 3 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fps"])'; }
+timed() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); python3 -c "print($e - $s)"; }
 for model in "${models[@]}"; do
-    infer_fps="$("$bin" bench --model "$model" --frames 30 --warmup 3 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fps"])')"
-    start=$(date +%s.%N)
-    "$bin" annotate samples/vtest.avi --model "$model" --output "$work/out.mp4" --json "$work/out.jsonl" --quiet 2>/dev/null
-    end=$(date +%s.%N)
-    json_start=$(date +%s.%N)
-    "$bin" annotate samples/vtest.avi --model "$model" --json "$work/only.jsonl" --quiet 2>/dev/null
-    json_end=$(date +%s.%N)
-    python3 - "$model" "$infer_fps" "$start" "$end" "$json_start" "$json_end" <<'PY'
+    # Inference-only speed measured before and after the two annotate runs, averaged, so that a
+    # noisy neighbour on a shared machine is less likely to tilt the ratio.
+    before="$(bench_fps "$model")"
+    video="$(timed "$bin" annotate samples/vtest.avi --model "$model" --output "$work/out.mp4" --json "$work/out.jsonl" --quiet)"
+    json_only="$(timed "$bin" annotate samples/vtest.avi --model "$model" --json "$work/only.jsonl" --quiet)"
+    after="$(bench_fps "$model")"
+    python3 - "$model" "$before" "$after" "$video" "$json_only" <<'PY'
 import sys
-model, infer, s, e, js, je = sys.argv[1], float(sys.argv[2]), *map(float, sys.argv[3:])
-video = 795 / (e - s); json_only = 795 / (je - js)
-print(f"{model.split('/')[-1]}: inference-only {infer:.1f} fps | annotate --output+--json {video:.1f} fps ({video / infer:.0%}) | annotate --json only {json_only:.1f} fps ({json_only / infer:.0%})")
+model, before, after, video_s, json_s = sys.argv[1], *map(float, sys.argv[2:])
+infer = (before + after) / 2
+video, json_only = 795 / video_s, 795 / json_s
+print(f"{model.split('/')[-1]}: inference-only {infer:.1f} fps ({before:.1f} before, {after:.1f} after) | "
+      f"annotate --output+--json {video:.1f} fps ({video / infer:.0%}) | annotate --json only {json_only:.1f} fps ({json_only / infer:.0%})")
 PY
 done

@@ -78,6 +78,14 @@ public struct FrameRecord: Sendable, Equatable {
         }
         JSONText.appendRaw(inferred ? ", \"inferred\": true" : ", \"inferred\": false", to: &bytes)
         JSONText.appendRaw(", \"detections\": [", to: &bytes)
+        Self.appendDetectionObjects(detections, to: &bytes)
+        JSONText.appendRaw("]}\n", to: &bytes)
+    }
+
+    /// Appends the objects of a `detections` array, comma-separated, without the brackets:
+    /// `{"class": i, "label": "…", "score": 0.91234, "box": [x1, y1, x2, y2]}`. Shared by the
+    /// frame records and `netnet detect`. Any thread.
+    public static func appendDetectionObjects(_ detections: [Detection], to bytes: inout [UInt8]) {
         for (i, detection) in detections.enumerated() {
             if i > 0 { JSONText.appendRaw(", ", to: &bytes) }
             JSONText.appendRaw("{\"class\": ", to: &bytes)
@@ -97,7 +105,6 @@ public struct FrameRecord: Sendable, Equatable {
             }
             JSONText.appendRaw("]}", to: &bytes)
         }
-        JSONText.appendRaw("]}\n", to: &bytes)
     }
 
     /// The JSON line for this record as line `seq`, without the trailing newline. Allocates; for
