@@ -26,6 +26,10 @@ public struct AnnotateOptions: Sendable {
     public var streamID: String = "0"
     /// Slots in the ring between the stages.
     public var slots: Int = 8
+    /// FFmpeg decoder threads (0: FFmpeg's automatic count).
+    public var decoderThreads: Int = 0
+    /// Encoder threads (0: the encoder's automatic count).
+    public var encoderThreads: Int = 0
     /// Creates options for `input`.
     public init(input: String) { self.input = input }
 }
@@ -103,7 +107,7 @@ public final class AnnotateJob: @unchecked Sendable {
         self.options = options
         self.warn = warn
         var sourceOptions = VideoSourceOptions(url: options.input)
-        sourceOptions.decoderThreads = 0
+        sourceOptions.decoderThreads = options.decoderThreads
         sourceOptions.onWarning = warn
         source = try VideoSource(options: sourceOptions)
         policy = options.policy ?? (source.isLive ? .latest : .block)
@@ -120,9 +124,12 @@ public final class AnnotateJob: @unchecked Sendable {
             var writerOptions = VideoWriterOptions(path: path)
             writerOptions.codec = options.codec
             writerOptions.crf = options.crf
+            writerOptions.encoderThreads = options.encoderThreads
             videoWriter = try VideoWriter(options: writerOptions, source: source)
+            // Lossless (`block`): audio is never thinned like frames. The reader drops a packet
+            // only when the ring is full (see `readerLoop`), which never blocks it.
             audioRing = source.hasAudio
-                ? StageRing(slots: (0..<1024).map { _ in AudioPacket() }, stageCount: 1, policy: .latest)
+                ? StageRing(slots: (0..<1024).map { _ in AudioPacket() }, stageCount: 1, policy: .block)
                 : nil
         } else {
             videoWriter = nil
@@ -189,7 +196,6 @@ public final class AnnotateJob: @unchecked Sendable {
         summary.framesDecoded = source.framesDecoded
         summary.interrupted = stopRequested
         summary.policy = policy
-        summary.audioPacketsDropped = audioRing?.droppedCount ?? 0
         if let failure { throw failure }
         return summary
     }
@@ -197,12 +203,24 @@ public final class AnnotateJob: @unchecked Sendable {
     // MARK: stages
 
     private func readerLoop() {
+        var audioDropped = 0
         let audioSink: ((AudioPacket) -> Void)? = audioRing.map { audio in
             { packet in
-                guard let slot = audio.acquire() else { return }
+                // Full ring: the input runs over 1024 packets of audio ahead of its video. Drop
+                // (counted) rather than wait, since the writer may itself be waiting for video.
+                // One slot of slack covers the packet the writer may hold.
+                guard audio.depths[0] < audio.capacity - 1, let slot = audio.acquire() else {
+                    audioDropped += 1
+                    return
+                }
                 packet.move(to: slot)
                 audio.submit(slot)
             }
+        }
+        defer {
+            lock.lock()
+            summary.audioPacketsDropped = audioDropped
+            lock.unlock()
         }
         while !shouldStop {
             guard let slot = ring.acquire() else { return }

@@ -4,6 +4,7 @@ import NetnetEngine
 import NetnetMedia
 import NetnetPipeline
 import NetnetRing
+import NetnetKernels
 
 /// `netnet annotate`: detect on every frame of a video; write an annotated video and/or JSON lines.
 struct AnnotateCommand: ParsableCommand {
@@ -48,6 +49,15 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Encoder quality (x264/x265 CRF: lower is better, 0–51).")
     var crf: Int = 23
 
+    @Option(help: "FFmpeg decoder threads (0: automatic).")
+    var decoderThreads: Int = 0
+
+    @Option(help: "Encoder threads (0: automatic).")
+    var encoderThreads: Int = 0
+
+    @Option(help: "OpenBLAS threads for inference (default: all cores).")
+    var inferenceThreads: Int?
+
     @Option(help: "Stream id written in the JSON lines.")
     var streamId: String = "0"
 
@@ -60,6 +70,8 @@ struct AnnotateCommand: ParsableCommand {
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
         if let policy, BackPressurePolicy(rawValue: policy) == nil { throw ValidationError("--policy must be block or latest, got '\(policy)'") }
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
+        guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
+        if let inferenceThreads, inferenceThreads < 1 { throw ValidationError("--inference-threads must be at least 1") }
         if let output, output == input { throw ValidationError("--output would overwrite the input \(input)") }
     }
 
@@ -87,6 +99,9 @@ struct AnnotateCommand: ParsableCommand {
         options.codec = codec
         options.crf = crf
         options.streamID = streamId
+        options.decoderThreads = decoderThreads
+        options.encoderThreads = encoderThreads
+        if let inferenceThreads { BLASThreads.set(inferenceThreads) }
         job = reportingErrors {
             try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
                 FileHandle.standardError.write(Data("netnet: warning: \(message)\n".utf8))

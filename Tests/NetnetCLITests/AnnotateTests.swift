@@ -99,6 +99,10 @@ struct AnnotateTests {
         #expect(result.status == 0, "\(result.stderr)")
         let audio = try capture("ffprobe -v error -select_streams a:0 -show_entries stream=codec_name,sample_rate -of csv=p=0 '\(out)'")
         #expect(audio == "aac,48000", "audio stream: '\(audio)'")
+        let packets = { (path: String) in
+            try capture("ffprobe -v error -select_streams a:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 '\(path)'")
+        }
+        #expect(try packets(out) == (try packets(clip)), "every audio packet is copied")
         let input = try probeVideo(clip), output = try probeVideo(out)
         let lines = try jsonLines(json)
         #expect(input.frames == 50 && output.frames == 50 && lines.count == 50, "in \(input.frames), video \(output.frames), lines \(lines.count)")
