@@ -115,3 +115,17 @@ func residentKiB() -> Int? {
     }
     return nil
 }
+
+/// VmRSS growth (KiB) of each of three windows of `iterations` calls of `body`, after `warmup`
+/// calls. Other suites run in parallel in this process, so one window's growth can be theirs; a
+/// leak grows every window alike, so callers bound the quietest window.
+func residentGrowthPerWindow(iterations: Int, warmup: Int, _ body: (Int) throws -> Void) rethrows -> [Int] {
+    for i in 0..<warmup { try body(i) }
+    var growths: [Int] = []
+    for window in 0..<3 {
+        let before = residentKiB()
+        for i in 0..<iterations { try body(warmup + window * iterations + i) }
+        if let before, let after = residentKiB() { growths.append(after - before) }
+    }
+    return growths
+}

@@ -88,7 +88,7 @@ final class VideoFixtures: Sendable {
         // bytes, headers) and the TS packets that start a PES packet, so the demuxer still delivers every
         // frame and the damaged H.264 data reaches the decoder.
         var corrupt = ts
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 2026)   // the same damage every run
         let packets = corrupt.count / 188
         let first = packets / 2, count = max(4, packets / 33)
         for p in first..<(first + count) {
@@ -199,4 +199,17 @@ func readAll(_ path: String, threads: Int = 0) throws -> (frames: Int, pts: [Int
         seconds.append(frame.ptsSeconds)
     }
     return (pts.count, pts, seconds, source.decodeErrors, audio)
+}
+
+/// A reproducible generator for fixture damage (SplitMix64).
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

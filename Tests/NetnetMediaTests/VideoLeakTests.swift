@@ -29,17 +29,8 @@ struct VideoLeakTests {
                 _ = try VideoWriter(options: options, source: source)
             }
         }
-        // Other suites run in parallel in this process, so one window's RSS growth can be theirs.
-        // A leak grows every window by the same amount; noise does not. Pass when the quietest of
-        // three windows stays under the bound.
-        let warmup = min(5, n)
-        for i in 0..<warmup { try once(i) }
-        var growths: [Int] = []
-        for window in 0..<3 {
-            let before = residentKiB()
-            for i in 0..<n { try once(warmup + window * n + i) }
-            if let before, let after = residentKiB() { growths.append(after - before) }
-        }
+        // Pass when the quietest of three windows stays under the bound (see residentGrowthPerWindow).
+        let growths = try residentGrowthPerWindow(iterations: n, warmup: min(5, n), once)
         print("VmRSS growth per window of \(n) annotate loops: \(growths) KiB")
         if n >= 20, let quietest = growths.min() {
             #expect(quietest < 6 * 1024, "VmRSS grew at least \(quietest) KiB in every window of \(n) iterations")
