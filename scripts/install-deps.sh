@@ -9,6 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev
               libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest)
+APT_PACKAGES+=(python3-venv)   # training/.venv: Debian's torch + pycocotools from PyPI
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -25,6 +26,9 @@ if ! python3 -c "import onnxruntime, numpy, jsonschema" 2>/dev/null; then
     echo "install-deps: pip install onnxruntime numpy jsonschema" >&2
     python3 -m pip install -q onnxruntime numpy jsonschema || echo "install-deps: warning: onnxruntime not installed; ONNX comparisons will be skipped" >&2
 fi
+
+# The training kit's environment (training/.venv): train.py, evaluate.py and their tests.
+bash "$(dirname "$0")/../training/setup-venv.sh" || echo "install-deps: warning: training/.venv not set up; scoring tests will be skipped" >&2
 
 if ! command -v swift >/dev/null; then
     echo "install-deps: swift is not on PATH; install Swift 6 (https://www.swift.org/install/linux/) first" >&2

@@ -12,8 +12,9 @@ echo "== Swift build (debug, with tests)"
 swift build --build-tests
 bin="$(swift build --show-bin-path)/netnet"
 
-echo "== PyTorch reference tests (training/)"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider training/tests
+echo "== PyTorch reference and training kit tests (training/; the default model through $bin)"
+python=/usr/bin/python3; [ -x training/.venv/bin/python ] && python=training/.venv/bin/python
+NETNET="$bin" "$python" -m pytest -q -p no:cacheprovider training/tests
 
 echo "== netnet detect --dump-heads vs ONNX Runtime on the reference's ONNX export (narrow width)"
 if python3 -c "import onnxruntime" 2>/dev/null; then

@@ -49,20 +49,35 @@ def nms(boxes, scores, iou_threshold=0.45):
     return keep
 
 
-def detect(boxes, scores, score_threshold=0.01, iou_threshold=0.45, top_k=200):
-    """Per-class NMS over classes 1..C (0 is background), then keep the top_k overall by score.
+def has_area(boxes):
+    """Finite boxes that keep some area inside the image once clipped to [0, 1] (as the engine's
+    NonMaximumSuppression.hasArea: width and height > 1e-4); boxes [N,4] relative corner form."""
+    b = np.asarray(boxes)
+    finite = np.isfinite(b).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        w = np.minimum(b[:, 2], 1) - np.maximum(b[:, 0], 0)
+        h = np.minimum(b[:, 3], 1) - np.maximum(b[:, 1], 0)
+    return finite & (w > 1e-4) & (h > 1e-4)
 
-    boxes [P,4] corner form, scores [P,C+1] softmax. Returns a list of
+
+def detect(boxes, scores, score_threshold=0.01, iou_threshold=0.45, top_k=200, candidates=400):
+    """The engine's post-processing: per class 1..C (0 is background) the boxes scoring above
+    score_threshold that keep some area inside the image, the best `candidates` of them, greedy
+    NMS; then the top_k overall by score (ties: lower prior index first).
+
+    boxes [P,4] relative corner form, scores [P,C+1] softmax. Returns a list of
     (class_index (1-based, 0 = background excluded), score, x1, y1, x2, y2), best first.
     """
     dets = []
+    usable = has_area(boxes)
     for c in range(1, scores.shape[1]):
         sc = scores[:, c]
-        idx = np.nonzero(sc > score_threshold)[0]
+        idx = np.nonzero((sc > score_threshold) & usable)[0]
         if idx.size == 0:
             continue
+        idx = idx[np.argsort(-sc[idx], kind="stable")[:candidates]]
         for j in nms(boxes[idx], sc[idx], iou_threshold):
             i = idx[j]
-            dets.append((c, float(sc[i]), *[float(v) for v in boxes[i]]))
-    dets.sort(key=lambda d: -d[1])
-    return dets[:top_k]
+            dets.append((c, float(sc[i]), int(i), *[float(v) for v in boxes[i]]))
+    dets.sort(key=lambda d: (-d[1], d[2], d[0]))
+    return [(d[0], d[1], *d[3:]) for d in dets[:top_k]]

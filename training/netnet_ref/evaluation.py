@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""COCO-style scoring with pycocotools, and detections from the PyTorch model or the Swift engine.
+
+Results are COCO results dicts: {"image_id", "category_id", "bbox": [x, y, w, h], "score"}, image
+ids 1.. in the set's sample order and category ids 1.. in its class order (data.to_coco).
+"""
+import contextlib
+import io
+import json
+import subprocess
+
+import numpy as np
+import torch
+
+from . import augment, box_utils
+from .priors import prior_boxes
+
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def score(gt, results):
+    """pycocotools bbox evaluation -> {AP, AP50, AP75, APs, APm, APl} in percent (0 when no results)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return {k: 0.0 for k in METRICS}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = json.loads(json.dumps(gt))
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {k: round(float(max(v, 0.0)) * 100, 2) for k, v in zip(METRICS, ev.stats[:6])}
+
+
+def _result(image_id, cls, sc, box):
+    x1, y1, x2, y2 = box
+    return {"image_id": image_id, "category_id": int(cls), "score": round(float(sc), 5),
+            "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)]}
+
+
+@torch.no_grad()
+def torch_detections(model, dataset, threshold=0.01, batch=8):
+    """Runs the PyTorch model (evaluation mode) over a DetectionSet with the engine's post-processing."""
+    cfg = model.cfg
+    was_training = model.training
+    model.eval()
+    priors = prior_boxes(cfg)
+    variances = cfg.priors["variances"]
+    results = []
+    samples = dataset.samples
+    for start in range(0, len(samples), batch):
+        chunk = samples[start:start + batch]
+        x = torch.stack([augment.prepare(s.image, cfg.input_size, cfg.normalisation) for s in chunk])
+        loc, conf = model(x)
+        for j, s in enumerate(chunk):
+            boxes = box_utils.decode(loc[j].double().numpy(), priors, variances)
+            scores = box_utils.softmax(conf[j].double().numpy())
+            scale = np.array([s.width, s.height, s.width, s.height])
+            for cls, sc, *box in box_utils.detect(boxes, scores, score_threshold=threshold):
+                b = np.clip(np.array(box), 0, 1) * scale
+                results.append(_result(start + j + 1, cls, sc, b))
+    model.train(was_training)
+    return results
+
+
+def netnet_detections(netnet, model_path, dataset, threshold=0.01):
+    """Runs the Swift engine (`netnet annotate` on a MOT sequence's video, `netnet detect` on an
+    image set) and maps its JSON lines to COCO results of the set."""
+    names = {n: i + 1 for i, n in enumerate(dataset.classes)}
+    results = []
+
+    def add(image_id, detections):
+        for d in detections:
+            if d["label"] in names:
+                results.append(_result(image_id, names[d["label"]], d["score"], d["box"]))
+
+    if dataset.frame_indices is not None:
+        wanted = {f: i + 1 for i, f in enumerate(dataset.frame_indices)}
+        cmd = [netnet, "annotate", dataset.source, "--json", "-", "--model", str(model_path),
+               "--threshold", str(threshold), "--quiet"]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)}: exit {out.returncode}: {out.stderr.strip()[-500:]}")
+        for line in out.stdout.splitlines():
+            rec = json.loads(line)
+            if rec["frame"] in wanted:
+                add(wanted[rec["frame"]], rec["detections"])
+    else:
+        cmd = [netnet, "detect", "--model", str(model_path), "--threshold", str(threshold), *dataset.files]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"netnet detect: exit {out.returncode}: {out.stderr.strip()[-500:]}")
+        ids = {f: i + 1 for i, f in enumerate(dataset.files)}
+        for line in out.stdout.splitlines():
+            rec = json.loads(line)
+            add(ids[rec["file"]], rec["detections"])
+    return results

@@ -1,0 +1,217 @@
+"""Tests of the training kit: data readers, augmentation, matching and loss, batch-norm folding,
+scoring, and a short real training run with resume (on PETS09, skipped without ../shared)."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from netnet_ref import augment, batchnorm, box_utils, data  # noqa: E402
+from netnet_ref.config import DEFAULT_NORMALISATION, NetConfig  # noqa: E402
+from netnet_ref.model import NETNet, init_weights  # noqa: E402
+from netnet_ref.multibox import MultiBoxLoss, center_to_corner, encode, match  # noqa: E402
+from netnet_ref.priors import prior_boxes  # noqa: E402
+
+HAVE_SHARED = (data.SHARED / "pets09-s2l1" / "gt-frames-0001-0600.txt").exists() and data.VTEST.exists()
+needs_shared = pytest.mark.skipif(not HAVE_SHARED, reason="needs ../shared/data and samples/vtest.avi "
+                                  "(scripts/fetch-vtest.sh)")
+try:
+    import pycocotools  # noqa: F401
+    HAVE_COCO = True
+except ImportError:
+    HAVE_COCO = False
+needs_coco = pytest.mark.skipif(not HAVE_COCO, reason="needs pycocotools (bash training/setup-venv.sh)")
+
+
+# ---- data -------------------------------------------------------------------------------------
+def test_read_mot_separates_ignore_rows_and_names_bad_lines(tmp_path):
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,10,20,30,40,1,-1,-1,-1\n1,2,0,0,5,5,0,-1,-1,-1\n3,1,1.5,2.5,3,4,1,-1,-1,-1\n")
+    rows = data.read_mot(gt)
+    assert sorted(rows) == [1, 3]
+    boxes, ignore = rows[1]
+    assert boxes.tolist() == [[10, 20, 40, 60]] and ignore.tolist() == [[0, 0, 5, 5]]
+    assert rows[3][0].tolist() == [[1.5, 2.5, 4.5, 6.5]]
+    gt.write_text("1,1,10,20,30,40,1\n2,x,1,1,1,1,1\n")
+    with pytest.raises(ValueError, match=r"gt.txt:2:"):
+        data.read_mot(gt)
+    gt.write_text("1,1,10,20,0,40,1\n")
+    with pytest.raises(ValueError, match=r"gt.txt:1: box width and height must be positive"):
+        data.read_mot(gt)
+
+
+def test_read_yolo_converts_to_pixel_corners(tmp_path):
+    lab = tmp_path / "a.txt"
+    lab.write_text("0 0.5 0.5 0.2 0.4\n3 0.1 0.2 0.2 0.2\n")
+    ids, boxes = data.read_yolo(lab, 100, 50)
+    assert ids.tolist() == [0, 3]
+    assert np.allclose(boxes, [[40, 15, 60, 35], [0, 5, 20, 15]])
+    lab.write_text("0 0.5 0.5\n")
+    with pytest.raises(ValueError, match="a.txt:1"):
+        data.read_yolo(lab, 100, 50)
+
+
+def test_to_coco_marks_ignore_regions_as_crowd():
+    s = data.Sample("k", np.zeros((10, 20, 3), np.uint8), np.array([[1, 2, 5, 8]], np.float32),
+                    np.array([0]), np.array([[0, 0, 2, 2]], np.float32))
+    gt = data.to_coco(data.DetectionSet("x", ["person"], [s]))
+    assert gt["images"] == [{"id": 1, "file_name": "k", "width": 20, "height": 10}]
+    assert [(a["bbox"], a["iscrowd"]) for a in gt["annotations"]] == [([1, 2, 4, 6], 0), ([0, 0, 2, 2], 1)]
+
+
+@needs_shared
+def test_pets_frames_match_their_ground_truth_index():
+    ds = data.mot_sequence("pets", data.VTEST, data.SHARED / "pets09-s2l1" / "gt-frames-0001-0600.txt", 0, 2)
+    assert [s.image.shape for s in ds.samples] == [(576, 768, 3)] * 2
+    assert ds.frame_indices == [0, 1]
+    rows = data.read_mot(data.SHARED / "pets09-s2l1" / "gt-frames-0001-0600.txt")
+    assert np.array_equal(ds.samples[1].boxes, rows[2][0])
+
+
+# ---- augmentation -----------------------------------------------------------------------------
+def _rectangle_sample():
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[30:90, 50:80] = 255
+    return data.Sample("r", img, np.array([[50, 30, 80, 90]], np.float32), np.array([0]))
+
+
+def test_augment_keeps_boxes_on_the_object():
+    """Zoom-out, crop and flip move the box with the pixels: the white rectangle fills the box."""
+    rng = np.random.default_rng(0)
+    norm = {"order": "bgr", "mean": [0, 0, 0], "std": [1, 1, 1]}
+    for _ in range(40):
+        x, boxes, labels, ignore = augment.augment(_rectangle_sample(), 64, norm, rng, expand_max=3, distort=False)
+        assert x.shape == (3, 64, 64) and len(boxes) == 1 and labels.tolist() == [0]
+        assert (boxes >= -1e-6).all() and (boxes <= 1 + 1e-6).all()
+        x1, y1, x2, y2 = (boxes[0] * 64).tolist()
+        inner = x[0, int(math.ceil(y1)) + 1:int(y2) - 1, int(math.ceil(x1)) + 1:int(x2) - 1]
+        if inner.numel():
+            assert float(inner.min()) > 200, "box interior is not the white rectangle"
+        bright = (x[0] > 128).nonzero()
+        assert bright[:, 1].min() >= x1 - 1.5 and bright[:, 1].max() <= x2 + 1.5
+        assert bright[:, 0].min() >= y1 - 1.5 and bright[:, 0].max() <= y2 + 1.5
+
+
+def test_photometric_stays_in_range_and_hsv_round_trips():
+    rng = np.random.default_rng(1)
+    x = torch.rand(3, 16, 16) * 255
+    for _ in range(20):
+        y = augment.photometric(x, rng)
+        assert y.min() >= 0 and y.max() <= 255
+    rgb = torch.rand(3, 8, 8)
+    assert torch.allclose(augment._hsv_to_rgb(*augment._rgb_to_hsv(rgb)), rgb, atol=1e-5)
+
+
+# ---- matching and loss ------------------------------------------------------------------------
+def test_match_encodes_a_box_equal_to_a_prior_as_zero_and_marks_ignore():
+    cfg = NetConfig("ssd-vgg16-300", width=0.125, classes=["person"])
+    priors = torch.tensor(prior_boxes(cfg), dtype=torch.float32)
+    corner = center_to_corner(priors)
+    k = 1234
+    loc, conf = match(corner[k:k + 1], torch.tensor([0]), torch.zeros(0, 4), priors, corner)
+    assert conf[k] == 1 and torch.allclose(loc[k], torch.zeros(4), atol=1e-5)
+    assert (conf > 0).sum() >= 1 and set(conf.unique().tolist()) <= {0, 1}
+    loc, conf = match(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), corner[k:k + 1], priors, corner)
+    assert conf[k] == -1 and (conf >= 0).sum() == len(priors) - (conf < 0).sum()
+    # encode is the inverse of the engine's decode
+    box = torch.tensor([[0.2, 0.3, 0.5, 0.9]])
+    t = encode(box.repeat(3, 1), priors[:3])
+    back = box_utils.decode(t.numpy().astype(np.float64), prior_boxes(cfg)[:3])
+    assert np.allclose(back, box.numpy().repeat(3, 0), atol=1e-5)
+
+
+def test_hard_negative_mining_keeps_three_negatives_per_positive():
+    P = 50
+    priors = torch.rand(P, 4) * 0.5 + 0.25
+    crit = MultiBoxLoss(priors)
+    conf_t = torch.zeros(1, P, dtype=torch.long)
+    conf_t[0, :4] = 1
+    conf_t[0, 4:6] = -1
+    loc_t = torch.zeros(1, P, 4)
+    logits = torch.zeros(1, P, 2, requires_grad=True)
+    with torch.no_grad():
+        logits[0, :, 1] = torch.linspace(-3, 3, P)
+    loss_l, loss_c = crit(torch.zeros(1, P, 4), logits, loc_t, conf_t)
+    loss_c.backward()
+    touched = (logits.grad[0].abs().sum(1) > 0).nonzero().flatten().tolist()
+    assert len(touched) == 4 + 12
+    assert not {4, 5} & set(touched), "ignored priors must not be mined"
+    assert set(range(P - 12, P)) <= set(touched), "the hardest negatives are the highest-scoring ones"
+    assert float(loss_l) == 0
+
+
+# ---- batch norm -------------------------------------------------------------------------------
+def test_folded_batchnorm_computes_the_same_function():
+    cfg = NetConfig("netnet-vgg16-300", width=0.125, classes=["person", "car"])
+    model = batchnorm.add_batchnorm(init_weights(NETNet(cfg), seed=3))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    model.eval()
+    plain = batchnorm.fold(model)
+    assert set(plain.state_dict()) == set(NETNet(cfg).state_dict())
+    x = torch.randn(1, 3, 300, 300, generator=g) * 50
+    with torch.no_grad():
+        a, b = model(x), plain(x)
+    for u, v in zip(a, b):
+        assert torch.allclose(u, v, rtol=1e-4, atol=1e-4 * float(u.abs().max()))
+
+
+# ---- post-processing as the engine's ----------------------------------------------------------
+def test_detect_drops_boxes_without_area_and_caps_candidates():
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [1.0, 0.2, 1.2, 0.4], [0.5, 0.5, 0.5, 0.9], [0.6, 0.6, np.nan, 0.8]])
+    scores = np.array([[0.5, 0.5], [0.1, 0.9], [0.1, 0.9], [0.1, 0.9]])
+    assert [d[0:2] for d in box_utils.detect(boxes, scores)] == [(1, 0.5)]
+    many = np.array([[i * 0.01, 0, i * 0.01 + 0.005, 0.005] for i in range(90)])
+    s = np.stack([1 - np.linspace(0.2, 0.9, 90), np.linspace(0.2, 0.9, 90)], 1)
+    assert len(box_utils.detect(many, s, candidates=10)) == 10
+
+
+# ---- scoring ----------------------------------------------------------------------------------
+@needs_coco
+def test_score_is_100_for_perfect_and_0_for_wrong_detections():
+    from netnet_ref import evaluation
+    s = data.Sample("k", np.zeros((400, 400, 3), np.uint8), np.array([[10, 10, 110, 210], [200, 50, 260, 90]], np.float32),
+                    np.array([0, 0]))
+    gt = data.to_coco(data.DetectionSet("x", ["person"], [s]))
+    perfect = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 100, 200], "score": 0.9},
+               {"image_id": 1, "category_id": 1, "bbox": [200, 50, 60, 40], "score": 0.8}]
+    assert evaluation.score(gt, perfect)["AP50"] == 100.0
+    wrong = [{"image_id": 1, "category_id": 1, "bbox": [300, 300, 50, 50], "score": 0.9}]
+    assert evaluation.score(gt, wrong)["AP50"] == 0.0
+    assert evaluation.score(gt, [])["AP"] == 0.0
+
+
+# ---- a real, short training run ---------------------------------------------------------------
+@needs_shared
+@needs_coco
+def test_training_runs_resumes_and_exports_a_loadable_model(tmp_path):
+    train = HERE.parent / "train.py"
+    common = [sys.executable, str(train), "--out", str(tmp_path), "--network", "ssd-vgg16-300", "--width", "0.125",
+              "--train", "pets09-val", "--val", "pets09-val", "--batch", "8", "--epochs", "2", "--eval-every", "1",
+              "--lr", "0.005"]
+    first = subprocess.run(common + ["--max-minutes", "0.0001"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "continue with --resume" in first.stderr
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
+    second = subprocess.run(common + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed from" in second.stderr
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all("AP50" in r["val"] for r in log)
+    assert all(math.isfinite(r["loss_conf"]) for r in log)
+    from netnet_ref.model import load_model
+    model = load_model(tmp_path / "model.safetensors")
+    assert model.cfg.network == "ssd-vgg16-300" and model.cfg.classes == ["person"]
