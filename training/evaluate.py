@@ -7,7 +7,9 @@
 --engine torch runs the PyTorch reference; --engine netnet runs the Swift engine through the
 `netnet` binary (`netnet annotate` on a sequence's video, `netnet detect` on an image set), so the
 score includes the engine's own decoding and resizing. Prints AP, AP50, AP75, APs, APm, APl (in
-percent, COCO's definitions: IoU 0.50:0.95, 0.50, 0.75; small < 32², medium < 96² pixels).
+percent, COCO's definitions: IoU 0.50:0.95, 0.50, 0.75; small < 32², medium < 96² pixels; n/a
+where the set has no box of that size). --sizes input measures those sizes at the network's input
+instead (a 30×80 person of a 768×576 frame is 12×42 pixels at a 300×300 input: small).
 Ignore regions of MOT ground truth (conf 0) count as COCO crowd regions.
 """
 import argparse
@@ -30,6 +32,9 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, default=0.01, help="score threshold (default: %(default)s)")
     p.add_argument("--results", default=None, help="write the COCO results JSON here")
     p.add_argument("--ground-truth", default=None, help="write the COCO ground-truth JSON here")
+    p.add_argument("--sizes", choices=("image", "input"), default="image",
+                   help="what small/medium/large measure: the image's pixels (COCO), or the network's "
+                        "input pixels after resizing (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -73,20 +78,26 @@ def main(argv=None):
             return 1
         results = evaluation.netnet_detections(netnet, model_path, ds, threshold=args.threshold)
     seconds = time.time() - t0
-    scores = evaluation.score(gt, results)
+    area_scale = 1.0
+    if args.sizes == "input":
+        from netnet_ref import safetensors_io
+        from netnet_ref.config import NetConfig
+        cfg = NetConfig.from_metadata(safetensors_io.read(model_path)[1])
+        area_scale = evaluation.input_area_scale(ds, cfg.input_size)
+    scores = evaluation.score(gt, results, area_scale=area_scale)
     if args.results:
         Path(args.results).write_text(json.dumps(results))
     if args.ground_truth:
         Path(args.ground_truth).write_text(json.dumps(gt))
     summary = {"model": str(model_path), "data": args.data, "engine": args.engine, "images": len(ds.samples),
                "boxes": sum(len(s.boxes) for s in ds.samples), "detections": len(results),
-               "seconds": round(seconds, 1), **scores}
+               "seconds": round(seconds, 1), "sizes": args.sizes, **scores}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{args.data}: {summary['images']} images, {summary['boxes']} boxes; {args.engine}: "
               f"{len(results)} detections above {args.threshold} in {seconds:.1f}s")
-        print("  ".join(f"{k} {scores[k]:5.1f}" for k in evaluation.METRICS))
+        print(evaluation.format_scores(scores) + (" (sizes at the network's input)" if args.sizes == "input" else ""))
     return 0
 
 

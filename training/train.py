@@ -122,6 +122,9 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
+    # Denormal floats (tiny weights and gradients late in training) make x86 float math ~100x
+    # slower; flushing them to zero changes nothing a detector can notice.
+    torch.set_flush_denormal(True)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     classes = classes_of(args.classes)
@@ -214,8 +217,7 @@ def main(argv=None):
         if val and ((epoch + 1) % args.eval_every == 0 or last or out_of_time):
             plain = export()
             record["val"] = evaluation.score(val_gt, evaluation.torch_detections(plain, val))
-            print(f"epoch {epoch + 1}: val {args.val}: " +
-                  " ".join(f"{k} {v:.1f}" for k, v in record["val"].items()), file=sys.stderr)
+            print(f"epoch {epoch + 1}: val {args.val}: " + evaluation.format_scores(record["val"]), file=sys.stderr)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt)
         with open(out / "log.jsonl", "a") as f:

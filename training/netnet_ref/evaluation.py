@@ -18,8 +18,11 @@ from .priors import prior_boxes
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def score(gt, results):
-    """pycocotools bbox evaluation -> {AP, AP50, AP75, APs, APm, APl} in percent (0 when no results)."""
+def score(gt, results, area_scale=1.0):
+    """pycocotools bbox evaluation -> {AP, AP50, AP75, APs, APm, APl} in percent; None where the
+    set has no box of that size (pycocotools' -1). area_scale multiplies box areas before COCO's
+    small/medium/large bounds (32², 96²) apply: 1 for the image's pixels, (S/W)·(S/H) for the size
+    the network sees at its S×S input."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -31,10 +34,26 @@ def score(gt, results):
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(results)
         ev = COCOeval(coco_gt, coco_dt, "bbox")
+        if area_scale != 1.0:
+            ev.params.areaRng = [[0, 1e10], [0, 32 ** 2 / area_scale], [32 ** 2 / area_scale, 96 ** 2 / area_scale],
+                                 [96 ** 2 / area_scale, 1e10]]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {k: round(float(max(v, 0.0)) * 100, 2) for k, v in zip(METRICS, ev.stats[:6])}
+    return {k: (round(float(v) * 100, 2) if v >= 0 else None) for k, v in zip(METRICS, ev.stats[:6])}
+
+
+def input_area_scale(dataset, input_size):
+    """(S/W)·(S/H) for a set whose images share one size (ValueError otherwise)."""
+    sizes = {(s.width, s.height) for s in dataset.samples}
+    if len(sizes) != 1:
+        raise ValueError(f"{dataset.name}: images of {len(sizes)} sizes; --sizes input needs one")
+    (w, h), = sizes
+    return (input_size / w) * (input_size / h)
+
+
+def format_scores(scores):
+    return "  ".join(f"{k} {scores[k]:5.1f}" if scores[k] is not None else f"{k}   n/a" for k in METRICS)
 
 
 def _result(image_id, cls, sc, box):

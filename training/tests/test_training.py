@@ -192,6 +192,12 @@ def test_score_is_100_for_perfect_and_0_for_wrong_detections():
     wrong = [{"image_id": 1, "category_id": 1, "bbox": [300, 300, 50, 50], "score": 0.9}]
     assert evaluation.score(gt, wrong)["AP50"] == 0.0
     assert evaluation.score(gt, [])["AP"] == 0.0
+    # boxes of 20,000 and 2,400 px²: large and medium in the image, medium and small at 1/5 the area
+    image = evaluation.score(gt, perfect)
+    assert image["APs"] is None and image["APm"] == 100.0 and image["APl"] == 100.0
+    scaled = evaluation.score(gt, perfect, area_scale=0.2)
+    assert scaled["APs"] == 100.0 and scaled["APm"] == 100.0 and scaled["APl"] is None
+    assert "APs   n/a" in evaluation.format_scores(image) and "APm 100.0" in evaluation.format_scores(image)
 
 
 # ---- a real, short training run ---------------------------------------------------------------
