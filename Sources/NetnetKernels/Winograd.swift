@@ -49,20 +49,20 @@ public enum Winograd {
         require(isEligible(g), "Winograd.transformWeights: not a 3x3 stride-1 convolution: \(g)")
         let cin = g.inputChannels, cout = g.outputChannels
         let plane = cout * cin
-        for o in 0 ..< cout {
-            for c in 0 ..< cin {
-                let f = weights + (o * cin + c) * 9
-                // Rows of G g (6×3), then (G g) Gᵀ (6×6).
-                var gg = [Double](repeating: 0, count: 18)
-                for b in 0 ..< 3 {
-                    let g0 = Double(f[b]), g1 = Double(f[3 + b]), g2 = Double(f[6 + b])
-                    let column = filterColumn(g0, g1, g2)
-                    for i in 0 ..< 6 { gg[i * 3 + b] = column[i] }
-                }
-                for i in 0 ..< 6 {
-                    let row = filterColumn(gg[i * 3], gg[i * 3 + 1], gg[i * 3 + 2])
-                    for j in 0 ..< 6 {
-                        transformed[(i * 6 + j) * plane + o * cin + c] = Float(row[j])
+        // Split over output channels: full-width VGG has ~15 M filters' worth of taps to transform.
+        parallelChunks(count: cout, minimumChunk: max(1, 4096 / cin)) { outputs in
+            for o in outputs {
+                for c in 0 ..< cin {
+                    let f = weights + (o * cin + c) * 9
+                    // Columns of G g (6×3), then rows of (G g) Gᵀ (6×6).
+                    let a = filterColumn(Double(f[0]), Double(f[3]), Double(f[6]))
+                    let b = filterColumn(Double(f[1]), Double(f[4]), Double(f[7]))
+                    let d = filterColumn(Double(f[2]), Double(f[5]), Double(f[8]))
+                    for i in 0 ..< 6 {
+                        let row = filterColumn(a[i], b[i], d[i])
+                        for j in 0 ..< 6 {
+                            transformed[(i * 6 + j) * plane + o * cin + c] = Float(row[j])
+                        }
                     }
                 }
             }
@@ -71,13 +71,13 @@ public enum Winograd {
 
     /// G · (g0, g1, g2) for F(4×4, 3×3).
     @inline(__always)
-    static func filterColumn(_ g0: Double, _ g1: Double, _ g2: Double) -> [Double] {
-        [g0 / 4,
-         -(g0 + g1 + g2) / 6,
-         -(g0 - g1 + g2) / 6,
-         g0 / 24 + g1 / 12 + g2 / 6,
-         g0 / 24 - g1 / 12 + g2 / 6,
-         g2]
+    static func filterColumn(_ g0: Double, _ g1: Double, _ g2: Double) -> SIMD8<Double> {
+        SIMD8(g0 / 4,
+              -(g0 + g1 + g2) / 6,
+              -(g0 - g1 + g2) / 6,
+              g0 / 24 + g1 / 12 + g2 / 6,
+              g0 / 24 - g1 / 12 + g2 / 6,
+              g2, 0, 0)
     }
 
     /// The chunking `forward` uses: tiles across and down, tile rows per chunk.
