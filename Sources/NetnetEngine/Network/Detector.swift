@@ -115,7 +115,7 @@ public final class Detector {
         priors = PriorBoxes.generate(plan: plan)
     }
 
-    /// Floats this detector allocated for activations, workspace and outputs.
+    /// Floats this detector allocated for activations, workspace, outputs and Winograd-transformed filters.
     public var allocatedFloats: Int {
         arena.count + workspace.count + locations.count + scores.count + boxes.count
             + winogradWeights.values.reduce(0) { $0 + $1.count } + winogradHeads.values.reduce(0) { $0 + $1.count }
