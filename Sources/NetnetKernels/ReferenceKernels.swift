@@ -158,4 +158,92 @@ public enum ReferenceKernels {
     public static func relu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0 ..< count { out[i] = x[i] > 0 ? x[i] : 0 }
     }
+
+    /// Textbook Winograd F(4×4, 3×3) for a 3×3, stride-1, dilation-1 convolution, one tile and
+    /// one (out, in) pair at a time with the matrices written out: U = G g Gᵀ (double, rounded
+    /// to float, as `Winograd.transformWeights`), V = Bᵀ d B and Y = Aᵀ (Σ_in U ⊙ V) A in float,
+    /// so it rounds like the fast kernel (no BLAS, no chunking, no threads). Then [+ output],
+    /// + bias, ReLU. The twin of `Winograd.forward`; compare both with `convolution` for the error
+    /// the algorithm itself adds.
+    public static func winogradConvolution(geometry g: ConvolutionGeometry,
+                                           input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
+                                           weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                           output: UnsafeMutablePointer<Float>,
+                                           relu: Bool, accumulate: Bool) {
+        require(Winograd.isEligible(g), "ReferenceKernels.winogradConvolution: not 3x3 stride 1 dilation 1")
+        let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
+        require(oh >= 1 && ow >= 1, "ReferenceKernels.winogradConvolution: input too small")
+        let bt: [[Float]] = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                             [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        let gm: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                              [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        let at: [[Float]] = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+        let cin = g.inputChannels, cout = g.outputChannels
+        // U[o][c][i][j]
+        var u = [Float](repeating: 0, count: cout * cin * 36)
+        for o in 0 ..< cout {
+            for c in 0 ..< cin {
+                for i in 0 ..< 6 {
+                    for j in 0 ..< 6 {
+                        var sum = 0.0
+                        for a in 0 ..< 3 {
+                            for b in 0 ..< 3 {
+                                sum += gm[i][a] * Double(weights[((o * cin + c) * 3 + a) * 3 + b]) * gm[j][b]
+                            }
+                        }
+                        u[((o * cin + c) * 6 + i) * 6 + j] = Float(sum)
+                    }
+                }
+            }
+        }
+        var v = [Float](repeating: 0, count: cin * 36)
+        var d = [Float](repeating: 0, count: 36)
+        var t = [Float](repeating: 0, count: 36)
+        for ty in 0 ..< (oh + 3) / 4 {
+            for tx in 0 ..< (ow + 3) / 4 {
+                for c in 0 ..< cin {
+                    for k in 0 ..< 6 {
+                        for l in 0 ..< 6 {
+                            let y = 4 * ty - g.padY + k, x = 4 * tx - g.padX + l
+                            d[k * 6 + l] = (y >= 0 && y < h && x >= 0 && x < w) ? input[(c * h + y) * w + x] : 0
+                        }
+                    }
+                    for i in 0 ..< 6 {
+                        for l in 0 ..< 6 {
+                            var s: Float = 0
+                            for k in 0 ..< 6 { s += bt[i][k] * d[k * 6 + l] }
+                            t[i * 6 + l] = s
+                        }
+                    }
+                    for i in 0 ..< 6 {
+                        for j in 0 ..< 6 {
+                            var s: Float = 0
+                            for l in 0 ..< 6 { s += t[i * 6 + l] * bt[j][l] }
+                            v[c * 36 + i * 6 + j] = s
+                        }
+                    }
+                }
+                for o in 0 ..< cout {
+                    var m = [Float](repeating: 0, count: 36)
+                    for c in 0 ..< cin {
+                        for e in 0 ..< 36 { m[e] += u[(o * cin + c) * 36 + e] * v[c * 36 + e] }
+                    }
+                    for r in 0 ..< 4 {
+                        for s in 0 ..< 4 {
+                            let y = 4 * ty + r, x = 4 * tx + s
+                            if y >= oh || x >= ow { continue }
+                            var value: Float = 0
+                            for i in 0 ..< 6 {
+                                for j in 0 ..< 6 { value += at[r][i] * m[i * 6 + j] * at[s][j] }
+                            }
+                            let index = (o * oh + y) * ow + x
+                            if accumulate { value += output[index] }
+                            if let bias { value += bias[o] }
+                            output[index] = relu ? max(value, 0) : value
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

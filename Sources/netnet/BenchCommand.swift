@@ -38,6 +38,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads for the engine's own loops: im2col, element-wise (default: all cores).")
     var kernelThreads: Int?
 
+    @Option(help: "3×3 stride-1 convolutions: auto (Winograd where measured faster), im2col, winograd (every eligible layer). Default: NETNET_CONV, else auto.")
+    var conv: String?
+
     @Flag(help: "Also print the time per layer group and per layer.")
     var layers = false
 
@@ -49,6 +52,7 @@ struct BenchCommand: ParsableCommand {
         if model == nil, NetworkName(rawValue: network) == nil { throw ValidationError("unknown network '\(network)'") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernelThreads, kernelThreads < 1 { throw ValidationError("--kernel-threads must be at least 1") }
+        if let conv, ConvolutionAlgorithm(rawValue: conv) == nil { throw ValidationError("--conv must be auto, im2col or winograd") }
     }
 
     func run() throws {
@@ -59,7 +63,8 @@ struct BenchCommand: ParsableCommand {
             let names = (0..<numClasses).map { "class\($0)" }
             return Model(randomFor: ModelDescription(network: NetworkName(rawValue: network)!, width: width, classes: names), seed: 1, headInit: .he)
         }
-        let detector = Detector(model: loaded)
+        let detector = Detector(model: loaded, convolution: conv.flatMap(ConvolutionAlgorithm.init(rawValue:)) ?? .fromEnvironment)
+        let winogradLayers = Set(detector.winogradLayerNames)
         var generator = SplitMix64(seed: 7)
         let size = loaded.description.inputSize
         for index in 0..<(3 * size * size) { detector.input[index] = generator.nextUniform() * 255 - 128 }
@@ -86,6 +91,8 @@ struct BenchCommand: ParsableCommand {
             object.add("network", d.network.rawValue)
             object.add("width", d.width, digits: 6)
             object.add("threads", BLASThreads.current)
+            object.add("conv", detector.convolution.rawValue)
+            object.add("winograd_layers", detector.winogradLayerNames.count)
             object.add("frames", frames)
             object.add("median_ms", median)
             object.add("min_ms", times.first!)
@@ -104,6 +111,7 @@ struct BenchCommand: ParsableCommand {
         }
         print("model:      \(model ?? "random") (\(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes, \(String(format: "%.2f", macs / 1e9)) GMAC)")
         print("threads:    \(BLASThreads.current) (OpenBLAS)")
+        print("conv:       \(detector.convolution.rawValue) (Winograd F(4x4,3x3) on \(detector.winogradLayerNames.count) of \(loaded.plan.layers.count) layers)")
         print("frames:     \(frames) timed after \(warmup) warm-up")
         print(String(format: "median:     %.1f ms/frame (min %.1f, max %.1f)", median, times.first!, times.last!))
         print(String(format: "fps:        %.2f", 1000 / median))
@@ -118,7 +126,7 @@ struct BenchCommand: ParsableCommand {
             }
             var layerMACs: [String: Double] = [:]
             for layer in loaded.plan.layers { layerMACs[layer.name, default: 0] += Double(layer.executedMultiplyAccumulates) }
-            print("per layer, in execution order (ms/frame, GFLOP/s of the work done):")
+            print("per layer, in execution order (ms/frame, GFLOP/s of the direct convolution's work; W: Winograd):")
             for step in detector.stepTimings {
                 let t = step.milliseconds / Double(frames)
                 var work = layerMACs[step.name]
@@ -127,7 +135,8 @@ struct BenchCommand: ParsableCommand {
                         + (layerMACs[step.name.replacingOccurrences(of: "loc+conf", with: "conf")] ?? 0)
                 }
                 let g = work.map { String(format: "%6.1f", 2 * $0 / (t / 1000) / 1e9) } ?? "     -"
-                print("  " + step.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.3f ms  ", t) + g)
+                let mark = winogradLayers.contains(step.name) ? " W" : ""
+                print("  " + step.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.3f ms  ", t) + g + mark)
             }
         }
     }

@@ -217,5 +217,24 @@ struct CLITests {
         let object = try jsonObject(Substring(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
         for key in ["median_ms", "fps", "gflops", "peak_rss_mb", "layers"] { #expect(object[key] != nil, "missing \(key)") }
         #expect(((object["median_ms"] as? NSNumber)?.doubleValue ?? 0) > 0)
+        for key in ["conv", "winograd_layers"] { #expect(object[key] != nil, "missing \(key)") }
+    }
+
+    @Test("bench --conv picks the kernel of the 3x3 stride-1 layers and rejects unknown names")
+    func benchConv() throws {
+        var counts: [String: Int] = [:]
+        for conv in ["im2col", "winograd"] {
+            let result = try NetnetBinary.run(["bench", "--network", "ssd-vgg16-300", "--width", "0.125", "--num-classes", "2",
+                                               "--frames", "1", "--warmup", "0", "--json", "--conv", conv])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try jsonObject(Substring(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(object["conv"] as? String == conv)
+            counts[conv] = (object["winograd_layers"] as? NSNumber)?.intValue
+        }
+        #expect(counts["im2col"] == 0)
+        #expect((counts["winograd"] ?? 0) > 0)
+        let refused = try NetnetBinary.run(["bench", "--frames", "1", "--conv", "fft"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--conv"), "\(refused.stderr)")
     }
 }

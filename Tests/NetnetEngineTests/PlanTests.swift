@@ -75,4 +75,26 @@ struct PlanTests {
         let none = names(.none)
         #expect(!none.contains { $0.hasPrefix("netm") || $0.hasPrefix("nnfm") })
     }
+
+    @Test("convolution choice: only 3x3 stride-1 dilation-1 layers are ever Winograd; auto skips thin and small ones")
+    func convolutionChoice() {
+        let plan = NetworkPlan(ModelDescription(network: .netnetVGG16_300, classes: coco))
+        func uses(_ name: String, _ choice: ConvolutionAlgorithm) -> Bool {
+            let layer = plan.layers.first { $0.name == name }!
+            return choice.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+        }
+        for layer in plan.layers {
+            let g = layer.geometry
+            let eligible = g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
+                && g.dilationY == 1 && g.dilationX == 1
+            #expect(uses(layer.name, .winograd) == eligible, "\(layer.name)")
+            #expect(!uses(layer.name, .im2col), "\(layer.name)")
+            if uses(layer.name, .auto) { #expect(eligible, "\(layer.name)") }
+        }
+        #expect(uses("backbone.conv1_2", .auto) && uses("backbone.conv4_3", .auto) && uses("backbone.conv5_3", .auto))
+        #expect(!uses("backbone.conv1_1", .auto))   // 3 input channels
+        #expect(!uses("backbone.conv6", .winograd))  // dilation 6
+        #expect(!uses("extras.conv8_2", .winograd))  // stride 2
+        #expect(!uses("extras.conv10_2", .auto))     // 3x3 output
+    }
 }

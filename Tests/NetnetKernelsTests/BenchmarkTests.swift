@@ -37,4 +37,17 @@ import Darwin
         if let raw = getenv("NETNET_KERNEL_THREADS"), let t = Int(String(cString: raw)) { KernelThreads.set(t) }
         print(KernelBenchmark.runOtherKernels())
     }
+
+    /// im2col vs Winograd per VGG layer; NETNET_BENCHMARK_WINOGRAD_TARGETS=256,768,... sweeps tiles per chunk.
+    @Test(.enabled(if: Benchmark.enabled)) func winogradConvs() {
+        if let raw = getenv("NETNET_KERNEL_THREADS"), let t = Int(String(cString: raw)) { KernelThreads.set(t) }
+        var targets = [Winograd.targetTiles]
+        if let raw = getenv("NETNET_BENCHMARK_WINOGRAD_TARGETS") {
+            let parsed = String(cString: raw).split(separator: ",").compactMap { Int($0) }
+            if !parsed.isEmpty { targets = parsed }
+        }
+        var repetitions = 7
+        if let raw = getenv("NETNET_BENCHMARK_REPS"), let r = Int(String(cString: raw)) { repetitions = r }
+        print(KernelBenchmark.runWinograd(targets: targets, repetitions: repetitions))
+    }
 }

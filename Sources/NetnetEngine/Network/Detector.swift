@@ -25,12 +25,25 @@ public final class Detector {
     private let l2NormScale: UnsafePointer<Float>
     /// Stacked loc+conf weights and biases per level, keyed by the location layer's index.
     private let headWeights: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)]
+    /// Winograd-transformed weights of the layers that run with Winograd, by layer index (for a
+    /// head: its location layer's index, the stacked loc+conf weights).
+    private let winogradWeights: [Int: AlignedBuffer]
+    private let winogradHeads: [Int: AlignedBuffer]
     private var stepNanoseconds: [UInt64]
     /// Whether `forward` records time per step (`timings`, `stepTimings`); off by default.
     public var recordsTimings = false
 
+    /// The convolution choice this detector was made with.
+    public let convolution: ConvolutionAlgorithm
+    /// Names of the layers (heads as `…loc+conf…`) that run with Winograd, in plan order.
+    public let winogradLayerNames: [String]
+
     /// Allocates every buffer the model's plan needs. `columnBudget` bounds the im2col tile (floats).
-    public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget) {
+    /// `convolution` picks the kernel of the 3×3 stride-1 layers (default: `NETNET_CONV`, else
+    /// auto); Winograd layers get their weights transformed here, once.
+    public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
+                convolution: ConvolutionAlgorithm = .fromEnvironment) {
+        self.convolution = convolution
         self.model = model
         let plan = model.plan
         self.plan = plan
@@ -43,15 +56,30 @@ public final class Detector {
         arena = AlignedBuffer(count: total)
         bufferOffsets = offsets
         var need = 1
-        for layer in plan.layers {
-            need = max(need, Convolution.workspaceCount(geometry: layer.geometry, inputHeight: layer.inputHeight,
-                                                        inputWidth: layer.inputWidth, columnBudget: columnBudget))
+        func reserve(_ g: ConvolutionGeometry, _ h: Int, _ w: Int, winograd: Bool) {
+            need = max(need, winograd
+                ? Winograd.workspaceCount(geometry: g, inputHeight: h, inputWidth: w)
+                : Convolution.workspaceCount(geometry: g, inputHeight: h, inputWidth: w, columnBudget: columnBudget))
         }
-        workspace = AlignedBuffer(count: need)
         layerWeights = plan.layers.map { model.tensor("\($0.name).weight")! }
         layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
+        var transformed: [Int: AlignedBuffer] = [:]
+        var names: [String] = []
+        for step in plan.steps {
+            guard case let .convolution(index, _, _, _, _) = step else { continue }
+            let layer = plan.layers[index]
+            let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+            reserve(layer.geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
+            if winograd && transformed[index] == nil {
+                let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: layer.geometry))
+                Winograd.transformWeights(geometry: layer.geometry, weights: layerWeights[index], transformed: buffer.pointer)
+                transformed[index] = buffer
+                names.append(layer.name)
+            }
+        }
         l2NormScale = model.tensor("l2norm.weight")!
         var heads: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)] = [:]
+        var transformedHeads: [Int: AlignedBuffer] = [:]
         for step in plan.steps {
             guard case let .heads(location, confidence, _, _, _) = step else { continue }
             let a = plan.layers[location].geometry, b = plan.layers[confidence].geometry
@@ -64,8 +92,21 @@ public final class Detector {
             bias.pointer.update(from: layerBiases[location], count: a.outputChannels)
             (bias.pointer + a.outputChannels).update(from: layerBiases[confidence], count: b.outputChannels)
             heads[location] = (weights, bias, geometry)
+            let layer = plan.layers[location]
+            let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+            reserve(geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
+            if winograd {
+                let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: geometry))
+                Winograd.transformWeights(geometry: geometry, weights: weights.pointer, transformed: buffer.pointer)
+                transformedHeads[location] = buffer
+                names.append(layer.name.replacingOccurrences(of: "loc", with: "loc+conf"))
+            }
         }
         headWeights = heads
+        winogradWeights = transformed
+        winogradHeads = transformedHeads
+        winogradLayerNames = names
+        workspace = AlignedBuffer(count: need)
         stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count)
         let p = plan.priorCount
         locations = AlignedBuffer(count: p * 4)
@@ -74,8 +115,11 @@ public final class Detector {
         priors = PriorBoxes.generate(plan: plan)
     }
 
-    /// Floats this detector allocated for activations, workspace and outputs.
-    public var allocatedFloats: Int { arena.count + workspace.count + locations.count + scores.count + boxes.count }
+    /// Floats this detector allocated for activations, workspace, outputs and Winograd-transformed filters.
+    public var allocatedFloats: Int {
+        arena.count + workspace.count + locations.count + scores.count + boxes.count
+            + winogradWeights.values.reduce(0) { $0 + $1.count } + winogradHeads.values.reduce(0) { $0 + $1.count }
+    }
 
     /// The network input, `[3, S, S]` planar and normalised; fill it, then call `forward`.
     public var input: UnsafeMutablePointer<Float> { arena.pointer + bufferOffsets[0] }
@@ -147,10 +191,17 @@ public final class Detector {
             case let .convolution(layerIndex, input, output, relu, accumulate):
                 let layer = plan.layers[layerIndex]
                 let source = plan.buffers[input]
-                Convolution.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
-                                    inputWidth: source.width, weights: layerWeights[layerIndex],
-                                    bias: layerBiases[layerIndex], output: pointer(output),
-                                    relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
+                if let transformed = winogradWeights[layerIndex] {
+                    Winograd.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
+                                     inputWidth: source.width, transformedWeights: transformed.pointer,
+                                     bias: layerBiases[layerIndex], output: pointer(output),
+                                     relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
+                } else {
+                    Convolution.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
+                                        inputWidth: source.width, weights: layerWeights[layerIndex],
+                                        bias: layerBiases[layerIndex], output: pointer(output),
+                                        relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
+                }
             case let .maxPool(input, output, kernel, stride, padding, ceilMode):
                 let source = plan.buffers[input]
                 MaxPool.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
@@ -178,9 +229,16 @@ public final class Detector {
             case let .heads(locationLayer, _, input, scratch, priorOffset):
                 let head = headWeights[locationLayer]!
                 let source = plan.buffers[input], out = plan.buffers[scratch]
-                Convolution.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
-                                    inputWidth: source.width, weights: head.weights.pointer, bias: head.bias.pointer,
-                                    output: pointer(scratch), relu: false, accumulate: false, workspace: workspaceBuffer)
+                if let transformed = winogradHeads[locationLayer] {
+                    Winograd.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
+                                     inputWidth: source.width, transformedWeights: transformed.pointer,
+                                     bias: head.bias.pointer, output: pointer(scratch), relu: false, accumulate: false,
+                                     workspace: workspaceBuffer)
+                } else {
+                    Convolution.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
+                                        inputWidth: source.width, weights: head.weights.pointer, bias: head.bias.pointer,
+                                        output: pointer(scratch), relu: false, accumulate: false, workspace: workspaceBuffer)
+                }
                 let locationChannels = plan.layers[locationLayer].geometry.outputChannels
                 let columns = description.scoreCount
                 Layout.nchwToNHWC(pointer(scratch), channels: locationChannels, height: out.height, width: out.width,

@@ -1,0 +1,46 @@
+import Foundation
+import NetnetKernels
+
+/// Which convolution kernel a `Detector` runs for its 3×3 stride-1 layers. A plain value; usable
+/// from any thread.
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+    /// Winograd where `prefersWinograd` says it is faster (measured on the project's 2-core
+    /// machine), im2col elsewhere.
+    case auto
+    /// im2col + sgemm everywhere (the pre-Winograd engine).
+    case im2col
+    /// Winograd F(4×4, 3×3) for every eligible layer (3×3, stride 1, dilation 1), im2col for the rest.
+    case winograd
+
+    /// `NETNET_CONV` (`auto`, `im2col` or `winograd`) if set, else `.auto`. Traps on any other
+    /// value rather than silently benchmarking the wrong kernel. Callable from any thread.
+    public static var fromEnvironment: ConvolutionAlgorithm {
+        guard let raw = ProcessInfo.processInfo.environment["NETNET_CONV"], !raw.isEmpty else { return .auto }
+        guard let value = ConvolutionAlgorithm(rawValue: raw) else {
+            fatalError("NETNET_CONV must be auto, im2col or winograd, not '\(raw)'")
+        }
+        return value
+    }
+
+    /// Whether this choice runs `geometry` at `inputHeight` × `inputWidth` with Winograd.
+    /// Pure; callable from any thread.
+    public func usesWinograd(_ geometry: ConvolutionGeometry, inputHeight: Int, inputWidth: Int) -> Bool {
+        guard Winograd.isEligible(geometry) else { return false }
+        switch self {
+        case .im2col: return false
+        case .winograd: return true
+        case .auto: return Self.prefersWinograd(geometry, inputHeight: inputHeight, inputWidth: inputWidth)
+        }
+    }
+
+    /// The `auto` rule, for an eligible layer: Winograd when both channel counts are at least 32
+    /// and the output is at least 16×16. From `netnet bench --layers` on full-width NETNet-300
+    /// (2-core Zen 4): with 3 input channels (conv1_1) the transforms cost more than the
+    /// multiplies saved; at 10×10 and below (9 tiles or fewer) the 36 GEMMs have N ≤ 9 and read 4×
+    /// the weights, so the 510-channel head at 10×10 took twice im2col's time; from 19×19 (25
+    /// tiles) on, Winograd won or tied on every layer.
+    public static func prefersWinograd(_ g: ConvolutionGeometry, inputHeight: Int, inputWidth: Int) -> Bool {
+        let oh = g.outputHeight(inputHeight: inputHeight), ow = g.outputWidth(inputWidth: inputWidth)
+        return g.inputChannels >= 32 && g.outputChannels >= 32 && oh >= 16 && ow >= 16
+    }
+}
