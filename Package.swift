@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
-        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline"]),
+        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine"]),
     ]
 )

@@ -277,11 +277,13 @@ final class StreamWorker: @unchecked Sendable {
         condition.lock(); heartbeat = WallClock.monotonicNanoseconds(); condition.unlock()
     }
 
-    private func transition(_ state: StreamState, reason: String? = nil, attempt: Int? = nil, retryIn: Double? = nil) {
+    private func transition(_ state: StreamState, reason: String? = nil, attempt: Int? = nil, retryIn: Double? = nil,
+                            reconnect: Bool = false) {
         beat()
         let now = WallClock.nowNanoseconds()
         let (previous, reconnects) = stats.update { s -> (StreamState?, UInt64) in
             let previous = s.transitions.isEmpty ? nil : s.state
+            if reconnect { s.reconnects += 1 }
             s.state = state
             s.transitions[state.rawValue, default: 0] += 1
             s.stateSinceNanoseconds = now
@@ -302,9 +304,8 @@ final class StreamWorker: @unchecked Sendable {
         var attempt = 0
         var first = true
         while !isStopping {
-            if !first { stats.update { $0.reconnects += 1 } }
+            transition(.connecting, reason: nil, reconnect: !first)
             first = false
-            transition(.connecting, reason: nil)
             interrupter.reset()
             if isStopping { break }
             var options = VideoSourceOptions(url: config.url)
