@@ -52,6 +52,8 @@ public struct StreamConfig: Sendable, Equatable {
     public var enabled: Bool = true
     /// Line of the section header (for messages).
     public var line: Int = 0
+    /// Line of each key set in the section (for messages about a value found wrong later).
+    public var keyLines: [String: Int] = [:]
 
     /// A stream with the defaults above. Any thread.
     public init(id: String, url: String) {
@@ -64,6 +66,8 @@ public struct StreamConfig: Sendable, Equatable {
         var a = self, b = other
         a.line = 0
         b.line = 0
+        a.keyLines = [:]
+        b.keyLines = [:]
         return a == b
     }
 }
@@ -250,6 +254,7 @@ public enum ConfigParser {
                     throw fail(number, "unknown key '\(key)' in [stream \(id)] (known: \(streamKeys.joined(separator: ", ")))")
                 }
                 guard seenKeys.insert(key).inserted else { throw fail(number, "'\(key)' is set twice in [stream \(id)]") }
+                config.streams[i].keyLines[key] = number
                 switch key {
                 case "url":
                     try validateURL(value, line: number, file: file)

@@ -44,7 +44,7 @@ struct ServeCommand: ParsableCommand {
             let enabled = parsed.enabledStreams.count
             for stream in parsed.enabledStreams {
                 for label in stream.classes where !model.description.classes.contains(label) {
-                    exitWithError("\(checkConfig):\(stream.line): [stream \(stream.id)] classes: '\(label)' is not a class of the model (\(model.description.classes.joined(separator: ", ")))")
+                    exitWithError("\(checkConfig):\(stream.keyLines["classes"] ?? stream.line): [stream \(stream.id)] classes: '\(label)' is not a class of the model (\(model.description.classes.joined(separator: ", ")))")
                 }
             }
             print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default")")
