@@ -8,7 +8,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev
-              libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest)
+              libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest
+              curl systemd gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base
+              gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
