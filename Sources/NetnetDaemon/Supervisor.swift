@@ -29,6 +29,11 @@ final class Mailbox {
     var droppedSinceTake = 0
     var seq = 0
     var removed = false
+    /// The last inferred frame (a second reference, no copy) and its detections, for snapshots.
+    /// Guarded by `snapshotLock`, never by the scheduler's lock, so a snapshot never holds up a reader.
+    let snapshotLock = NSLock()
+    let snapshotFrame = VideoFrame()
+    var snapshotDetections: [Detection] = []
     init(config: StreamConfig, stats: StreamStats, inputCount: Int) {
         self.config = config
         self.stats = stats
@@ -170,6 +175,10 @@ final class Scheduler: @unchecked Sendable {
         line.reserveCapacity(256 + 96 * detections.count)
         record.appendJSONLine(seq: seq, to: &line)
         hub.publish(DaemonEvent(kind: .frame, stream: config.id, line: line))
+        mailbox.snapshotLock.lock()
+        try? mailbox.snapshotFrame.reference(slot.frame)
+        mailbox.snapshotDetections = detections
+        mailbox.snapshotLock.unlock()
         let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.decodedNanoseconds) / 1e9
         let now = WallClock.nowNanoseconds()
         mailbox.stats.update {
@@ -525,6 +534,31 @@ public final class Supervisor: @unchecked Sendable {
         guard Double(now &- beat) / 1e9 < seconds else { return false }
         lock.lock(); let current = workers; lock.unlock()
         return current.allSatisfy { $0.isProgressing(now: now) }
+    }
+
+    /// The latest inferred frame of stream `id` as JPEG with its detections outlined, or nil when the
+    /// stream is unknown or has no inferred frame yet. Encodes on the calling thread (a few ms at
+    /// 1080p): call it from a thread that may block, not from Swift's cooperative pool. Any thread.
+    public func snapshotJPEG(stream id: String) -> [UInt8]? {
+        lock.lock()
+        let worker = workers.first { $0.config.id == id }
+        lock.unlock()
+        guard let mailbox = worker?.mailbox else { return nil }
+        let frame = VideoFrame()
+        mailbox.snapshotLock.lock()
+        let referenced = (try? frame.reference(mailbox.snapshotFrame)) != nil
+        let detections = mailbox.snapshotDetections
+        mailbox.snapshotLock.unlock()
+        guard referenced, !frame.isEmpty else { return nil }
+        let boxes = detections.map {
+            DrawnBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3], label: $0.label, classIndex: $0.classIndex)
+        }
+        do {
+            return try SnapshotEncoder().jpeg(frame, boxes: boxes)
+        } catch {
+            log.warning("stream \(id): snapshot: \(error)")
+            return nil
+        }
     }
 
     /// Frames inferred so far, all streams. Any thread.

@@ -128,7 +128,11 @@ public final class HTTPServer: @unchecked Sendable {
                 return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: "no stream '\(id)'\n")))
             }
-            guard let jpeg = sources.snapshot(id) else {
+            // JPEG encoding blocks: run it on a Dispatch thread, not on the cooperative pool.
+            let encoded: [UInt8]? = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: sources.snapshot(id)) }
+            }
+            guard let jpeg = encoded else {
                 return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: "no frame from '\(id)' yet\n")))
             }

@@ -115,13 +115,12 @@ final class Daemon: @unchecked Sendable {
         }
         let supervisor = Supervisor(config: config, model: model, hub: hub, log: log)
         lock.withLock { self.supervisor = supervisor }
-        let snapshots = SnapshotStore(hub: hub)
         let server = HTTPServer(host: config.listenHost, port: config.listenPort, sources: .init(
             supervisor: { supervisor },
             ready: { [self] in lock.withLock { ready } },
             reloads: { [self] in lock.withLock { (reloadsApplied, reloadsRejected) } },
             sseQueue: config.sinkQueue,
-            snapshot: { snapshots.jpeg(stream: $0) }))
+            snapshot: { supervisor.snapshotJPEG(stream: $0) }))
         let port: Int
         do {
             port = try server.start()
@@ -198,15 +197,7 @@ final class Daemon: @unchecked Sendable {
         lock.withLock { ready = false }
         supervisor.stop()
         server.stop()
-        snapshots.close()
         for sink in sinks { sink.close() }
         log.info("stopped")
     }
-}
-
-/// Keeps nothing yet: the snapshot endpoint answers 503 until frames are kept (see docs/operations.md).
-final class SnapshotStore: @unchecked Sendable {
-    init(hub: EventHub) {}
-    func jpeg(stream: String) -> [UInt8]? { nil }
-    func close() {}
 }

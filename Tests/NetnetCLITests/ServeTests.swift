@@ -207,6 +207,13 @@ struct ServeTests {
         #expect((list.first?["frames_inferred"] as? Int ?? 0) > 0)
         #expect(list.first?["url"] as? String == clip)
         #expect(try curl(["--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "\(base)/api/streams/zzz/snapshot.jpg"]).body == "404")
+        // The snapshot: a JPEG of the latest inferred frame, full size.
+        let jpeg = scratch.file("snapshot.jpg")
+        let snapshot = try curl(["--max-time", "10", "-o", jpeg, "-w", "%{http_code} %{content_type}", "\(base)/api/streams/a/snapshot.jpg"])
+        #expect(snapshot.body == "200 image/jpeg")
+        let bytes = [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: jpeg))) ?? Data())
+        #expect(bytes.starts(with: [0xFF, 0xD8]) && bytes.count > 1000)
+        #expect(try capture("ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 '\(jpeg)'") == "mjpeg,320,240")
         #expect(try curl(["--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "\(base)/nothing"]).body == "404")
 
         serve.signal(SIGTERM)
