@@ -5,6 +5,7 @@
 //   CFFmpeg ─▶ NetnetMedia ─┐
 //                            ├─▶ netnet (CLI)
 //   COpenBLAS ─▶ NetnetKernels ─▶ NetnetEngine ─┘
+// The daemon (`netnet serve`): NetnetPipeline ─▶ NetnetDaemon ─▶ NetnetHTTP (Hummingbird) ─▶ netnet.
 // Each C library is imported by exactly one Swift target (see docs/architecture.md).
 import PackageDescription
 
