@@ -106,6 +106,12 @@ final class Scheduler: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// The next `seq` of a mailbox's frame lines.
+    func nextSeq(of mailbox: Mailbox) -> Int {
+        condition.lock(); defer { condition.unlock() }
+        return mailbox.seq
+    }
+
     /// Ends the thread after the frames already waiting are inferred and published; waits for it.
     func stop() {
         condition.lock(); stopping = true; condition.broadcast(); condition.unlock()
@@ -462,6 +468,7 @@ public final class Supervisor: @unchecked Sendable {
         let wanted = config.enabledStreams
         let wantedByID = Dictionary(uniqueKeysWithValues: wanted.map { ($0.id, $0) })
         var keep: [String: StreamWorker] = [:]
+        var carriedSeq: [String: Int] = [:]
         let settingsChanged = newSettings != settings
         settings = newSettings
         for worker in current {
@@ -471,7 +478,12 @@ public final class Supervisor: @unchecked Sendable {
             } else {
                 let isChange = wantedByID[worker.config.id] != nil
                 worker.stop(reason: isChange ? "configuration changed" : "removed by reload")
-                if isChange { result.changed.append(worker.config.id) } else { result.removed.append(worker.config.id) }
+                if isChange {
+                    result.changed.append(worker.config.id)
+                    carriedSeq[worker.config.id] = scheduler.nextSeq(of: worker.mailbox)   // seq goes on
+                } else {
+                    result.removed.append(worker.config.id)
+                }
                 lock.lock(); removedStats[worker.config.id] = worker.stats; lock.unlock()
             }
         }
@@ -482,6 +494,7 @@ public final class Supervisor: @unchecked Sendable {
                 next.append(worker)
             } else {
                 let worker = makeWorker(stream)
+                worker.mailbox.seq = carriedSeq[stream.id] ?? 0   // not yet shared with the scheduler
                 if !result.changed.contains(stream.id) { result.added.append(stream.id) }
                 next.append(worker)
                 fresh.append(worker)

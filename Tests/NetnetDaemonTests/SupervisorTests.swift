@@ -136,6 +136,11 @@ struct SupervisorTests {
         let second = supervisor.apply(config([changedA, StreamConfig(id: "c", url: clip)], base: 0.1, cap: 0.3))
         #expect(second.changed == ["a"] && second.unchanged == ["c"])
         #expect(supervisor.streamStats().first { $0.id == "a" } !== statsA)
+        // seq goes on across the restart: no repeated or missing numbers.
+        let seqBefore = events.frames("a").count
+        #expect(events.wait(30) { events.frames("a").count > seqBefore })
+        let seqs = events.frames("a").map { $0["seq"] as! Int }
+        #expect(seqs == Array(0..<seqs.count))
 
         supervisor.stop()
         for id in ["a", "c"] {
@@ -186,5 +191,51 @@ struct SupervisorTests {
         #expect(waited >= 1 && waited < 8, "stalled after \(waited) s with stall_timeout 1.5")
         #expect(events.statuses("s").last { $0["state"] as? String == "stalled" }?["reason"] as? String ?? "" != "")
         #expect(events.wait(5) { events.statuses("s").last?["state"] as? String == "connecting" || events.statuses("s").last?["state"] as? String == "backing_off" })
+    }
+}
+
+@Suite("fairness", .serialized)
+struct FairnessTests {
+    /// A file read as fast as it decodes (always a frame waiting) beside a 2 fps live TCP stream.
+    /// Round-robin gives the slow stream a turn whenever it has a frame: it gets either every
+    /// frame it decoded (inference faster than its rate) or as many turns as the fast one
+    /// (inference slower: both always have a frame waiting), never fewer.
+    @Test(.enabled(if: Fixtures.hasFFmpeg, "needs /usr/bin/ffmpeg"))
+    func fastCameraCannotStarveASlowOne() throws {
+        let dir = NSTemporaryDirectory() + "netnet-fair-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fast = dir + "/fast.mp4", slow = dir + "/slow.mp4"
+        #expect(Fixtures.run("/usr/bin/ffmpeg", ["-loglevel", "error", "-y", "-stream_loop", "30", "-i", Fixtures.clip, "-c", "copy", fast]) == 0)
+        #expect(Fixtures.run("/usr/bin/ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=2", "-t", "60",
+                                                 "-c:v", "libx264", "-g", "2", "-pix_fmt", "yuv420p", slow]) == 0)
+        let port = Fixtures.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+        server.arguments = ["-loglevel", "error", "-re", "-i", slow, "-c", "copy", "-f", "mpegts", "tcp://127.0.0.1:\(port)?listen=1"]
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let hub = EventHub()
+        let events = EventLog(hub: hub)
+        let supervisor = Supervisor(config: config([StreamConfig(id: "fast", url: fast), StreamConfig(id: "slow", url: "tcp://127.0.0.1:\(port)")]),
+                                    model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.5 })
+        supervisor.start()
+        #expect(events.wait(40) { events.frames("slow").count >= 8 })
+        supervisor.stop()
+        let stats = Dictionary(uniqueKeysWithValues: supervisor.streamStats().map { ($0.id, $0.snapshot()) })
+        let slowStats = stats["slow"]!, fastStats = stats["fast"]!
+        // The fast file decodes far more frames than inference takes: most are dropped.
+        #expect(fastStats.framesDropped > fastStats.framesInferred)
+        // The slow stream is never starved: all its frames, or at least as many turns as the fast one.
+        // Counted from the slow stream's first frame on (its connect and probe take a while).
+        let order = events.all.filter { $0["schema"] as? String == "netnet.frame/1" }.map { $0["stream"] as! String }
+        let first = order.firstIndex(of: "slow") ?? order.count
+        let slowAfter = order[first...].filter { $0 == "slow" }.count, fastAfter = order[first...].filter { $0 == "fast" }.count
+        #expect(slowAfter + 2 >= min(fastAfter, Int(slowStats.framesDecoded) - 1),
+                "after the slow stream's first frame: slow \(slowAfter) inferred of \(slowStats.framesDecoded) decoded, fast \(fastAfter)")
+        // The records report the drops (all but those after the fast stream's last record).
+        let reported = events.frames("fast").reduce(0) { $0 + ($1["dropped"] as? Int ?? 0) }
+        #expect(reported > 0 && reported <= Int(fastStats.framesDropped))
     }
 }
