@@ -293,6 +293,17 @@ public enum ConfigParser {
         return config
     }
 
+    /// Checks every enabled stream's `classes` against the model's class names; throws a
+    /// `ConfigError` at the `classes` line naming the unknown label. Any thread.
+    public static func checkClasses(_ config: DaemonConfig, file: String, modelClasses: [String]) throws {
+        for stream in config.enabledStreams {
+            for label in stream.classes where !modelClasses.contains(label) {
+                throw ConfigError(file: file, line: stream.keyLines["classes"] ?? stream.line,
+                                  message: "[stream \(stream.id)] classes: '\(label)' is not a class of the model (\(modelClasses.joined(separator: ", ")))")
+            }
+        }
+    }
+
     static func isValidID(_ id: String) -> Bool {
         guard (1...64).contains(id.utf8.count) else { return false }
         return id.utf8.allSatisfy { c in

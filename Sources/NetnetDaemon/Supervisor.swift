@@ -338,11 +338,27 @@ final class StreamWorker: @unchecked Sendable {
                 beat()
                 var streamingSince: UInt64?
                 var lastDecoded = 0, lastErrors = 0
+                // A file (or finite HTTP file) is played at its frame rate, like a camera, instead of
+                // being decoded as fast as the CPU allows; live inputs set their own pace.
+                let paced = !source.isLive
+                var pacingOrigin: (clock: UInt64, pts: Double)?
                 reason = "ended"
                 do {
                     while !isStopping {
                         let slot = mailbox.writing
                         guard try source.nextFrame(into: slot.frame, audioSink: nil) else { break }
+                        if paced, let pts = slot.frame.ptsSeconds {
+                            if let origin = pacingOrigin {
+                                let due = Double(origin.clock) / 1e9 + (pts - origin.pts)
+                                let wait = due - Double(WallClock.monotonicNanoseconds()) / 1e9
+                                // A jump (pts going back, a gap over 10 s) restarts the pacing.
+                                if wait > 10 || pts < origin.pts { pacingOrigin = (WallClock.monotonicNanoseconds(), pts) }
+                                else if wait > 0 { waitInterruptibly(seconds: wait) }
+                                if isStopping { break }
+                            } else {
+                                pacingOrigin = (WallClock.monotonicNanoseconds(), pts)
+                            }
+                        }
                         let now = WallClock.monotonicNanoseconds()
                         beat()
                         if streamingSince == nil {

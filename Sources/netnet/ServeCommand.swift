@@ -42,11 +42,7 @@ struct ServeCommand: ParsableCommand {
             let modelPath = reportingErrors { try ServeCommand.modelPath(parsed, configPath: checkConfig) }
             let model = reportingErrors { try DefaultModel.load(modelPath, quiet: true) }
             let enabled = parsed.enabledStreams.count
-            for stream in parsed.enabledStreams {
-                for label in stream.classes where !model.description.classes.contains(label) {
-                    exitWithError("\(checkConfig):\(stream.keyLines["classes"] ?? stream.line): [stream \(stream.id)] classes: '\(label)' is not a class of the model (\(model.description.classes.joined(separator: ", ")))")
-                }
-            }
+            reportingErrors { try ConfigParser.checkClasses(parsed, file: checkConfig, modelClasses: model.description.classes) }
             print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default")")
             return
         }
@@ -98,6 +94,7 @@ final class Daemon: @unchecked Sendable {
         FFmpegLog.setLevel(.error)
         let modelPath = reportingErrors { try ServeCommand.modelPath(config, configPath: configPath) }
         let model = reportingErrors { try DefaultModel.load(modelPath, quiet: true) }
+        reportingErrors { try ConfigParser.checkClasses(config, file: configPath, modelClasses: model.description.classes) }
         log.info("model \(modelPath ?? "default"): \(model.description.network.rawValue) width \(ModelDescription.formatWidth(model.description.width)), \(model.description.classes.count) classes")
         if config.inferenceThreads > 0 { BLASThreads.set(config.inferenceThreads) }
         let notifier = SystemdNotifier()
@@ -146,8 +143,10 @@ final class Daemon: @unchecked Sendable {
             }
             if stop { break }
             if reload {
+                notifier.notify("RELOADING=1\nSTATUS=reloading \(configPath)")
                 do {
                     let newConfig = try ConfigParser.load(path: configPath)
+                    try ConfigParser.checkClasses(newConfig, file: configPath, modelClasses: model.description.classes)
                     let newModel = try ServeCommand.modelPath(newConfig, configPath: configPath)
                     if newModel != modelPath {
                         log.warning("reload: the model changed (\(newModel ?? "default")); a model change needs a restart, streams keep using \(modelPath ?? "default")")
@@ -155,6 +154,9 @@ final class Daemon: @unchecked Sendable {
                     for (name, old, new) in [("listen", "\(config.listenHost):\(config.listenPort)", "\(newConfig.listenHost):\(newConfig.listenPort)"),
                                              ("stdout", "\(config.stdoutSink)", "\(newConfig.stdoutSink)"),
                                              ("json_lines", config.jsonLinesPath ?? "", newConfig.jsonLinesPath ?? ""),
+                                             ("json_lines_max_bytes", "\(config.jsonLinesMaxBytes)", "\(newConfig.jsonLinesMaxBytes)"),
+                                             ("json_lines_keep", "\(config.jsonLinesKeep)", "\(newConfig.jsonLinesKeep)"),
+                                             ("inference_threads", "\(config.inferenceThreads)", "\(newConfig.inferenceThreads)"),
                                              ("sink_queue", "\(config.sinkQueue)", "\(newConfig.sinkQueue)")] where old != new {
                         log.warning("reload: \(name) changed; it takes effect at the next restart")
                     }
@@ -167,7 +169,7 @@ final class Daemon: @unchecked Sendable {
                     lock.withLock { reloadsRejected += 1 }
                     log.error("reload rejected, the running configuration stays: \(error)")
                 }
-                notifier.notify("RELOADING=0")
+                notifier.notify("READY=1\nSTATUS=\(supervisor.streamStats().count) streams")
             }
             let now = supervisor.uptimeSeconds
             if let watchdogPeriod, now - lastWatchdog >= watchdogPeriod * 0.9 {

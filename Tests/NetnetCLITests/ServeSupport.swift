@@ -116,10 +116,16 @@ func freeTCPPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// A real unix datagram socket standing in for systemd's `NOTIFY_SOCKET`.
-final class NotifyListener {
+/// A real unix datagram socket standing in for systemd's `NOTIFY_SOCKET`. A thread reads it all
+/// the time (as systemd does), so the sender's queue never fills and no datagram is lost.
+final class NotifyListener: @unchecked Sendable {
     let fd: Int32
     let path: String
+    private let lock = NSLock()
+    private var received: [String] = []
+    private var closed = false
+    private let done = DispatchSemaphore(value: 0)
+
     init(scratch: Scratch) throws {
         path = scratch.file("notify.sock")
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
@@ -132,22 +138,31 @@ final class NotifyListener {
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else { throw CLIError("bind \(path): \(String(cString: strerror(errno)))") }
-        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !lock.withLock({ closed }) {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n > 0 {
+                    let message = String(decoding: buffer[0..<n], as: UTF8.self)
+                    lock.withLock { received.append(message) }
+                }
+            }
+            done.signal()
+        }
     }
     deinit {
+        lock.withLock { closed = true }
+        done.wait()
         close(fd)
         unlink(path)
     }
-    /// Datagrams received within `seconds`, until `stop` returns true for the list so far.
+    /// Everything received so far, in order.
+    var messages: [String] { lock.withLock { received } }
+    /// Waits up to `seconds` until `stop` holds for the messages so far; returns them.
     func collect(_ seconds: Double, until stop: ([String]) -> Bool) -> [String] {
-        var messages: [String] = []
-        let deadline = Date(timeIntervalSinceNow: seconds)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline && !stop(messages) {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
-        }
+        _ = waitFor(seconds) { stop(messages) }
         return messages
     }
 }

@@ -51,6 +51,14 @@ struct ServeTests {
         #expect(help.status == 0 && help.stdout.contains("--check-config") && help.stdout.contains("SIGHUP"))
     }
 
+    @Test("serve refuses a class the model does not have, naming file and line")
+    func serveChecksClasses() throws {
+        let config = try writeConfig("[global]\nlisten = 127.0.0.1:0\n[stream a]\nurl = /nonexistent.mp4\nclasses = person, unicorn\n")
+        let result = try NetnetBinary.run(["serve", "--config", config])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("netnet: \(config):5: [stream a] classes: 'unicorn' is not a class of the model"), "\(result.stderr)")
+    }
+
     @Test("the example configuration in systemd/ is valid", .enabled(if: hasFFmpeg))
     func exampleConfigIsValid() throws {
         let result = try NetnetBinary.run(["serve", "--check-config", "\(repositoryRoot)/systemd/netnet.conf.example"])
@@ -111,7 +119,7 @@ struct ServeTests {
         let took = Date().timeIntervalSince(start)
         #expect(status == 0, "\(serve.stderr)")
         #expect(took < 5, "exit took \(took) s")
-        let rest = notify.collect(0.5) { $0.contains { $0.hasPrefix("STOPPING=1") } }
+        let rest = notify.collect(2) { $0.contains { $0.hasPrefix("STOPPING=1") } }
         #expect(rest.contains { $0.hasPrefix("STOPPING=1") })
         let text = try String(contentsOfFile: events, encoding: .utf8)
         #expect(text.hasSuffix("\n"))
@@ -156,7 +164,8 @@ struct ServeTests {
         let events = scratch.file("events.jsonl")
         let good = "[global]\nlisten = 127.0.0.1:0\njson_lines = \(events)\n[stream a]\nurl = \(clip)\n"
         let config = try writeConfig(good)
-        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
+        let notify = try NotifyListener(scratch: scratch)
+        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch, environment: ["NOTIFY_SOCKET": notify.path])
         guard let port = serve.port() else { Issue.record("no port: \(serve.stderr)"); return }
         func frames(_ id: String) -> Int {
             ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").components(separatedBy: "\"schema\": \"netnet.frame/1\", \"stream\": \"\(id)\"").count - 1
@@ -165,6 +174,13 @@ struct ServeTests {
         try "[global]\nlisten = 127.0.0.1:0\njson_lines = \(events)\n[stream a]\nurl = \(clip)\nthreshold = 7\n".write(toFile: config, atomically: false, encoding: .utf8)
         serve.signal(SIGHUP)
         #expect(waitFor(10) { serve.stderr.contains("reload rejected, the running configuration stays: \(config):6: threshold = 7 is out of range 0-1") }, "\(serve.stderr)")
+        // systemd hears RELOADING=1, then READY=1 again.
+        let messages = notify.collect(10) { got in
+            guard let r = got.firstIndex(where: { $0.hasPrefix("RELOADING=1") }) else { return false }
+            return got[r...].contains { $0.hasPrefix("READY=1") }
+        }
+        let reloading = messages.firstIndex { $0.hasPrefix("RELOADING=1") }
+        #expect(reloading != nil && messages[(reloading ?? 0)...].contains { $0.hasPrefix("READY=1") }, "\(messages)")
         let before = frames("a")
         #expect(waitFor(30) { frames("a") >= before + 2 }, "stream a stopped after a broken reload")
         if hasCurl {
@@ -190,8 +206,13 @@ struct ServeTests {
         let base = "http://127.0.0.1:\(port)"
         #expect(try curl(["--max-time", "5", "\(base)/healthz"]).body == "ok\n")
         #expect(try curl(["--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "\(base)/readyz"]).body == "200")
-        // SSE, filtered to b: the curl client reads for 4 s.
-        let sse = try curl(["-N", "--max-time", "4", "\(base)/api/events?stream=b"])
+        // Once b has inferred frames (debug builds on a busy machine are slow), SSE filtered to b:
+        // the curl client reads for 8 s.
+        #expect(waitFor(90) {
+            let body = (try? curl(["--max-time", "5", "\(base)/api/streams"]).body) ?? ""
+            return body.contains("\"id\": \"b\"") && !body.contains("\"frames_inferred\": 0,")
+        })
+        let sse = try curl(["-N", "--max-time", "8", "\(base)/api/events?stream=b"])
         #expect(sse.status == 28, "curl should stop at --max-time, got \(sse.status)")   // 28: timed out, as expected for a stream
         let received = sseEvents(sse.body)
         #expect(!received.isEmpty, "no SSE events: \(sse.body.prefix(300))")

@@ -99,7 +99,7 @@ struct SupervisorTests {
                                     model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.5 })
         supervisor.start()
         // A file ends: backing_off ("ended"), connecting again; both streams are served (round-robin).
-        let reconnected = events.wait(60) {
+        let reconnected = events.wait(150) {
             supervisor.streamStats().allSatisfy { $0.snapshot().reconnects >= 2 } && !events.frames("a").isEmpty && !events.frames("b").isEmpty
         }
         #expect(reconnected)
@@ -129,7 +129,7 @@ struct SupervisorTests {
         #expect(supervisor.streamStats().first { $0.id == "a" } === statsA)
         #expect(events.statuses("b").last?["state"] as? String == "stopped")
         #expect(events.statuses("b").last?["reason"] as? String == "removed by reload")
-        #expect(events.wait(30) { !events.frames("c").isEmpty })
+        #expect(events.wait(120) { !events.frames("c").isEmpty })
         // A changed stream restarts.
         var changedA = StreamConfig(id: "a", url: clip)
         changedA.threshold = 0.9
@@ -138,7 +138,7 @@ struct SupervisorTests {
         #expect(supervisor.streamStats().first { $0.id == "a" } !== statsA)
         // seq goes on across the restart: no repeated or missing numbers.
         let seqBefore = events.frames("a").count
-        #expect(events.wait(30) { events.frames("a").count > seqBefore })
+        #expect(events.wait(120) { events.frames("a").count > seqBefore })
         let seqs = events.frames("a").map { $0["seq"] as! Int }
         #expect(seqs == Array(0..<seqs.count))
 
@@ -196,7 +196,7 @@ struct SupervisorTests {
 
 @Suite("fairness", .serialized)
 struct FairnessTests {
-    /// A file read as fast as it decodes (always a frame waiting) beside a 2 fps live TCP stream.
+    /// A 25 fps stream beside a 2 fps one (both files, played at their frame rates like cameras).
     /// Round-robin gives the slow stream a turn whenever it has a frame: it gets either every
     /// frame it decoded (inference faster than its rate) or as many turns as the fast one
     /// (inference slower: both always have a frame waiting), never fewer.
@@ -206,29 +206,24 @@ struct FairnessTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fast = dir + "/fast.mp4", slow = dir + "/slow.mp4"
-        #expect(Fixtures.run("/usr/bin/ffmpeg", ["-loglevel", "error", "-y", "-stream_loop", "30", "-i", Fixtures.clip, "-c", "copy", fast]) == 0)
-        #expect(Fixtures.run("/usr/bin/ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=2", "-t", "60",
+        #expect(Fixtures.run("/usr/bin/ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "120",
+                                                 "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", fast]) == 0)
+        #expect(Fixtures.run("/usr/bin/ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=2", "-t", "120",
                                                  "-c:v", "libx264", "-g", "2", "-pix_fmt", "yuv420p", slow]) == 0)
-        let port = Fixtures.freePort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-        server.arguments = ["-loglevel", "error", "-re", "-i", slow, "-c", "copy", "-f", "mpegts", "tcp://127.0.0.1:\(port)?listen=1"]
-        try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 0.5)
         let hub = EventHub()
         let events = EventLog(hub: hub)
-        let supervisor = Supervisor(config: config([StreamConfig(id: "fast", url: fast), StreamConfig(id: "slow", url: "tcp://127.0.0.1:\(port)")]),
+        let supervisor = Supervisor(config: config([StreamConfig(id: "fast", url: fast), StreamConfig(id: "slow", url: slow)]),
                                     model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.5 })
         supervisor.start()
-        #expect(events.wait(40) { events.frames("slow").count >= 8 })
+        #expect(events.wait(150) { events.frames("slow").count >= 6 })
         supervisor.stop()
         let stats = Dictionary(uniqueKeysWithValues: supervisor.streamStats().map { ($0.id, $0.snapshot()) })
         let slowStats = stats["slow"]!, fastStats = stats["fast"]!
-        // The fast file decodes far more frames than inference takes: most are dropped.
-        #expect(fastStats.framesDropped > fastStats.framesInferred)
+        // Files are played at their frame rate: about 12 fast frames decoded per slow one.
+        #expect(fastStats.framesDecoded >= 5 * slowStats.framesDecoded, "fast \(fastStats.framesDecoded), slow \(slowStats.framesDecoded) decoded")
+        // The fast stream has more frames than inference takes: some are dropped.
+        #expect(fastStats.framesDropped > 0)
         // The slow stream is never starved: all its frames, or at least as many turns as the fast one.
-        // Counted from the slow stream's first frame on (its connect and probe take a while).
         let order = events.all.filter { $0["schema"] as? String == "netnet.frame/1" }.map { $0["stream"] as! String }
         let first = order.firstIndex(of: "slow") ?? order.count
         let slowAfter = order[first...].filter { $0 == "slow" }.count, fastAfter = order[first...].filter { $0 == "fast" }.count
