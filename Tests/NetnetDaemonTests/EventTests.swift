@@ -137,3 +137,61 @@ struct EventTests {
         }
     }
 }
+
+@Suite("slow consumers")
+struct SlowConsumerTests {
+    /// A sink whose reader stops reading (a FIFO nobody drains): its thread blocks in write(2),
+    /// its queue fills, and publishing goes on without waiting; every event is either written or
+    /// counted as dropped, none lost silently.
+    @Test func blockedSinkNeverBlocksThePublisher() throws {
+        let path = NSTemporaryDirectory() + "netnet-fifo-\(UUID().uuidString)"
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        // The reader end, opened first (non-blocking) so the sink's open for writing succeeds.
+        let reader = open(path, O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        defer { close(reader) }
+        let hub = EventHub()
+        let log = DaemonLog(level: .error, journal: false, write: { _ in })
+        let sink = try LineSink(name: "file", path: path, queueCapacity: 16, hub: hub, log: log)
+        let line = Array((String(repeating: "x", count: 199) + "\n").utf8)
+        let total = 5000   // 1 MB: far more than the 64 KiB pipe plus 16 queued events
+        for _ in 0..<total { hub.publish(DaemonEvent(kind: .frame, stream: "a", line: line)) }
+        // The publisher got here although nobody reads: drops were counted.
+        let dropped = Int(hub.dropCounts().first { $0.sink == "file" }?.dropped ?? 0)
+        #expect(dropped > total / 2)
+        // Drain the pipe while the sink finishes; count the lines that got through.
+        let counter = LineCounter(fd: reader)
+        let drained = Thread { counter.run() }
+        drained.start()
+        sink.close()
+        counter.finish()
+        #expect(counter.bytes % 200 == 0)
+        #expect(counter.bytes / 200 + dropped == total, "written \(counter.bytes / 200) + dropped \(dropped) != \(total)")
+    }
+}
+
+/// Reads a non-blocking descriptor until told to finish and nothing is left.
+final class LineCounter: @unchecked Sendable {
+    let fd: Int32
+    private let lock = NSLock()
+    private var count = 0
+    private var finishing = false
+    private let done = DispatchSemaphore(value: 0)
+    init(fd: Int32) { self.fd = fd }
+    var bytes: Int { lock.withLock { count } }
+    func run() {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 { lock.withLock { count += n }; continue }
+            if lock.withLock({ finishing }) && n <= 0 { break }
+            usleep(2000)
+        }
+        done.signal()
+    }
+    func finish() {
+        lock.withLock { finishing = true }
+        done.wait()
+    }
+}
