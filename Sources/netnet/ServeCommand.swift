@@ -135,6 +135,7 @@ final class Daemon: @unchecked Sendable {
         let tick = min(watchdogPeriod ?? 1, 1)
         var lastStatus = 0.0, lastInferred = supervisor.framesInferred, lastStatusTime = supervisor.uptimeSeconds
         var lastWatchdog = 0.0
+        var stuck = false
         while true {
             _ = wake.wait(timeout: .now() + tick)
             let (stop, reload) = lock.withLock { () -> (Bool, Bool) in
@@ -174,10 +175,13 @@ final class Daemon: @unchecked Sendable {
             let now = supervisor.uptimeSeconds
             if let watchdogPeriod, now - lastWatchdog >= watchdogPeriod * 0.9 {
                 // Only while the pipelines make progress: a hung thread lets systemd restart us.
-                if supervisor.isProgressing(within: max(notifier.watchdogInterval! , 2)) {
+                if supervisor.isProgressing(within: max(notifier.watchdogInterval!, 2)) {
                     notifier.notify("WATCHDOG=1")
                     lastWatchdog = now
-                } else {
+                    if stuck { log.info("watchdog: the pipelines make progress again") }
+                    stuck = false
+                } else if !stuck {
+                    stuck = true
                     log.error("watchdog: a pipeline thread is not making progress; not pinging systemd")
                 }
             }
