@@ -8,10 +8,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev
-              libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest
-              curl systemd gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base
-              gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+              libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest)
 
+# netnet serve's tests: a real RTSP server (GStreamer), curl as the HTTP client, systemd-analyze.
+APT_PACKAGES+=(curl systemd gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base
+               gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
