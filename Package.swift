@@ -5,6 +5,7 @@
 //   CFFmpeg ─▶ NetnetMedia ─┐
 //                            ├─▶ netnet (CLI)
 //   COpenBLAS ─▶ NetnetKernels ─▶ NetnetEngine ─┘
+// The daemon (`netnet serve`): NetnetPipeline ─▶ NetnetDaemon ─▶ NetnetHTTP (Hummingbird) ─▶ netnet.
 // Each C library is imported by exactly one Swift target (see docs/architecture.md).
 import PackageDescription
 
@@ -21,6 +22,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // C libraries, walled off at the edge.
@@ -40,11 +44,22 @@ let package = Package(
         // Pipeline plumbing: JSON lines, progress, signals, wall clock.
         .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"], swiftSettings: fastMath),
 
+        // The daemon (`netnet serve`): configuration, supervisor, reconnects, sinks, sd_notify, metrics.
+        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"]),
+        // The daemon's HTTP API (the only Hummingbird importer).
+        .target(name: "NetnetHTTP", dependencies: [
+            "NetnetDaemon",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+
         // The command-line front end.
         .executableTarget(
             name: "netnet",
             dependencies: [
                 "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
+                "NetnetDaemon", "NetnetHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -55,6 +70,7 @@ let package = Package(
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
+        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine"]),
     ]
 )

@@ -11,6 +11,9 @@ APT_PACKAGES=(pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil
               libopenblas-dev ffmpeg python3-torch python3-numpy python3-pytest)
 APT_PACKAGES+=(python3-venv)   # training/.venv: Debian's torch + pycocotools from PyPI
 
+# netnet serve's tests: a real RTSP server (GStreamer), curl as the HTTP client, systemd-analyze.
+APT_PACKAGES+=(curl systemd gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base
+               gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -95,6 +95,16 @@ final class ImageEncoderContext {
 
     /// Encodes one picture, drains the encoder and writes every packet to `output`.
     func encode(_ frame: Frame, packet: Packet, into output: OutputFile) throws {
+        try encode(frame, packet: packet) { _ in } write: { try output.write($0) }
+    }
+
+    /// Encodes one picture, drains the encoder and hands each packet's bytes to `collect`.
+    func encode(_ frame: Frame, packet: Packet, collect: (UnsafeBufferPointer<UInt8>) -> Void) throws {
+        try encode(frame, packet: packet, collect: collect) { _ in }
+    }
+
+    private func encode(_ frame: Frame, packet: Packet, collect: (UnsafeBufferPointer<UInt8>) -> Void,
+                        write: (Packet) throws -> Void) throws {
         try check(avcodec_send_frame(context, frame.pointer), subject, "cannot encode")
         try check(avcodec_send_frame(context, nil), subject, "cannot finish encoding")
         var wrote = false
@@ -103,7 +113,10 @@ final class ImageEncoderContext {
             let ret = avcodec_receive_packet(context, packet.pointer)
             if ret == AVError.eof { break }
             try check(ret, subject, "cannot encode")
-            try output.write(packet)
+            if let data = packet.pointer.pointee.data, packet.pointer.pointee.size > 0 {
+                collect(UnsafeBufferPointer(start: data, count: Int(packet.pointer.pointee.size)))
+            }
+            try write(packet)
             wrote = true
         }
         packet.unref()

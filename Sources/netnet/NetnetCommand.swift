@@ -12,7 +12,7 @@ struct NetnetCommand: ParsableCommand {
             model is used; `netnet model info` says what it is.
             """,
         version: NetnetVersion.string,
-        subcommands: [AnnotateCommand.self, DetectCommand.self, ModelCommand.self, BenchCommand.self, ParityCommand.self])
+        subcommands: [AnnotateCommand.self, ServeCommand.self, DetectCommand.self, ModelCommand.self, BenchCommand.self, ParityCommand.self])
 }
 
 /// The program's version, printed by `--version`.

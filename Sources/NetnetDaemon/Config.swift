@@ -1,0 +1,405 @@
+import Foundation
+
+/// A configuration problem, with the file and (when it is about one line) the line:
+/// `netnet.conf:12: unknown key 'treshold' in [stream cam1]`. Value type; any thread.
+public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The file as given.
+    public var file: String
+    /// 1-based line number, or nil for problems with the whole file (cannot read it, no streams).
+    public var line: Int?
+    /// What is wrong.
+    public var message: String
+
+    /// An error about `file` (at `line`, if given). Any thread.
+    public init(file: String, line: Int?, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    /// `FILE:LINE: message` or `FILE: message`.
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// Log verbosity, least to most verbose. Value type; any thread.
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case error, warning, info, debug
+
+    var rank: Int { LogLevel.allCases.firstIndex(of: self)! }
+    /// Orders by verbosity: error < warning < info < debug.
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+/// One `[stream ID]` section: a camera feed. Value type; any thread.
+public struct StreamConfig: Sendable, Equatable {
+    /// The stream's identifier (the section name): `[A-Za-z0-9_.-]`, 1 to 64 characters.
+    public var id: String
+    /// What FFmpeg opens: `rtsp://`, `rtsps://`, `http://`, `https://`, `tcp://`, `udp://`,
+    /// `rtmp://`, `srt://`, `file:` URLs or an absolute path.
+    public var url: String
+    /// The model file; nil: the global `model`. All enabled streams share one model.
+    public var model: String?
+    /// Minimum score reported, in [0, 1].
+    public var threshold: Float = 0.5
+    /// Run detection on every Nth decoded frame (1…1000); the others are decoded and skipped.
+    public var every: Int = 1
+    /// Class labels to report; empty: all.
+    public var classes: [String] = []
+    /// Whether the stream runs.
+    public var enabled: Bool = true
+    /// Line of the section header (for messages).
+    public var line: Int = 0
+    /// Line of each key set in the section (for messages about a value found wrong later).
+    public var keyLines: [String: Int] = [:]
+
+    /// A stream with the defaults above. Any thread.
+    public init(id: String, url: String) {
+        self.id = id
+        self.url = url
+    }
+
+    /// Whether two configurations run the same way (the header line does not count). Any thread.
+    public func sameSettings(as other: StreamConfig) -> Bool {
+        var a = self, b = other
+        a.line = 0
+        b.line = 0
+        a.keyLines = [:]
+        b.keyLines = [:]
+        return a == b
+    }
+}
+
+/// The whole configuration file (docs/configuration.md). Value type; any thread.
+public struct DaemonConfig: Sendable, Equatable {
+    /// HTTP listen address, host and port: `127.0.0.1:8080`, `[::1]:8080`; port 0 picks a free port.
+    public var listenHost = "127.0.0.1"
+    /// HTTP port (0…65535).
+    public var listenPort = 8080
+    /// Log level.
+    public var logLevel: LogLevel = .info
+    /// The model file; nil: the bundled default model.
+    public var model: String?
+    /// Write every event (frame and status) as a JSON line on standard output.
+    public var stdoutSink = false
+    /// JSON lines file for every event, or nil.
+    public var jsonLinesPath: String?
+    /// Rotate the JSON lines file when it would grow past this many bytes (64 KiB … 1 TiB).
+    public var jsonLinesMaxBytes: Int64 = 100 * 1024 * 1024
+    /// Rotated files kept: `FILE.1` … `FILE.N` (0…100).
+    public var jsonLinesKeep = 5
+    /// Events queued per consumer (stdout, file, each SSE client) before drops (16…100000).
+    public var sinkQueue = 1024
+    /// Seconds without a frame before a stream counts as stalled and is reconnected (1…3600).
+    public var stallTimeout = 10.0
+    /// Seconds an open (connect + probe) may take (1…3600).
+    public var openTimeout = 10.0
+    /// First reconnect delay bound in seconds (0.1…3600).
+    public var backoffBase = 1.0
+    /// Largest reconnect delay bound in seconds (backoff_base…86400).
+    public var backoffCap = 30.0
+    /// OpenBLAS threads for inference (0: all cores).
+    public var inferenceThreads = 0
+    /// The streams, in file order.
+    public var streams: [StreamConfig] = []
+
+    /// Defaults, no streams. Any thread.
+    public init() {}
+
+    /// The enabled streams, in file order. Any thread.
+    public var enabledStreams: [StreamConfig] { streams.filter(\.enabled) }
+
+    /// The model every enabled stream uses: the first stream's own `model`, else the global one
+    /// (nil: the default model). `validate` guarantees they agree. Any thread.
+    public var effectiveModel: String? {
+        enabledStreams.compactMap(\.model).first ?? model
+    }
+}
+
+/// Reads the INI-style configuration (docs/configuration.md): `[global]` and `[stream ID]`
+/// sections, `key = value` lines, `#` or `;` comments on their own lines. Unknown sections or keys,
+/// repeated keys, out-of-range values, duplicate stream ids and bad URLs are rejected with the
+/// file and line. Stateless; any thread.
+public enum ConfigParser {
+    /// Reads and parses `path`. Throws `ConfigError` (a missing or unreadable file names the path
+    /// and the system's reason). Any thread.
+    public static func load(path: String) throws -> DaemonConfig {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason: String
+            if !FileManager.default.fileExists(atPath: path) {
+                reason = "No such file or directory"
+            } else {
+                reason = (error as NSError).localizedFailureReason ?? "cannot be read"
+            }
+            throw ConfigError(file: path, line: nil, message: "cannot read the configuration: \(reason)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: nil, message: "not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
+                                       "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
+                                       "backoff_base", "backoff_cap", "inference_threads"]
+    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled"]
+    static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
+
+    /// Parses configuration text; `file` names it in errors. Throws the first `ConfigError`. Any thread.
+    public static func parse(_ text: String, file: String) throws -> DaemonConfig {
+        var config = DaemonConfig()
+        enum Section { case none, global, stream(Int) }
+        var section = Section.none
+        var seenGlobal = false
+        var seenKeys: Set<String> = []
+        var streamIDs: [String: Int] = [:]
+        var listenLine = 0, backoffLine = 0
+
+        func fail(_ line: Int, _ message: String) -> ConfigError { ConfigError(file: file, line: line, message: message) }
+
+        // "\r\n" is one Character in Swift: split on both.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, rawLine) in lines.enumerated() {
+            let number = index + 1
+            var line = Substring(rawLine)
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
+
+            if trimmed.hasPrefix("[") {
+                guard trimmed.hasSuffix("]") else { throw fail(number, "section header without ']': \(trimmed)") }
+                let inner = trimmed.dropFirst().dropLast().trimmingCharacters(in: .whitespaces)
+                seenKeys = []
+                if inner == "global" {
+                    guard !seenGlobal else { throw fail(number, "[global] appears twice") }
+                    seenGlobal = true
+                    section = .global
+                } else if inner.hasPrefix("stream") && inner.dropFirst(6).first?.isWhitespace == true {
+                    let id = inner.dropFirst(6).trimmingCharacters(in: .whitespaces)
+                    guard isValidID(id) else {
+                        throw fail(number, "stream id '\(id)' must be 1 to 64 characters of A-Z a-z 0-9 _ . -")
+                    }
+                    if let previous = streamIDs[id] {
+                        throw fail(number, "duplicate stream id '\(id)' (first defined on line \(previous))")
+                    }
+                    streamIDs[id] = number
+                    var stream = StreamConfig(id: id, url: "")
+                    stream.line = number
+                    config.streams.append(stream)
+                    section = .stream(config.streams.count - 1)
+                } else if inner == "stream" {
+                    throw fail(number, "a stream section needs an id: [stream ID]")
+                } else {
+                    throw fail(number, "unknown section [\(inner)] (expected [global] or [stream ID])")
+                }
+                continue
+            }
+
+            guard let equals = trimmed.firstIndex(of: "=") else {
+                throw fail(number, "expected 'key = value', a [section] or a # comment: \(trimmed)")
+            }
+            let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+
+            switch section {
+            case .none:
+                throw fail(number, "'\(key)' outside a section (start with [global] or [stream ID])")
+            case .global:
+                guard globalKeys.contains(key) else {
+                    throw fail(number, "unknown key '\(key)' in [global] (known: \(globalKeys.joined(separator: ", ")))")
+                }
+                guard seenKeys.insert(key).inserted else { throw fail(number, "'\(key)' is set twice in [global]") }
+                switch key {
+                case "listen":
+                    let (host, port) = try parseListen(value, line: number, file: file)
+                    config.listenHost = host
+                    config.listenPort = port
+                    listenLine = number
+                case "log_level":
+                    guard let level = LogLevel(rawValue: value) else {
+                        throw fail(number, "log_level must be one of error, warning, info, debug (got '\(value)')")
+                    }
+                    config.logLevel = level
+                case "model":
+                    guard !value.isEmpty else { throw fail(number, "model must not be empty") }
+                    config.model = value
+                case "stdout": config.stdoutSink = try parseBool(key, value, number, file)
+                case "json_lines":
+                    guard value.hasPrefix("/") else { throw fail(number, "json_lines must be an absolute path (got '\(value)')") }
+                    config.jsonLinesPath = value
+                case "json_lines_max_bytes":
+                    config.jsonLinesMaxBytes = Int64(try parseSize(key, value, 65_536, 1 << 40, number, file))
+                case "json_lines_keep": config.jsonLinesKeep = try parseInt(key, value, 0, 100, number, file)
+                case "sink_queue": config.sinkQueue = try parseInt(key, value, 16, 100_000, number, file)
+                case "stall_timeout": config.stallTimeout = try parseDouble(key, value, 1, 3600, number, file)
+                case "open_timeout": config.openTimeout = try parseDouble(key, value, 1, 3600, number, file)
+                case "backoff_base":
+                    config.backoffBase = try parseDouble(key, value, 0.1, 3600, number, file)
+                    backoffLine = number
+                case "backoff_cap":
+                    config.backoffCap = try parseDouble(key, value, 0.1, 86_400, number, file)
+                    backoffLine = number
+                case "inference_threads": config.inferenceThreads = try parseInt(key, value, 0, 256, number, file)
+                default: break
+                }
+            case let .stream(i):
+                let id = config.streams[i].id
+                guard streamKeys.contains(key) else {
+                    throw fail(number, "unknown key '\(key)' in [stream \(id)] (known: \(streamKeys.joined(separator: ", ")))")
+                }
+                guard seenKeys.insert(key).inserted else { throw fail(number, "'\(key)' is set twice in [stream \(id)]") }
+                config.streams[i].keyLines[key] = number
+                switch key {
+                case "url":
+                    try validateURL(value, line: number, file: file)
+                    config.streams[i].url = value
+                case "model":
+                    guard !value.isEmpty else { throw fail(number, "model must not be empty") }
+                    config.streams[i].model = value
+                case "threshold": config.streams[i].threshold = Float(try parseDouble(key, value, 0, 1, number, file))
+                case "every": config.streams[i].every = try parseInt(key, value, 1, 1000, number, file)
+                case "classes":
+                    let names = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                    guard !names.contains(where: \.isEmpty) || value.isEmpty else {
+                        throw fail(number, "classes: an empty name in '\(value)' (write labels separated by commas)")
+                    }
+                    config.streams[i].classes = value.isEmpty ? [] : names
+                case "enabled": config.streams[i].enabled = try parseBool(key, value, number, file)
+                default: break
+                }
+            }
+        }
+
+        _ = listenLine
+        if config.backoffCap < config.backoffBase {
+            throw fail(backoffLine, "backoff_cap (\(config.backoffCap)) must be at least backoff_base (\(config.backoffBase))")
+        }
+        for stream in config.streams where stream.url.isEmpty {
+            throw fail(stream.line, "[stream \(stream.id)] has no url")
+        }
+        guard !config.enabledStreams.isEmpty else {
+            throw ConfigError(file: file, line: nil, message: "no enabled stream (add a [stream ID] section with a url)")
+        }
+        let models = config.enabledStreams.map { $0.model ?? config.model }
+        if let first = config.enabledStreams.first, let other = config.enabledStreams.first(where: { ($0.model ?? config.model) != models[0] }) {
+            throw fail(other.line, "[stream \(other.id)] uses model '\(other.model ?? config.model ?? "default")' but [stream \(first.id)] uses '\(models[0] ?? "default")': all streams share one model")
+        }
+        return config
+    }
+
+    /// Checks every enabled stream's `classes` against the model's class names; throws a
+    /// `ConfigError` at the `classes` line naming the unknown label. Any thread.
+    public static func checkClasses(_ config: DaemonConfig, file: String, modelClasses: [String]) throws {
+        for stream in config.enabledStreams {
+            for label in stream.classes where !modelClasses.contains(label) {
+                throw ConfigError(file: file, line: stream.keyLines["classes"] ?? stream.line,
+                                  message: "[stream \(stream.id)] classes: '\(label)' is not a class of the model (\(modelClasses.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    static func isValidID(_ id: String) -> Bool {
+        guard (1...64).contains(id.utf8.count) else { return false }
+        return id.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 46 || c == 45
+        }
+    }
+
+    static func validateURL(_ value: String, line: Int, file: String) throws {
+        if value.hasPrefix("/") { return }
+        guard let colon = value.firstIndex(of: ":") else {
+            throw ConfigError(file: file, line: line, message: "url '\(value)' is neither an absolute path nor a URL with a scheme (rtsp://, http://, tcp://, …)")
+        }
+        let scheme = value[..<colon].lowercased()
+        guard urlSchemes.contains(scheme) else {
+            throw ConfigError(file: file, line: line, message: "url '\(value)': unsupported scheme '\(scheme)' (use one of \(urlSchemes.sorted().joined(separator: ", ")))")
+        }
+        let rest = value[value.index(after: colon)...]
+        if scheme == "file" { guard !rest.isEmpty else { throw ConfigError(file: file, line: line, message: "url '\(value)' has no path") }; return }
+        guard rest.hasPrefix("//"), let comps = URLComponents(string: value), let host = comps.host, !host.isEmpty,
+              value.rangeOfCharacter(from: .whitespaces) == nil else {
+            throw ConfigError(file: file, line: line, message: "url '\(value)' is not a valid \(scheme):// URL with a host")
+        }
+        if let port = comps.port, !(1...65535).contains(port) {
+            throw ConfigError(file: file, line: line, message: "url '\(value)': port \(port) is out of range 1-65535")
+        }
+    }
+
+    static func parseListen(_ value: String, line: Int, file: String) throws -> (String, Int) {
+        let bad = ConfigError(file: file, line: line, message: "listen must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080 (got '\(value)')")
+        let host: String, portText: Substring
+        if value.hasPrefix("[") {
+            guard let close = value.firstIndex(of: "]") else { throw bad }
+            host = String(value[value.index(after: value.startIndex)..<close])
+            let after = value[value.index(after: close)...]
+            guard after.hasPrefix(":") else { throw bad }
+            portText = after.dropFirst()
+        } else {
+            guard let colon = value.lastIndex(of: ":") else { throw bad }
+            host = String(value[..<colon])
+            portText = value[value.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText) else { throw bad }
+        guard (0...65535).contains(port) else {
+            throw ConfigError(file: file, line: line, message: "listen port \(port) is out of range 0-65535")
+        }
+        return (host, port)
+    }
+
+    static func parseBool(_ key: String, _ value: String, _ line: Int, _ file: String) throws -> Bool {
+        switch value.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw ConfigError(file: file, line: line, message: "\(key) must be true or false (got '\(value)')")
+        }
+    }
+
+    static func parseInt(_ key: String, _ value: String, _ low: Int, _ high: Int, _ line: Int, _ file: String) throws -> Int {
+        guard let number = Int(value) else {
+            throw ConfigError(file: file, line: line, message: "\(key) must be a whole number (got '\(value)')")
+        }
+        guard (low...high).contains(number) else {
+            throw ConfigError(file: file, line: line, message: "\(key) = \(number) is out of range \(low)-\(high)")
+        }
+        return number
+    }
+
+    static func parseDouble(_ key: String, _ value: String, _ low: Double, _ high: Double, _ line: Int, _ file: String) throws -> Double {
+        guard let number = Double(value), number.isFinite else {
+            throw ConfigError(file: file, line: line, message: "\(key) must be a number (got '\(value)')")
+        }
+        guard number >= low && number <= high else {
+            throw ConfigError(file: file, line: line, message: "\(key) = \(value) is out of range \(formatNumber(low))-\(formatNumber(high))")
+        }
+        return number
+    }
+
+    /// Byte sizes: a whole number with an optional K, M, G or T suffix (powers of 1024).
+    static func parseSize(_ key: String, _ value: String, _ low: Int, _ high: Int, _ line: Int, _ file: String) throws -> Int {
+        var digits = Substring(value)
+        var factor = 1
+        if let last = digits.last, let f = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40][String(last).uppercased()] {
+            factor = f
+            digits = digits.dropLast()
+        }
+        guard let number = Int(digits), number >= 0, number <= high / factor else {
+            if Int(digits) != nil {
+                throw ConfigError(file: file, line: line, message: "\(key) = \(value) is out of range 64K-1T")
+            }
+            throw ConfigError(file: file, line: line, message: "\(key) must be a byte count such as 100M (got '\(value)')")
+        }
+        let bytes = number * factor
+        guard bytes >= low else { throw ConfigError(file: file, line: line, message: "\(key) = \(value) is out of range 64K-1T") }
+        return bytes
+    }
+
+    static func formatNumber(_ x: Double) -> String {
+        x == x.rounded() ? String(Int(x)) : String(x)
+    }
+}

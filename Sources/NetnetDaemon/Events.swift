@@ -1,0 +1,289 @@
+import Foundation
+import NetnetPipeline
+
+/// One event on the daemon's event stream: a `netnet.frame/1` record or a `netnet.status/1`
+/// record (docs/json-lines.md), already encoded as one JSON line with its newline. Value type; any thread.
+public struct DaemonEvent: Sendable {
+    /// Which schema the line has.
+    public enum Kind: String, Sendable { case frame, status }
+    /// Frame or status.
+    public var kind: Kind
+    /// The stream the event is about.
+    public var stream: String
+    /// The JSON line, newline included.
+    public var line: [UInt8]
+
+    /// An event. Any thread.
+    public init(kind: Kind, stream: String, line: [UInt8]) {
+        self.kind = kind
+        self.stream = stream
+        self.line = line
+    }
+}
+
+/// A stream's state change, schema `netnet.status/1`:
+/// `{"schema": "netnet.status/1", "stream": "cam1", "time": "…Z", "state": "backing_off",
+/// "previous": "connecting", "reason": "…", "attempt": 2, "retry_in": 1.234, "reconnects": 5}`.
+/// Value type; any thread.
+public struct StatusRecord: Sendable, Equatable {
+    /// The schema identifier every status line carries first.
+    public static let schema = "netnet.status/1"
+    /// Stream id.
+    public var stream: String
+    /// Wall-clock time of the change, ns since the epoch.
+    public var timeNanoseconds: Int64
+    /// The new state.
+    public var state: StreamState
+    /// The state before, nil for the first.
+    public var previous: StreamState?
+    /// Why (the error that ended a connection, "ended", "removed by reload", …), or nil.
+    public var reason: String?
+    /// The reconnect attempt (0-based) the backoff is for; nil outside `backing_off`.
+    public var attempt: Int?
+    /// Seconds until the next connection attempt; nil outside `backing_off`.
+    public var retryIn: Double?
+    /// The stream's reconnect count so far.
+    public var reconnects: UInt64
+
+    /// A record. Any thread.
+    public init(stream: String, timeNanoseconds: Int64, state: StreamState, previous: StreamState?, reason: String?,
+                attempt: Int?, retryIn: Double?, reconnects: UInt64) {
+        self.stream = stream
+        self.timeNanoseconds = timeNanoseconds
+        self.state = state
+        self.previous = previous
+        self.reason = reason
+        self.attempt = attempt
+        self.retryIn = retryIn
+        self.reconnects = reconnects
+    }
+
+    /// The JSON line, newline included, keys in the order documented above. Any thread.
+    public func jsonLine() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
+        JSONText.appendRaw("{\"schema\": ", to: &bytes)
+        JSONText.appendString(Self.schema, to: &bytes)
+        JSONText.appendRaw(", \"stream\": ", to: &bytes)
+        JSONText.appendString(stream, to: &bytes)
+        JSONText.appendRaw(", \"time\": \"", to: &bytes)
+        WallClock.appendISO8601(nanoseconds: timeNanoseconds, to: &bytes)
+        JSONText.appendRaw("\", \"state\": ", to: &bytes)
+        JSONText.appendString(state.rawValue, to: &bytes)
+        JSONText.appendRaw(", \"previous\": ", to: &bytes)
+        if let previous { JSONText.appendString(previous.rawValue, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+        JSONText.appendRaw(", \"reason\": ", to: &bytes)
+        if let reason { JSONText.appendString(reason, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+        JSONText.appendRaw(", \"attempt\": ", to: &bytes)
+        if let attempt { JSONText.appendInt(attempt, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+        JSONText.appendRaw(", \"retry_in\": ", to: &bytes)
+        if let retryIn { JSONText.appendFixed(retryIn, decimals: 3, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+        JSONText.appendRaw(", \"reconnects\": ", to: &bytes)
+        JSONText.appendInt(Int(reconnects), to: &bytes)
+        JSONText.appendRaw("}\n", to: &bytes)
+        return bytes
+    }
+}
+
+/// Fans events out to consumers. Publishing never blocks: each consumer takes the event or, when
+/// its bounded queue is full, drops it and counts the drop. Any thread.
+public final class EventHub: @unchecked Sendable {
+    /// A consumer: `offer` returns false when it dropped the event (queue full).
+    struct Consumer {
+        let name: String
+        let stream: String?
+        let offer: @Sendable (DaemonEvent) -> Bool
+        var dropped: UInt64 = 0
+    }
+
+    private let lock = NSLock()
+    private var consumers: [Int: Consumer] = [:]
+    private var nextID = 0
+    private var retiredDrops: [String: UInt64] = [:]
+
+    /// An empty hub. Any thread.
+    public init() {}
+
+    /// Adds a consumer named `name` (in `/metrics`: SSE clients are summed under `sse`) that
+    /// receives the events of `stream` (nil: all). `offer` is called on the publishing thread and
+    /// must not block; it returns false when it had to drop the event. Returns an id for
+    /// `unsubscribe`. Any thread.
+    @discardableResult
+    public func subscribe(name: String, stream: String? = nil, offer: @escaping @Sendable (DaemonEvent) -> Bool) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        nextID += 1
+        consumers[nextID] = Consumer(name: name, stream: stream, offer: offer)
+        return nextID
+    }
+
+    /// Removes a consumer; its drop count stays in `dropCounts`. Any thread.
+    public func unsubscribe(_ id: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if let consumer = consumers.removeValue(forKey: id) {
+            retiredDrops[consumer.name, default: 0] += consumer.dropped
+        }
+    }
+
+    /// Hands `event` to every matching consumer. Never blocks (beyond the hub's short lock). Any thread.
+    public func publish(_ event: DaemonEvent) {
+        lock.lock(); defer { lock.unlock() }
+        for (id, consumer) in consumers where consumer.stream == nil || consumer.stream == event.stream {
+            if !consumer.offer(event) { consumers[id]!.dropped += 1 }
+        }
+    }
+
+    /// Events dropped per consumer name, live and removed consumers together, sorted by name. Any thread.
+    public func dropCounts() -> [(sink: String, dropped: UInt64)] {
+        lock.lock(); defer { lock.unlock() }
+        var totals = retiredDrops
+        for consumer in consumers.values { totals[consumer.name, default: 0] += consumer.dropped }
+        return totals.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Number of live consumers. Any thread.
+    public var consumerCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return consumers.count
+    }
+}
+
+/// A bounded FIFO of events between the publisher and one consumer thread: `offer` never blocks
+/// (false when full), `take` waits. Any thread.
+public final class BoundedEventQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [DaemonEvent] = []
+    private var head = 0
+    private var closed = false
+    /// Most events held.
+    public let capacity: Int
+
+    /// A queue of at most `capacity` events. Any thread.
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+    }
+
+    /// Appends unless full or closed; false means dropped. Never blocks. Any thread.
+    public func offer(_ event: DaemonEvent) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        guard !closed, items.count - head < capacity else { return false }
+        items.append(event)
+        condition.signal()
+        return true
+    }
+
+    /// The next event, waiting for one; nil once closed and empty. Consumer thread.
+    public func take() -> DaemonEvent? {
+        condition.lock(); defer { condition.unlock() }
+        while head == items.count && !closed { condition.wait() }
+        guard head < items.count else { return nil }
+        let event = items[head]
+        head += 1
+        if head > 256 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return event
+    }
+
+    /// Refuses further events; `take` drains what is queued, then returns nil. Any thread.
+    public func close() {
+        condition.lock(); closed = true; condition.broadcast(); condition.unlock()
+    }
+}
+
+/// A JSON-lines sink on its own thread: standard output (path `-`) or a file, appended to and
+/// rotated by size (`FILE` → `FILE.1` → … → `FILE.N`, the oldest removed). Each line is one
+/// `write(2)`, so the file always ends on a complete line. Created and closed from any thread;
+/// the writing happens on the sink's thread.
+public final class LineSink: @unchecked Sendable {
+    /// `stdout` or `file`, the consumer name in `/metrics`.
+    public let name: String
+    /// The path (`-`: standard output).
+    public let path: String
+    private let maxBytes: Int64
+    private let keep: Int
+    private let queue: BoundedEventQueue
+    private let log: DaemonLog
+    private var writer: JSONLinesWriter
+    private var size: Int64 = 0
+    private let done = DispatchSemaphore(value: 0)
+    private var subscription: Int?
+    private weak var hub: EventHub?
+    /// Files rotated so far (sink thread writes, others read under `lock`).
+    private let lock = NSLock()
+    private var rotationCount = 0
+
+    /// Opens the output (a file is appended to, created 0644) and starts the sink's thread,
+    /// subscribed to `hub`. Throws `OutputError` naming the path. Any thread.
+    public init(name: String, path: String, maxBytes: Int64 = .max, keep: Int = 0, queueCapacity: Int,
+                hub: EventHub, log: DaemonLog) throws {
+        self.name = name
+        self.path = path
+        self.maxBytes = maxBytes
+        self.keep = keep
+        self.log = log
+        queue = BoundedEventQueue(capacity: queueCapacity)
+        writer = try JSONLinesWriter(path: path, append: true)
+        if path != "-" {
+            size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+        }
+        self.hub = hub
+        let queue = self.queue
+        subscription = hub.subscribe(name: name) { queue.offer($0) }
+        let thread = Thread { [self] in run() }
+        thread.name = "netnet-sink-\(name)"
+        thread.start()
+    }
+
+    /// Files rotated since start. Any thread.
+    public var rotations: Int {
+        lock.lock(); defer { lock.unlock() }
+        return rotationCount
+    }
+
+    /// Unsubscribes, writes what is queued, closes the file and waits for the thread. Any thread, once.
+    public func close() {
+        if let subscription { hub?.unsubscribe(subscription) }
+        queue.close()
+        done.wait()
+    }
+
+    private func run() {
+        var failed = false
+        while let event = queue.take() {
+            if failed { continue }
+            do {
+                if path != "-" && size > 0 && size + Int64(event.line.count) > maxBytes { try rotate() }
+                try writer.writeLine(event.line)
+                size += Int64(event.line.count)
+            } catch {
+                log.error("\(name) sink: \(error); events for it are discarded from now on")
+                failed = true
+            }
+        }
+        do { try writer.close() } catch { log.error("\(name) sink: \(error)") }
+        done.signal()
+    }
+
+    private func rotate() throws {
+        try writer.close()
+        let fm = FileManager.default
+        if keep > 0 {
+            try? fm.removeItem(atPath: "\(path).\(keep)")
+            if keep > 1 {
+                for k in stride(from: keep - 1, through: 1, by: -1) where fm.fileExists(atPath: "\(path).\(k)") {
+                    try? fm.moveItem(atPath: "\(path).\(k)", toPath: "\(path).\(k + 1)")
+                }
+            }
+            if rename(path, "\(path).1") != 0 {
+                log.warning("\(name) sink: cannot rename \(path) to \(path).1: \(String(cString: strerror(errno)))")
+            }
+            writer = try JSONLinesWriter(path: path, append: true)
+        } else {
+            writer = try JSONLinesWriter(path: path, append: false)
+        }
+        size = 0
+        lock.lock(); rotationCount += 1; lock.unlock()
+    }
+}

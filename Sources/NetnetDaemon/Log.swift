@@ -1,0 +1,58 @@
+import Foundation
+
+/// The daemon's log: one line per message on standard error, `netnet: LEVEL: message`. Under
+/// systemd (`JOURNAL_STREAM` set) each line starts with the syslog priority `<3>`…`<7>` instead, so
+/// the journal records the level. Lines below the level are not written. Any thread.
+public final class DaemonLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var level: LogLevel
+    private let journal: Bool
+    private let write: @Sendable (String) -> Void
+
+    /// A log at `level`; `write` receives each finished line with its newline (default: standard
+    /// error, one `write(2)` per line). Any thread.
+    public init(level: LogLevel, journal: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil,
+                write: @escaping @Sendable (String) -> Void = DaemonLog.standardError) {
+        self.level = level
+        self.journal = journal
+        self.write = write
+    }
+
+    /// Writes to file descriptor 2 in one call.
+    public static let standardError: @Sendable (String) -> Void = { line in
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { raw in _ = Foundation.write(2, raw.baseAddress!, raw.count) }
+    }
+
+    /// Changes the level (a reload). Any thread.
+    public func setLevel(_ newLevel: LogLevel) {
+        lock.lock(); level = newLevel; lock.unlock()
+    }
+
+    /// Whether messages at `messageLevel` are written. Any thread.
+    public func enabled(_ messageLevel: LogLevel) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return messageLevel <= level
+    }
+
+    /// Writes `message` at `messageLevel` if enabled. Any thread.
+    public func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
+        guard enabled(messageLevel) else { return }
+        let text = message().replacingOccurrences(of: "\n", with: " ")
+        if journal {
+            let priority = [LogLevel.error: 3, .warning: 4, .info: 6, .debug: 7][messageLevel]!
+            write("<\(priority)>\(text)\n")
+        } else {
+            write("netnet: \(messageLevel.rawValue): \(text)\n")
+        }
+    }
+
+    /// `log(.error, …)`. Any thread.
+    public func error(_ message: @autoclosure () -> String) { log(.error, message()) }
+    /// `log(.warning, …)`. Any thread.
+    public func warning(_ message: @autoclosure () -> String) { log(.warning, message()) }
+    /// `log(.info, …)`. Any thread.
+    public func info(_ message: @autoclosure () -> String) { log(.info, message()) }
+    /// `log(.debug, …)`. Any thread.
+    public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
+}

@@ -1,0 +1,174 @@
+import Foundation
+
+/// Where a stream's reader is. The names are the `state` of status events and of `/metrics`. Any thread.
+public enum StreamState: String, Sendable, CaseIterable {
+    /// Opening the URL (connect and probe).
+    case connecting
+    /// Frames are arriving.
+    case streaming
+    /// No frame for `stall_timeout` seconds: the connection is dropped and retried.
+    case stalled
+    /// Waiting (exponential backoff with jitter) before the next connection attempt.
+    case backingOff = "backing_off"
+    /// The reader has ended (daemon stopping, stream removed or disabled by a reload).
+    case stopped
+}
+
+/// A Prometheus histogram with fixed buckets (seconds). Not synchronised: guarded by its owner's lock.
+public struct Histogram: Sendable {
+    /// Upper bounds of the buckets, ascending (the `+Inf` bucket is implicit).
+    public let bounds: [Double]
+    /// Observations per bucket (not cumulative), plus one for `+Inf`.
+    public private(set) var counts: [UInt64]
+    /// Sum of all observations.
+    public private(set) var sum = 0.0
+    /// Number of observations.
+    public private(set) var count: UInt64 = 0
+
+    /// Buckets from 1 ms to 10 s, for latencies.
+    public static let latencyBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    /// An empty histogram. Any thread.
+    public init(bounds: [Double] = Histogram.latencyBounds) {
+        self.bounds = bounds
+        counts = [UInt64](repeating: 0, count: bounds.count + 1)
+    }
+
+    /// Adds one observation. Allocates nothing.
+    public mutating func observe(_ value: Double) {
+        var i = 0
+        while i < bounds.count && value > bounds[i] { i += 1 }
+        counts[i] += 1
+        sum += value
+        count += 1
+    }
+}
+
+/// One stream's counters, state and latency histograms, shared by its reader thread, the inference
+/// thread and the HTTP/metrics readers. Every member is guarded by one lock; any thread.
+public final class StreamStats: @unchecked Sendable {
+    /// The stream id.
+    public let id: String
+    private let lock = NSLock()
+    private var values = Snapshot()
+
+    /// A copy of everything, for `/metrics` and `/api/streams`. Value type.
+    public struct Snapshot: Sendable {
+        /// Frames decoded by the reader.
+        public var framesDecoded: UInt64 = 0
+        /// Frames run through the network.
+        public var framesInferred: UInt64 = 0
+        /// Frames replaced by a newer one before inference took them (the `latest` policy).
+        public var framesDropped: UInt64 = 0
+        /// Corrupt packets or frames the decoder skipped.
+        public var decodeErrors: UInt64 = 0
+        /// Connection attempts after the first one (one per failure: open failed, stalled, ended).
+        public var reconnects: UInt64 = 0
+        /// Entries into each state, by `StreamState.rawValue`.
+        public var transitions: [String: UInt64] = [:]
+        /// The current state.
+        public var state: StreamState = .connecting
+        /// Why the last connection ended or failed, if it did.
+        public var lastError: String?
+        /// Frames waiting for inference (0 or 1 with the `latest` policy).
+        public var queueDepth = 0
+        /// The stream's URL.
+        public var url = ""
+        /// Wall-clock time of the last state change, ns since the epoch.
+        public var stateSinceNanoseconds: Int64 = 0
+        /// Wall-clock time of the last inferred frame, ns since the epoch (0: none yet).
+        public var lastFrameNanoseconds: Int64 = 0
+        /// Inference time (forward + post-processing), seconds.
+        public var inference = Histogram()
+        /// From the frame leaving the decoder to its event being published, seconds.
+        public var endToEnd = Histogram()
+    }
+
+    /// Stats for stream `id` reading `url`. Any thread.
+    public init(id: String, url: String) {
+        self.id = id
+        values.url = url
+    }
+
+    /// A consistent copy. Any thread.
+    public func snapshot() -> Snapshot {
+        lock.lock(); defer { lock.unlock() }
+        return values
+    }
+
+    /// Changes the values under the lock. Any thread; `body` must not block.
+    public func update<T>(_ body: (inout Snapshot) -> T) -> T {
+        lock.lock(); defer { lock.unlock() }
+        return body(&values)
+    }
+}
+
+/// Renders the Prometheus text exposition format (version 0.0.4) for the streams and the sinks.
+/// Pure; any thread.
+public enum MetricsText {
+    /// Content type of the exposition.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// The metrics text for `streams` (id order is kept), the event consumers' drop counts and the
+    /// process-wide figures. Any thread.
+    public static func render(streams: [(id: String, stats: StreamStats.Snapshot)], sinkDrops: [(sink: String, dropped: UInt64)],
+                              uptimeSeconds: Double, reloads: UInt64, reloadFailures: UInt64) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func counter(_ name: String, _ help: String, _ value: (StreamStats.Snapshot) -> UInt64) {
+            family(name, "counter", help)
+            for (id, s) in streams { out += "\(name){stream=\"\(escape(id))\"} \(value(s))\n" }
+        }
+        counter("netnet_frames_decoded_total", "Frames decoded by the stream's reader.") { $0.framesDecoded }
+        counter("netnet_frames_inferred_total", "Frames run through the network.") { $0.framesInferred }
+        counter("netnet_frames_dropped_total", "Frames replaced by a newer frame before inference (latest policy).") { $0.framesDropped }
+        counter("netnet_decode_errors_total", "Corrupt packets or frames skipped by the decoder.") { $0.decodeErrors }
+        counter("netnet_reconnects_total", "Connection attempts after a failure (open failed, stalled or ended).") { $0.reconnects }
+        family("netnet_state_transitions_total", "counter", "Entries into each stream state.")
+        for (id, s) in streams {
+            for state in StreamState.allCases {
+                out += "netnet_state_transitions_total{stream=\"\(escape(id))\",state=\"\(state.rawValue)\"} \(s.transitions[state.rawValue] ?? 0)\n"
+            }
+        }
+        family("netnet_stream_state", "gauge", "1 for the stream's current state, 0 for the others.")
+        for (id, s) in streams {
+            for state in StreamState.allCases {
+                out += "netnet_stream_state{stream=\"\(escape(id))\",state=\"\(state.rawValue)\"} \(s.state == state ? 1 : 0)\n"
+            }
+        }
+        family("netnet_queue_depth", "gauge", "Frames waiting for inference.")
+        for (id, s) in streams { out += "netnet_queue_depth{stream=\"\(escape(id))\"} \(s.queueDepth)\n" }
+        func histogram(_ name: String, _ help: String, _ value: (StreamStats.Snapshot) -> Histogram) {
+            family(name, "histogram", help)
+            for (id, s) in streams {
+                let h = value(s)
+                var cumulative: UInt64 = 0
+                for (i, bound) in h.bounds.enumerated() {
+                    cumulative += h.counts[i]
+                    out += "\(name)_bucket{stream=\"\(escape(id))\",le=\"\(bound)\"} \(cumulative)\n"
+                }
+                out += "\(name)_bucket{stream=\"\(escape(id))\",le=\"+Inf\"} \(h.count)\n"
+                out += "\(name)_sum{stream=\"\(escape(id))\"} \(h.sum)\n"
+                out += "\(name)_count{stream=\"\(escape(id))\"} \(h.count)\n"
+            }
+        }
+        histogram("netnet_inference_seconds", "Forward pass plus post-processing time per inferred frame.") { $0.inference }
+        histogram("netnet_end_to_end_seconds", "From the decoded frame to its event being published.") { $0.endToEnd }
+        family("netnet_events_dropped_total", "counter", "Events dropped because a consumer's queue was full.")
+        for (sink, dropped) in sinkDrops { out += "netnet_events_dropped_total{sink=\"\(escape(sink))\"} \(dropped)\n" }
+        family("netnet_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.")
+        out += "netnet_config_reloads_total{result=\"applied\"} \(reloads)\n"
+        out += "netnet_config_reloads_total{result=\"rejected\"} \(reloadFailures)\n"
+        family("netnet_uptime_seconds", "gauge", "Seconds since the daemon started.")
+        out += "netnet_uptime_seconds \(uptimeSeconds)\n"
+        return out
+    }
+
+    /// Escapes a label value (backslash, quote, newline).
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

@@ -1,0 +1,598 @@
+import Foundation
+import NetnetEngine
+import NetnetKernels
+import NetnetMedia
+import NetnetPipeline
+
+/// One frame's buffers in a stream's mailbox: the decoded picture and the network input prepared
+/// from it. Three per stream, allocated once and reused; they change hands under the scheduler's lock.
+final class DaemonSlot {
+    let frame = VideoFrame()
+    let input: AlignedBuffer
+    /// Monotonic time the frame left the decoder.
+    var decodedNanoseconds: UInt64 = 0
+    /// Wall-clock time the frame was read (for the record's `time`).
+    var wallNanoseconds: Int64 = 0
+    init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
+}
+
+/// A stream's `latest` hand-over between its reader and the shared inference thread: a triple
+/// buffer. The reader fills `writing`, then posts it as `ready` (a frame still waiting there is
+/// dropped and counted); inference swaps `ready` with `reading`. Guarded by `Scheduler.condition`.
+final class Mailbox {
+    let config: StreamConfig
+    let stats: StreamStats
+    var writing: DaemonSlot
+    var ready: DaemonSlot?
+    var reading: DaemonSlot
+    var spare: DaemonSlot?
+    var droppedSinceTake = 0
+    var seq = 0
+    var removed = false
+    /// The last inferred frame (a second reference, no copy) and its detections, for snapshots.
+    /// Guarded by `snapshotLock`, never by the scheduler's lock, so a snapshot never holds up a reader.
+    let snapshotLock = NSLock()
+    let snapshotFrame = VideoFrame()
+    var snapshotDetections: [Detection] = []
+    init(config: StreamConfig, stats: StreamStats, inputCount: Int) {
+        self.config = config
+        self.stats = stats
+        writing = DaemonSlot(inputCount: inputCount)
+        reading = DaemonSlot(inputCount: inputCount)
+        spare = DaemonSlot(inputCount: inputCount)
+    }
+}
+
+/// The one inference stage all streams share: one thread owning the `Detector`, serving the
+/// streams' mailboxes round-robin (each turn takes the next stream after the last one served that
+/// has a frame ready, so a fast camera cannot starve a slow one). Publishes a `netnet.frame/1`
+/// event per inferred frame. Created and stopped from any thread; the detector is used only on
+/// the inference thread.
+final class Scheduler: @unchecked Sendable {
+    let condition = NSCondition()
+    private var mailboxes: [Mailbox] = []
+    private var next = 0
+    private var stopping = false
+    private let detector: Detector
+    private let hub: EventHub
+    private let inputCount: Int
+    private let done = DispatchSemaphore(value: 0)
+    private var heartbeat: UInt64 = WallClock.monotonicNanoseconds()
+    private var inferredTotal: UInt64 = 0
+
+    init(model: Model, hub: EventHub) {
+        detector = Detector(model: model)
+        self.hub = hub
+        let size = model.description.inputSize
+        inputCount = 3 * size * size
+    }
+
+    var slotInputCount: Int { inputCount }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "netnet-inference"
+        thread.stackSize = 1 << 22
+        thread.start()
+    }
+
+    func add(_ mailbox: Mailbox) {
+        condition.lock(); mailboxes.append(mailbox); condition.unlock()
+    }
+
+    func remove(_ mailbox: Mailbox) {
+        condition.lock()
+        mailbox.removed = true
+        mailboxes.removeAll { $0 === mailbox }
+        if next >= mailboxes.count { next = 0 }
+        condition.unlock()
+    }
+
+    /// Reader thread: hands over `writing`, gets a free slot back.
+    func post(_ mailbox: Mailbox) {
+        condition.lock()
+        let filled = mailbox.writing
+        if let stale = mailbox.ready {
+            mailbox.droppedSinceTake += 1
+            mailbox.stats.update { $0.framesDropped += 1 }
+            mailbox.writing = stale
+        } else {
+            mailbox.writing = mailbox.spare!
+            mailbox.spare = nil
+        }
+        mailbox.ready = filled
+        mailbox.stats.update { $0.queueDepth = 1 }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The next `seq` of a mailbox's frame lines.
+    func nextSeq(of mailbox: Mailbox) -> Int {
+        condition.lock(); defer { condition.unlock() }
+        return mailbox.seq
+    }
+
+    /// Ends the thread after the frames already waiting are inferred and published; waits for it.
+    func stop() {
+        condition.lock(); stopping = true; condition.broadcast(); condition.unlock()
+        done.wait()
+    }
+
+    /// Monotonic ns of the inference loop's last turn, and frames inferred so far.
+    func progress() -> (heartbeat: UInt64, inferred: UInt64) {
+        condition.lock(); defer { condition.unlock() }
+        return (heartbeat, inferredTotal)
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            var chosen: Mailbox?
+            while true {
+                heartbeat = WallClock.monotonicNanoseconds()
+                let count = mailboxes.count
+                for k in 0..<count {
+                    let index = (next + k) % count
+                    if mailboxes[index].ready != nil {
+                        chosen = mailboxes[index]
+                        next = (index + 1) % count
+                        break
+                    }
+                }
+                if chosen != nil || stopping { break }
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.5))
+            }
+            guard let mailbox = chosen else {
+                condition.unlock()
+                break
+            }
+            // Swap: the ready frame becomes ours; our previous one becomes the free one.
+            let slot = mailbox.ready!
+            mailbox.ready = nil
+            if mailbox.spare == nil { mailbox.spare = mailbox.reading } else { mailbox.spare = mailbox.reading }
+            mailbox.reading = slot
+            let dropped = mailbox.droppedSinceTake
+            mailbox.droppedSinceTake = 0
+            let seq = mailbox.seq
+            mailbox.seq += 1
+            condition.unlock()
+            mailbox.stats.update { $0.queueDepth = 0 }
+            infer(slot, mailbox: mailbox, dropped: dropped, seq: seq)
+        }
+        done.signal()
+    }
+
+    private func infer(_ slot: DaemonSlot, mailbox: Mailbox, dropped: Int, seq: Int) {
+        let config = mailbox.config
+        let start = WallClock.monotonicNanoseconds()
+        detector.input.update(from: slot.input.pointer, count: inputCount)
+        detector.forward()
+        var detections = detector.detections(threshold: config.threshold, imageWidth: slot.frame.width,
+                                             imageHeight: slot.frame.height)
+        if !config.classes.isEmpty {
+            detections.removeAll { !config.classes.contains($0.label) }
+        }
+        let inferenceNanoseconds = WallClock.monotonicNanoseconds() - start
+        let record = FrameRecord(stream: config.id, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
+                                 timeNanoseconds: slot.wallNanoseconds, width: slot.frame.width, height: slot.frame.height,
+                                 dropped: dropped, inferenceMilliseconds: Double(inferenceNanoseconds) / 1e6, inferred: true,
+                                 detections: detections)
+        var line: [UInt8] = []
+        line.reserveCapacity(256 + 96 * detections.count)
+        record.appendJSONLine(seq: seq, to: &line)
+        hub.publish(DaemonEvent(kind: .frame, stream: config.id, line: line))
+        mailbox.snapshotLock.lock()
+        try? mailbox.snapshotFrame.reference(slot.frame)
+        mailbox.snapshotDetections = detections
+        mailbox.snapshotLock.unlock()
+        let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.decodedNanoseconds) / 1e9
+        let now = WallClock.nowNanoseconds()
+        mailbox.stats.update {
+            $0.framesInferred += 1
+            $0.inference.observe(Double(inferenceNanoseconds) / 1e9)
+            $0.endToEnd.observe(endToEnd)
+            $0.lastFrameNanoseconds = now
+        }
+        condition.lock(); inferredTotal += 1; condition.unlock()
+    }
+}
+
+/// Settings every stream reader shares (from `[global]`). Value type; any thread.
+public struct ReaderSettings: Sendable, Equatable {
+    /// Seconds without a frame before the connection counts as stalled.
+    public var stallTimeout: Double
+    /// Seconds an open may take.
+    public var openTimeout: Double
+    /// Reconnect delays.
+    public var backoff: Backoff
+
+    /// The settings from a configuration. Any thread.
+    public init(config: DaemonConfig) {
+        stallTimeout = config.stallTimeout
+        openTimeout = config.openTimeout
+        backoff = Backoff(base: config.backoffBase, cap: config.backoffCap)
+    }
+}
+
+/// One stream's reader: its own thread that connects, decodes, prepares every Nth frame into the
+/// stream's mailbox and, when the connection fails, stalls or ends, reconnects with exponential
+/// backoff and full jitter. Every state change is logged, counted and published as a
+/// `netnet.status/1` event. Created, stopped and queried from any thread; the `VideoSource` and
+/// `InputPreparer` live on the reader thread only.
+final class StreamWorker: @unchecked Sendable {
+    let config: StreamConfig
+    let stats: StreamStats
+    let mailbox: Mailbox
+    private let settings: ReaderSettings
+    private let scheduler: Scheduler
+    private let hub: EventHub
+    private let log: DaemonLog
+    private let normalisation: Normalisation
+    private let inputSize: Int
+    private let random: @Sendable () -> Double
+    private let interrupter = Interrupter()
+    private let condition = NSCondition()
+    private var stopping = false
+    private var stopReason = "stopped"
+    private var heartbeat = WallClock.monotonicNanoseconds()
+    private var blockingBound: Double
+    private let done = DispatchSemaphore(value: 0)
+
+    init(config: StreamConfig, settings: ReaderSettings, model: Model, scheduler: Scheduler, hub: EventHub,
+         log: DaemonLog, random: @escaping @Sendable () -> Double) {
+        self.config = config
+        self.settings = settings
+        self.scheduler = scheduler
+        self.hub = hub
+        self.log = log
+        self.random = random
+        stats = StreamStats(id: config.id, url: config.url)
+        mailbox = Mailbox(config: config, stats: stats, inputCount: scheduler.slotInputCount)
+        let d = model.description
+        inputSize = d.inputSize
+        normalisation = Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
+                                      mean: d.normalisation.mean, std: d.normalisation.std)
+        blockingBound = max(settings.openTimeout, settings.stallTimeout)
+    }
+
+    func start() {
+        scheduler.add(mailbox)
+        let thread = Thread { [self] in run() }
+        thread.name = "netnet-reader-\(config.id)"
+        thread.stackSize = 1 << 22
+        thread.start()
+    }
+
+    /// Asks the reader to end (`reason` goes into the `stopped` event) and waits for it: a blocked
+    /// open or read returns within about 0.1 s. Any thread, once.
+    func stop(reason: String) {
+        condition.lock()
+        stopping = true
+        stopReason = reason
+        condition.broadcast()
+        condition.unlock()
+        interrupter.interrupt()
+        done.wait()
+        scheduler.remove(mailbox)
+    }
+
+    /// Whether the reader thread is making progress: it is never inside one blocking call (open,
+    /// read, backoff wait) longer than its bound. Any thread.
+    func isProgressing(now: UInt64) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        return Double(now &- heartbeat) / 1e9 < blockingBound + 10 || stopping
+    }
+
+    private var isStopping: Bool {
+        condition.lock(); defer { condition.unlock() }
+        return stopping
+    }
+
+    private func beat() {
+        condition.lock(); heartbeat = WallClock.monotonicNanoseconds(); condition.unlock()
+    }
+
+    private func transition(_ state: StreamState, reason: String? = nil, attempt: Int? = nil, retryIn: Double? = nil,
+                            reconnect: Bool = false) {
+        beat()
+        let now = WallClock.nowNanoseconds()
+        let (previous, reconnects) = stats.update { s -> (StreamState?, UInt64) in
+            let previous = s.transitions.isEmpty ? nil : s.state
+            if reconnect { s.reconnects += 1 }
+            s.state = state
+            s.transitions[state.rawValue, default: 0] += 1
+            s.stateSinceNanoseconds = now
+            if let reason, state != .streaming { s.lastError = reason }
+            return (previous, s.reconnects)
+        }
+        let record = StatusRecord(stream: config.id, timeNanoseconds: now, state: state, previous: previous, reason: reason,
+                                  attempt: attempt, retryIn: retryIn, reconnects: reconnects)
+        var message = "stream \(config.id): \(state.rawValue)"
+        if let reason { message += " (\(reason))" }
+        if let retryIn { message += ", retry \(attempt.map { "#\($0 + 1)" } ?? "") in \(String(format: "%.2f", retryIn)) s" }
+        log.log(state == .streaming || state == .connecting || state == .stopped ? .info : .warning, message)
+        hub.publish(DaemonEvent(kind: .status, stream: config.id, line: record.jsonLine()))
+    }
+
+    private func run() {
+        let preparer = InputPreparer(inputSize: inputSize, normalisation: normalisation)
+        var attempt = 0
+        var first = true
+        while !isStopping {
+            transition(.connecting, reason: nil, reconnect: !first)
+            first = false
+            interrupter.reset()
+            if isStopping { break }
+            var options = VideoSourceOptions(url: config.url)
+            options.openTimeout = settings.openTimeout
+            options.readTimeout = settings.stallTimeout
+            options.interrupter = interrupter
+            options.decoderThreads = 1
+            let streamID = config.id
+            let log = self.log
+            options.onWarning = { log.debug("stream \(streamID): \($0)") }
+            var reason: String
+            var stalled = false
+            do {
+                let source = try VideoSource(options: options)
+                beat()
+                var streamingSince: UInt64?
+                var lastDecoded = 0, lastErrors = 0
+                // A file (or finite HTTP file) is played at its frame rate, like a camera, instead of
+                // being decoded as fast as the CPU allows; live inputs set their own pace.
+                let paced = !source.isLive
+                var pacingOrigin: (clock: UInt64, pts: Double)?
+                reason = "ended"
+                do {
+                    while !isStopping {
+                        let slot = mailbox.writing
+                        guard try source.nextFrame(into: slot.frame, audioSink: nil) else { break }
+                        if paced, let pts = slot.frame.ptsSeconds {
+                            if let origin = pacingOrigin {
+                                let due = Double(origin.clock) / 1e9 + (pts - origin.pts)
+                                let wait = due - Double(WallClock.monotonicNanoseconds()) / 1e9
+                                // A jump (pts going back, a gap over 10 s) restarts the pacing.
+                                if wait > 10 || pts < origin.pts { pacingOrigin = (WallClock.monotonicNanoseconds(), pts) }
+                                else if wait > 0 { waitInterruptibly(seconds: wait) }
+                                if isStopping { break }
+                            } else {
+                                pacingOrigin = (WallClock.monotonicNanoseconds(), pts)
+                            }
+                        }
+                        let now = WallClock.monotonicNanoseconds()
+                        beat()
+                        if streamingSince == nil {
+                            streamingSince = now
+                            transition(.streaming, reason: nil)
+                        }
+                        let decoded = source.framesDecoded, errors = source.decodeErrors
+                        stats.update {
+                            $0.framesDecoded += UInt64(decoded - lastDecoded)
+                            $0.decodeErrors += UInt64(errors - lastErrors)
+                        }
+                        lastDecoded = decoded
+                        lastErrors = errors
+                        guard slot.frame.index % config.every == 0 else { continue }
+                        try preparer.prepare(frame: slot.frame, into: slot.input.pointer)
+                        slot.decodedNanoseconds = now
+                        slot.wallNanoseconds = WallClock.nowNanoseconds()
+                        scheduler.post(mailbox)
+                    }
+                } catch {
+                    reason = "\(error)"
+                    stalled = reason.contains("timed out")
+                }
+                // A connection that delivered frames for a while earns a fresh backoff.
+                if let since = streamingSince, Double(WallClock.monotonicNanoseconds() - since) / 1e9 >= max(settings.backoff.cap, 10) {
+                    attempt = 0
+                }
+                if streamingSince != nil && reason != "ended" && !stalled { attempt = 0 }
+            } catch {
+                reason = "\(error)"
+            }
+            if isStopping { break }
+            if stalled { transition(.stalled, reason: reason) }
+            let delay = settings.backoff.delay(attempt: attempt, unit: random())
+            transition(.backingOff, reason: reason, attempt: attempt, retryIn: delay)
+            attempt += 1
+            waitInterruptibly(seconds: delay)
+        }
+        condition.lock()
+        let why = stopReason
+        condition.unlock()
+        transition(.stopped, reason: why)
+        done.signal()
+    }
+
+    private func waitInterruptibly(seconds: Double) {
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        condition.lock()
+        while !stopping && Date() < deadline {
+            heartbeat = WallClock.monotonicNanoseconds()
+            _ = condition.wait(until: min(deadline, Date(timeIntervalSinceNow: 1)))
+        }
+        condition.unlock()
+    }
+}
+
+/// The daemon's pipelines: one reader per enabled stream, one shared inference thread, the event
+/// hub. `apply` adds, removes and restarts streams for a reloaded configuration without touching
+/// the others. All methods may be called from any thread; `apply` and `stop` are serialised.
+public final class Supervisor: @unchecked Sendable {
+    /// Where events go (sinks and SSE clients subscribe here).
+    public let hub: EventHub
+    private let model: Model
+    private let log: DaemonLog
+    private let scheduler: Scheduler
+    private let random: @Sendable () -> Double
+    private let lock = NSLock()
+    private let applyLock = NSLock()
+    private var workers: [StreamWorker] = []
+    private var settings: ReaderSettings
+    private var removedStats: [String: StreamStats] = [:]
+    private var stopped = false
+    private let started = WallClock.monotonicNanoseconds()
+
+    /// A supervisor for `config`'s enabled streams sharing `model`; nothing runs before `start`.
+    /// `random` gives the backoff jitter (uniform in [0, 1)). Any thread.
+    public init(config: DaemonConfig, model: Model, hub: EventHub, log: DaemonLog,
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.model = model
+        self.hub = hub
+        self.log = log
+        self.random = random
+        settings = ReaderSettings(config: config)
+        scheduler = Scheduler(model: model, hub: hub)
+        workers = config.enabledStreams.map(makeWorker)
+    }
+
+    private func makeWorker(_ stream: StreamConfig) -> StreamWorker {
+        StreamWorker(config: stream, settings: settings, model: model, scheduler: scheduler, hub: hub, log: log, random: random)
+    }
+
+    /// Starts the inference thread and every reader. Any thread, once.
+    public func start() {
+        scheduler.start()
+        lock.lock(); let current = workers; lock.unlock()
+        for worker in current { worker.start() }
+    }
+
+    /// What a reload changed, by stream id. Value type.
+    public struct ReloadResult: Sendable, Equatable {
+        /// Streams started.
+        public var added: [String] = []
+        /// Streams stopped.
+        public var removed: [String] = []
+        /// Streams restarted with new settings.
+        public var changed: [String] = []
+        /// Streams left running as they were.
+        public var unchanged: [String] = []
+    }
+
+    /// Applies a new configuration's streams: removed or disabled streams stop, new ones start,
+    /// changed ones restart; the others keep running untouched. Global reader settings
+    /// (timeouts, backoff) apply to streams started from now on. Any thread.
+    @discardableResult
+    public func apply(_ config: DaemonConfig) -> ReloadResult {
+        applyLock.lock(); defer { applyLock.unlock() }
+        var result = ReloadResult()
+        let newSettings = ReaderSettings(config: config)
+        lock.lock()
+        guard !stopped else { lock.unlock(); return result }
+        let current = workers
+        lock.unlock()
+        let wanted = config.enabledStreams
+        let wantedByID = Dictionary(uniqueKeysWithValues: wanted.map { ($0.id, $0) })
+        var keep: [String: StreamWorker] = [:]
+        var carriedSeq: [String: Int] = [:]
+        let settingsChanged = newSettings != settings
+        settings = newSettings
+        for worker in current {
+            if let new = wantedByID[worker.config.id], new.sameSettings(as: worker.config), !settingsChanged {
+                keep[worker.config.id] = worker
+                result.unchanged.append(worker.config.id)
+            } else {
+                let isChange = wantedByID[worker.config.id] != nil
+                worker.stop(reason: isChange ? "configuration changed" : "removed by reload")
+                if isChange {
+                    result.changed.append(worker.config.id)
+                    carriedSeq[worker.config.id] = scheduler.nextSeq(of: worker.mailbox)   // seq goes on
+                } else {
+                    result.removed.append(worker.config.id)
+                }
+                lock.lock(); removedStats[worker.config.id] = worker.stats; lock.unlock()
+            }
+        }
+        var next: [StreamWorker] = []
+        var fresh: [StreamWorker] = []
+        for stream in wanted {
+            if let worker = keep[stream.id] {
+                next.append(worker)
+            } else {
+                let worker = makeWorker(stream)
+                worker.mailbox.seq = carriedSeq[stream.id] ?? 0   // not yet shared with the scheduler
+                if !result.changed.contains(stream.id) { result.added.append(stream.id) }
+                next.append(worker)
+                fresh.append(worker)
+            }
+        }
+        lock.lock()
+        workers = next
+        for worker in next { removedStats[worker.config.id] = nil }
+        lock.unlock()
+        for worker in fresh { worker.start() }
+        return result
+    }
+
+    /// Stops the readers (each within about 0.1 s), lets the inference thread finish the frames
+    /// already waiting, and returns when every pipeline thread has ended. Any thread; idempotent.
+    public func stop() {
+        applyLock.lock(); defer { applyLock.unlock() }
+        lock.lock()
+        if stopped { lock.unlock(); return }
+        stopped = true
+        let current = workers
+        lock.unlock()
+        // Interrupt all at once, then wait for each.
+        let group = DispatchGroup()
+        for worker in current {
+            group.enter()
+            Thread.detachNewThread { worker.stop(reason: "daemon stopping"); group.leave() }
+        }
+        group.wait()
+        scheduler.stop()
+    }
+
+    /// The running streams' stats, in configuration order. Any thread.
+    public func streamStats() -> [StreamStats] {
+        lock.lock(); defer { lock.unlock() }
+        return workers.map(\.stats)
+    }
+
+    /// The running streams' configurations, in order. Any thread.
+    public func streamConfigs() -> [StreamConfig] {
+        lock.lock(); defer { lock.unlock() }
+        return workers.map(\.config)
+    }
+
+    /// Whether every pipeline thread makes progress: the inference loop turned within the last
+    /// `seconds`, and no reader sits in a blocking call longer than its bound. Any thread.
+    public func isProgressing(within seconds: Double) -> Bool {
+        let now = WallClock.monotonicNanoseconds()
+        let (beat, _) = scheduler.progress()
+        guard Double(now &- beat) / 1e9 < seconds else { return false }
+        lock.lock(); let current = workers; lock.unlock()
+        return current.allSatisfy { $0.isProgressing(now: now) }
+    }
+
+    /// The latest inferred frame of stream `id` as JPEG with its detections outlined, or nil when the
+    /// stream is unknown or has no inferred frame yet. Encodes on the calling thread (a few ms at
+    /// 1080p): call it from a thread that may block, not from Swift's cooperative pool. Any thread.
+    public func snapshotJPEG(stream id: String) -> [UInt8]? {
+        lock.lock()
+        let worker = workers.first { $0.config.id == id }
+        lock.unlock()
+        guard let mailbox = worker?.mailbox else { return nil }
+        let frame = VideoFrame()
+        mailbox.snapshotLock.lock()
+        let referenced = (try? frame.reference(mailbox.snapshotFrame)) != nil
+        let detections = mailbox.snapshotDetections
+        mailbox.snapshotLock.unlock()
+        guard referenced, !frame.isEmpty else { return nil }
+        let boxes = detections.map {
+            DrawnBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3], label: $0.label, classIndex: $0.classIndex)
+        }
+        do {
+            return try SnapshotEncoder().jpeg(frame, boxes: boxes)
+        } catch {
+            log.warning("stream \(id): snapshot: \(error)")
+            return nil
+        }
+    }
+
+    /// Frames inferred so far, all streams. Any thread.
+    public var framesInferred: UInt64 { scheduler.progress().inferred }
+
+    /// Seconds since the supervisor was created. Any thread.
+    public var uptimeSeconds: Double { Double(WallClock.monotonicNanoseconds() - started) / 1e9 }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NetnetDaemon
+import NetnetPipeline
+
+/// The daemon's HTTP API (Hummingbird): `GET /healthz`, `/readyz`, `/metrics` (Prometheus text),
+/// `/api/streams` (status JSON), `/api/events` (Server-Sent Events, `?stream=ID` filter) and
+/// `/api/streams/{id}/snapshot.jpg`. Runs on Swift's concurrency pool; it only reads the
+/// supervisor's counters and subscribes to its event hub, never blocking a pipeline thread.
+/// `start` and `stop` from any thread.
+public final class HTTPServer: @unchecked Sendable {
+    /// What the handlers read; provided by the daemon. All closures are called from the HTTP tasks.
+    public struct Sources: Sendable {
+        /// The supervisor whose streams are reported.
+        public var supervisor: @Sendable () -> Supervisor
+        /// Whether the daemon is ready (model loaded, streams started).
+        public var ready: @Sendable () -> Bool
+        /// Configuration reloads applied and rejected.
+        public var reloads: @Sendable () -> (applied: UInt64, rejected: UInt64)
+        /// Events queued per SSE client before drops.
+        public var sseQueue: Int
+        /// The latest frame of a stream as JPEG with its boxes drawn, or nil if none yet.
+        public var snapshot: @Sendable (String) -> [UInt8]?
+
+        /// Bundles the closures. Any thread.
+        public init(supervisor: @escaping @Sendable () -> Supervisor, ready: @escaping @Sendable () -> Bool,
+                    reloads: @escaping @Sendable () -> (applied: UInt64, rejected: UInt64), sseQueue: Int,
+                    snapshot: @escaping @Sendable (String) -> [UInt8]?) {
+            self.supervisor = supervisor
+            self.ready = ready
+            self.reloads = reloads
+            self.sseQueue = sseQueue
+            self.snapshot = snapshot
+        }
+    }
+
+    private let host: String
+    private let port: Int
+    private let sources: Sources
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+    private var boundPort: Int?
+    private var failure: String?
+    private var streams: [Int: AsyncStream<DaemonEvent>.Continuation] = [:]
+    private var nextStream = 0
+    private let started = DispatchSemaphore(value: 0)
+
+    /// A server for `host:port` (port 0: any free port). Any thread.
+    public init(host: String, port: Int, sources: Sources) {
+        self.host = host
+        self.port = port
+        self.sources = sources
+    }
+
+    /// Binds and starts serving; returns the bound port once listening, or throws a one-line
+    /// error (`cannot listen on 127.0.0.1:8080: Address already in use`). Blocks the calling
+    /// thread (not a cooperative one) until bound or failed.
+    public func start() throws -> Int {
+        let router = makeRouter()
+        let logger: Logger = {
+            var logger = Logger(label: "netnet-http", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger.logLevel = .critical
+            return logger
+        }()
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(host, port: port), serverName: "netnet"),
+                              onServerRunning: { [self] channel in
+                                  let bound = channel.localAddress?.port ?? port
+                                  lock.withLock { boundPort = bound }
+                                  started.signal()
+                              },
+                              logger: logger)
+        let t = Task { [self] in
+            do {
+                try await app.run()
+            } catch {
+                lock.withLock { if failure == nil { failure = "\(error)" } }
+            }
+            started.signal()
+        }
+        lock.lock(); task = t; lock.unlock()
+        started.wait()
+        lock.lock(); defer { lock.unlock() }
+        if let port = boundPort { return port }
+        throw HTTPServerError(message: "cannot listen on \(host):\(port): \(failure ?? "the server ended")")
+    }
+
+    /// Ends every SSE response and stops the server. Any thread.
+    public func stop() {
+        lock.lock()
+        let open = streams.values
+        streams.removeAll()
+        let t = task
+        lock.unlock()
+        for continuation in open { continuation.finish() }
+        t?.cancel()
+    }
+
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let sources = self.sources
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("/readyz") { _, _ in
+            let ready = sources.ready()
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
+        }
+        router.get("/metrics") { _, _ in
+            let supervisor = sources.supervisor()
+            let reloads = sources.reloads()
+            let text = MetricsText.render(streams: supervisor.streamStats().map { ($0.id, $0.snapshot()) },
+                                          sinkDrops: supervisor.hub.dropCounts(), uptimeSeconds: supervisor.uptimeSeconds,
+                                          reloads: reloads.applied, reloadFailures: reloads.rejected)
+            return Response(status: .ok, headers: [.contentType: MetricsText.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("/api/streams") { _, _ in
+            let supervisor = sources.supervisor()
+            let body = StreamsJSON.render(supervisor.streamStats().map { ($0.id, $0.snapshot()) })
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("/api/streams/:id/snapshot.jpg") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            guard sources.supervisor().streamStats().contains(where: { $0.id == id }) else {
+                return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "no stream '\(id)'\n")))
+            }
+            // JPEG encoding blocks: run it on a Dispatch thread, not on the cooperative pool.
+            let encoded: [UInt8]? = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: sources.snapshot(id)) }
+            }
+            guard let jpeg = encoded else {
+                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "no frame from '\(id)' yet\n")))
+            }
+            return Response(status: .ok, headers: [.contentType: "image/jpeg"], body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
+        }
+        router.get("/api/events") { [self] request, _ -> Response in
+            let filter = request.uri.queryParameters.get("stream").map { String($0) }
+            if let filter, !sources.supervisor().streamStats().contains(where: { $0.id == filter }) {
+                return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "no stream '\(filter)'\n")))
+            }
+            let events = subscribe(stream: filter)
+            let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                // A comment first, so a client sees the stream open before the first event.
+                try await writer.write(ByteBuffer(string: ": netnet events\n\n"))
+                for await event in events {
+                    try await writer.write(ByteBuffer(bytes: SSE.encode(event)))
+                }
+                try await writer.finish(nil)
+            })
+        }
+        return router
+    }
+
+    /// A bounded per-client queue (the SSE queue size, newest events dropped and counted when full).
+    private func subscribe(stream: String?) -> AsyncStream<DaemonEvent> {
+        let (events, continuation) = AsyncStream<DaemonEvent>.makeStream(bufferingPolicy: .bufferingOldest(sources.sseQueue))
+        let hub = sources.supervisor().hub
+        let id = hub.subscribe(name: "sse", stream: stream) { event in
+            if case .enqueued = continuation.yield(event) { return true }
+            return false
+        }
+        lock.lock()
+        nextStream += 1
+        let key = nextStream
+        streams[key] = continuation
+        lock.unlock()
+        continuation.onTermination = { [weak self] _ in
+            hub.unsubscribe(id)
+            guard let self else { return }
+            self.lock.lock(); self.streams[key] = nil; self.lock.unlock()
+        }
+        return events
+    }
+}
+
+/// A failure to start the HTTP server. Value type; any thread.
+public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
+    /// The one-line message.
+    public let message: String
+    /// The message.
+    public var description: String { message }
+}
+
+/// Server-Sent Events framing. Pure; any thread.
+public enum SSE {
+    /// `event: frame|status`, `data: <the JSON line>`, blank line.
+    public static func encode(_ event: DaemonEvent) -> [UInt8] {
+        var bytes = Array("event: \(event.kind.rawValue)\ndata: ".utf8)
+        bytes.reserveCapacity(bytes.count + event.line.count + 2)
+        bytes.append(contentsOf: event.line)   // ends with "\n"
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+}
+
+/// The `/api/streams` document: `{"streams": [{"id", "url", "state", "since", "last_error",
+/// "frames_decoded", "frames_inferred", "frames_dropped", "decode_errors", "reconnects",
+/// "queue_depth", "last_frame"}]}`. Pure; any thread.
+public enum StreamsJSON {
+    /// Renders the streams in order. Any thread.
+    public static func render(_ streams: [(id: String, stats: StreamStats.Snapshot)]) -> String {
+        var bytes: [UInt8] = []
+        JSONText.appendRaw("{\"streams\": [", to: &bytes)
+        for (i, (id, s)) in streams.enumerated() {
+            if i > 0 { JSONText.appendRaw(", ", to: &bytes) }
+            JSONText.appendRaw("{\"id\": ", to: &bytes); JSONText.appendString(id, to: &bytes)
+            JSONText.appendRaw(", \"url\": ", to: &bytes); JSONText.appendString(s.url, to: &bytes)
+            JSONText.appendRaw(", \"state\": ", to: &bytes); JSONText.appendString(s.state.rawValue, to: &bytes)
+            JSONText.appendRaw(", \"since\": \"", to: &bytes)
+            WallClock.appendISO8601(nanoseconds: s.stateSinceNanoseconds, to: &bytes)
+            JSONText.appendRaw("\", \"last_error\": ", to: &bytes)
+            if let e = s.lastError { JSONText.appendString(e, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+            for (key, value) in [("frames_decoded", s.framesDecoded), ("frames_inferred", s.framesInferred),
+                                 ("frames_dropped", s.framesDropped), ("decode_errors", s.decodeErrors),
+                                 ("reconnects", s.reconnects), ("queue_depth", UInt64(s.queueDepth))] {
+                bytes.append(contentsOf: ", \"\(key)\": ".utf8)
+                JSONText.appendInt(Int(value), to: &bytes)
+            }
+            JSONText.appendRaw(", \"last_frame\": ", to: &bytes)
+            if s.lastFrameNanoseconds > 0 {
+                JSONText.appendRaw("\"", to: &bytes)
+                WallClock.appendISO8601(nanoseconds: s.lastFrameNanoseconds, to: &bytes)
+                JSONText.appendRaw("\"", to: &bytes)
+            } else {
+                JSONText.appendNull(to: &bytes)
+            }
+            JSONText.appendRaw("}", to: &bytes)
+        }
+        JSONText.appendRaw("]}\n", to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

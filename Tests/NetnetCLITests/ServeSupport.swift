@@ -1,0 +1,183 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `netnet serve` child process with its standard output and error in files.
+final class ServeProcess {
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+    private(set) var exitStatus: Int32?
+
+    init(arguments: [String], scratch: Scratch, environment: [String: String] = [:], tag: String = "serve") throws {
+        stdoutPath = scratch.file("\(tag).stdout")
+        stderrPath = scratch.file("\(tag).stderr")
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = NetnetBinary.url
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "NOTIFY_SOCKET")
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits up to `seconds` for the exit; its status, or nil if still running.
+    func waitExit(_ seconds: Double) -> Int32? {
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { return nil }
+        return process.terminationStatus
+    }
+
+    /// The HTTP port from the "listening on http://HOST:PORT" log line, waiting up to `seconds`.
+    func port(within seconds: Double = 60) -> Int? {
+        var found: Int?
+        _ = waitFor(seconds) {
+            guard let range = stderr.range(of: #"listening on http://[^ ]*:([0-9]+)"#, options: .regularExpression) else { return false }
+            found = Int(stderr[range].split(separator: ":").last!.prefix { $0.isNumber })
+            return true
+        }
+        return found
+    }
+}
+
+/// Polls `condition` every 50 ms for up to `seconds`; true if it held.
+func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return condition()
+}
+
+let hasCurl = FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
+
+/// Runs curl with `arguments`; its standard output (whatever it got before `--max-time`).
+func curl(_ arguments: [String]) throws -> (status: Int32, body: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-sS"] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// The `data:` payloads of a Server-Sent Events text, parsed, with their `event:` names.
+func sseEvents(_ text: String) -> [(event: String, object: [String: Any])] {
+    var result: [(String, [String: Any])] = []
+    for block in text.components(separatedBy: "\n\n") {
+        var name = "message"
+        var data = ""
+        for line in block.split(separator: "\n") {
+            if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+            if line.hasPrefix("data: ") { data += line.dropFirst(6) }
+        }
+        if !data.isEmpty, let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] {
+            result.append((name, object))
+        }
+    }
+    return result
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freeTCPPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A real unix datagram socket standing in for systemd's `NOTIFY_SOCKET`. A thread reads it all
+/// the time (as systemd does), so the sender's queue never fills and no datagram is lost.
+final class NotifyListener: @unchecked Sendable {
+    let fd: Int32
+    let path: String
+    private let lock = NSLock()
+    private var received: [String] = []
+    private var closed = false
+    private let done = DispatchSemaphore(value: 0)
+
+    init(scratch: Scratch) throws {
+        path = scratch.file("notify.sock")
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw CLIError("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let rc = withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw CLIError("bind \(path): \(String(cString: strerror(errno)))") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !lock.withLock({ closed }) {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n > 0 {
+                    let message = String(decoding: buffer[0..<n], as: UTF8.self)
+                    lock.withLock { received.append(message) }
+                }
+            }
+            done.signal()
+        }
+    }
+    deinit {
+        lock.withLock { closed = true }
+        done.wait()
+        close(fd)
+        unlink(path)
+    }
+    /// Everything received so far, in order.
+    var messages: [String] { lock.withLock { received } }
+    /// Waits up to `seconds` until `stop` holds for the messages so far; returns them.
+    func collect(_ seconds: Double, until stop: ([String]) -> Bool) -> [String] {
+        _ = waitFor(seconds) { stop(messages) }
+        return messages
+    }
+}
+
+/// Test clips made with ffmpeg: a 2 s 10 fps 320×240 H.264 MP4, and a long one looped from it
+/// without re-encoding (`-stream_loop`, `-c copy`).
+enum ServeClips {
+    static func make(in scratch: Scratch, loops: Int = 0) throws -> String {
+        let short = scratch.file("short.mp4")
+        if !FileManager.default.fileExists(atPath: short) {
+            try shell("ffmpeg -loglevel error -y -f lavfi -i testsrc=size=320x240:rate=10 -t 2 -c:v libx264 -g 10 -pix_fmt yuv420p '\(short)'")
+        }
+        guard loops > 0 else { return short }
+        let long = scratch.file("long\(loops).mp4")
+        try shell("ffmpeg -loglevel error -y -stream_loop \(loops) -i '\(short)' -c copy '\(long)'")
+        return long
+    }
+}

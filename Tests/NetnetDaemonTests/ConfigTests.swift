@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+@testable import NetnetDaemon
+
+/// The configuration file: every key, and every rejection names the file and line.
+@Suite("configuration")
+struct ConfigTests {
+    static let full = """
+        # netnet test configuration
+        [global]
+        listen = 0.0.0.0:9090
+        log_level = debug
+        model = /opt/models/a.safetensors
+        stdout = yes
+        json_lines = /var/lib/netnet/events.jsonl
+        json_lines_max_bytes = 10M
+        json_lines_keep = 3
+        sink_queue = 64
+        stall_timeout = 5
+        open_timeout = 7.5
+        backoff_base = 0.5
+        backoff_cap = 20
+        inference_threads = 2
+
+        [stream front-door]
+        url = rtsp://192.0.2.10:554/stream1
+        threshold = 0.6
+        every = 3
+        classes = person, car
+        ; a comment
+        [stream yard]
+        url = "tcp://127.0.0.1:9000"
+        enabled = false
+        """
+
+    @Test func parsesEveryKey() throws {
+        let c = try ConfigParser.parse(Self.full, file: "t.conf")
+        #expect(c.listenHost == "0.0.0.0" && c.listenPort == 9090)
+        #expect(c.logLevel == .debug)
+        #expect(c.model == "/opt/models/a.safetensors")
+        #expect(c.stdoutSink)
+        #expect(c.jsonLinesPath == "/var/lib/netnet/events.jsonl")
+        #expect(c.jsonLinesMaxBytes == 10 << 20)
+        #expect(c.jsonLinesKeep == 3 && c.sinkQueue == 64)
+        #expect(c.stallTimeout == 5 && c.openTimeout == 7.5 && c.backoffBase == 0.5 && c.backoffCap == 20)
+        #expect(c.inferenceThreads == 2)
+        #expect(c.streams.map(\.id) == ["front-door", "yard"])
+        #expect(c.streams[0].url == "rtsp://192.0.2.10:554/stream1")
+        #expect(c.streams[0].threshold == 0.6 && c.streams[0].every == 3 && c.streams[0].classes == ["person", "car"])
+        #expect(c.streams[0].line == 17)
+        #expect(c.streams[1].url == "tcp://127.0.0.1:9000" && !c.streams[1].enabled)
+        #expect(c.enabledStreams.map(\.id) == ["front-door"])
+    }
+
+    @Test func defaults() throws {
+        let c = try ConfigParser.parse("[stream a]\nurl = /x.mp4\n", file: "t.conf")
+        #expect(c.listenHost == "127.0.0.1" && c.listenPort == 8080)
+        #expect(c.logLevel == .info && !c.stdoutSink && c.jsonLinesPath == nil && c.model == nil)
+        #expect(c.streams[0].threshold == 0.5 && c.streams[0].every == 1 && c.streams[0].classes.isEmpty && c.streams[0].enabled)
+        #expect(c.backoffBase == 1 && c.backoffCap == 30 && c.stallTimeout == 10)
+    }
+
+    @Test func ipv6Listen() throws {
+        let c = try ConfigParser.parse("[global]\nlisten = [::1]:0\n[stream a]\nurl = /x.mp4\n", file: "t.conf")
+        #expect(c.listenHost == "::1" && c.listenPort == 0)
+    }
+
+    /// Each case: the text, the line the error must name, and a fragment of the message.
+    static let rejections: [(String, Int?, String)] = [
+        ("[global]\ntreshold = 1\n[stream a]\nurl = /x\n", 2, "unknown key 'treshold' in [global]"),
+        ("[stream a]\nurl = /x\nfps = 3\n", 3, "unknown key 'fps' in [stream a]"),
+        ("[streams a]\nurl = /x\n", 1, "unknown section [streams a]"),
+        ("[stream]\nurl = /x\n", 1, "needs an id"),
+        ("[stream a/b]\nurl = /x\n", 1, "stream id 'a/b'"),
+        ("[stream a]\nurl = /x\n[stream a]\nurl = /y\n", 3, "duplicate stream id 'a' (first defined on line 1)"),
+        ("[stream a]\nurl = /x\nthreshold = 1.5\n", 3, "threshold = 1.5 is out of range 0-1"),
+        ("[stream a]\nurl = /x\nthreshold = high\n", 3, "threshold must be a number"),
+        ("[stream a]\nurl = /x\nevery = 0\n", 3, "every = 0 is out of range 1-1000"),
+        ("[stream a]\nurl = /x\nenabled = maybe\n", 3, "enabled must be true or false"),
+        ("[stream a]\nurl = camera1\n", 2, "neither an absolute path nor a URL"),
+        ("[stream a]\nurl = gopher://x/y\n", 2, "unsupported scheme 'gopher'"),
+        ("[stream a]\nurl = rtsp:///path\n", 2, "not a valid rtsp:// URL with a host"),
+        ("[stream a]\nurl = rtsp://cam:99999/x\n", 2, "port 99999 is out of range 1-65535"),
+        ("[stream a]\nurl = /x\nurl = /y\n", 3, "'url' is set twice"),
+        ("[stream a]\nthreshold = 0.2\n", 1, "[stream a] has no url"),
+        ("[global]\nlisten = 8080\n[stream a]\nurl = /x\n", 2, "listen must be HOST:PORT"),
+        ("[global]\nlisten = 127.0.0.1:70000\n[stream a]\nurl = /x\n", 2, "listen port 70000 is out of range"),
+        ("[global]\nlog_level = loud\n[stream a]\nurl = /x\n", 2, "log_level must be one of"),
+        ("[global]\nbackoff_base = 5\nbackoff_cap = 2\n[stream a]\nurl = /x\n", 3, "backoff_cap (2.0) must be at least backoff_base (5.0)"),
+        ("[global]\nstall_timeout = 0\n[stream a]\nurl = /x\n", 2, "stall_timeout = 0 is out of range 1-3600"),
+        ("[global]\njson_lines = events.jsonl\n[stream a]\nurl = /x\n", 2, "json_lines must be an absolute path"),
+        ("[global]\njson_lines_max_bytes = 1K\n[stream a]\nurl = /x\n", 2, "json_lines_max_bytes = 1K is out of range 64K-1T"),
+        ("[global]\nsink_queue = 1\n[stream a]\nurl = /x\n", 2, "sink_queue = 1 is out of range 16-100000"),
+        ("[global]\n[global]\n[stream a]\nurl = /x\n", 2, "[global] appears twice"),
+        ("url = /x\n", 1, "outside a section"),
+        ("[stream a]\nurl /x\n", 2, "expected 'key = value'"),
+        ("[stream a\n", 1, "without ']'"),
+        ("[stream a]\nurl = /x\nmodel = /m1\n[stream b]\nurl = /y\nmodel = /m2\n", 4, "all streams share one model"),
+        ("[stream a]\nurl = /x\nenabled = false\n", nil, "no enabled stream"),
+        ("# nothing\n", nil, "no enabled stream"),
+    ]
+
+    @Test(arguments: 0..<rejections.count)
+    func rejects(_ index: Int) throws {
+        let (text, line, fragment) = Self.rejections[index]
+        do {
+            _ = try ConfigParser.parse(text, file: "/etc/netnet/netnet.conf")
+            Issue.record("accepted: \(text)")
+        } catch let error as ConfigError {
+            #expect(error.file == "/etc/netnet/netnet.conf")
+            #expect(error.line == line, "\(error)")
+            #expect(error.description.contains(fragment), "\(error)")
+            let prefix = line.map { "/etc/netnet/netnet.conf:\($0): " } ?? "/etc/netnet/netnet.conf: "
+            #expect(error.description.hasPrefix(prefix))
+        }
+    }
+
+    @Test func missingFile() {
+        #expect {
+            _ = try ConfigParser.load(path: "/nonexistent/netnet.conf")
+        } throws: { error in
+            "\(error)" == "/nonexistent/netnet.conf: cannot read the configuration: No such file or directory"
+        }
+    }
+
+    @Test func windowsLineEndingsAndQuotes() throws {
+        let c = try ConfigParser.parse("[stream a]\r\nurl = \"/x y.mp4\"\r\n", file: "t")
+        #expect(c.streams[0].url == "/x y.mp4")
+    }
+
+    @Test func sameSettingsIgnoresTheLine() throws {
+        var a = StreamConfig(id: "a", url: "/x")
+        var b = a
+        b.line = 9
+        #expect(a.sameSettings(as: b))
+        a.threshold = 0.9
+        #expect(!a.sameSettings(as: b))
+    }
+}
+
+@Suite("reconnect backoff")
+struct BackoffTests {
+    @Test func boundsDoubleUpToTheCap() {
+        let b = Backoff(base: 0.5, cap: 10)
+        #expect((0..<8).map { b.bound(attempt: $0) } == [0.5, 1, 2, 4, 8, 10, 10, 10])
+        #expect(b.bound(attempt: 10_000) == 10)
+        #expect(b.bound(attempt: -3) == 0.5)
+    }
+
+    @Test func fullJitterSpansZeroToTheBound() {
+        let b = Backoff(base: 1, cap: 30)
+        #expect(b.delay(attempt: 3, unit: 0) == 0)
+        #expect(b.delay(attempt: 3, unit: 0.5) == 4)
+        #expect(b.delay(attempt: 3, unit: 0.999) < 8)
+        #expect(b.delay(attempt: 3, unit: 7) == 8)     // clamped
+        #expect(b.delay(attempt: 9, unit: 0.5) == 15)
+    }
+
+    @Test func randomDelaysStayUnderTheBound() {
+        let b = Backoff(base: 0.2, cap: 3)
+        var generator = SystemRandomNumberGenerator()
+        for attempt in 0..<12 {
+            for _ in 0..<100 {
+                let d = b.delay(attempt: attempt, unit: Double.random(in: 0..<1, using: &generator))
+                #expect(d >= 0 && d < b.bound(attempt: attempt))
+            }
+        }
+    }
+}
