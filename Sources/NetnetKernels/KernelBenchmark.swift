@@ -76,13 +76,8 @@ public enum KernelBenchmark {
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         let k = g.columnRows, m = g.outputChannels, n = oh * ow
         let flops = 2.0 * Double(g.multiplyAccumulates(inputHeight: h, inputWidth: w))
-        var seed: UInt64 = 0x1234_5678
-        func fill(_ b: AlignedBuffer) {
-            for i in 0 ..< b.count {
-                seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                b.pointer[i] = Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 1000
-            }
-        }
+        var random = SeededFill(seed: 0x1234_5678)
+        func fill(_ b: AlignedBuffer) { random.fill(b, scale: 1 / 1000) }
         let input = AlignedBuffer(count: g.inputChannels * h * w); fill(input)
         let weights = AlignedBuffer(count: g.weightCount); fill(weights)
         let bias = AlignedBuffer(count: m); fill(bias)
@@ -179,13 +174,8 @@ public enum KernelBenchmark {
         let big = AlignedBuffer(count: 64 * 300 * 300)
         let big2 = AlignedBuffer(count: 64 * 300 * 300)
         let out = AlignedBuffer(count: 64 * 300 * 300)
-        var seed: UInt64 = 99
-        for b in [big, big2] {
-            for i in 0 ..< b.count {
-                seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                b.pointer[i] = Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 100
-            }
-        }
+        var random = SeededFill(seed: 99)
+        for b in [big, big2] { random.fill(b, scale: 1 / 100) }
         let scale = AlignedBuffer(count: 512)
         for i in 0 ..< 512 { scale.pointer[i] = 20 }
         let p1 = 512 * 38 * 38
@@ -256,5 +246,21 @@ public enum KernelBenchmark {
             report += "  \(labels[i]): \(format(best[i] * 1000, 3)) ms, \(format(bytes[i] / best[i] / 1e9, 1)) GB/s\n"
         }
         return report
+    }
+}
+
+/// Deterministic benchmark data: a 64-bit LCG's high bits as integers in [-1000, 1000], times a
+/// scale, so that every benchmark run times the same numbers. Value type; any thread.
+struct SeededFill {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    /// Fills the whole buffer, advancing the generator.
+    mutating func fill(_ buffer: AlignedBuffer, scale: Float) {
+        for i in 0 ..< buffer.count {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            buffer.pointer[i] = Float(Int64(bitPattern: state >> 11) % 2001 - 1000) * scale
+        }
     }
 }

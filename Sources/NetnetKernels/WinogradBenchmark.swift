@@ -31,13 +31,8 @@ extension KernelBenchmark {
         let h = layer.height, w = layer.width
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         let flops = 2.0 * Double(g.multiplyAccumulates(inputHeight: h, inputWidth: w))
-        var seed: UInt64 = 0x1234_5678
-        func fill(_ b: AlignedBuffer) {
-            for i in 0 ..< b.count {
-                seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                b.pointer[i] = Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 1000
-            }
-        }
+        var random = SeededFill(seed: 0x1234_5678)
+        func fill(_ b: AlignedBuffer) { random.fill(b, scale: 1 / 1000) }
         let input = AlignedBuffer(count: g.inputChannels * h * w); fill(input)
         let weights = AlignedBuffer(count: g.weightCount); fill(weights)
         let bias = AlignedBuffer(count: g.outputChannels); fill(bias)
