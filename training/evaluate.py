@@ -43,6 +43,13 @@ def main(argv=None):
     if not model_path.is_file():
         print(f"evaluate: {model_path}: no such model file", file=sys.stderr)
         return 1
+    from netnet_ref import safetensors_io
+    from netnet_ref.config import NetConfig
+    try:  # refuse a broken model file before spending a minute on decoding the data
+        cfg = NetConfig.from_metadata(safetensors_io.read(model_path)[1])
+    except ValueError as e:
+        print(f"evaluate: {e}" if str(model_path) in str(e) else f"evaluate: {model_path}: {e}", file=sys.stderr)
+        return 1
     try:
         ds = data.load_named(args.data)
     except (ValueError, FileNotFoundError) as e:
@@ -80,9 +87,6 @@ def main(argv=None):
     seconds = time.time() - t0
     area_scale = 1.0
     if args.sizes == "input":
-        from netnet_ref import safetensors_io
-        from netnet_ref.config import NetConfig
-        cfg = NetConfig.from_metadata(safetensors_io.read(model_path)[1])
         area_scale = evaluation.input_area_scale(ds, cfg.input_size)
     scores = evaluation.score(gt, results, area_scale=area_scale)
     if args.results:

@@ -128,9 +128,18 @@ def main(argv=None):
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     classes = classes_of(args.classes)
-    modules = json.loads(args.modules) if args.modules else None
-    cfg = NetConfig(args.network, width=args.width, classes=classes, modules=modules,
-                    description=f"trained by training/train.py on {args.train}")
+    try:
+        modules = json.loads(args.modules) if args.modules else None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"train: --modules: not valid JSON ({e}): {args.modules!r}")
+    try:
+        cfg = NetConfig(args.network, width=args.width, classes=classes, modules=modules,
+                        description=f"trained by training/train.py on {args.train}")
+    except ValueError as e:
+        raise SystemExit(f"train: {e}")
+    for name in [n for n in args.train.split(",") if n] + ([args.val] if args.val else []):
+        if name not in data.NAMED:
+            raise SystemExit(f"train: data set '{name}': expected one of {', '.join(data.NAMED)}")
 
     torch.manual_seed(args.seed)
     model = init_weights(NETNet(cfg), seed=args.seed)
@@ -143,8 +152,13 @@ def main(argv=None):
     model.to(device)
 
     t0 = time.time()
-    train = build_sets(args.train, classes)
-    val = data.load_named(args.val) if args.val else None
+    try:
+        train = build_sets(args.train, classes)
+        val = data.load_named(args.val) if args.val else None
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"train: {e}")
+    if not train:
+        raise SystemExit(f"train: --train {args.train!r}: no images")
     val_gt = data.to_coco(val) if val else None
     print(f"train: {len(train)} images ({sum(len(s.boxes) for s in train)} boxes) from {args.train}; "
           f"val: {len(val.samples) if val else 0} images from {args.val or '-'}; "

@@ -221,3 +221,35 @@ def test_training_runs_resumes_and_exports_a_loadable_model(tmp_path):
     from netnet_ref.model import load_model
     model = load_model(tmp_path / "model.safetensors")
     assert model.cfg.network == "ssd-vgg16-300" and model.cfg.classes == ["person"]
+
+
+# ---- bad input: one clear line, non-zero exit ---------------------------------------------------
+def _run(script, *args):
+    return subprocess.run([sys.executable, str(HERE.parent / script), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_train_refuses_bad_arguments_with_one_line(tmp_path):
+    cases = [
+        (["--network", "yolo-v9"], "network: expected one of"),
+        (["--modules", "{nnfm"], "--modules: not valid JSON"),
+        (["--modules", '{"fpn": true}'], "modules: unknown key 'fpn'"),
+        (["--train", "pets09-train,imagenet"], "data set 'imagenet': expected one of"),
+        (["--val", "nope"], "data set 'nope'"),
+        (["--classes", ","], "--classes: expected at least one class name"),
+    ]
+    for extra, message in cases:
+        out = _run("train.py", "--out", str(tmp_path / "run"), *extra)
+        assert out.returncode != 0, extra
+        assert message in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr)
+
+
+def test_evaluate_refuses_missing_corrupt_and_unknown_inputs(tmp_path):
+    missing = _run("evaluate.py", "--model", str(tmp_path / "none.safetensors"))
+    assert missing.returncode == 1 and "none.safetensors: no such model file" in missing.stderr
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes((HERE.parents[1] / "models" / "default.safetensors").read_bytes()[:5000])
+    cut = _run("evaluate.py", "--model", str(truncated), "--data", "pets09-val")
+    assert cut.returncode == 1 and "cut.safetensors" in cut.stderr and "Traceback" not in cut.stderr, cut.stderr
+    unknown = _run("evaluate.py", "--model", str(HERE.parents[1] / "models" / "default.safetensors"), "--data", "kitti")
+    assert unknown.returncode == 1 and "data set 'kitti'" in unknown.stderr
