@@ -34,13 +34,19 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     }
 
     /// The `auto` rule, for an eligible layer: Winograd when both channel counts are at least 32
-    /// and the output is at least 16×16. From `netnet bench --layers` on full-width NETNet-300
+    /// and the output is at least 32×32. From `netnet bench --layers` on full-width NETNet-300
     /// (2-core Zen 4): with 3 input channels (conv1_1) the transforms cost more than the
     /// multiplies saved; at 10×10 and below (9 tiles or fewer) the 36 GEMMs have N ≤ 9 and read 4×
-    /// the weights, so the 510-channel head at 10×10 took twice im2col's time; from 19×19 (25
-    /// tiles) on, Winograd won or tied on every layer.
+    /// the weights, so the 510-channel head at 10×10 took twice im2col's time. At 19×19 Winograd
+    /// still wins (conv5_x 1.33×, the level-2 heads 1.43×), but those layers hold most of the
+    /// weights, and their transformed filters (4× the weights) would cost ~190 MB for ~13 ms of
+    /// NETNet-300's ~320: `auto` leaves them to im2col so that the engine stays within its memory
+    /// bar (600 MB peak for NETNet-300); `winograd` takes them too.
     public static func prefersWinograd(_ g: ConvolutionGeometry, inputHeight: Int, inputWidth: Int) -> Bool {
         let oh = g.outputHeight(inputHeight: inputHeight), ow = g.outputWidth(inputWidth: inputWidth)
-        return g.inputChannels >= 32 && g.outputChannels >= 32 && oh >= 16 && ow >= 16
+        return g.inputChannels >= 32 && g.outputChannels >= 32 && oh >= minimumAutoOutputSide && ow >= minimumAutoOutputSide
     }
+
+    /// The smallest output side `auto` runs with Winograd.
+    public static let minimumAutoOutputSide = 32
 }
