@@ -39,9 +39,11 @@ def reference(model, x, threshold, width, height):
 
 
 def compare(engine, ref, threshold, width, height, box_tol, score_tol):
-    """-> list of problems (empty when they agree)."""
+    """-> (problems, largest box difference over the matched pairs as a fraction of the image's
+    larger side, largest score difference); no problems when they agree."""
     problems = []
     size = max(width, height)
+    worst_box = worst_score = 0.0
     unmatched = list(ref)
     for d in engine:
         best = None
@@ -56,8 +58,10 @@ def compare(engine, ref, threshold, width, height, box_tol, score_tol):
                 problems.append(f"engine-only detection {d}")
         else:
             unmatched.remove(best[1])
+            worst_box = max(worst_box, best[0])
+            worst_score = max(worst_score, abs(best[1]["score"] - d["score"]))
     problems += [f"reference-only detection {r}" for r in unmatched if r["score"] - threshold > score_tol]
-    return problems
+    return problems, worst_box, worst_score
 
 
 def main(argv=None):
@@ -88,13 +92,9 @@ def main(argv=None):
             rec = json.loads(out.stdout.splitlines()[-1])
             x = np.load(heads / "input.npy")
             ref = reference(model, x, args.threshold, rec["width"], rec["height"])
-            problems = compare(rec["detections"], ref, args.threshold, rec["width"], rec["height"],
-                               args.box_tol, args.score_tol)
+            problems, worst_box, worst_score = compare(rec["detections"], ref, args.threshold, rec["width"],
+                                                       rec["height"], args.box_tol, args.score_tol)
             total += len(rec["detections"])
-            worst_box = worst_score = 0.0
-            for d, r in zip(rec["detections"], ref):
-                worst_box = max(worst_box, max(abs(a - b) for a, b in zip(r["box"], d["box"])) / max(rec["width"], rec["height"]))
-                worst_score = max(worst_score, abs(r["score"] - d["score"]))
             status = "ok" if not problems else "FAILED"
             print(f"frame {k}: engine {len(rec['detections'])} detections, reference {len(ref)}; "
                   f"largest box difference {worst_box:.2e} of the image, score {worst_score:.2e}: {status}")

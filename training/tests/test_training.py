@@ -253,3 +253,18 @@ def test_evaluate_refuses_missing_corrupt_and_unknown_inputs(tmp_path):
     assert cut.returncode == 1 and "cut.safetensors" in cut.stderr and "Traceback" not in cut.stderr, cut.stderr
     unknown = _run("evaluate.py", "--model", str(HERE.parents[1] / "models" / "default.safetensors"), "--data", "kitti")
     assert unknown.returncode == 1 and "data set 'kitti'" in unknown.stderr
+
+
+def test_detection_comparison_reports_differences():
+    sys.path.insert(0, str(HERE.parent))
+    from check_detections import compare
+    ref = [{"class": 0, "score": 0.9, "box": [10.0, 10.0, 50.0, 90.0]}, {"class": 0, "score": 0.31, "box": [0, 0, 5, 5]}]
+    same = [dict(ref[0], score=0.90001, box=[10.1, 10.0, 50.0, 90.0])]
+    problems, box, score = compare(same, ref, 0.3, 100, 100, 1e-3, 1e-4)
+    assert problems == ["reference-only detection " + str(ref[1])]
+    assert box == pytest.approx(1e-3) and score == pytest.approx(1e-5)
+    assert compare(same, ref[:1], 0.3, 100, 100, 1e-3, 1e-4)[0] == []
+    moved = [dict(ref[0], box=[12.0, 10.0, 50.0, 90.0])]
+    assert len(compare(moved, ref[:1], 0.3, 100, 100, 1e-3, 1e-4)[0]) == 2
+    near_threshold = [{"class": 0, "score": 0.30005, "box": [1, 1, 2, 2]}]
+    assert compare(near_threshold, [], 0.3, 100, 100, 1e-3, 1e-4)[0] == []

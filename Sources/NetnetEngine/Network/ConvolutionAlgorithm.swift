@@ -4,8 +4,8 @@ import NetnetKernels
 /// Which convolution kernel a `Detector` runs for its 3×3 stride-1 layers. A plain value; usable
 /// from any thread.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
-    /// Winograd where `prefersWinograd` says it is faster (measured on the project's 2-core
-    /// machine), im2col elsewhere.
+    /// Winograd where `prefersWinograd` says it pays (faster on the project's 2-core machine, and
+    /// worth its 4× filter memory), im2col elsewhere.
     case auto
     /// im2col + sgemm everywhere (the pre-Winograd engine).
     case im2col
