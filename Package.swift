@@ -4,7 +4,7 @@
 // Data flow, and so the module graph:
 //   CFFmpeg ─▶ NetnetMedia ─┐
 //                            ├─▶ netnet (CLI)
-//   COpenBLAS ─▶ NetnetKernels ─▶ NetnetEngine ─┘
+//   COpenBLAS, CDNNL ─▶ NetnetKernels ─▶ NetnetEngine ─┘
 // The daemon (`netnet serve`): NetnetPipeline ─▶ NetnetDaemon ─▶ NetnetHTTP (Hummingbird) ─▶ netnet.
 // Each C library is imported by exactly one Swift target (see docs/architecture.md).
 import PackageDescription
@@ -31,12 +31,14 @@ let package = Package(
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
                        providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev", "libavfilter-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN's bf16 matmul (`--precision bf16`); Debian ships no .pc file, so no pkgConfig.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // Stage 1: reading and decoding (files, images, streams) through FFmpeg.
         .target(name: "NetnetMedia", dependencies: ["CFFmpeg"]),
 
         // Stage 3: inference. Kernels own the BLAS edge; the engine builds networks from model files.
-        .target(name: "NetnetKernels", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
+        .target(name: "NetnetKernels", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: fastMath),
         .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).

@@ -37,6 +37,8 @@ def main(argv=None):
                         "input pixels after resizing (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="the Swift engine's arithmetic (--engine netnet only; default: %(default)s)")
     args = p.parse_args(argv)
 
     model_path = Path(args.model)
@@ -83,7 +85,8 @@ def main(argv=None):
         if netnet is None:
             print("evaluate: no netnet binary; build it (swift build -c release) or pass --netnet", file=sys.stderr)
             return 1
-        results = evaluation.netnet_detections(netnet, model_path, ds, threshold=args.threshold)
+        results = evaluation.netnet_detections(netnet, model_path, ds, threshold=args.threshold,
+                                               precision=args.precision)
     seconds = time.time() - t0
     area_scale = 1.0
     if args.sizes == "input":

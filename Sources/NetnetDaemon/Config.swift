@@ -1,4 +1,5 @@
 import Foundation
+import NetnetEngine
 
 /// A configuration problem, with the file and (when it is about one line) the line:
 /// `netnet.conf:12: unknown key 'treshold' in [stream cam1]`. Value type; any thread.
@@ -102,6 +103,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var backoffCap = 30.0
     /// OpenBLAS threads for inference (0: all cores).
     public var inferenceThreads = 0
+    /// The arithmetic of the shared inference stage (`fp32`, or `bf16` on AVX512_BF16 CPUs).
+    public var precision: Precision = .fp32
     /// The streams, in file order.
     public var streams: [StreamConfig] = []
 
@@ -146,7 +149,7 @@ public enum ConfigParser {
 
     static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
-                                       "backoff_base", "backoff_cap", "inference_threads"]
+                                       "backoff_base", "backoff_cap", "inference_threads", "precision"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled"]
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
@@ -246,6 +249,11 @@ public enum ConfigParser {
                     config.backoffCap = try parseDouble(key, value, 0.1, 86_400, number, file)
                     backoffLine = number
                 case "inference_threads": config.inferenceThreads = try parseInt(key, value, 0, 256, number, file)
+                case "precision":
+                    guard let precision = Precision(rawValue: value) else {
+                        throw fail(number, "precision must be fp32 or bf16 (got '\(value)')")
+                    }
+                    config.precision = precision
                 default: break
                 }
             case let .stream(i):

@@ -60,8 +60,12 @@ final class Scheduler: @unchecked Sendable {
     private var heartbeat: UInt64 = WallClock.monotonicNanoseconds()
     private var inferredTotal: UInt64 = 0
 
-    init(model: Model, hub: EventHub) {
-        detector = Detector(model: model)
+    init(model: Model, hub: EventHub, precision: Precision) throws {
+        do {
+            detector = try Detector(model: model, precision: precision)
+        } catch {
+            throw BF16Error(description: "precision = \(precision.rawValue): \(error.description)")
+        }
         self.hub = hub
         let size = model.description.inputSize
         inputCount = 3 * size * size
@@ -434,15 +438,16 @@ public final class Supervisor: @unchecked Sendable {
     private let started = WallClock.monotonicNanoseconds()
 
     /// A supervisor for `config`'s enabled streams sharing `model`; nothing runs before `start`.
-    /// `random` gives the backoff jitter (uniform in [0, 1)). Any thread.
+    /// `random` gives the backoff jitter (uniform in [0, 1)). Throws one line if the inference
+    /// stage cannot run in `config.precision` (bf16 on a CPU without it). Any thread.
     public init(config: DaemonConfig, model: Model, hub: EventHub, log: DaemonLog,
-                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) throws {
         self.model = model
         self.hub = hub
         self.log = log
         self.random = random
         settings = ReaderSettings(config: config)
-        scheduler = Scheduler(model: model, hub: hub)
+        scheduler = try Scheduler(model: model, hub: hub, precision: config.precision)
         workers = config.enabledStreams.map(makeWorker)
     }
 

@@ -146,9 +146,9 @@ public enum Convolution {
     /// Fills `columns` with the `[K, rowCount*ow]` column matrix for output rows
     /// `rowStart ..< rowStart+rowCount`. Zero only where the window reads padding; stride-1 rows
     /// are bulk copies. Split over threads by column-matrix rows when large enough.
-    static func im2col(geometry g: ConvolutionGeometry, input: UnsafePointer<Float>,
+    static func im2col<Element: ColumnElement>(geometry g: ConvolutionGeometry, input: UnsafePointer<Float>,
                        inputHeight h: Int, inputWidth w: Int, outputWidth ow: Int,
-                       rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Float>) {
+                       rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Element>) {
         let k = g.columnRows
         let n = rowCount * ow
         // ~32 Ki floats (128 KiB) of columns per thread at least, so tiny tiles stay serial.
@@ -159,10 +159,11 @@ public enum Convolution {
         }
     }
 
+    /// Rows `kRows` of the column matrix, as float32 (`Float`) or rounded to bf16 (`UInt16`).
     @inline(__always)
-    static func im2colRows(geometry g: ConvolutionGeometry, input: UnsafePointer<Float>,
+    static func im2colRows<Element: ColumnElement>(geometry g: ConvolutionGeometry, input: UnsafePointer<Float>,
                            inputHeight h: Int, inputWidth w: Int, outputWidth ow: Int,
-                           rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Float>,
+                           rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Element>,
                            kRows: Range<Int>) {
         let kh = g.kernelHeight, kw = g.kernelWidth
         let sy = g.strideY, sx = g.strideX
@@ -185,20 +186,20 @@ public enum Convolution {
             for oy in rowStart ..< rowStart + rowCount {
                 let iy = oy * sy + yOffset
                 if iy < 0 || iy >= h {
-                    destination.update(repeating: 0, count: ow)
+                    destination.update(repeating: .zero, count: ow)
                 } else {
                     let sourceRow = source + iy * w + xOffset
-                    if lo > 0 { destination.update(repeating: 0, count: lo) }
+                    if lo > 0 { destination.update(repeating: .zero, count: lo) }
                     if sx == 1 {
-                        (destination + lo).update(from: sourceRow + lo, count: hi - lo)
+                        Element.store(sourceRow + lo, into: destination + lo, count: hi - lo)
                     } else {
                         var ox = lo
                         while ox < hi {
-                            destination[ox] = sourceRow[ox * sx]
+                            destination[ox] = Element(rounding: sourceRow[ox * sx])
                             ox += 1
                         }
                     }
-                    if hi < ow { (destination + hi).update(repeating: 0, count: ow - hi) }
+                    if hi < ow { (destination + hi).update(repeating: .zero, count: ow - hi) }
                 }
                 destination += ow
             }
@@ -228,5 +229,36 @@ public enum Convolution {
                 }
             }
         }
+    }
+}
+
+/// What the column matrix and Winograd's transformed inputs can hold: float32 for the OpenBLAS
+/// path, bf16 bit patterns (`UInt16`) for oneDNN's. The conversions are the hot loops' stores.
+protocol ColumnElement {
+    static var zero: Self { get }
+    /// `value` as this element (bf16: rounded to nearest even; finite values only, no NaN branch,
+    /// so that the loops storing it still vectorise).
+    init(rounding value: Float)
+    /// Stores `count` floats as elements.
+    static func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Self>, count: Int)
+}
+
+extension Float: ColumnElement {
+    @inline(__always) init(rounding value: Float) { self = value }
+    @inline(__always)
+    static func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        destination.update(from: source, count: count)
+    }
+}
+
+extension UInt16: ColumnElement {
+    @inline(__always)
+    init(rounding value: Float) {
+        let bits = value.bitPattern
+        self = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16)
+    }
+    @inline(__always)
+    static func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
+        BFloat16.convert(source, into: destination, count: count)
     }
 }

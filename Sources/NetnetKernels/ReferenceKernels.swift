@@ -169,8 +169,10 @@ public enum ReferenceKernels {
                                            input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
                                            weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                            output: UnsafeMutablePointer<Float>,
-                                           relu: Bool, accumulate: Bool) {
+                                           relu: Bool, accumulate: Bool, roundingToBFloat16: Bool = false) {
         require(Winograd.isEligible(g), "ReferenceKernels.winogradConvolution: not 3x3 stride 1 dilation 1")
+        // The bf16 path rounds the two GEMM operands, U and V, and nothing else.
+        let operand: (Float) -> Float = roundingToBFloat16 ? { BFloat16.toFloat(bfloat16($0)) } : { $0 }
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         require(oh >= 1 && ow >= 1, "ReferenceKernels.winogradConvolution: input too small")
         let bt: [[Float]] = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -191,7 +193,7 @@ public enum ReferenceKernels {
                                 sum += gm[i][a] * Double(weights[((o * cin + c) * 3 + a) * 3 + b]) * gm[j][b]
                             }
                         }
-                        u[((o * cin + c) * 6 + i) * 6 + j] = Float(sum)
+                        u[((o * cin + c) * 6 + i) * 6 + j] = operand(Float(sum))
                     }
                 }
             }
@@ -219,7 +221,7 @@ public enum ReferenceKernels {
                         for j in 0 ..< 6 {
                             var s: Float = 0
                             for l in 0 ..< 6 { s += t[i * 6 + l] * bt[j][l] }
-                            v[c * 36 + i * 6 + j] = s
+                            v[c * 36 + i * 6 + j] = operand(s)
                         }
                     }
                 }
@@ -245,5 +247,26 @@ public enum ReferenceKernels {
                 }
             }
         }
+    }
+}
+
+extension ReferenceKernels {
+    /// The bf16 nearest to `value`, ties to even, found the slow way: the two bf16 values around
+    /// it (truncated, and one step further from zero), compared in double. NaN → quiet NaN.
+    public static func bfloat16(_ value: Float) -> UInt16 {
+        if value.isNaN { return UInt16(value.bitPattern >> 16) | 0x0040 }
+        let truncated = UInt16(value.bitPattern >> 16)
+        let lower = Double(Float(bitPattern: UInt32(truncated) << 16))
+        let upperBits = truncated &+ 1
+        // One step past the largest finite bf16 is infinity; IEEE rounding measures the distance
+        // to it as if it were the next power of two (2^128), so values past the midpoint overflow.
+        let upper = upperBits & 0x7FFF == 0x7F80
+            ? (value < 0 ? -0x1p128 : 0x1p128)
+            : Double(Float(bitPattern: UInt32(upperBits) << 16))
+        let exact = Double(value)
+        let toLower = abs(exact - lower), toUpper = abs(upper - exact)
+        if toLower < toUpper { return truncated }
+        if toUpper < toLower { return upperBits }
+        return truncated & 1 == 0 ? truncated : upperBits
     }
 }

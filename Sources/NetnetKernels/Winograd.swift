@@ -146,7 +146,30 @@ public enum Winograd {
         let transformed = base
         let products = base + transformedCount
         let scratch = base + transformedCount + productCount
+        chunks(geometry: g, input: input, inputHeight: h, inputWidth: w, plan: p, transformed: transformed,
+               products: products, scratch: scratch, slots: slots, bias: bias, output: output,
+               relu: relu, accumulate: accumulate) { tiles in
+            for xi in 0 ..< alpha * alpha {
+                GEMM.multiply(m: cout, n: tiles, k: cin,
+                              a: transformedWeights + xi * cout * cin, lda: cin,
+                              b: transformed + xi * cin * tiles, ldb: tiles,
+                              c: products + xi * cout * tiles, ldc: tiles)
+            }
+        }
+    }
 
+    /// The chunk loop both precisions share: per chunk of tile rows, the input transform into
+    /// `transformed` (`[36, in, tiles]`, float32 or bf16), then `multiply(tiles)`, which must
+    /// fill `products` (`[36, out, tiles]` float32) from it, then the output transform.
+    @inline(__always)
+    static func chunks<Element: ColumnElement>(geometry g: ConvolutionGeometry,
+                                               input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
+                                               plan p: Plan, transformed: UnsafeMutablePointer<Element>,
+                                               products: UnsafeMutablePointer<Float>,
+                                               scratch: UnsafeMutablePointer<Float>, slots: Int,
+                                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                                               relu: Bool, accumulate: Bool, multiply: (_ tiles: Int) -> Void) {
+        let cin = g.inputChannels, cout = g.outputChannels
         var tileRow = 0
         while tileRow < p.tilesY {
             let rows = min(p.chunkRows, p.tilesY - tileRow)
@@ -161,12 +184,7 @@ public enum Winograd {
                                    scratch: local)
                 }
             }
-            for xi in 0 ..< alpha * alpha {
-                GEMM.multiply(m: cout, n: tiles, k: cin,
-                              a: transformedWeights + xi * cout * cin, lda: cin,
-                              b: transformed + xi * cin * tiles, ldb: tiles,
-                              c: products + xi * cout * tiles, ldc: tiles)
-            }
+            multiply(tiles)
             // Output transform, split over output channels.
             parallelSlots(count: cout, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles))) { slot, channels in
                 let local = scratch + slot * p.slotFloats
@@ -192,9 +210,9 @@ public enum Winograd {
     /// passes, Bᵀ down the rows and then B across, are plain loops over consecutive tiles that the
     /// compiler vectorises.
     @inline(__always)
-    static func inputTransform(input: UnsafePointer<Float>, height h: Int, width w: Int, pad: Int, padX: Int,
+    static func inputTransform<Element: ColumnElement>(input: UnsafePointer<Float>, height h: Int, width w: Int, pad: Int, padX: Int,
                                plan p: Plan, firstTileRow: Int, tileRows: Int,
-                               destination: UnsafeMutablePointer<Float>, positionStride: Int,
+                               destination: UnsafeMutablePointer<Element>, positionStride: Int,
                                scratch: UnsafeMutablePointer<Float>) {
         let stride = p.tilesX + 1
         let rowLength = 4 * stride
@@ -243,12 +261,12 @@ public enum Winograd {
                 let o3 = o + 3 * positionStride, o4 = o + 4 * positionStride, o5 = o + 5 * positionStride
                 for t in 0 ..< p.tilesX {
                     let a0 = c0[t], a1 = c1[t], a2 = c2[t], a3 = c3[t], a4 = c4[t], a5 = c5[t]
-                    o0[t] = 4 * a0 - 5 * a2 + a4
-                    o1[t] = -4 * (a1 + a2) + a3 + a4
-                    o2[t] = 4 * (a1 - a2) - a3 + a4
-                    o3[t] = 2 * (a3 - a1) - a2 + a4
-                    o4[t] = 2 * (a1 - a3) - a2 + a4
-                    o5[t] = 4 * a1 - 5 * a3 + a5
+                    o0[t] = Element(rounding: 4 * a0 - 5 * a2 + a4)
+                    o1[t] = Element(rounding: -4 * (a1 + a2) + a3 + a4)
+                    o2[t] = Element(rounding: 4 * (a1 - a2) - a3 + a4)
+                    o3[t] = Element(rounding: 2 * (a3 - a1) - a2 + a4)
+                    o4[t] = Element(rounding: 2 * (a1 - a3) - a2 + a4)
+                    o5[t] = Element(rounding: 4 * a1 - 5 * a3 + a5)
                 }
             }
         }

@@ -30,6 +30,8 @@ public struct AnnotateOptions: Sendable {
     public var decoderThreads: Int = 0
     /// Encoder threads (0: the encoder's automatic count).
     public var encoderThreads: Int = 0
+    /// The arithmetic of the network's convolutions (bf16 needs AVX512_BF16).
+    public var precision: Precision = .fp32
     /// Creates options for `input`.
     public init(input: String) { self.input = input }
 }
@@ -116,7 +118,11 @@ public final class AnnotateJob: @unchecked Sendable {
         preparer = InputPreparer(inputSize: d.inputSize,
                                  normalisation: Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
                                                               mean: d.normalisation.mean, std: d.normalisation.std))
-        detector = Detector(model: model)
+        do {
+            detector = try Detector(model: model, precision: options.precision)
+        } catch {
+            throw BF16Error(description: "--precision \(options.precision.rawValue): \(error.description)")
+        }
         let inputCount = 3 * d.inputSize * d.inputSize
         ring = StageRing(slots: (0..<max(options.slots, 3)).map { _ in FrameSlot(inputCount: inputCount) },
                          stageCount: 2, policy: policy)

@@ -34,6 +34,8 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Model file (default: the bundled default model).")
     var model: String?
 
+    @OptionGroup var precision: PrecisionOptions
+
     @Option(help: "Minimum score to report and draw, in [0, 1].")
     var threshold: Float = 0.5
 
@@ -101,6 +103,7 @@ struct AnnotateCommand: ParsableCommand {
         options.streamID = streamId
         options.decoderThreads = decoderThreads
         options.encoderThreads = encoderThreads
+        options.precision = precision.value
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
         job = reportingErrors {
             try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in

@@ -41,6 +41,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "3×3 stride-1 convolutions: auto (Winograd where measured faster), im2col, winograd (every eligible layer). Default: NETNET_CONV, else auto.")
     var conv: String?
 
+    @OptionGroup var precision: PrecisionOptions
+
     @Flag(help: "Also print the time per layer group and per layer.")
     var layers = false
 
@@ -63,7 +65,9 @@ struct BenchCommand: ParsableCommand {
             let names = (0..<numClasses).map { "class\($0)" }
             return Model(randomFor: ModelDescription(network: NetworkName(rawValue: network)!, width: width, classes: names), seed: 1, headInit: .he)
         }
-        let detector = Detector(model: loaded, convolution: conv.flatMap(ConvolutionAlgorithm.init(rawValue:)) ?? .fromEnvironment)
+        let detector = reportingErrors {
+            try precision.makeDetector(model: loaded, convolution: conv.flatMap(ConvolutionAlgorithm.init(rawValue:)) ?? .fromEnvironment)
+        }
         let winogradLayers = Set(detector.winogradLayerNames)
         var generator = SplitMix64(seed: 7)
         let size = loaded.description.inputSize
@@ -92,6 +96,7 @@ struct BenchCommand: ParsableCommand {
             object.add("width", d.width, digits: 6)
             object.add("threads", BLASThreads.current)
             object.add("conv", detector.convolution.rawValue)
+            object.add("precision", detector.precision.rawValue)
             object.add("winograd_layers", detector.winogradLayerNames.count)
             object.add("frames", frames)
             object.add("median_ms", median)
@@ -111,6 +116,7 @@ struct BenchCommand: ParsableCommand {
         }
         print("model:      \(model ?? "random") (\(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes, \(String(format: "%.2f", macs / 1e9)) GMAC)")
         print("threads:    \(BLASThreads.current) (OpenBLAS)")
+        print("precision:  \(detector.precision.rawValue)\(detector.precision == .bf16 ? " (oneDNN \(BF16Runtime.libraryVersion))" : "")")
         print("conv:       \(detector.convolution.rawValue) (Winograd F(4x4,3x3) on \(detector.winogradLayerNames.count) of \(loaded.plan.layers.count) layers)")
         print("frames:     \(frames) timed after \(warmup) warm-up")
         print(String(format: "median:     %.1f ms/frame (min %.1f, max %.1f)", median, times.first!, times.last!))
@@ -126,6 +132,12 @@ struct BenchCommand: ParsableCommand {
             }
             var layerMACs: [String: Double] = [:]
             for layer in loaded.plan.layers { layerMACs[layer.name, default: 0] += Double(layer.executedMultiplyAccumulates) }
+            if detector.precision == .bf16 {
+                print("bf16 kernels (oneDNN implementation per layer):")
+                for entry in detector.bf16Kernels {
+                    print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 8, withPad: " ", startingAt: 0)) \(entry.implementation)")
+                }
+            }
             print("per layer, in execution order (ms/frame, GFLOP/s of the direct convolution's work; W: Winograd):")
             for step in detector.stepTimings {
                 let t = step.milliseconds / Double(frames)

@@ -24,6 +24,8 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "Also write DIR/input.npy, DIR/loc.npy and DIR/conf.npy (raw heads) for the last image.")
     var dumpHeads: String?
 
+    @OptionGroup var precision: PrecisionOptions
+
     @Argument(help: "Image files.")
     var images: [String]
 
@@ -35,7 +37,7 @@ struct DetectCommand: ParsableCommand {
     func run() throws {
         FFmpegLog.setLevel(.quiet)  // failures are reported once, by us, with FFmpeg's reason
         let loaded = reportingErrors { try DefaultModel.load(model) }
-        let detector = Detector(model: loaded)
+        let detector = reportingErrors { try precision.makeDetector(model: loaded) }
         let d = loaded.description
         let normalisation = Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
                                           mean: d.normalisation.mean, std: d.normalisation.std)

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import NetnetEngine
+import NetnetKernels
 
 /// The `netnet` command: object detection on images and video with NETNet.
 @main
@@ -40,5 +42,28 @@ func reportingErrors<T>(_ body: () throws -> T) -> T {
         exit(error.rawValue)
     } catch {
         exitWithError("\(error)")
+    }
+}
+
+/// `--precision`, shared by the commands that run the network.
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: "Arithmetic: fp32 (OpenBLAS) or bf16 (oneDNN: weights and GEMM inputs in bfloat16, float32 accumulation; needs AVX512_BF16). Default: NETNET_PRECISION, else fp32.")
+    var precision: String?
+
+    func validate() throws {
+        if let precision, Precision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16, not '\(precision)'") }
+    }
+
+    /// The chosen precision (the flag, else `NETNET_PRECISION`, else fp32).
+    var value: Precision { precision.flatMap(Precision.init(rawValue:)) ?? .fromEnvironment }
+
+    /// A detector for `model` in the chosen precision; a CPU that cannot run it gets one line
+    /// naming the flag (exit 1 through `reportingErrors`).
+    func makeDetector(model: NetnetEngine.Model, convolution: ConvolutionAlgorithm = .fromEnvironment) throws -> Detector {
+        do {
+            return try Detector(model: model, convolution: convolution, precision: value)
+        } catch {
+            throw CommandFailure("--precision \(value.rawValue): \(error.description)")
+        }
     }
 }

@@ -43,7 +43,12 @@ struct ServeCommand: ParsableCommand {
             let model = reportingErrors { try DefaultModel.load(modelPath, quiet: true) }
             let enabled = parsed.enabledStreams.count
             reportingErrors { try ConfigParser.checkClasses(parsed, file: checkConfig, modelClasses: model.description.classes) }
-            print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default")")
+            if parsed.precision == .bf16 {
+                reportingErrors {
+                    do { try BF16Runtime.checkSupport() } catch { throw CommandFailure("\(checkConfig): precision = bf16: \(error)") }
+                }
+            }
+            print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default"), precision \(parsed.precision.rawValue)")
             return
         }
         try Daemon(configPath: config!).run()
@@ -110,7 +115,7 @@ final class Daemon: @unchecked Sendable {
                              queueCapacity: config.sinkQueue, hub: hub, log: log)
             })
         }
-        let supervisor = Supervisor(config: config, model: model, hub: hub, log: log)
+        let supervisor = reportingErrors { try Supervisor(config: config, model: model, hub: hub, log: log) }
         lock.withLock { self.supervisor = supervisor }
         let server = HTTPServer(host: config.listenHost, port: config.listenPort, sources: .init(
             supervisor: { supervisor },
@@ -158,6 +163,7 @@ final class Daemon: @unchecked Sendable {
                                              ("json_lines_max_bytes", "\(config.jsonLinesMaxBytes)", "\(newConfig.jsonLinesMaxBytes)"),
                                              ("json_lines_keep", "\(config.jsonLinesKeep)", "\(newConfig.jsonLinesKeep)"),
                                              ("inference_threads", "\(config.inferenceThreads)", "\(newConfig.inferenceThreads)"),
+                                             ("precision", config.precision.rawValue, newConfig.precision.rawValue),
                                              ("sink_queue", "\(config.sinkQueue)", "\(newConfig.sinkQueue)")] where old != new {
                         log.warning("reload: \(name) changed; it takes effect at the next restart")
                     }

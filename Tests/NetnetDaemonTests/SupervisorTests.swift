@@ -95,7 +95,7 @@ struct SupervisorTests {
         let clip = Fixtures.clip
         let hub = EventHub()
         let events = EventLog(hub: hub)
-        let supervisor = Supervisor(config: config([StreamConfig(id: "a", url: clip), StreamConfig(id: "b", url: clip)]),
+        let supervisor = try Supervisor(config: config([StreamConfig(id: "a", url: clip), StreamConfig(id: "b", url: clip)]),
                                     model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.5 })
         supervisor.start()
         // A file ends: backing_off ("ended"), connecting again; both streams are served (round-robin).
@@ -152,7 +152,7 @@ struct SupervisorTests {
         let port = Fixtures.freePort()   // nothing listens there: connection refused
         let hub = EventHub()
         let events = EventLog(hub: hub)
-        let supervisor = Supervisor(config: config([StreamConfig(id: "dead", url: "tcp://127.0.0.1:\(port)")], base: 0.05, cap: 0.4),
+        let supervisor = try Supervisor(config: config([StreamConfig(id: "dead", url: "tcp://127.0.0.1:\(port)")], base: 0.05, cap: 0.4),
                                     model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.999 })
         supervisor.start()
         #expect(events.wait(20) { events.statuses("dead").filter { $0["state"] as? String == "backing_off" }.count >= 6 })
@@ -179,7 +179,7 @@ struct SupervisorTests {
         Thread.sleep(forTimeInterval: 0.5)
         let hub = EventHub()
         let events = EventLog(hub: hub)
-        let supervisor = Supervisor(config: config([StreamConfig(id: "s", url: "tcp://127.0.0.1:\(port)")], base: 0.1, cap: 0.2, stall: 1.5),
+        let supervisor = try Supervisor(config: config([StreamConfig(id: "s", url: "tcp://127.0.0.1:\(port)")], base: 0.1, cap: 0.2, stall: 1.5),
                                     model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.5 })
         supervisor.start()
         defer { supervisor.stop() }
@@ -212,7 +212,7 @@ struct FairnessTests {
                                                  "-c:v", "libx264", "-g", "2", "-pix_fmt", "yuv420p", slow]) == 0)
         let hub = EventHub()
         let events = EventLog(hub: hub)
-        let supervisor = Supervisor(config: config([StreamConfig(id: "fast", url: fast), StreamConfig(id: "slow", url: slow)]),
+        let supervisor = try Supervisor(config: config([StreamConfig(id: "fast", url: fast), StreamConfig(id: "slow", url: slow)]),
                                     model: Fixtures.model, hub: hub, log: quietLog(), random: { 0.5 })
         supervisor.start()
         #expect(events.wait(150) { events.frames("slow").count >= 6 })

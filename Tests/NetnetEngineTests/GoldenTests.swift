@@ -32,4 +32,35 @@ struct GoldenTests {
             #expect(result.relativeError <= Self.bounds[convolution]!, "\(name) \(convolution): \(result)")
         }
     }
+
+    /// bf16 rounds every convolution's weights and inputs to 8 significant bits (float32
+    /// accumulation), over ~30 layers in a row: held to 5e-2 of each tensor's magnitude against
+    /// the float64 reference (the figure is printed on failure). Accuracy on real frames is
+    /// measured where it matters, as AP50 (docs/performance.md).
+    static let bf16Bound: Float = 5e-2
+
+    @Test("bf16: every level stays near the reference", .enabled(if: BF16Check.available, "needs AVX512_BF16"),
+          arguments: goldens)
+    func bf16LevelByLevel(name: String) throws {
+        let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
+        let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
+        let detector = try Detector(model: model, convolution: .auto, precision: .bf16)
+        #expect(detector.precision == .bf16)
+        #expect(detector.bf16Kernels.count == model.plan.steps.filter {
+            if case .convolution = $0 { return true }; if case .heads = $0 { return true }; return false
+        }.count, "every convolution step runs bf16")
+        let results = try GoldenCheck.run(detector: detector, goldenPath: directory.appendingPathComponent("\(name).golden.safetensors").path)
+        var worst: Float = 0
+        for result in results where result.name != "priors" {
+            worst = max(worst, result.relativeError)
+            #expect(result.relativeError <= Self.bf16Bound, "\(name) bf16: \(result)")
+        }
+        #expect(worst > 1e-5, "\(name): bf16 as exact as fp32 (\(worst)): is bf16 really running?")
+    }
+}
+
+import NetnetKernels
+
+enum BF16Check {
+    static let available: Bool = (try? BF16Runtime.checkSupport()) != nil
 }

@@ -87,9 +87,9 @@ def torch_detections(model, dataset, threshold=0.01, batch=8):
     return results
 
 
-def netnet_detections(netnet, model_path, dataset, threshold=0.01):
+def netnet_detections(netnet, model_path, dataset, threshold=0.01, precision="fp32"):
     """Runs the Swift engine (`netnet annotate` on a MOT sequence's video, `netnet detect` on an
-    image set) and maps its JSON lines to COCO results of the set."""
+    image set) in `precision` (fp32 or bf16) and maps its JSON lines to COCO results of the set."""
     names = {n: i + 1 for i, n in enumerate(dataset.classes)}
     results = []
 
@@ -101,7 +101,7 @@ def netnet_detections(netnet, model_path, dataset, threshold=0.01):
     if dataset.frame_indices is not None:
         wanted = {f: i + 1 for i, f in enumerate(dataset.frame_indices)}
         cmd = [netnet, "annotate", dataset.source, "--json", "-", "--model", str(model_path),
-               "--threshold", str(threshold), "--quiet"]
+               "--threshold", str(threshold), "--precision", precision, "--quiet"]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: exit {out.returncode}: {out.stderr.strip()[-500:]}")
@@ -110,7 +110,8 @@ def netnet_detections(netnet, model_path, dataset, threshold=0.01):
             if rec["frame"] in wanted:
                 add(wanted[rec["frame"]], rec["detections"])
     else:
-        cmd = [netnet, "detect", "--model", str(model_path), "--threshold", str(threshold), *dataset.files]
+        cmd = [netnet, "detect", "--model", str(model_path), "--threshold", str(threshold),
+               "--precision", precision, *dataset.files]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"netnet detect: exit {out.returncode}: {out.stderr.strip()[-500:]}")

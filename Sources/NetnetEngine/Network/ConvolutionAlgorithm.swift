@@ -24,12 +24,14 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
 
     /// Whether this choice runs `geometry` at `inputHeight` × `inputWidth` with Winograd.
     /// Pure; callable from any thread.
-    public func usesWinograd(_ geometry: ConvolutionGeometry, inputHeight: Int, inputWidth: Int) -> Bool {
+    /// `precision` matters to `auto` only: see `prefersWinograd`.
+    public func usesWinograd(_ geometry: ConvolutionGeometry, inputHeight: Int, inputWidth: Int,
+                             precision: Precision = .fp32) -> Bool {
         guard Winograd.isEligible(geometry) else { return false }
         switch self {
         case .im2col: return false
         case .winograd: return true
-        case .auto: return Self.prefersWinograd(geometry, inputHeight: inputHeight, inputWidth: inputWidth)
+        case .auto: return Self.prefersWinograd(geometry, inputHeight: inputHeight, inputWidth: inputWidth, precision: precision)
         }
     }
 
@@ -42,11 +44,20 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// weights, and their transformed filters (4× the weights) would cost ~190 MB for ~13 ms of
     /// NETNet-300's ~320: `auto` leaves them to im2col so that the engine stays within its memory
     /// bar (600 MB peak for NETNet-300); `winograd` takes them too.
-    public static func prefersWinograd(_ g: ConvolutionGeometry, inputHeight: Int, inputWidth: Int) -> Bool {
+    ///
+    /// bf16 (`netnet bench --precision bf16 --layers`, same machine): the transformed filters are
+    /// bf16, half the memory, and oneDNN's batched matmul keeps its speed at 19×19 (conv5_2/5_3
+    /// 3.6 ms against 5.0 with im2col, the level-2 heads 8.9 against 10.0), so `auto` takes the
+    /// 19×19 layers there too (`minimumAutoOutputSideBF16`); at 10×10 it still loses (1.1 against 0.3 ms).
+    public static func prefersWinograd(_ g: ConvolutionGeometry, inputHeight: Int, inputWidth: Int,
+                                       precision: Precision = .fp32) -> Bool {
         let oh = g.outputHeight(inputHeight: inputHeight), ow = g.outputWidth(inputWidth: inputWidth)
-        return g.inputChannels >= 32 && g.outputChannels >= 32 && oh >= minimumAutoOutputSide && ow >= minimumAutoOutputSide
+        let side = precision == .bf16 ? minimumAutoOutputSideBF16 : minimumAutoOutputSide
+        return g.inputChannels >= 32 && g.outputChannels >= 32 && oh >= side && ow >= side
     }
 
-    /// The smallest output side `auto` runs with Winograd.
+    /// The smallest output side `auto` runs with Winograd in fp32.
     public static let minimumAutoOutputSide = 32
+    /// The smallest output side `auto` runs with Winograd in bf16.
+    public static let minimumAutoOutputSideBF16 = 16
 }

@@ -38,12 +38,32 @@ public final class Detector {
     /// Names of the layers (heads as `…loc+conf…`) that run with Winograd, in plan order.
     public let winogradLayerNames: [String]
 
-    /// Allocates every buffer the model's plan needs. `columnBudget` bounds the im2col tile (floats).
-    /// `convolution` picks the kernel of the 3×3 stride-1 layers (default: `NETNET_CONV`, else
-    /// auto); Winograd layers get their weights transformed here, once.
+    /// The arithmetic of the convolutions.
+    public let precision: Precision
+    /// bf16 only: the oneDNN runtime, the layers by step index, their shared bf16 workspace.
+    private let bf16Runtime: BF16Runtime?
+    private let bf16Layers: [Int: BF16Convolution]
+    private let bf16Workspace: BFloat16Buffer?
+
+    /// An fp32 detector: allocates every buffer the model's plan needs. `columnBudget` bounds the
+    /// im2col tile (floats). `convolution` picks the kernel of the 3×3 stride-1 layers (default:
+    /// `NETNET_CONV`, else auto); Winograd layers get their weights transformed here, once.
+    public convenience init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
+                            convolution: ConvolutionAlgorithm = .fromEnvironment) {
+        do {
+            try self.init(model: model, columnBudget: columnBudget, convolution: convolution, precision: .fp32)
+        } catch {
+            fatalError("Detector: fp32 makes no oneDNN primitive, yet: \(error)")
+        }
+    }
+
+    /// As the fp32 initializer, in `precision`. With `.bf16` every convolution gets its bf16
+    /// weights and oneDNN primitives here, once; throws one line if this CPU cannot
+    /// (`BF16Runtime.checkSupport`) or oneDNN refuses a layer.
     public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
-                convolution: ConvolutionAlgorithm = .fromEnvironment) {
+                convolution: ConvolutionAlgorithm = .fromEnvironment, precision: Precision) throws(BF16Error) {
         self.convolution = convolution
+        self.precision = precision
         self.model = model
         let plan = model.plan
         self.plan = plan
@@ -65,10 +85,31 @@ public final class Detector {
         layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
         var transformed: [Int: AlignedBuffer] = [:]
         var names: [String] = []
-        for step in plan.steps {
-            guard case let .convolution(index, _, _, _, _) = step else { continue }
+        if precision == .bf16 { try BF16Runtime.checkSupport() }
+        let runtime = precision == .bf16 ? try BF16Runtime() : nil
+        if runtime != nil { KernelThreads.runOnOpenMP(true) }
+        var bf16: [Int: BF16Convolution] = [:]
+        var bf16Need = 0
+        func makeBF16(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
+                      weights: UnsafePointer<Float>, winograd: Bool, relu: Bool, accumulate: Bool) throws(BF16Error) {
+            guard let runtime else { return }
+            let layer = try BF16Convolution(runtime: runtime, geometry: geometry, inputHeight: height, inputWidth: width,
+                                            weights: weights, kernel: winograd ? .winograd : .im2col,
+                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget)
+            bf16[step] = layer
+            bf16Need = max(bf16Need, layer.bf16WorkspaceCount)
+            need = max(need, layer.floatWorkspaceCount)
+        }
+        for (stepIndex, step) in plan.steps.enumerated() {
+            guard case let .convolution(index, _, _, relu, accumulate) = step else { continue }
             let layer = plan.layers[index]
-            let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+            let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
+            if runtime != nil {
+                try makeBF16(step: stepIndex, geometry: layer.geometry, height: layer.inputHeight, width: layer.inputWidth,
+                             weights: layerWeights[index], winograd: winograd, relu: relu, accumulate: accumulate)
+                if winograd { names.append(layer.name) }
+                continue
+            }
             reserve(layer.geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
             if winograd && transformed[index] == nil {
                 let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: layer.geometry))
@@ -80,7 +121,7 @@ public final class Detector {
         l2NormScale = model.tensor("l2norm.weight")!
         var heads: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)] = [:]
         var transformedHeads: [Int: AlignedBuffer] = [:]
-        for step in plan.steps {
+        for (stepIndex, step) in plan.steps.enumerated() {
             guard case let .heads(location, confidence, _, _, _) = step else { continue }
             let a = plan.layers[location].geometry, b = plan.layers[confidence].geometry
             var geometry = a
@@ -93,7 +134,13 @@ public final class Detector {
             (bias.pointer + a.outputChannels).update(from: layerBiases[confidence], count: b.outputChannels)
             heads[location] = (weights, bias, geometry)
             let layer = plan.layers[location]
-            let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+            let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
+            if runtime != nil {
+                try makeBF16(step: stepIndex, geometry: geometry, height: layer.inputHeight, width: layer.inputWidth,
+                             weights: weights.pointer, winograd: winograd, relu: false, accumulate: false)
+                if winograd { names.append(layer.name.replacingOccurrences(of: "loc", with: "loc+conf")) }
+                continue
+            }
             reserve(geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
             if winograd {
                 let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: geometry))
@@ -106,6 +153,9 @@ public final class Detector {
         winogradWeights = transformed
         winogradHeads = transformedHeads
         winogradLayerNames = names
+        bf16Runtime = runtime
+        bf16Layers = bf16
+        bf16Workspace = runtime == nil ? nil : BFloat16Buffer(count: bf16Need)
         workspace = AlignedBuffer(count: need)
         stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count)
         let p = plan.priorCount
@@ -119,6 +169,12 @@ public final class Detector {
     public var allocatedFloats: Int {
         arena.count + workspace.count + locations.count + scores.count + boxes.count
             + winogradWeights.values.reduce(0) { $0 + $1.count } + winogradHeads.values.reduce(0) { $0 + $1.count }
+            + ((bf16Workspace?.count ?? 0) + bf16Layers.values.reduce(0) { $0 + $1.weightCount } + 1) / 2
+    }
+
+    /// bf16 only: each convolution step's kernel and oneDNN's implementation, in plan order.
+    public var bf16Kernels: [(name: String, kernel: String, implementation: String)] {
+        bf16Layers.keys.sorted().map { (stepName($0), bf16Layers[$0]!.kernel.rawValue, bf16Layers[$0]!.implementation) }
     }
 
     /// The network input, `[3, S, S]` planar and normalised; fill it, then call `forward`.
@@ -191,7 +247,11 @@ public final class Detector {
             case let .convolution(layerIndex, input, output, relu, accumulate):
                 let layer = plan.layers[layerIndex]
                 let source = plan.buffers[input]
-                if let transformed = winogradWeights[layerIndex] {
+                if let bf16 = bf16Layers[stepIndex], let bf16Workspace {
+                    bf16.forward(input: pointer(input), bias: layerBiases[layerIndex], output: pointer(output),
+                                 bf16Workspace: bf16Workspace.pointer, bf16WorkspaceCapacity: bf16Workspace.count,
+                                 floatWorkspace: workspaceBuffer)
+                } else if let transformed = winogradWeights[layerIndex] {
                     Winograd.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
                                      inputWidth: source.width, transformedWeights: transformed.pointer,
                                      bias: layerBiases[layerIndex], output: pointer(output),
@@ -229,7 +289,11 @@ public final class Detector {
             case let .heads(locationLayer, _, input, scratch, priorOffset):
                 let head = headWeights[locationLayer]!
                 let source = plan.buffers[input], out = plan.buffers[scratch]
-                if let transformed = winogradHeads[locationLayer] {
+                if let bf16 = bf16Layers[stepIndex], let bf16Workspace {
+                    bf16.forward(input: pointer(input), bias: head.bias.pointer, output: pointer(scratch),
+                                 bf16Workspace: bf16Workspace.pointer, bf16WorkspaceCapacity: bf16Workspace.count,
+                                 floatWorkspace: workspaceBuffer)
+                } else if let transformed = winogradHeads[locationLayer] {
                     Winograd.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
                                      inputWidth: source.width, transformedWeights: transformed.pointer,
                                      bias: head.bias.pointer, output: pointer(scratch), relu: false, accumulate: false,

@@ -1,0 +1,188 @@
+import CDNNL
+
+/// Why the bf16 path could not be set up: oneDNN refused a primitive (most often a CPU without
+/// AVX-512, where its bf16 matmul is unimplemented) or failed at run time.
+public struct BF16Error: Error, CustomStringConvertible, Sendable {
+    /// One line: what failed and oneDNN's status.
+    public let description: String
+
+    /// An error saying `description`.
+    public init(description: String) { self.description = description }
+}
+
+/// A oneDNN CPU engine and one stream: what every `BF16Matmul` of one owner runs on.
+///
+/// oneDNN's streams are not thread-safe: a runtime belongs to one thread at a time (a `Detector`
+/// and its inference thread). oneDNN runs each primitive on its own OpenMP threads (Debian's
+/// build: `OMP_NUM_THREADS`, else one per core).
+public final class BF16Runtime {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+
+    /// Creates the CPU engine and its stream. Throws if oneDNN cannot (no CPU engine).
+    public init() throws(BF16Error) {
+        var engine: dnnl_engine_t?
+        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create the CPU engine")
+        var stream: dnnl_stream_t?
+        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        guard status == dnnl_success, let engine, let stream else {
+            if let engine { dnnl_engine_destroy(engine) }
+            throw BF16Error(description: "oneDNN: cannot create a stream (status \(status.rawValue))")
+        }
+        self.engine = engine
+        self.stream = stream
+    }
+
+    deinit {
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    /// oneDNN's version, e.g. "2.6.3". Callable from any thread.
+    public static var libraryVersion: String {
+        guard let v = dnnl_version()?.pointee else { return "unknown" }
+        return "\(v.major).\(v.minor).\(v.patch)"
+    }
+
+    /// Throws, with the reason, unless this machine can run the bf16 path: it builds one small
+    /// bf16 matmul and checks that oneDNN gave it a native bf16 kernel (AVX-512 BF16 or AMX),
+    /// not an emulation. Callable from any thread.
+    public static func checkSupport() throws(BF16Error) {
+        let runtime = try BF16Runtime()
+        let probe = try BF16Matmul(runtime: runtime, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
+        guard probe.implementation.contains("bf16") || probe.implementation.contains("amx") else {
+            throw BF16Error(description: "this CPU has no native bf16 matrix multiply (oneDNN \(libraryVersion) picked '\(probe.implementation)'; AVX512_BF16 or AMX is needed): use --precision fp32")
+        }
+    }
+}
+
+@inline(__always)
+func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(BF16Error) {
+    if status != dnnl_success {
+        throw BF16Error(description: "oneDNN \(BF16Runtime.libraryVersion): cannot \(what()) (status \(status.rawValue))")
+    }
+}
+
+/// One oneDNN matmul primitive, made once for fixed shapes and reused every frame:
+/// C[b] = A[b] · B[b] (+ bias) (+ old C) (then ReLU) for b in 0 ..< batch, with A (m×k) and
+/// B (k×n) bf16 and row-major, C (m×n) float32 row-major with leading dimension `ldc`, batches
+/// `strideA`/`strideB`/`strideC` elements apart. bf16 products are accumulated in float32.
+///
+/// Owns its primitive and memory objects and frees them in `deinit`. `run` is synchronous and
+/// allocates nothing; like its runtime, a matmul belongs to one thread at a time.
+public final class BF16Matmul {
+    private let runtime: BF16Runtime
+    private let primitive: dnnl_primitive_t
+    private let memoryA: dnnl_memory_t
+    private let memoryB: dnnl_memory_t
+    private let memoryC: dnnl_memory_t
+    private let memoryBias: dnnl_memory_t?
+    /// The execute arguments, filled once: the handles change per run, the memory objects do not.
+    private let arguments: UnsafeMutablePointer<dnnl_exec_arg_t>
+    private let argumentCount: Int32
+    /// oneDNN's name for the kernel it chose (e.g. `brg:avx512_core_bf16`, `gemm:jit`).
+    public let implementation: String
+    /// The shapes it was made for.
+    public let batch: Int, m: Int, n: Int, k: Int
+
+    /// Makes the primitive. `bias` adds a float32 `[m]` vector (one value per row of C);
+    /// `accumulate` adds C's old contents; `relu` clamps the sum at 0. Throws if oneDNN refuses
+    /// the shapes or the CPU. Callable from the runtime's thread.
+    public init(runtime: BF16Runtime, batch: Int = 1, m: Int, n: Int, k: Int,
+                lda: Int, ldb: Int, ldc: Int,
+                strideA: Int = 0, strideB: Int = 0, strideC: Int = 0,
+                bias: Bool = false, accumulate: Bool = false, relu: Bool = false) throws(BF16Error) {
+        require(batch >= 1 && m >= 1 && n >= 1 && k >= 1, "BF16Matmul: empty shape \(batch)×\(m)×\(n)×\(k)")
+        require(lda >= k && ldb >= n && ldc >= n, "BF16Matmul: leading dimensions \(lda)/\(ldb)/\(ldc) too small for \(m)×\(n)×\(k)")
+        self.runtime = runtime
+        self.batch = batch; self.m = m; self.n = n; self.k = k
+        let batched = batch > 1
+        func describe(_ rows: Int, _ columns: Int, _ leading: Int, _ batchStride: Int,
+                      _ type: dnnl_data_type_t) throws(BF16Error) -> dnnl_memory_desc_t {
+            var desc = dnnl_memory_desc_t()
+            let dims: [Int64] = batched ? [Int64(batch), Int64(rows), Int64(columns)] : [Int64(rows), Int64(columns)]
+            let strides: [Int64] = batched ? [Int64(batchStride), Int64(leading), 1] : [Int64(leading), 1]
+            try check(netnet_dnnl_memory_desc(&desc, Int32(dims.count), dims, strides, type),
+                      "describe a \(dims) matrix")
+            return desc
+        }
+        var descA = try describe(m, k, lda, strideA, dnnl_bf16)
+        var descB = try describe(k, n, ldb, strideB, dnnl_bf16)
+        var descC = try describe(m, n, ldc, strideC, dnnl_f32)
+        var descBias = try describe(m, 1, 1, m, dnnl_f32)
+        if batched {
+            // One bias for every batch: broadcast over the batch dimension.
+            let dims: [Int64] = [1, Int64(m), 1], strides: [Int64] = [Int64(m), 1, 1]
+            try check(netnet_dnnl_memory_desc(&descBias, 3, dims, strides, dnnl_f32), "describe the bias")
+        }
+
+        var attributes: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attributes), "create primitive attributes")
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        if accumulate || relu {
+            var postOps: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&postOps), "create post-ops")
+            defer { dnnl_post_ops_destroy(postOps) }
+            if accumulate { try check(dnnl_post_ops_append_sum(postOps, 1), "append the sum post-op") }
+            if relu { try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0), "append the ReLU post-op") }
+            try check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "set the post-ops")
+        }
+        var operation = dnnl_matmul_desc_t()
+        try check(withUnsafePointer(to: &descBias) { biasPointer in
+            dnnl_matmul_desc_init(&operation, &descA, &descB, bias ? biasPointer : nil, &descC)
+        }, "describe a bf16 matmul \(batch)×\(m)×\(n)×\(k)")
+        var descriptor: dnnl_primitive_desc_t?
+        try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil),
+                  "find a bf16 matmul for \(batch)×\(m)×\(n)×\(k) (a CPU without AVX-512 has none)")
+        defer { dnnl_primitive_desc_destroy(descriptor) }
+        var name: UnsafePointer<CChar>?
+        _ = dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name)
+        implementation = name.map { String(cString: $0) } ?? "unknown"
+        var made: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&made, descriptor), "create the bf16 matmul")
+        primitive = made!
+
+        func memory(_ desc: inout dnnl_memory_desc_t) throws(BF16Error) -> dnnl_memory_t {
+            var result: dnnl_memory_t?
+            try check(dnnl_memory_create(&result, &desc, runtime.engine, nil), "create a memory object")
+            return result!
+        }
+        memoryA = try memory(&descA)
+        memoryB = try memory(&descB)
+        memoryC = try memory(&descC)
+        memoryBias = bias ? try memory(&descBias) : nil
+        arguments = .allocate(capacity: 4)
+        arguments[0] = dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memoryA)
+        arguments[1] = dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memoryB)
+        arguments[2] = dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memoryC)
+        if let memoryBias { arguments[3] = dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: memoryBias) }
+        argumentCount = bias ? 4 : 3
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_memory_destroy(memoryA)
+        dnnl_memory_destroy(memoryB)
+        dnnl_memory_destroy(memoryC)
+        if let memoryBias { dnnl_memory_destroy(memoryBias) }
+        arguments.deallocate()
+    }
+
+    /// Runs the product on these buffers (shapes and strides as made; `bias` required iff the
+    /// matmul was made with one) and waits for it. Traps if oneDNN fails, which after a
+    /// successful `init` means a broken library, not bad input.
+    public func run(a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>,
+                    bias: UnsafePointer<Float>? = nil) {
+        require((bias != nil) == (memoryBias != nil), "BF16Matmul.run: bias given \(bias != nil), made with \(memoryBias != nil)")
+        dnnl_memory_set_data_handle(memoryA, UnsafeMutableRawPointer(mutating: a))
+        dnnl_memory_set_data_handle(memoryB, UnsafeMutableRawPointer(mutating: b))
+        dnnl_memory_set_data_handle(memoryC, c)
+        if let memoryBias, let bias {
+            dnnl_memory_set_data_handle(memoryBias, UnsafeMutableRawPointer(mutating: bias))
+        }
+        let status = dnnl_primitive_execute(primitive, runtime.stream, argumentCount, arguments)
+        require(status == dnnl_success, "BF16Matmul.run: oneDNN execute failed (status \(status.rawValue))")
+        let waited = dnnl_stream_wait(runtime.stream)
+        require(waited == dnnl_success, "BF16Matmul.run: oneDNN stream wait failed (status \(waited.rawValue))")
+    }
+}

@@ -1,0 +1,162 @@
+import Testing
+import NetnetKernels
+
+/// Whether this machine runs the bf16 path (AVX512_BF16 or AMX); the machine this project is
+/// built and tested on does, so in CI these tests run.
+enum BF16Support {
+    static let available: Bool = (try? BF16Runtime.checkSupport()) != nil
+}
+
+/// bf16 conversions against their plain twin, and `BF16Convolution` (oneDNN matmul) against the
+/// direct convolution.
+///
+/// Bounds: with im2col every bf16 product is exact in float32, so the layer must equal the
+/// direct convolution of the *rounded* weights and inputs up to float32 summation order
+/// (≤ 1e-5 of the output's magnitude). Winograd rounds the transformed filters and inputs (U, V)
+/// instead, and its output transform (coefficients up to 8² = 64) magnifies that rounding: on
+/// these unit-scale random data F(4×4, 3×3) in bf16 lands 4–9 % of the output's magnitude away
+/// from the direct convolution (fp32 Winograd: 1e-6–1e-5). So the fast kernel is held tightly to
+/// its plain twin, which rounds U and V the same way (2e-5; measured ≤ 1.1e-6), and loosely
+/// (0.12) to the direct
+/// convolution. What that costs in detections is measured as AP50 (docs/performance.md).
+@Suite("bf16 (oneDNN)")
+struct BF16Tests {
+    @Test("float32 → bf16 rounds to nearest even, like the plain twin")
+    func conversion() {
+        var rng = SeededGenerator(seed: 41)
+        var values: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+                               Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000),   // ties: to even (down, up)
+                               Float(bitPattern: 0x3F80_8001), Float(bitPattern: 0x3F80_7FFF),
+                               Float(bitPattern: 0x7F7F_FFFF), Float(bitPattern: 0x0000_8000)]
+        for _ in 0 ..< 20_000 {
+            values.append(Float(bitPattern: UInt32.random(in: 0 ... 0x7F7F_FFFF, using: &rng)) * (rng.int(0...1) == 0 ? 1 : -1))
+        }
+        values += rng.array(5_000, -300 ... 300)
+        var fast = [UInt16](repeating: 0, count: values.count)
+        values.withPointer { source in
+            fast.withUnsafeMutableBufferPointer { BFloat16.convert(source, into: $0.baseAddress!, count: values.count) }
+        }
+        var mismatches = 0
+        for (i, value) in values.enumerated() {
+            let expected = ReferenceKernels.bfloat16(value)
+            if fast[i] != expected || BFloat16.fromFloat(value) != expected {
+                mismatches += 1
+                if mismatches <= 3 { Issue.record("\(value) (0x\(String(value.bitPattern, radix: 16))): fast 0x\(String(fast[i], radix: 16)), scalar 0x\(String(BFloat16.fromFloat(value), radix: 16)), twin 0x\(String(expected, radix: 16))") }
+            }
+        }
+        #expect(mismatches == 0)
+        #expect(BFloat16.fromFloat(.nan).bitPattern16IsNaN)
+        // Every finite bf16 survives the trip through float32 unchanged.
+        for bits in UInt16.min ... UInt16.max where (bits & 0x7F80) != 0x7F80 {
+            #expect(BFloat16.fromFloat(BFloat16.toFloat(bits)) == bits)
+        }
+    }
+
+    struct Case: CustomStringConvertible, Sendable {
+        var geometry: ConvolutionGeometry
+        var height: Int, width: Int
+        var relu = true, accumulate = false
+        var columnBudget = Convolution.defaultColumnBudget
+        var description: String { "\(geometry) at \(height)x\(width) relu \(relu) accumulate \(accumulate) budget \(columnBudget)" }
+    }
+
+    /// Runs `BF16Convolution` and its reference on the same seeded data: for im2col the direct
+    /// convolution of the bf16-rounded weights and inputs; for Winograd the plain Winograd twin
+    /// that rounds U and V to bf16 (`twin`), or, with `twin` false, the direct convolution of the
+    /// rounded operands. Returns (max error, max reference).
+    static func run(_ c: Case, kernel: BF16Convolution.Kernel, seed: UInt64, twin: Bool = false) throws -> (Float, Float) {
+        var rng = SeededGenerator(seed: seed)
+        let g = c.geometry
+        let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
+        let input = rng.array(g.inputChannels * c.height * c.width)
+        let weights = rng.array(g.weightCount, -0.5 ... 0.5)
+        let bias = rng.array(g.outputChannels)
+        let initial = rng.array(g.outputChannels * oh * ow)
+        let round = { (x: [Float]) in x.map { BFloat16.toFloat(ReferenceKernels.bfloat16($0)) } }
+        let roundedInput = round(input), roundedWeights = round(weights)
+        var fast = initial, direct = initial
+        let runtime = try BF16Runtime()
+        let layer = try weights.withPointer { w in
+            try BF16Convolution(runtime: runtime, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
+                                kernel: kernel, hasBias: true, relu: c.relu, accumulate: c.accumulate,
+                                columnBudget: c.columnBudget)
+        }
+        let columns = BFloat16Buffer(count: layer.bf16WorkspaceCount)
+        let floats = AlignedBuffer(count: layer.floatWorkspaceCount)
+        input.withPointer { x in
+            bias.withPointer { b in
+                fast.withMutablePointer { y in
+                    layer.forward(input: x, bias: b, output: y, bf16Workspace: columns.pointer,
+                                  bf16WorkspaceCapacity: columns.count, floatWorkspace: floats.buffer)
+                }
+            }
+        }
+        if twin {
+            input.withPointer { x in
+                weights.withPointer { w in
+                    bias.withPointer { b in
+                        direct.withMutablePointer { y in
+                            ReferenceKernels.winogradConvolution(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
+                                                                 weights: w, bias: b, output: y, relu: c.relu,
+                                                                 accumulate: c.accumulate, roundingToBFloat16: true)
+                        }
+                    }
+                }
+            }
+        } else {
+            roundedInput.withPointer { x in
+                roundedWeights.withPointer { w in
+                    bias.withPointer { b in
+                        direct.withMutablePointer { y in
+                            ReferenceKernels.convolution(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
+                                                         weights: w, bias: b, output: y, relu: c.relu, accumulate: c.accumulate)
+                        }
+                    }
+                }
+            }
+        }
+        let e = errors(fast, direct)
+        return (e.maxError, e.maxReference)
+    }
+
+    static let im2colCases: [Case] = [
+        Case(geometry: .init(inputChannels: 8, outputChannels: 12, kernel: 3, padding: 1), height: 17, width: 13),
+        Case(geometry: .init(inputChannels: 16, outputChannels: 8, kernel: 1), height: 9, width: 11, relu: false),
+        Case(geometry: .init(inputChannels: 6, outputChannels: 10, kernel: 3, stride: 2, padding: 1), height: 15, width: 20,
+             accumulate: true),
+        Case(geometry: .init(inputChannels: 5, outputChannels: 7, kernel: 3, padding: 6, dilation: 6), height: 19, width: 19),
+        // A small column budget: several tiles, the last one shorter.
+        Case(geometry: .init(inputChannels: 4, outputChannels: 9, kernel: 3, padding: 1), height: 23, width: 10,
+             accumulate: true, columnBudget: 4 * 9 * 10 * 3),
+    ]
+
+    @Test("im2col + bf16 matmul equals the direct convolution of the rounded operands",
+          .enabled(if: BF16Support.available, "needs a CPU with AVX512_BF16 or AMX"), arguments: im2colCases)
+    func im2colMatchesDirect(_ c: Case) throws {
+        let (error, reference) = try Self.run(c, kernel: .im2col, seed: 5)
+        #expect(error <= 1e-5 * reference + 1e-6, "\(c): max abs err \(error), max abs ref \(reference)")
+    }
+
+    static let winogradCases: [Case] = [
+        Case(geometry: .init(inputChannels: 8, outputChannels: 12, kernel: 3, padding: 1), height: 17, width: 13),
+        Case(geometry: .init(inputChannels: 16, outputChannels: 16, kernel: 3, padding: 1), height: 12, width: 12,
+             accumulate: true),
+        Case(geometry: .init(inputChannels: 4, outputChannels: 6, kernel: 3, padding: 0), height: 11, width: 14, relu: false),
+        // 31×31 = 961 tiles: two chunks (768 + 193), two batched matmuls.
+        Case(geometry: .init(inputChannels: 4, outputChannels: 4, kernel: 3, padding: 1), height: 124, width: 124),
+    ]
+
+    @Test("Winograd + batched bf16 matmul equals its rounding twin, and stays within 0.12 of the direct convolution",
+          .enabled(if: BF16Support.available, "needs a CPU with AVX512_BF16 or AMX"), arguments: winogradCases)
+    func winogradMatchesTwin(_ c: Case) throws {
+        let (twinError, twinReference) = try Self.run(c, kernel: .winograd, seed: 9, twin: true)
+        #expect(twinError <= 2e-5 * twinReference, "\(c) vs twin: max abs err \(twinError), max abs ref \(twinReference)")
+        let (error, reference) = try Self.run(c, kernel: .winograd, seed: 9)
+        #expect(error <= 0.12 * reference, "\(c) vs direct: max abs err \(error), max abs ref \(reference)")
+        #expect(error > 1e-4 * reference, "bf16 Winograd that rounds nothing is not running bf16")
+    }
+}
+
+private extension UInt16 {
+    var bitPattern16IsNaN: Bool { (self & 0x7F80) == 0x7F80 && (self & 0x007F) != 0 }
+}
