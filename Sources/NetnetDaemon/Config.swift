@@ -105,6 +105,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var inferenceThreads = 0
     /// The arithmetic of the shared inference stage (`fp32`, or `bf16` on AVX512_BF16 CPUs).
     public var precision: Precision = .fp32
+    /// The GEMM library of the inference stage (nil: `NETNET_GEMM`, else oneDNN).
+    public var gemm: GEMMLibrary?
     /// The streams, in file order.
     public var streams: [StreamConfig] = []
 
@@ -149,7 +151,7 @@ public enum ConfigParser {
 
     static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
-                                       "backoff_base", "backoff_cap", "inference_threads", "precision"]
+                                       "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled"]
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
@@ -254,6 +256,11 @@ public enum ConfigParser {
                         throw fail(number, "precision must be fp32 or bf16 (got '\(value)')")
                     }
                     config.precision = precision
+                case "gemm":
+                    guard let gemm = GEMMLibrary(rawValue: value) else {
+                        throw fail(number, "gemm must be onednn or openblas (got '\(value)')")
+                    }
+                    config.gemm = gemm
                 default: break
                 }
             case let .stream(i):

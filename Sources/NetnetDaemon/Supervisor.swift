@@ -60,11 +60,11 @@ final class Scheduler: @unchecked Sendable {
     private var heartbeat: UInt64 = WallClock.monotonicNanoseconds()
     private var inferredTotal: UInt64 = 0
 
-    init(model: Model, hub: EventHub, precision: Precision) throws {
+    init(model: Model, hub: EventHub, precision: Precision, gemm: GEMMLibrary?) throws {
         do {
-            detector = try Detector(model: model, precision: precision)
+            detector = try Detector(model: model, precision: precision, gemm: gemm)
         } catch {
-            throw BF16Error(description: "precision = \(precision.rawValue): \(error.description)")
+            throw OneDNNError(description: "precision = \(precision.rawValue): \(error.description)")
         }
         self.hub = hub
         let size = model.description.inputSize
@@ -447,7 +447,7 @@ public final class Supervisor: @unchecked Sendable {
         self.log = log
         self.random = random
         settings = ReaderSettings(config: config)
-        scheduler = try Scheduler(model: model, hub: hub, precision: config.precision)
+        scheduler = try Scheduler(model: model, hub: hub, precision: config.precision, gemm: config.gemm)
         workers = config.enabledStreams.map(makeWorker)
     }
 

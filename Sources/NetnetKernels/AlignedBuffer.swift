@@ -38,3 +38,25 @@ public final class AlignedBuffer: @unchecked Sendable {
         UnsafeMutableBufferPointer(start: base, count: count)
     }
 }
+
+/// 64-byte aligned, zeroed, untyped memory, freed in `deinit`: a workspace that kernels of
+/// different element types share (each binds it to its type for the length of a call).
+/// Not synchronised: its owner decides who uses it when.
+public final class AlignedBytes: @unchecked Sendable {
+    /// The size in bytes.
+    public let count: Int
+    /// The first byte; valid for `count` bytes for the lifetime of this object.
+    public let pointer: UnsafeMutableRawPointer
+
+    /// Allocates `count` (≥ 0) zeroed bytes. Callable from any thread.
+    public init(count: Int) {
+        require(count >= 0, "AlignedBytes: count must be >= 0, got \(count)")
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: AlignedBuffer.alignment)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+    }
+
+    deinit {
+        pointer.deallocate()
+    }
+}

@@ -1,11 +1,25 @@
 import COpenBLAS
 
-/// Control of OpenBLAS's own thread pool (the pthreads that `cblas_sgemm` runs on).
+/// Control of the GEMM libraries' threads: OpenBLAS's own pool (the pthreads that
+/// `cblas_sgemm` runs on) and oneDNN's OpenMP threads.
 public enum BLASThreads {
-    /// Sets the number of OpenBLAS threads (`openblas_set_num_threads`, clamped to >= 1).
-    /// Process-wide. Call it from one thread while no GEMM is running (e.g. at engine load).
+    private static let requested = LockedInt(0)
+
+    /// Sets the number of GEMM threads (clamped to >= 1): OpenBLAS's at once
+    /// (`openblas_set_num_threads`, process-wide), oneDNN's for the OpenMP regions of each thread
+    /// that calls `applyToOpenMP` afterwards. Call it while no GEMM is running (e.g. at engine load).
     public static func set(_ n: Int) {
         openblas_set_num_threads(Int32(clamping: max(1, n)))
+        requested.store(max(1, n))
+    }
+
+    /// Makes the calling thread's OpenMP regions (oneDNN's, and the engine's loops when they run
+    /// on OpenMP) use the count given to `set`; nothing if `set` was never called (libgomp's
+    /// default: one per core, or `OMP_NUM_THREADS`). OpenMP keeps this per thread, so the thread
+    /// that runs a `Detector` calls it (`Detector.forward` does). Cheap; callable from any thread.
+    public static func applyToOpenMP() {
+        let n = requested.load()
+        if n > 0, let setThreads = OpenMP.setThreads { setThreads(Int32(clamping: n)) }
     }
 
     /// The number of OpenBLAS threads (`openblas_get_num_threads`). Callable from any thread.

@@ -131,6 +131,9 @@ enum OpenMP {
     static let parallel: Parallel? = symbol("GOMP_parallel").map { unsafeBitCast($0, to: Parallel.self) }
     /// `omp_get_thread_num()`: the calling thread's index inside a parallel region.
     static let threadNumber: ThreadNumber? = symbol("omp_get_thread_num").map { unsafeBitCast($0, to: ThreadNumber.self) }
+    typealias SetThreads = @convention(c) (Int32) -> Void
+    /// `omp_set_num_threads(n)`: the calling thread's default team size from now on.
+    static let setThreads: SetThreads? = symbol("omp_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
 
     private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
         #if canImport(Glibc)

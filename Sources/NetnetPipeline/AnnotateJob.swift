@@ -22,6 +22,8 @@ public struct AnnotateOptions: Sendable {
     public var codec: String = "libx264"
     /// Encoder quality (x264 CRF).
     public var crf: Int = 23
+    /// The encoder preset (libx264/libx265; ignored by encoders without one).
+    public var preset: String = "veryfast"
     /// Stream id written in the JSON lines.
     public var streamID: String = "0"
     /// Slots in the ring between the stages.
@@ -32,6 +34,8 @@ public struct AnnotateOptions: Sendable {
     public var encoderThreads: Int = 0
     /// The arithmetic of the network's convolutions (bf16 needs AVX512_BF16).
     public var precision: Precision = .fp32
+    /// The GEMM library (nil: `NETNET_GEMM`, else oneDNN).
+    public var gemm: GEMMLibrary?
     /// Creates options for `input`.
     public init(input: String) { self.input = input }
 }
@@ -119,9 +123,9 @@ public final class AnnotateJob: @unchecked Sendable {
                                  normalisation: Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
                                                               mean: d.normalisation.mean, std: d.normalisation.std))
         do {
-            detector = try Detector(model: model, precision: options.precision)
+            detector = try Detector(model: model, precision: options.precision, gemm: options.gemm)
         } catch {
-            throw BF16Error(description: "--precision \(options.precision.rawValue): \(error.description)")
+            throw OneDNNError(description: "--precision \(options.precision.rawValue): \(error.description)")
         }
         let inputCount = 3 * d.inputSize * d.inputSize
         ring = StageRing(slots: (0..<max(options.slots, 3)).map { _ in FrameSlot(inputCount: inputCount) },
@@ -130,6 +134,7 @@ public final class AnnotateJob: @unchecked Sendable {
             var writerOptions = VideoWriterOptions(path: path)
             writerOptions.codec = options.codec
             writerOptions.crf = options.crf
+            writerOptions.preset = options.preset
             writerOptions.encoderThreads = options.encoderThreads
             videoWriter = try VideoWriter(options: writerOptions, source: source)
             // Lossless (`block`): audio is never thinned like frames. The reader drops a packet

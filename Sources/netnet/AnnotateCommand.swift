@@ -51,6 +51,9 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Encoder quality (x264/x265 CRF: lower is better, 0–51).")
     var crf: Int = 23
 
+    @Option(help: "Encoder speed/size trade-off (libx264/libx265 presets: ultrafast, superfast, veryfast, faster, fast, medium, slow, …).")
+    var preset: String = "veryfast"
+
     @Option(help: "FFmpeg decoder threads (0: automatic).")
     var decoderThreads: Int = 0
 
@@ -100,10 +103,12 @@ struct AnnotateCommand: ParsableCommand {
         options.policy = policy.flatMap(BackPressurePolicy.init(rawValue:))
         options.codec = codec
         options.crf = crf
+        options.preset = preset
         options.streamID = streamId
         options.decoderThreads = decoderThreads
         options.encoderThreads = encoderThreads
         options.precision = precision.value
+        options.gemm = precision.library
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
         job = reportingErrors {
             try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in

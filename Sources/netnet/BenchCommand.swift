@@ -97,6 +97,7 @@ struct BenchCommand: ParsableCommand {
             object.add("threads", BLASThreads.current)
             object.add("conv", detector.convolution.rawValue)
             object.add("precision", detector.precision.rawValue)
+            object.add("gemm", detector.gemm.rawValue)
             object.add("winograd_layers", detector.winogradLayerNames.count)
             object.add("frames", frames)
             object.add("median_ms", median)
@@ -116,7 +117,7 @@ struct BenchCommand: ParsableCommand {
         }
         print("model:      \(model ?? "random") (\(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes, \(String(format: "%.2f", macs / 1e9)) GMAC)")
         print("threads:    \(BLASThreads.current) (OpenBLAS)")
-        print("precision:  \(detector.precision.rawValue)\(detector.precision == .bf16 ? " (oneDNN \(BF16Runtime.libraryVersion))" : "")")
+        print("precision:  \(detector.precision.rawValue), GEMMs on \(detector.gemm == .onednn ? "oneDNN \(OneDNNRuntime.libraryVersion)" : "OpenBLAS")")
         print("conv:       \(detector.convolution.rawValue) (Winograd F(4x4,3x3) on \(detector.winogradLayerNames.count) of \(loaded.plan.layers.count) layers)")
         print("frames:     \(frames) timed after \(warmup) warm-up")
         print(String(format: "median:     %.1f ms/frame (min %.1f, max %.1f)", median, times.first!, times.last!))
@@ -132,9 +133,9 @@ struct BenchCommand: ParsableCommand {
             }
             var layerMACs: [String: Double] = [:]
             for layer in loaded.plan.layers { layerMACs[layer.name, default: 0] += Double(layer.executedMultiplyAccumulates) }
-            if detector.precision == .bf16 {
-                print("bf16 kernels (oneDNN implementation per layer):")
-                for entry in detector.bf16Kernels {
+            if detector.gemm == .onednn {
+                print("oneDNN kernels (per layer: kernel, oneDNN's implementation):")
+                for entry in detector.oneDNNKernels {
                     print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 8, withPad: " ", startingAt: 0)) \(entry.implementation)")
                 }
             }

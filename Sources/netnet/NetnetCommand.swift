@@ -47,21 +47,29 @@ func reportingErrors<T>(_ body: () throws -> T) -> T {
 
 /// `--precision`, shared by the commands that run the network.
 struct PrecisionOptions: ParsableArguments {
-    @Option(help: "Arithmetic: fp32 (OpenBLAS) or bf16 (oneDNN: weights and GEMM inputs in bfloat16, float32 accumulation; needs AVX512_BF16). Default: NETNET_PRECISION, else fp32.")
+    @Option(help: "Arithmetic: fp32, or bf16 (weights and GEMM inputs in bfloat16, float32 accumulation; needs AVX512_BF16). Default: NETNET_PRECISION, else fp32.")
     var precision: String?
+
+    @Option(help: "GEMM library: onednn, or openblas (fp32 only). Default: NETNET_GEMM, else onednn.")
+    var gemm: String?
 
     func validate() throws {
         if let precision, Precision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16, not '\(precision)'") }
+        if let gemm, GEMMLibrary(rawValue: gemm) == nil { throw ValidationError("--gemm must be openblas or onednn, not '\(gemm)'") }
+        if value == .bf16, gemm == GEMMLibrary.openblas.rawValue { throw ValidationError("--precision bf16 needs --gemm onednn (OpenBLAS here has no bf16 GEMM)") }
     }
 
     /// The chosen precision (the flag, else `NETNET_PRECISION`, else fp32).
     var value: Precision { precision.flatMap(Precision.init(rawValue:)) ?? .fromEnvironment }
 
+    /// The chosen GEMM library, nil for the default.
+    var library: GEMMLibrary? { gemm.flatMap(GEMMLibrary.init(rawValue:)) }
+
     /// A detector for `model` in the chosen precision; a CPU that cannot run it gets one line
     /// naming the flag (exit 1 through `reportingErrors`).
     func makeDetector(model: NetnetEngine.Model, convolution: ConvolutionAlgorithm = .fromEnvironment) throws -> Detector {
         do {
-            return try Detector(model: model, convolution: convolution, precision: value)
+            return try Detector(model: model, convolution: convolution, precision: value, gemm: library)
         } catch {
             throw CommandFailure("--precision \(value.rawValue): \(error.description)")
         }

@@ -45,7 +45,7 @@ struct ServeCommand: ParsableCommand {
             reportingErrors { try ConfigParser.checkClasses(parsed, file: checkConfig, modelClasses: model.description.classes) }
             if parsed.precision == .bf16 {
                 reportingErrors {
-                    do { try BF16Runtime.checkSupport() } catch { throw CommandFailure("\(checkConfig): precision = bf16: \(error)") }
+                    do { try OneDNNRuntime.checkBF16Support() } catch { throw CommandFailure("\(checkConfig): precision = bf16: \(error)") }
                 }
             }
             print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default"), precision \(parsed.precision.rawValue)")
@@ -164,6 +164,7 @@ final class Daemon: @unchecked Sendable {
                                              ("json_lines_keep", "\(config.jsonLinesKeep)", "\(newConfig.jsonLinesKeep)"),
                                              ("inference_threads", "\(config.inferenceThreads)", "\(newConfig.inferenceThreads)"),
                                              ("precision", config.precision.rawValue, newConfig.precision.rawValue),
+                                             ("gemm", config.gemm?.rawValue ?? "", newConfig.gemm?.rawValue ?? ""),
                                              ("sink_queue", "\(config.sinkQueue)", "\(newConfig.sinkQueue)")] where old != new {
                         log.warning("reload: \(name) changed; it takes effect at the next restart")
                     }

@@ -12,14 +12,17 @@ struct GoldenTests {
     /// eligible layer on): held to 2e-5, 50× inside the 1e-3; `auto` runs a subset of it.
     static let bounds: [ConvolutionAlgorithm: Float] = [.im2col: 1e-4, .winograd: 2e-5, .auto: 2e-5]
 
-    @Test("every level matches the reference, with each convolution choice",
-          arguments: goldens, [ConvolutionAlgorithm.im2col, .winograd, .auto])
-    func levelByLevel(name: String, convolution: ConvolutionAlgorithm) throws {
+    @Test("every level matches the reference, with each convolution choice and GEMM library",
+          arguments: goldens, [(ConvolutionAlgorithm.im2col, GEMMLibrary.openblas), (.winograd, .openblas), (.auto, .openblas),
+                               (.im2col, .onednn), (.winograd, .onednn), (.auto, .onednn)])
+    func levelByLevel(name: String, choice: (convolution: ConvolutionAlgorithm, gemm: GEMMLibrary)) throws {
+        let convolution = choice.convolution
         let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
         let modelPath = directory.appendingPathComponent("\(name).safetensors").path
         let goldenPath = directory.appendingPathComponent("\(name).golden.safetensors").path
         let model = try Model(path: modelPath)
-        let detector = Detector(model: model, convolution: convolution)
+        let detector = Detector(model: model, convolution: convolution, gemm: choice.gemm)
+        #expect(detector.gemm == choice.gemm)
         if convolution == .winograd { #expect(!detector.winogradLayerNames.isEmpty) }
         if convolution == .im2col { #expect(detector.winogradLayerNames.isEmpty) }
         let results = try GoldenCheck.run(detector: detector, goldenPath: goldenPath)
@@ -29,7 +32,7 @@ struct GoldenTests {
         if model.description.network.isNETNet { required += (1...4).flatMap { ["pf\($0)", "out\($0)"] } }
         for name in required { #expect(names.contains(name), "\(name) was not compared") }
         for result in results {
-            #expect(result.relativeError <= Self.bounds[convolution]!, "\(name) \(convolution): \(result)")
+            #expect(result.relativeError <= Self.bounds[convolution]!, "\(name) \(convolution) \(choice.gemm): \(result)")
         }
     }
 
@@ -46,7 +49,7 @@ struct GoldenTests {
         let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
         let detector = try Detector(model: model, convolution: .auto, precision: .bf16)
         #expect(detector.precision == .bf16)
-        #expect(detector.bf16Kernels.count == model.plan.steps.filter {
+        #expect(detector.oneDNNKernels.count == model.plan.steps.filter {
             if case .convolution = $0 { return true }; if case .heads = $0 { return true }; return false
         }.count, "every convolution step runs bf16")
         let results = try GoldenCheck.run(detector: detector, goldenPath: directory.appendingPathComponent("\(name).golden.safetensors").path)
@@ -62,5 +65,5 @@ struct GoldenTests {
 import NetnetKernels
 
 enum BF16Check {
-    static let available: Bool = (try? BF16Runtime.checkSupport()) != nil
+    static let available: Bool = (try? OneDNNRuntime.checkBF16Support()) != nil
 }

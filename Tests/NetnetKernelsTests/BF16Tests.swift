@@ -4,10 +4,10 @@ import NetnetKernels
 /// Whether this machine runs the bf16 path (AVX512_BF16 or AMX); the machine this project is
 /// built and tested on does, so in CI these tests run.
 enum BF16Support {
-    static let available: Bool = (try? BF16Runtime.checkSupport()) != nil
+    static let available: Bool = (try? OneDNNRuntime.checkBF16Support()) != nil
 }
 
-/// bf16 conversions against their plain twin, and `BF16Convolution` (oneDNN matmul) against the
+/// bf16 conversions against their plain twin, and `OneDNNConvolution` (oneDNN matmul) against the
 /// direct convolution.
 ///
 /// Bounds: with im2col every bf16 product is exact in float32, so the layer must equal the
@@ -60,11 +60,11 @@ struct BF16Tests {
         var description: String { "\(geometry) at \(height)x\(width) relu \(relu) accumulate \(accumulate) budget \(columnBudget)" }
     }
 
-    /// Runs `BF16Convolution` and its reference on the same seeded data: for im2col the direct
+    /// Runs `OneDNNConvolution` and its reference on the same seeded data: for im2col the direct
     /// convolution of the bf16-rounded weights and inputs; for Winograd the plain Winograd twin
     /// that rounds U and V to bf16 (`twin`), or, with `twin` false, the direct convolution of the
     /// rounded operands. Returns (max error, max reference).
-    static func run(_ c: Case, kernel: BF16Convolution.Kernel, seed: UInt64, twin: Bool = false) throws -> (Float, Float) {
+    static func run(_ c: Case, kernel: OneDNNConvolution.Kernel, seed: UInt64, twin: Bool = false) throws -> (Float, Float) {
         var rng = SeededGenerator(seed: seed)
         let g = c.geometry
         let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
@@ -75,19 +75,19 @@ struct BF16Tests {
         let round = { (x: [Float]) in x.map { BFloat16.toFloat(ReferenceKernels.bfloat16($0)) } }
         let roundedInput = round(input), roundedWeights = round(weights)
         var fast = initial, direct = initial
-        let runtime = try BF16Runtime()
+        let runtime = try OneDNNRuntime()
         let layer = try weights.withPointer { w in
-            try BF16Convolution(runtime: runtime, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
+            try OneDNNConvolution(runtime: runtime, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
                                 kernel: kernel, hasBias: true, relu: c.relu, accumulate: c.accumulate,
                                 columnBudget: c.columnBudget)
         }
-        let columns = BFloat16Buffer(count: layer.bf16WorkspaceCount)
+        let columns = AlignedBytes(count: layer.columnWorkspaceBytes)
         let floats = AlignedBuffer(count: layer.floatWorkspaceCount)
         input.withPointer { x in
             bias.withPointer { b in
                 fast.withMutablePointer { y in
-                    layer.forward(input: x, bias: b, output: y, bf16Workspace: columns.pointer,
-                                  bf16WorkspaceCapacity: columns.count, floatWorkspace: floats.buffer)
+                    layer.forward(input: x, bias: b, output: y, columns: columns.pointer,
+                                  columnCapacityBytes: columns.count, floatWorkspace: floats.buffer)
                 }
             }
         }

@@ -40,30 +40,42 @@ public final class Detector {
 
     /// The arithmetic of the convolutions.
     public let precision: Precision
-    /// bf16 only: the oneDNN runtime, the layers by step index, their shared bf16 workspace.
-    private let bf16Runtime: BF16Runtime?
-    private let bf16Layers: [Int: BF16Convolution]
-    private let bf16Workspace: BFloat16Buffer?
+    /// The library that runs the GEMMs.
+    public let gemm: GEMMLibrary
+    /// oneDNN only: the runtime, the layers by step index, their shared column workspace.
+    private let oneDNNRuntime: OneDNNRuntime?
+    private let oneDNNLayers: [Int: OneDNNConvolution]
+    private let oneDNNColumns: AlignedBytes?
 
     /// An fp32 detector: allocates every buffer the model's plan needs. `columnBudget` bounds the
     /// im2col tile (floats). `convolution` picks the kernel of the 3×3 stride-1 layers (default:
     /// `NETNET_CONV`, else auto); Winograd layers get their weights transformed here, once.
+    /// `gemm` as in the designated initializer. Traps if oneDNN refuses an fp32 matmul, which
+    /// needs no special CPU and so means a broken library.
     public convenience init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
-                            convolution: ConvolutionAlgorithm = .fromEnvironment) {
+                            convolution: ConvolutionAlgorithm = .fromEnvironment, gemm: GEMMLibrary? = nil) {
         do {
-            try self.init(model: model, columnBudget: columnBudget, convolution: convolution, precision: .fp32)
+            try self.init(model: model, columnBudget: columnBudget, convolution: convolution, precision: .fp32, gemm: gemm)
         } catch {
-            fatalError("Detector: fp32 makes no oneDNN primitive, yet: \(error)")
+            fatalError("Detector: oneDNN refused an fp32 layer: \(error)")
         }
     }
 
-    /// As the fp32 initializer, in `precision`. With `.bf16` every convolution gets its bf16
-    /// weights and oneDNN primitives here, once; throws one line if this CPU cannot
-    /// (`BF16Runtime.checkSupport`) or oneDNN refuses a layer.
+    /// As the fp32 initializer, in `precision`, with the GEMMs on `gemm` (nil: `NETNET_GEMM`,
+    /// else the precision's default, `GEMMLibrary.defaultFor`). On oneDNN every convolution gets
+    /// its weights (bf16: rounded) and primitives here, once. Throws one line if this CPU cannot
+    /// run bf16 (`OneDNNRuntime.checkBF16Support`), if bf16 is asked of OpenBLAS, or if oneDNN
+    /// refuses a layer.
     public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
-                convolution: ConvolutionAlgorithm = .fromEnvironment, precision: Precision) throws(BF16Error) {
+                convolution: ConvolutionAlgorithm = .fromEnvironment, precision: Precision,
+                gemm: GEMMLibrary? = nil) throws(OneDNNError) {
+        let gemm = gemm ?? GEMMLibrary.fromEnvironment ?? GEMMLibrary.defaultFor(precision)
+        if precision == .bf16 && gemm == .openblas {
+            throw OneDNNError(description: "bf16 needs the oneDNN GEMM (OpenBLAS 0.3.21 here has no bf16 GEMM)")
+        }
         self.convolution = convolution
         self.precision = precision
+        self.gemm = gemm
         self.model = model
         let plan = model.plan
         self.plan = plan
@@ -85,19 +97,21 @@ public final class Detector {
         layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
         var transformed: [Int: AlignedBuffer] = [:]
         var names: [String] = []
-        if precision == .bf16 { try BF16Runtime.checkSupport() }
-        let runtime = precision == .bf16 ? try BF16Runtime() : nil
+        if precision == .bf16 { try OneDNNRuntime.checkBF16Support() }
+        let runtime = gemm == .onednn ? try OneDNNRuntime() : nil
         if runtime != nil { KernelThreads.runOnOpenMP(true) }
-        var bf16: [Int: BF16Convolution] = [:]
-        var bf16Need = 0
-        func makeBF16(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
-                      weights: UnsafePointer<Float>, winograd: Bool, relu: Bool, accumulate: Bool) throws(BF16Error) {
+        var oneDNN: [Int: OneDNNConvolution] = [:]
+        var columnBytes = 0
+        func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
+                        weights: UnsafePointer<Float>, owner: AnyObject, winograd: Bool, relu: Bool,
+                        accumulate: Bool) throws(OneDNNError) {
             guard let runtime else { return }
-            let layer = try BF16Convolution(runtime: runtime, geometry: geometry, inputHeight: height, inputWidth: width,
-                                            weights: weights, kernel: winograd ? .winograd : .im2col,
+            let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
+                                            geometry: geometry, inputHeight: height, inputWidth: width,
+                                            weights: weights, weightsOwner: owner, kernel: winograd ? .winograd : .im2col,
                                             hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget)
-            bf16[step] = layer
-            bf16Need = max(bf16Need, layer.bf16WorkspaceCount)
+            oneDNN[step] = layer
+            columnBytes = max(columnBytes, layer.columnWorkspaceBytes)
             need = max(need, layer.floatWorkspaceCount)
         }
         for (stepIndex, step) in plan.steps.enumerated() {
@@ -105,8 +119,8 @@ public final class Detector {
             let layer = plan.layers[index]
             let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
             if runtime != nil {
-                try makeBF16(step: stepIndex, geometry: layer.geometry, height: layer.inputHeight, width: layer.inputWidth,
-                             weights: layerWeights[index], winograd: winograd, relu: relu, accumulate: accumulate)
+                try makeOneDNN(step: stepIndex, geometry: layer.geometry, height: layer.inputHeight, width: layer.inputWidth,
+                             weights: layerWeights[index], owner: model, winograd: winograd, relu: relu, accumulate: accumulate)
                 if winograd { names.append(layer.name) }
                 continue
             }
@@ -136,8 +150,8 @@ public final class Detector {
             let layer = plan.layers[location]
             let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
             if runtime != nil {
-                try makeBF16(step: stepIndex, geometry: geometry, height: layer.inputHeight, width: layer.inputWidth,
-                             weights: weights.pointer, winograd: winograd, relu: false, accumulate: false)
+                try makeOneDNN(step: stepIndex, geometry: geometry, height: layer.inputHeight, width: layer.inputWidth,
+                             weights: weights.pointer, owner: weights, winograd: winograd, relu: false, accumulate: false)
                 if winograd { names.append(layer.name.replacingOccurrences(of: "loc", with: "loc+conf")) }
                 continue
             }
@@ -153,9 +167,9 @@ public final class Detector {
         winogradWeights = transformed
         winogradHeads = transformedHeads
         winogradLayerNames = names
-        bf16Runtime = runtime
-        bf16Layers = bf16
-        bf16Workspace = runtime == nil ? nil : BFloat16Buffer(count: bf16Need)
+        oneDNNRuntime = runtime
+        oneDNNLayers = oneDNN
+        oneDNNColumns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
         workspace = AlignedBuffer(count: need)
         stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count)
         let p = plan.priorCount
@@ -169,12 +183,12 @@ public final class Detector {
     public var allocatedFloats: Int {
         arena.count + workspace.count + locations.count + scores.count + boxes.count
             + winogradWeights.values.reduce(0) { $0 + $1.count } + winogradHeads.values.reduce(0) { $0 + $1.count }
-            + ((bf16Workspace?.count ?? 0) + bf16Layers.values.reduce(0) { $0 + $1.weightCount } + 1) / 2
+            + ((oneDNNColumns?.count ?? 0) + oneDNNLayers.values.reduce(0) { $0 + $1.weightCount * ($1.operands == .bf16 ? 2 : 4) } + 3) / 4
     }
 
-    /// bf16 only: each convolution step's kernel and oneDNN's implementation, in plan order.
-    public var bf16Kernels: [(name: String, kernel: String, implementation: String)] {
-        bf16Layers.keys.sorted().map { (stepName($0), bf16Layers[$0]!.kernel.rawValue, bf16Layers[$0]!.implementation) }
+    /// oneDNN only: each convolution step's kernel and oneDNN's implementation, in plan order.
+    public var oneDNNKernels: [(name: String, kernel: String, implementation: String)] {
+        oneDNNLayers.keys.sorted().map { (stepName($0), oneDNNLayers[$0]!.kernel.rawValue, oneDNNLayers[$0]!.implementation) }
     }
 
     /// The network input, `[3, S, S]` planar and normalised; fill it, then call `forward`.
@@ -239,6 +253,7 @@ public final class Detector {
 
     /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`.
     public func forward() {
+        if gemm == .onednn { BLASThreads.applyToOpenMP() }
         let description = plan.description
         let workspaceBuffer = workspace.buffer
         for (stepIndex, step) in plan.steps.enumerated() {
@@ -247,10 +262,9 @@ public final class Detector {
             case let .convolution(layerIndex, input, output, relu, accumulate):
                 let layer = plan.layers[layerIndex]
                 let source = plan.buffers[input]
-                if let bf16 = bf16Layers[stepIndex], let bf16Workspace {
-                    bf16.forward(input: pointer(input), bias: layerBiases[layerIndex], output: pointer(output),
-                                 bf16Workspace: bf16Workspace.pointer, bf16WorkspaceCapacity: bf16Workspace.count,
-                                 floatWorkspace: workspaceBuffer)
+                if let layer = oneDNNLayers[stepIndex], let columns = oneDNNColumns {
+                    layer.forward(input: pointer(input), bias: layerBiases[layerIndex], output: pointer(output),
+                                  columns: columns.pointer, columnCapacityBytes: columns.count, floatWorkspace: workspaceBuffer)
                 } else if let transformed = winogradWeights[layerIndex] {
                     Winograd.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
                                      inputWidth: source.width, transformedWeights: transformed.pointer,
@@ -289,10 +303,9 @@ public final class Detector {
             case let .heads(locationLayer, _, input, scratch, priorOffset):
                 let head = headWeights[locationLayer]!
                 let source = plan.buffers[input], out = plan.buffers[scratch]
-                if let bf16 = bf16Layers[stepIndex], let bf16Workspace {
-                    bf16.forward(input: pointer(input), bias: head.bias.pointer, output: pointer(scratch),
-                                 bf16Workspace: bf16Workspace.pointer, bf16WorkspaceCapacity: bf16Workspace.count,
-                                 floatWorkspace: workspaceBuffer)
+                if let layer = oneDNNLayers[stepIndex], let columns = oneDNNColumns {
+                    layer.forward(input: pointer(input), bias: head.bias.pointer, output: pointer(scratch),
+                                  columns: columns.pointer, columnCapacityBytes: columns.count, floatWorkspace: workspaceBuffer)
                 } else if let transformed = winogradHeads[locationLayer] {
                     Winograd.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
                                      inputWidth: source.width, transformedWeights: transformed.pointer,

@@ -1,8 +1,8 @@
 import CDNNL
 
-/// Why the bf16 path could not be set up: oneDNN refused a primitive (most often a CPU without
-/// AVX-512, where its bf16 matmul is unimplemented) or failed at run time.
-public struct BF16Error: Error, CustomStringConvertible, Sendable {
+/// Why a oneDNN path could not be set up: oneDNN refused a primitive (for bf16, most often a CPU
+/// without AVX-512, where its bf16 matmul is unimplemented).
+public struct OneDNNError: Error, CustomStringConvertible, Sendable {
     /// One line: what failed and oneDNN's status.
     public let description: String
 
@@ -10,24 +10,26 @@ public struct BF16Error: Error, CustomStringConvertible, Sendable {
     public init(description: String) { self.description = description }
 }
 
-/// A oneDNN CPU engine and one stream: what every `BF16Matmul` of one owner runs on.
+/// A oneDNN CPU engine and one stream: what every `OneDNNMatmul` of one owner runs on. oneDNN
+/// (Debian's libdnnl 2.6) serves the bf16 path and, optionally, the fp32 GEMMs
+/// (`OneDNNMatmul.Operands`).
 ///
 /// oneDNN's streams are not thread-safe: a runtime belongs to one thread at a time (a `Detector`
 /// and its inference thread). oneDNN runs each primitive on its own OpenMP threads (Debian's
 /// build: `OMP_NUM_THREADS`, else one per core).
-public final class BF16Runtime {
+public final class OneDNNRuntime {
     let engine: dnnl_engine_t
     let stream: dnnl_stream_t
 
     /// Creates the CPU engine and its stream. Throws if oneDNN cannot (no CPU engine).
-    public init() throws(BF16Error) {
+    public init() throws(OneDNNError) {
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create the CPU engine")
         var stream: dnnl_stream_t?
         let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
         guard status == dnnl_success, let engine, let stream else {
             if let engine { dnnl_engine_destroy(engine) }
-            throw BF16Error(description: "oneDNN: cannot create a stream (status \(status.rawValue))")
+            throw OneDNNError(description: "oneDNN: cannot create a stream (status \(status.rawValue))")
         }
         self.engine = engine
         self.stream = stream
@@ -47,31 +49,39 @@ public final class BF16Runtime {
     /// Throws, with the reason, unless this machine can run the bf16 path: it builds one small
     /// bf16 matmul and checks that oneDNN gave it a native bf16 kernel (AVX-512 BF16 or AMX),
     /// not an emulation. Callable from any thread.
-    public static func checkSupport() throws(BF16Error) {
-        let runtime = try BF16Runtime()
-        let probe = try BF16Matmul(runtime: runtime, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
+    public static func checkBF16Support() throws(OneDNNError) {
+        let runtime = try OneDNNRuntime()
+        let probe = try OneDNNMatmul(runtime: runtime, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
         guard probe.implementation.contains("bf16") || probe.implementation.contains("amx") else {
-            throw BF16Error(description: "this CPU has no native bf16 matrix multiply (oneDNN \(libraryVersion) picked '\(probe.implementation)'; AVX512_BF16 or AMX is needed): use --precision fp32")
+            throw OneDNNError(description: "this CPU has no native bf16 matrix multiply (oneDNN \(libraryVersion) picked '\(probe.implementation)'; AVX512_BF16 or AMX is needed): use --precision fp32")
         }
     }
 }
 
 @inline(__always)
-func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(BF16Error) {
+func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(OneDNNError) {
     if status != dnnl_success {
-        throw BF16Error(description: "oneDNN \(BF16Runtime.libraryVersion): cannot \(what()) (status \(status.rawValue))")
+        throw OneDNNError(description: "oneDNN \(OneDNNRuntime.libraryVersion): cannot \(what()) (status \(status.rawValue))")
     }
 }
 
 /// One oneDNN matmul primitive, made once for fixed shapes and reused every frame:
 /// C[b] = A[b] · B[b] (+ bias) (+ old C) (then ReLU) for b in 0 ..< batch, with A (m×k) and
-/// B (k×n) bf16 and row-major, C (m×n) float32 row-major with leading dimension `ldc`, batches
-/// `strideA`/`strideB`/`strideC` elements apart. bf16 products are accumulated in float32.
+/// B (k×n) row-major in `operands` (bf16 or float32), C (m×n) float32 row-major with leading
+/// dimension `ldc`, batches `strideA`/`strideB`/`strideC` elements apart. Products are
+/// accumulated in float32.
 ///
 /// Owns its primitive and memory objects and frees them in `deinit`. `run` is synchronous and
 /// allocates nothing; like its runtime, a matmul belongs to one thread at a time.
-public final class BF16Matmul {
-    private let runtime: BF16Runtime
+public final class OneDNNMatmul {
+    /// The type of A and B.
+    public enum Operands: String, Sendable {
+        case bf16, f32
+
+        var dataType: dnnl_data_type_t { self == .bf16 ? dnnl_bf16 : dnnl_f32 }
+    }
+
+    private let runtime: OneDNNRuntime
     private let primitive: dnnl_primitive_t
     private let memoryA: dnnl_memory_t
     private let memoryB: dnnl_memory_t
@@ -88,17 +98,17 @@ public final class BF16Matmul {
     /// Makes the primitive. `bias` adds a float32 `[m]` vector (one value per row of C);
     /// `accumulate` adds C's old contents; `relu` clamps the sum at 0. Throws if oneDNN refuses
     /// the shapes or the CPU. Callable from the runtime's thread.
-    public init(runtime: BF16Runtime, batch: Int = 1, m: Int, n: Int, k: Int,
+    public init(runtime: OneDNNRuntime, operands: Operands = .bf16, batch: Int = 1, m: Int, n: Int, k: Int,
                 lda: Int, ldb: Int, ldc: Int,
                 strideA: Int = 0, strideB: Int = 0, strideC: Int = 0,
-                bias: Bool = false, accumulate: Bool = false, relu: Bool = false) throws(BF16Error) {
-        require(batch >= 1 && m >= 1 && n >= 1 && k >= 1, "BF16Matmul: empty shape \(batch)×\(m)×\(n)×\(k)")
-        require(lda >= k && ldb >= n && ldc >= n, "BF16Matmul: leading dimensions \(lda)/\(ldb)/\(ldc) too small for \(m)×\(n)×\(k)")
+                bias: Bool = false, accumulate: Bool = false, relu: Bool = false) throws(OneDNNError) {
+        require(batch >= 1 && m >= 1 && n >= 1 && k >= 1, "OneDNNMatmul: empty shape \(batch)×\(m)×\(n)×\(k)")
+        require(lda >= k && ldb >= n && ldc >= n, "OneDNNMatmul: leading dimensions \(lda)/\(ldb)/\(ldc) too small for \(m)×\(n)×\(k)")
         self.runtime = runtime
         self.batch = batch; self.m = m; self.n = n; self.k = k
         let batched = batch > 1
         func describe(_ rows: Int, _ columns: Int, _ leading: Int, _ batchStride: Int,
-                      _ type: dnnl_data_type_t) throws(BF16Error) -> dnnl_memory_desc_t {
+                      _ type: dnnl_data_type_t) throws(OneDNNError) -> dnnl_memory_desc_t {
             var desc = dnnl_memory_desc_t()
             let dims: [Int64] = batched ? [Int64(batch), Int64(rows), Int64(columns)] : [Int64(rows), Int64(columns)]
             let strides: [Int64] = batched ? [Int64(batchStride), Int64(leading), 1] : [Int64(leading), 1]
@@ -106,8 +116,8 @@ public final class BF16Matmul {
                       "describe a \(dims) matrix")
             return desc
         }
-        var descA = try describe(m, k, lda, strideA, dnnl_bf16)
-        var descB = try describe(k, n, ldb, strideB, dnnl_bf16)
+        var descA = try describe(m, k, lda, strideA, operands.dataType)
+        var descB = try describe(k, n, ldb, strideB, operands.dataType)
         var descC = try describe(m, n, ldc, strideC, dnnl_f32)
         var descBias = try describe(m, 1, 1, m, dnnl_f32)
         if batched {
@@ -130,19 +140,19 @@ public final class BF16Matmul {
         var operation = dnnl_matmul_desc_t()
         try check(withUnsafePointer(to: &descBias) { biasPointer in
             dnnl_matmul_desc_init(&operation, &descA, &descB, bias ? biasPointer : nil, &descC)
-        }, "describe a bf16 matmul \(batch)×\(m)×\(n)×\(k)")
+        }, "describe a \(operands.rawValue) matmul \(batch)×\(m)×\(n)×\(k)")
         var descriptor: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil),
-                  "find a bf16 matmul for \(batch)×\(m)×\(n)×\(k) (a CPU without AVX-512 has none)")
+                  "find a \(operands.rawValue) matmul for \(batch)×\(m)×\(n)×\(k) (for bf16, a CPU without AVX-512 has none)")
         defer { dnnl_primitive_desc_destroy(descriptor) }
         var name: UnsafePointer<CChar>?
         _ = dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name)
         implementation = name.map { String(cString: $0) } ?? "unknown"
         var made: dnnl_primitive_t?
-        try check(dnnl_primitive_create(&made, descriptor), "create the bf16 matmul")
+        try check(dnnl_primitive_create(&made, descriptor), "create the \(operands.rawValue) matmul")
         primitive = made!
 
-        func memory(_ desc: inout dnnl_memory_desc_t) throws(BF16Error) -> dnnl_memory_t {
+        func memory(_ desc: inout dnnl_memory_desc_t) throws(OneDNNError) -> dnnl_memory_t {
             var result: dnnl_memory_t?
             try check(dnnl_memory_create(&result, &desc, runtime.engine, nil), "create a memory object")
             return result!
@@ -171,9 +181,9 @@ public final class BF16Matmul {
     /// Runs the product on these buffers (shapes and strides as made; `bias` required iff the
     /// matmul was made with one) and waits for it. Traps if oneDNN fails, which after a
     /// successful `init` means a broken library, not bad input.
-    public func run(a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>,
+    public func run(a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>,
                     bias: UnsafePointer<Float>? = nil) {
-        require((bias != nil) == (memoryBias != nil), "BF16Matmul.run: bias given \(bias != nil), made with \(memoryBias != nil)")
+        require((bias != nil) == (memoryBias != nil), "OneDNNMatmul.run: bias given \(bias != nil), made with \(memoryBias != nil)")
         dnnl_memory_set_data_handle(memoryA, UnsafeMutableRawPointer(mutating: a))
         dnnl_memory_set_data_handle(memoryB, UnsafeMutableRawPointer(mutating: b))
         dnnl_memory_set_data_handle(memoryC, c)
@@ -181,8 +191,8 @@ public final class BF16Matmul {
             dnnl_memory_set_data_handle(memoryBias, UnsafeMutableRawPointer(mutating: bias))
         }
         let status = dnnl_primitive_execute(primitive, runtime.stream, argumentCount, arguments)
-        require(status == dnnl_success, "BF16Matmul.run: oneDNN execute failed (status \(status.rawValue))")
+        require(status == dnnl_success, "OneDNNMatmul.run: oneDNN execute failed (status \(status.rawValue))")
         let waited = dnnl_stream_wait(runtime.stream)
-        require(waited == dnnl_success, "BF16Matmul.run: oneDNN stream wait failed (status \(waited.rawValue))")
+        require(waited == dnnl_success, "OneDNNMatmul.run: oneDNN stream wait failed (status \(waited.rawValue))")
     }
 }
