@@ -5,6 +5,7 @@
 # Env: WIDTH (1), CLASSES (80), FRAMES (10 per round), ROUNDS (3), THREADS (2),
 #      CONVS ("auto": netnet's --conv choices to time in fp32, e.g. "im2col auto winograd"),
 #      PRECISIONS ("fp32 bf16": netnet's --precision choices; bf16 runs with --conv auto),
+#      GEMMS ("onednn": netnet's --gemm choices to time in fp32, e.g. "onednn openblas"),
 #      PEERS ("onnxruntime openvino-f32 openvino-bf16"; OpenVINO is skipped with a note if missing).
 # Builds netnet in release mode, writes a random model per network, exports it to ONNX with the
 # PyTorch reference, times everything alternately, and prints one line per netnet configuration
@@ -17,6 +18,7 @@ networks=("$@")
 width="${WIDTH:-1}"; classes="${CLASSES:-80}"; frames="${FRAMES:-10}"; threads="${THREADS:-2}"; rounds="${ROUNDS:-3}"
 read -r -a convs <<< "${CONVS:-auto}"
 read -r -a precisions <<< "${PRECISIONS:-fp32 bf16}"
+read -r -a gemms <<< "${GEMMS:-onednn}"
 read -r -a peers <<< "${PEERS:-onnxruntime openvino-f32 openvino-bf16}"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 
@@ -37,9 +39,11 @@ for network in "${networks[@]}"; do
     results=()
     for round in $(seq "$rounds"); do
         for precision in "${precisions[@]}"; do
-            if [ "$precision" = fp32 ]; then run_convs=("${convs[@]}"); else run_convs=(auto); fi
-            for conv in "${run_convs[@]}"; do
-                results+=("$("$bin" bench --model "$model" --frames "$frames" --warmup 2 --threads "$threads" --conv "$conv" --precision "$precision" --json)")
+            if [ "$precision" = fp32 ]; then run_convs=("${convs[@]}"); run_gemms=("${gemms[@]}"); else run_convs=(auto); run_gemms=(onednn); fi
+            for gemm in "${run_gemms[@]}"; do
+                for conv in "${run_convs[@]}"; do
+                    results+=("$("$bin" bench --model "$model" --frames "$frames" --warmup 2 --threads "$threads" --conv "$conv" --precision "$precision" --gemm "$gemm" --json)")
+                done
             done
         done
         for peer in "${peers[@]}"; do
@@ -67,11 +71,11 @@ for name, rs in peers.items():
 ours = {}
 for r in runs:
     if "peak_rss_mb" in r:
-        ours.setdefault((r.get("precision", "fp32"), r["conv"]), []).append(r)
-for (precision, conv), rs in ours.items():
+        ours.setdefault((r.get("precision", "fp32"), r.get("gemm", "openblas"), r["conv"]), []).append(r)
+for (precision, gemm, conv), rs in ours.items():
     m = med(rs)
     ratios = "; ".join(f"/{name} {m / med(p):.2f}" for name, p in peers.items())
-    print(f"{network} (--precision {precision} --conv {conv}): netnet {m:.1f} ms (rounds: {fmt(rs)}; "
+    print(f"{network} (--precision {precision} --gemm {gemm} --conv {conv}): netnet {m:.1f} ms (rounds: {fmt(rs)}; "
           f"{max(r['gflops'] for r in rs):.0f} GFLOP/s best, peak RSS {max(r['peak_rss_mb'] for r in rs):.0f} MB) | "
           f"ratio netnet{ratios}")
 PY

@@ -228,12 +228,34 @@ public enum Winograd {
                     continue
                 }
                 let source = input + y * w
-                for q in 0 ..< 4 {
-                    let phase = row + q * stride
-                    for u in 0 ..< stride {
+                // Interior: whole groups of 4 tiles whose 16 columns are all inside the row, split
+                // into the 4 phases with SIMD shuffles; the columns around them one by one.
+                let first = (padX + 3) / 4
+                var u = 0
+                while u < stride && u < first {
+                    for q in 0 ..< 4 {
                         let x = 4 * u + q - padX
-                        phase[u] = (x >= 0 && x < w) ? source[x] : 0
+                        row[q * stride + u] = (x >= 0 && x < w) ? source[x] : 0
                     }
+                    u += 1
+                }
+                let raw = UnsafeRawPointer(source)
+                while u + 4 <= stride && 4 * u + 16 - padX <= w {
+                    let v = raw.loadUnaligned(fromByteOffset: (4 * u - padX) * 4, as: SIMD16<Float>.self)
+                    let even = v.evenHalf, odd = v.oddHalf
+                    let destination = UnsafeMutableRawPointer(row + u)
+                    destination.storeBytes(of: even.evenHalf, toByteOffset: 0, as: SIMD4<Float>.self)
+                    destination.storeBytes(of: odd.evenHalf, toByteOffset: stride * 4, as: SIMD4<Float>.self)
+                    destination.storeBytes(of: even.oddHalf, toByteOffset: 2 * stride * 4, as: SIMD4<Float>.self)
+                    destination.storeBytes(of: odd.oddHalf, toByteOffset: 3 * stride * 4, as: SIMD4<Float>.self)
+                    u += 4
+                }
+                while u < stride {
+                    for q in 0 ..< 4 {
+                        let x = 4 * u + q - padX
+                        row[q * stride + u] = (x >= 0 && x < w) ? source[x] : 0
+                    }
+                    u += 1
                 }
             }
             do {
