@@ -59,6 +59,15 @@ def test_default_model_reaches_its_ap50_on_labelled_pets_frames(tmp_path):
     scores = evaluation.score(data.to_coco(subset), results)
     print(f"default model on {len(samples)} PETS09 frames (engine): {scores}")
     assert scores["AP50"] >= AP50_BAR, scores
+    # bf16 (issue 6): AP50 within 0.5 points of fp32 on the same frames, where the CPU has bf16.
+    probe = subprocess.run([NETNET, "bench", "--width", "0.125", "--frames", "1", "--warmup", "0",
+                            "--precision", "bf16", "--json"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no bf16 on this CPU: {probe.stderr.strip()}")
+    bf16 = evaluation.score(data.to_coco(subset),
+                            evaluation.netnet_detections(NETNET, MODEL, subset, threshold=0.01, precision="bf16"))
+    print(f"same frames, --precision bf16: {bf16}")
+    assert abs(bf16["AP50"] - scores["AP50"]) <= 0.5, (scores, bf16)
 
 
 def test_engine_detections_match_the_reference_on_real_frames():
