@@ -73,6 +73,9 @@ final class Scheduler: @unchecked Sendable {
 
     var slotInputCount: Int { inputCount }
 
+    /// Why the inference stage runs on OpenBLAS instead of oneDNN, if it does (`Detector.gemmFallback`).
+    var gemmFallback: String? { detector.gemmFallback }
+
     func start() {
         let thread = Thread { [self] in run() }
         thread.name = "netnet-inference"
@@ -448,6 +451,7 @@ public final class Supervisor: @unchecked Sendable {
         self.random = random
         settings = ReaderSettings(config: config)
         scheduler = try Scheduler(model: model, hub: hub, precision: config.precision, gemm: config.gemm)
+        if let reason = scheduler.gemmFallback { log.warning(reason) }
         workers = config.enabledStreams.map(makeWorker)
     }
 

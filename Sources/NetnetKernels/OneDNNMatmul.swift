@@ -51,9 +51,27 @@ public final class OneDNNRuntime {
     /// not an emulation. Callable from any thread.
     public static func checkBF16Support() throws(OneDNNError) {
         let runtime = try OneDNNRuntime()
-        let probe = try OneDNNMatmul(runtime: runtime, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
+        let probe = try probeMatmul(runtime: runtime, operands: .bf16)
         guard probe.implementation.contains("bf16") || probe.implementation.contains("amx") else {
             throw OneDNNError(description: "this CPU has no native bf16 matrix multiply (oneDNN \(libraryVersion) picked '\(probe.implementation)'; AVX512_BF16 or AMX is needed): use --precision fp32")
+        }
+    }
+}
+
+extension OneDNNRuntime {
+    /// Throws, with the reason, unless oneDNN can make an fp32 matmul here. It compiles its
+    /// kernels at run time, so a process that may not map executable memory (systemd's
+    /// `MemoryDenyWriteExecute=yes`, an SELinux `execmem` denial) cannot use it at all.
+    /// Callable from any thread.
+    public static func checkF32Support() throws(OneDNNError) {
+        _ = try probeMatmul(runtime: try OneDNNRuntime(), operands: .f32)
+    }
+
+    static func probeMatmul(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands) throws(OneDNNError) -> OneDNNMatmul {
+        do {
+            return try OneDNNMatmul(runtime: runtime, operands: operands, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
+        } catch {
+            throw OneDNNError(description: "\(error.description); oneDNN compiles its kernels at run time, which a sandbox that forbids executable memory (systemd's MemoryDenyWriteExecute=yes, SELinux execmem) prevents")
         }
     }
 }

@@ -124,6 +124,7 @@ public final class AnnotateJob: @unchecked Sendable {
                                                               mean: d.normalisation.mean, std: d.normalisation.std))
         do {
             detector = try Detector(model: model, precision: options.precision, gemm: options.gemm)
+            if let reason = detector.gemmFallback { warn(reason) }
         } catch {
             throw OneDNNError(description: "--precision \(options.precision.rawValue): \(error.description)")
         }

@@ -69,7 +69,11 @@ struct PrecisionOptions: ParsableArguments {
     /// naming the flag (exit 1 through `reportingErrors`).
     func makeDetector(model: NetnetEngine.Model, convolution: ConvolutionAlgorithm = .fromEnvironment) throws -> Detector {
         do {
-            return try Detector(model: model, convolution: convolution, precision: value, gemm: library)
+            let detector = try Detector(model: model, convolution: convolution, precision: value, gemm: library)
+            if let reason = detector.gemmFallback {
+                FileHandle.standardError.write(Data("netnet: warning: \(reason)\n".utf8))
+            }
+            return detector
         } catch {
             throw CommandFailure("--precision \(value.rawValue): \(error.description)")
         }

@@ -64,7 +64,9 @@ struct BF16Tests {
     /// convolution of the bf16-rounded weights and inputs; for Winograd the plain Winograd twin
     /// that rounds U and V to bf16 (`twin`), or, with `twin` false, the direct convolution of the
     /// rounded operands. Returns (max error, max reference).
-    static func run(_ c: Case, kernel: OneDNNConvolution.Kernel, seed: UInt64, twin: Bool = false) throws -> (Float, Float) {
+    /// With `operands: .f32` nothing is rounded: the references take the float32 data as is.
+    static func run(_ c: Case, kernel: OneDNNConvolution.Kernel, seed: UInt64, twin: Bool = false,
+                    operands: OneDNNMatmul.Operands = .bf16) throws -> (Float, Float) {
         var rng = SeededGenerator(seed: seed)
         let g = c.geometry
         let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
@@ -72,12 +74,12 @@ struct BF16Tests {
         let weights = rng.array(g.weightCount, -0.5 ... 0.5)
         let bias = rng.array(g.outputChannels)
         let initial = rng.array(g.outputChannels * oh * ow)
-        let round = { (x: [Float]) in x.map { BFloat16.toFloat(ReferenceKernels.bfloat16($0)) } }
+        let round = { (x: [Float]) in operands == .f32 ? x : x.map { BFloat16.toFloat(ReferenceKernels.bfloat16($0)) } }
         let roundedInput = round(input), roundedWeights = round(weights)
         var fast = initial, direct = initial
         let runtime = try OneDNNRuntime()
         let layer = try weights.withPointer { w in
-            try OneDNNConvolution(runtime: runtime, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
+            try OneDNNConvolution(runtime: runtime, operands: operands, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
                                 kernel: kernel, hasBias: true, relu: c.relu, accumulate: c.accumulate,
                                 columnBudget: c.columnBudget)
         }
@@ -98,7 +100,7 @@ struct BF16Tests {
                         direct.withMutablePointer { y in
                             ReferenceKernels.winogradConvolution(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
                                                                  weights: w, bias: b, output: y, relu: c.relu,
-                                                                 accumulate: c.accumulate, roundingToBFloat16: true)
+                                                                 accumulate: c.accumulate, roundingToBFloat16: operands == .bf16)
                         }
                     }
                 }
@@ -154,6 +156,26 @@ struct BF16Tests {
         let (error, reference) = try Self.run(c, kernel: .winograd, seed: 9)
         #expect(error <= 0.12 * reference, "\(c) vs direct: max abs err \(error), max abs ref \(reference)")
         #expect(error > 1e-4 * reference, "bf16 Winograd that rounds nothing is not running bf16")
+    }
+}
+
+/// The same layer class with float32 operands (`--gemm onednn`, the fp32 default): no rounding
+/// anywhere, so im2col is held to 1e-5 of the direct convolution and Winograd to its float32
+/// twin (2e-5) and to the direct convolution (5e-5), the fp32 Winograd kernel's own bounds.
+@Suite("fp32 on oneDNN")
+struct OneDNNFloatTests {
+    @Test("im2col + f32 matmul equals the direct convolution", arguments: BF16Tests.im2colCases)
+    func im2col(_ c: BF16Tests.Case) throws {
+        let (error, reference) = try BF16Tests.run(c, kernel: .im2col, seed: 5, operands: .f32)
+        #expect(error <= 1e-5 * reference + 1e-6, "\(c): max abs err \(error), max abs ref \(reference)")
+    }
+
+    @Test("Winograd + batched f32 matmul equals its twin and the direct convolution", arguments: BF16Tests.winogradCases)
+    func winograd(_ c: BF16Tests.Case) throws {
+        let (twinError, twinReference) = try BF16Tests.run(c, kernel: .winograd, seed: 9, twin: true, operands: .f32)
+        #expect(twinError <= 2e-5 * twinReference + 1e-6, "\(c) vs twin: \(twinError) of \(twinReference)")
+        let (error, reference) = try BF16Tests.run(c, kernel: .winograd, seed: 9, operands: .f32)
+        #expect(error <= 5e-5 * reference + 1e-6, "\(c) vs direct: \(error) of \(reference)")
     }
 }
 

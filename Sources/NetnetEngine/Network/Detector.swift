@@ -42,6 +42,9 @@ public final class Detector {
     public let precision: Precision
     /// The library that runs the GEMMs.
     public let gemm: GEMMLibrary
+    /// Why the default GEMM library (oneDNN) could not be used and OpenBLAS runs instead; nil
+    /// when it was. Callers should show it as a warning.
+    public let gemmFallback: String?
     /// oneDNN only: the runtime, the layers by step index, their shared column workspace.
     private let oneDNNRuntime: OneDNNRuntime?
     private let oneDNNLayers: [Int: OneDNNConvolution]
@@ -69,10 +72,21 @@ public final class Detector {
     public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
                 convolution: ConvolutionAlgorithm = .fromEnvironment, precision: Precision,
                 gemm: GEMMLibrary? = nil) throws(OneDNNError) {
-        let gemm = gemm ?? GEMMLibrary.fromEnvironment ?? GEMMLibrary.defaultFor(precision)
+        let requested = gemm ?? GEMMLibrary.fromEnvironment
+        var gemm = requested ?? GEMMLibrary.defaultFor(precision)
         if precision == .bf16 && gemm == .openblas {
             throw OneDNNError(description: "bf16 needs the oneDNN GEMM (OpenBLAS 0.3.21 here has no bf16 GEMM)")
         }
+        // fp32 by default: where oneDNN cannot run at all (no executable memory for its JIT),
+        // fall back to OpenBLAS and say why, rather than refuse to start.
+        var fallback: String?
+        if requested == nil && precision == .fp32 && gemm == .onednn {
+            do { try OneDNNRuntime.checkF32Support() } catch {
+                gemm = .openblas
+                fallback = "GEMMs on OpenBLAS instead of oneDNN: \(error.description)"
+            }
+        }
+        gemmFallback = fallback
         self.convolution = convolution
         self.precision = precision
         self.gemm = gemm

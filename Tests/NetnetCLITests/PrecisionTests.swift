@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// `--precision` and `--gemm` on the real binary: choices, refusals, and the fallback when oneDNN
+/// cannot compile its kernels (a process that may not map executable memory, as under systemd's
+/// `MemoryDenyWriteExecute=yes`, reproduced with `prctl(PR_SET_MDWE)`).
+@Suite("netnet --precision / --gemm")
+struct PrecisionTests {
+    static let hasBF16 = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains("avx512_bf16")
+
+    /// A tiny network, one timed frame: enough to build every layer's kernels.
+    static let bench = ["bench", "--width", "0.125", "--frames", "1", "--warmup", "0", "--json"]
+
+    @Test("unknown values and bf16 on OpenBLAS are refused before any work")
+    func refusals() throws {
+        let fp16 = try NetnetBinary.run(Self.bench + ["--precision", "fp16"])
+        #expect(fp16.status == 64)
+        #expect(fp16.stderr.contains("--precision must be fp32 or bf16, not 'fp16'"))
+        let mkl = try NetnetBinary.run(Self.bench + ["--gemm", "mkl"])
+        #expect(mkl.status == 64)
+        #expect(mkl.stderr.contains("--gemm must be openblas or onednn"))
+        let mixed = try NetnetBinary.run(Self.bench + ["--precision", "bf16", "--gemm", "openblas"])
+        #expect(mixed.status == 64)
+        #expect(mixed.stderr.contains("needs --gemm onednn"))
+    }
+
+    @Test("each precision and library runs and says which ran")
+    func choices() throws {
+        for (arguments, precision, gemm) in [([String](), "fp32", "onednn"), (["--gemm", "openblas"], "fp32", "openblas"),
+                                             (["--precision", "bf16"], "bf16", "onednn")] {
+            if precision == "bf16" && !Self.hasBF16 { continue }
+            let result = try NetnetBinary.run(Self.bench + arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            #expect(result.stdout.contains("\"precision\": \"\(precision)\""), "\(arguments): \(result.stdout)")
+            #expect(result.stdout.contains("\"gemm\": \"\(gemm)\""), "\(arguments): \(result.stdout)")
+        }
+    }
+
+    /// Runs netnet with `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)` set first; nil where the
+    /// kernel has no MDWE (before Linux 6.3) or python3 is missing.
+    static func runWithoutExecutableMemory(_ arguments: [String]) throws -> NetnetBinary.Result? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return nil }
+        let wrapper = """
+            import ctypes, os, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(65, 1, 0, 0, 0) != 0: sys.exit(97)
+            os.execv(sys.argv[1], sys.argv[1:])
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", wrapper, NetnetBinary.url.path] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        if process.terminationStatus == 97 { return nil }
+        return NetnetBinary.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                                   stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    @Test("without executable memory: fp32 falls back to OpenBLAS with a warning, bf16 stops with the reason")
+    func noExecutableMemory() throws {
+        guard let fp32 = try Self.runWithoutExecutableMemory(Self.bench) else {
+            print("skipped: this kernel has no PR_SET_MDWE (Linux 6.3+)")
+            return
+        }
+        #expect(fp32.status == 0, "\(fp32.stderr)")
+        #expect(fp32.stdout.contains("\"gemm\": \"openblas\""), "\(fp32.stdout)")
+        #expect(fp32.stderr.contains("warning: GEMMs on OpenBLAS instead of oneDNN"), "\(fp32.stderr)")
+        #expect(fp32.stderr.contains("MemoryDenyWriteExecute"))
+        let explicit = try #require(try Self.runWithoutExecutableMemory(Self.bench + ["--gemm", "onednn"]))
+        #expect(explicit.status == 1, "an explicit --gemm onednn must not fall back: \(explicit.stderr)")
+        #expect(explicit.stderr.contains("--precision fp32: oneDNN"), "\(explicit.stderr)")
+        let bf16 = try #require(try Self.runWithoutExecutableMemory(Self.bench + ["--precision", "bf16"]))
+        #expect(bf16.status == 1)
+        #expect(bf16.stderr.contains("--precision bf16:") && bf16.stderr.contains("executable memory"), "\(bf16.stderr)")
+        #expect(bf16.stderr.split(separator: "\n").count == 1, "one line: \(bf16.stderr)")
+    }
+}
