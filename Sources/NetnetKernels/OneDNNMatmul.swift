@@ -5,9 +5,14 @@ import CDNNL
 public struct OneDNNError: Error, CustomStringConvertible, Sendable {
     /// One line: what failed and oneDNN's status.
     public let description: String
+    /// oneDNN's `dnnl_status_t` value, when oneDNN returned one.
+    public let status: Int32?
 
     /// An error saying `description`.
-    public init(description: String) { self.description = description }
+    public init(description: String, status: Int32? = nil) {
+        self.description = description
+        self.status = status
+    }
 }
 
 /// A oneDNN CPU engine and one stream: what every `OneDNNMatmul` of one owner runs on. oneDNN
@@ -70,8 +75,13 @@ extension OneDNNRuntime {
     static func probeMatmul(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands) throws(OneDNNError) -> OneDNNMatmul {
         do {
             return try OneDNNMatmul(runtime: runtime, operands: operands, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
-        } catch {
-            throw OneDNNError(description: "\(error.description); oneDNN compiles its kernels at run time, which a sandbox that forbids executable memory (systemd's MemoryDenyWriteExecute=yes, SELinux execmem) prevents")
+        } catch where error.status == Int32(bitPattern: dnnl_runtime_error.rawValue) {
+            // What a JIT that may not map executable memory reports (measured with PR_SET_MDWE).
+            throw OneDNNError(description: "\(error.description); oneDNN compiles its kernels at run time, which a sandbox that forbids executable memory (systemd's MemoryDenyWriteExecute=yes, SELinux execmem) prevents",
+                              status: error.status)
+        } catch where error.status == Int32(bitPattern: dnnl_unimplemented.rawValue) && operands == .bf16 {
+            throw OneDNNError(description: "this CPU has no bf16 matrix multiply in oneDNN \(libraryVersion) (AVX512_BF16 or AMX is needed): use --precision fp32",
+                              status: error.status)
         }
     }
 }
@@ -79,7 +89,8 @@ extension OneDNNRuntime {
 @inline(__always)
 func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(OneDNNError) {
     if status != dnnl_success {
-        throw OneDNNError(description: "oneDNN \(OneDNNRuntime.libraryVersion): cannot \(what()) (status \(status.rawValue))")
+        throw OneDNNError(description: "oneDNN \(OneDNNRuntime.libraryVersion): cannot \(what()) (status \(status.rawValue))",
+                          status: Int32(bitPattern: status.rawValue))
     }
 }
 

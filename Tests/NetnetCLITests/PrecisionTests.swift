@@ -36,6 +36,19 @@ struct PrecisionTests {
         }
     }
 
+    @Test("a CPU without bf16 (oneDNN capped with ONEDNN_MAX_CPU_ISA) refuses --precision bf16 in one line; fp32 runs")
+    func cpuWithoutBF16() throws {
+        for isa in ["AVX2", "AVX512_CORE"] {
+            let environment = ["ONEDNN_MAX_CPU_ISA": isa, "DNNL_MAX_CPU_ISA": isa]
+            let bf16 = try NetnetBinary.run(Self.bench + ["--precision", "bf16"], environment: environment)
+            #expect(bf16.status == 1, "\(isa): \(bf16.stderr)")
+            #expect(bf16.stderr.contains("--precision bf16:") && bf16.stderr.contains("AVX512_BF16"), "\(isa): \(bf16.stderr)")
+            #expect(bf16.stderr.split(separator: "\n").count == 1, "one line: \(bf16.stderr)")
+            let fp32 = try NetnetBinary.run(Self.bench, environment: environment)
+            #expect(fp32.status == 0 && fp32.stdout.contains("\"gemm\": \"onednn\""), "\(isa): \(fp32.stderr)")
+        }
+    }
+
     /// Runs netnet with `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)` set first; nil where the
     /// kernel has no MDWE (before Linux 6.3) or python3 is missing.
     static func runWithoutExecutableMemory(_ arguments: [String]) throws -> NetnetBinary.Result? {
