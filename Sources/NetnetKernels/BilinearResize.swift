@@ -16,9 +16,12 @@ public enum BilinearResize {
     }
 
     /// Resizes `input` `[channels, inputHeight, inputWidth]` to `output`
-    /// `[channels, outputHeight, outputWidth]`. `output` must not overlap `input`.
+    /// `[channels, outputHeight, outputWidth]`; with `accumulate`, adds the resized values to what
+    /// `output` holds instead (NNFM's sums, one pass instead of resize-then-add; the same bits as
+    /// `Elementwise.add`), then ReLU if `relu`. `output` must not overlap `input`.
     public static func forward(input: UnsafePointer<Float>, channels: Int, inputHeight: Int, inputWidth: Int,
-                               output: UnsafeMutablePointer<Float>, outputHeight: Int, outputWidth: Int) {
+                               output: UnsafeMutablePointer<Float>, outputHeight: Int, outputWidth: Int,
+                               accumulate: Bool = false, relu: Bool = false) {
         require(channels >= 0 && inputHeight >= 1 && inputWidth >= 1 && outputHeight >= 1 && outputWidth >= 1,
                      "BilinearResize.forward: invalid sizes \(channels)x\(inputHeight)x\(inputWidth) -> \(outputHeight)x\(outputWidth)")
         let scaleY = Float(inputHeight) / Float(outputHeight)
@@ -74,7 +77,16 @@ public enum BilinearResize {
                             let top = lo
                             let d = destination + oy * outputWidth
                             let w0 = ty.w0, w1 = ty.w1
-                            for ox in 0 ..< outputWidth { d[ox] = top[ox] * w0 + bottom[ox] * w1 }
+                            switch (accumulate, relu) {
+                            case (false, false):
+                                for ox in 0 ..< outputWidth { d[ox] = top[ox] * w0 + bottom[ox] * w1 }
+                            case (false, true):
+                                for ox in 0 ..< outputWidth { d[ox] = max(top[ox] * w0 + bottom[ox] * w1, 0) }
+                            case (true, false):
+                                for ox in 0 ..< outputWidth { d[ox] = (top[ox] * w0 + bottom[ox] * w1) + d[ox] }
+                            case (true, true):
+                                for ox in 0 ..< outputWidth { d[ox] = max((top[ox] * w0 + bottom[ox] * w1) + d[ox], 0) }
+                            }
                         }
                     }
                 }

@@ -41,6 +41,30 @@ public enum Elementwise {
         }
     }
 
+    /// NETNet's Neighbor Erasing with the gate's sigmoid fused in, one pass instead of two:
+    /// g = sigmoid(gateLogits), erased = p*g, kept = p − erased. Either output may be nil; each
+    /// may alias `feature` or `gateLogits`, but not each other. Equals `sigmoid` followed by
+    /// `gateErase` bit for bit (same exp, same operation order).
+    public static func sigmoidGateErase(feature: UnsafePointer<Float>, gateLogits: UnsafePointer<Float>,
+                                        erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?,
+                                        count: Int) {
+        require(count >= 0, "Elementwise.sigmoidGateErase: negative count \(count)")
+        parallelChunks(count: count, minimumChunk: minimumChunk / 4) { r in
+            typealias V = VectorMath.V
+            let one = V(repeating: 1)
+            var i = r.lowerBound
+            while i < r.upperBound {
+                let n = min(8, r.upperBound - i)
+                let x = n == 8 ? VectorMath.load(gateLogits + i) : VectorMath.loadPartial(gateLogits + i, n, fill: 0)
+                let p = n == 8 ? VectorMath.load(feature + i) : VectorMath.loadPartial(feature + i, n, fill: 0)
+                let pe = p * (one / (one + VectorMath.exp(-x)))
+                if let erased { n == 8 ? VectorMath.store(pe, erased + i) : VectorMath.storePartial(pe, erased + i, n) }
+                if let kept { n == 8 ? VectorMath.store(p - pe, kept + i) : VectorMath.storePartial(p - pe, kept + i, n) }
+                i += 8
+            }
+        }
+    }
+
     /// NETNet's Neighbor Erasing: given feature p and gate g (already sigmoid'ed):
     /// erased = p*g, kept = p - erased. Either output may be nil (not needed); each may alias
     /// `feature` or `gate`, but not each other.

@@ -41,6 +41,8 @@ public final class OneDNNConvolution {
     private let weights: UnsafeRawPointer
     /// bf16 or float32 elements of the weights.
     public let weightCount: Int
+    /// Bytes of weights this layer allocated (0 when it uses the caller's float32 weights in place).
+    public let ownedWeightBytes: Int
     private let relu: Bool, accumulate: Bool, hasBias: Bool
     /// im2col: tile heights in output rows (all equal but the last); Winograd: the plan.
     private let tileRows: Int
@@ -87,8 +89,10 @@ public final class OneDNNConvolution {
             let k = g.columnRows
             if operands == .f32, let weightsOwner {
                 (weightStorage, weights) = (weightsOwner, UnsafeRawPointer(source))
+                ownedWeightBytes = 0
             } else {
                 (weightStorage, weights) = store(source, count: g.weightCount)
+                ownedWeightBytes = g.weightCount * elementBytes
             }
             weightCount = g.weightCount
             let rows = Convolution.rowsPerTile(columnRows: k, outputHeight: oh, outputWidth: ow,
@@ -111,6 +115,7 @@ public final class OneDNNConvolution {
             Winograd.transformWeights(geometry: g, weights: source, transformed: transformed.pointer)
             (weightStorage, weights) = store(transformed.pointer, count: transformed.count)
             weightCount = transformed.count
+            ownedWeightBytes = transformed.count * elementBytes
             let p = Winograd.plan(geometry: g, inputHeight: h, inputWidth: w,
                                   budget: Winograd.defaultBudget, targetTiles: Winograd.targetTiles)
             winogradPlan = p

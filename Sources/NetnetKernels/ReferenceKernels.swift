@@ -139,6 +139,15 @@ public enum ReferenceKernels {
         }
     }
 
+    /// g = sigmoid(logits) (the plain twin's own sigmoid), then `gateErase`.
+    public static func sigmoidGateErase(feature: UnsafePointer<Float>, gateLogits: UnsafePointer<Float>,
+                                        erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?, count: Int) {
+        let gate = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        defer { gate.deallocate() }
+        sigmoid(gateLogits, into: gate, count: count)
+        gateErase(feature: feature, gate: gate, erased: erased, kept: kept, count: count)
+    }
+
     /// erased = p*g, kept = p - p*g.
     public static func gateErase(feature: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                                  erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?, count: Int) {

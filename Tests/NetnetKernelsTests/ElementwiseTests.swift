@@ -51,6 +51,36 @@ import NetnetKernels
         expectIdentical(inPlace, reluRef, "copy onto itself n \(n)")
     }
 
+    @Test("sigmoid fused into the erase pass equals sigmoid then gateErase", arguments: ElementwiseTests.counts)
+    func sigmoidGateErase(_ n: Int) {
+        var rng = SeededGenerator(seed: UInt64(n) + 17)
+        let p = rng.array(n, -4 ... 4), logits = rng.array(n, -12 ... 12)
+        var gate = [Float](repeating: .nan, count: n)
+        var erased = gate, kept = gate, erasedTwoPass = gate, keptTwoPass = gate, erasedRef = gate, keptRef = gate
+        p.withPointer { pp in logits.withPointer { lp in
+            gate.withMutablePointer { Elementwise.sigmoid(lp, into: $0, count: n) }
+            gate.withPointer { gp in erasedTwoPass.withMutablePointer { e in keptTwoPass.withMutablePointer { k in
+                Elementwise.gateErase(feature: pp, gate: gp, erased: e, kept: k, count: n)
+            } } }
+            erased.withMutablePointer { e in kept.withMutablePointer { k in
+                Elementwise.sigmoidGateErase(feature: pp, gateLogits: lp, erased: e, kept: k, count: n)
+            } }
+            erasedRef.withMutablePointer { e in keptRef.withMutablePointer { k in
+                ReferenceKernels.sigmoidGateErase(feature: pp, gateLogits: lp, erased: e, kept: k, count: n)
+            } }
+        } }
+        expectIdentical(erased, erasedTwoPass, "n \(n) erased"); expectIdentical(kept, keptTwoPass, "n \(n) kept")
+        let e = errors(erased, erasedRef), k = errors(kept, keptRef)
+        #expect(e.maxError <= 1e-5 && k.maxError <= 1e-5, "n \(n): erased \(describe(e)), kept \(describe(k))")
+        // One output at a time, in place over the feature (as the engine runs NEM-less NETMs).
+        var onlyErased = [Float](repeating: .nan, count: n), inPlace = p
+        p.withPointer { pp in logits.withPointer { lp in
+            onlyErased.withMutablePointer { Elementwise.sigmoidGateErase(feature: pp, gateLogits: lp, erased: $0, kept: nil, count: n) }
+            inPlace.withMutablePointer { Elementwise.sigmoidGateErase(feature: $0, gateLogits: lp, erased: nil, kept: $0, count: n) }
+        } }
+        expectIdentical(onlyErased, erasedTwoPass, "n \(n) erased only"); expectIdentical(inPlace, keptTwoPass, "n \(n) kept in place")
+    }
+
     @Test(arguments: ElementwiseTests.counts)
     func gateErase(_ n: Int) {
         var rng = SeededGenerator(seed: UInt64(n) + 13)

@@ -123,6 +123,35 @@ struct ResizeCase: CustomStringConvertible, Sendable {
         let e = errors(fast, reference)
         #expect(e.maxError <= 1e-6, "\(c): \(describe(e))")
     }
+
+    @Test("accumulate + ReLU equals resize, then add, then ReLU, bit for bit", arguments: BilinearResizeTests.cases)
+    func accumulatesLikeAddThenReLU(_ c: ResizeCase) {
+        var rng = SeededGenerator(seed: UInt64(c.inputHeight * 100 + c.outputHeight) + 7)
+        let input = rng.array(c.channels * c.inputHeight * c.inputWidth)
+        let count = c.channels * c.outputHeight * c.outputWidth
+        let initial = rng.array(count)
+        for relu in [false, true] {
+            var resized = [Float](repeating: .nan, count: count), twoPass = initial, fused = initial
+            input.withPointer { x in
+                resized.withMutablePointer { y in
+                    BilinearResize.forward(input: x, channels: c.channels, inputHeight: c.inputHeight, inputWidth: c.inputWidth,
+                                           output: y, outputHeight: c.outputHeight, outputWidth: c.outputWidth)
+                }
+                fused.withMutablePointer { y in
+                    BilinearResize.forward(input: x, channels: c.channels, inputHeight: c.inputHeight, inputWidth: c.inputWidth,
+                                           output: y, outputHeight: c.outputHeight, outputWidth: c.outputWidth,
+                                           accumulate: true, relu: relu)
+                }
+            }
+            resized.withPointer { r in
+                twoPass.withMutablePointer { y in
+                    Elementwise.add(r, y, into: y, count: count)
+                    if relu { Elementwise.relu(y, into: y, count: count) }
+                }
+            }
+            expectIdentical(fused, twoPass, "\(c) relu \(relu)")
+        }
+    }
 }
 
 @Suite struct L2NormTests {

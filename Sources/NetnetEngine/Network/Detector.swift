@@ -193,11 +193,12 @@ public final class Detector {
         priors = PriorBoxes.generate(plan: plan)
     }
 
-    /// Floats this detector allocated for activations, workspace, outputs and Winograd-transformed filters.
+    /// Floats this detector allocated for activations, workspaces, outputs, Winograd-transformed
+    /// filters and oneDNN copies of weights (bf16 or transformed; counted in float-sized units).
     public var allocatedFloats: Int {
         arena.count + workspace.count + locations.count + scores.count + boxes.count
             + winogradWeights.values.reduce(0) { $0 + $1.count } + winogradHeads.values.reduce(0) { $0 + $1.count }
-            + ((oneDNNColumns?.count ?? 0) + oneDNNLayers.values.reduce(0) { $0 + $1.weightCount * ($1.operands == .bf16 ? 2 : 4) } + 3) / 4
+            + ((oneDNNColumns?.count ?? 0) + oneDNNLayers.values.reduce(0) { $0 + $1.ownedWeightBytes } + 3) / 4
     }
 
     /// oneDNN only: each convolution step's kernel and oneDNN's implementation, in plan order.
@@ -247,7 +248,7 @@ public final class Detector {
         case let .maxPool(_, output, _, _, _, _): return "maxpool → \(plan.buffers[output].name)"
         case let .l2Norm(_, output): return "l2norm → \(plan.buffers[output].name)"
         case let .resize(_, output): return "resize → \(plan.buffers[output].name)"
-        case let .sigmoid(buffer): return "sigmoid \(plan.buffers[buffer].name)"
+        case let .resizeAdd(_, output, _): return "resize+add → \(plan.buffers[output].name)"
         case let .gateErase(feature, _, _, _): return "erase \(plan.buffers[feature].name)"
         case let .copy(_, output): return "copy → \(plan.buffers[output].name)"
         case let .add(_, output, _): return "add → \(plan.buffers[output].name)"
@@ -303,10 +304,13 @@ public final class Detector {
                 BilinearResize.forward(input: pointer(input), channels: source.channels, inputHeight: source.height,
                                        inputWidth: source.width, output: pointer(output),
                                        outputHeight: target.height, outputWidth: target.width)
-            case let .sigmoid(buffer):
-                Elementwise.sigmoid(pointer(buffer), into: pointer(buffer), count: plan.buffers[buffer].count)
+            case let .resizeAdd(input, output, relu):
+                let source = plan.buffers[input], target = plan.buffers[output]
+                BilinearResize.forward(input: pointer(input), channels: source.channels, inputHeight: source.height,
+                                       inputWidth: source.width, output: pointer(output),
+                                       outputHeight: target.height, outputWidth: target.width, accumulate: true, relu: relu)
             case let .gateErase(feature, gate, erased, kept):
-                Elementwise.gateErase(feature: pointer(feature), gate: pointer(gate), erased: erased.map(pointer),
+                Elementwise.sigmoidGateErase(feature: pointer(feature), gateLogits: pointer(gate), erased: erased.map(pointer),
                                       kept: kept.map(pointer), count: plan.buffers[feature].count)
             case let .copy(input, output):
                 Elementwise.copy(pointer(input), into: pointer(output), count: plan.buffers[input].count)

@@ -64,9 +64,10 @@ public enum PlanStep: Sendable, Hashable {
     case l2Norm(input: Int, output: Int)
     /// Bilinear resize to the output buffer's size (align_corners false).
     case resize(input: Int, output: Int)
-    /// In-place sigmoid.
-    case sigmoid(buffer: Int)
-    /// NEM: erased = feature ⊙ gate, kept = feature − erased (either may be absent).
+    /// output += bilinear resize of input to output's size, then ReLU if `relu` (one pass).
+    case resizeAdd(input: Int, output: Int, relu: Bool)
+    /// NEM with the gate's sigmoid in the same pass: g = sigmoid(gate), erased = feature ⊙ g,
+    /// kept = feature − erased (either may be absent). `gate` holds the logits.
     case gateErase(feature: Int, gate: Int, erased: Int?, kept: Int?)
     /// Copy a buffer into another of the same size.
     case copy(input: Int, output: Int)
@@ -226,8 +227,7 @@ public struct NetworkPlan: Sendable {
                 }
                 // H_{s+1}: the 1×1 convolution runs at p_{s+1}'s size, before the resize (see ConvolutionLayer).
                 let low = conv("nnfm.up\(level)", from: pyramid[level], out: target.channels, relu: false, definedAt: p)
-                let upsampled = resize("nnfm.resize\(level)", from: low, like: p)
-                steps.append(.add(input: upsampled, output: fused, relu: true))
+                steps.append(.resizeAdd(input: low, output: fused, relu: true))
                 features[level - 1] = fused
                 named["pf\(level)"] = fused
             }
@@ -241,7 +241,6 @@ public struct NetworkPlan: Sendable {
                 // gate = sigmoid(C1×1(U(f_{s+2}))) at f_s's size.
                 let gateLow = conv("\(pair).gate", from: g, out: fs.channels, relu: false, definedAt: f)
                 let gate = resize("\(pair).resize", from: gateLow, like: f)
-                steps.append(.sigmoid(buffer: gate))
                 let erased = buffer("\(pair).erased", fs.channels, fs.height, fs.width)
                 let kept: Int
                 if m.nem {
