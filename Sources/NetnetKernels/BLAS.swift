@@ -14,12 +14,18 @@ public enum BLASThreads {
     }
 
     /// Makes the calling thread's OpenMP regions (oneDNN's, and the engine's loops when they run
-    /// on OpenMP) use the count given to `set`; nothing if `set` was never called (libgomp's
-    /// default: one per core, or `OMP_NUM_THREADS`). OpenMP keeps this per thread, so the thread
-    /// that runs a `Detector` calls it (`Detector.forward` does). Cheap; callable from any thread.
+    /// on OpenMP) use the count given to `set` (else libgomp's default: one per core, or
+    /// `OMP_NUM_THREADS`), never more than `OMP_THREAD_LIMIT`. oneDNN plans each primitive for
+    /// that count when it is made and assumes it gets that many threads when it runs (with
+    /// fewer, it silently skips work: measured with `OMP_THREAD_LIMIT=1`), so both the thread that
+    /// makes a `Detector` and the one that runs it call this (`Detector` does). Cheap; callable
+    /// from any thread.
     public static func applyToOpenMP() {
-        let n = requested.load()
-        if n > 0, let setThreads = OpenMP.setThreads { setThreads(Int32(clamping: n)) }
+        guard let setThreads = OpenMP.setThreads, let maxThreads = OpenMP.maxThreads else { return }
+        let requested = requested.load()
+        var n = requested > 0 ? requested : Int(maxThreads())
+        if let limit = OpenMP.threadLimit?(), limit > 0 { n = min(n, Int(limit)) }
+        if n != Int(maxThreads()) { setThreads(Int32(clamping: max(1, n))) }
     }
 
     /// The number of OpenBLAS threads (`openblas_get_num_threads`). Callable from any thread.

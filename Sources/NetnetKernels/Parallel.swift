@@ -76,7 +76,7 @@ public enum KernelThreads {
     /// Dispatch where libgomp is not loaded. Callable from any thread; takes effect on the next
     /// kernel call.
     public static func runOnOpenMP(_ on: Bool) {
-        openMPStorage.store(on && OpenMP.parallel != nil && OpenMP.threadNumber != nil ? 1 : 0)
+        openMPStorage.store(on && OpenMP.parallel != nil && OpenMP.threadNumber != nil && OpenMP.teamSize != nil ? 1 : 0)
     }
 
     /// Whether `runOnOpenMP(true)` is in effect.
@@ -131,7 +131,13 @@ enum OpenMP {
     static let parallel: Parallel? = symbol("GOMP_parallel").map { unsafeBitCast($0, to: Parallel.self) }
     /// `omp_get_thread_num()`: the calling thread's index inside a parallel region.
     static let threadNumber: ThreadNumber? = symbol("omp_get_thread_num").map { unsafeBitCast($0, to: ThreadNumber.self) }
+    /// `omp_get_num_threads()`: the size of the team actually running the region.
+    static let teamSize: ThreadNumber? = symbol("omp_get_num_threads").map { unsafeBitCast($0, to: ThreadNumber.self) }
     typealias SetThreads = @convention(c) (Int32) -> Void
+    /// `omp_get_max_threads()`: the calling thread's default team size.
+    static let maxThreads: ThreadNumber? = symbol("omp_get_max_threads").map { unsafeBitCast($0, to: ThreadNumber.self) }
+    /// `omp_get_thread_limit()`: `OMP_THREAD_LIMIT`, the most threads any team may have.
+    static let threadLimit: ThreadNumber? = symbol("omp_get_thread_limit").map { unsafeBitCast($0, to: ThreadNumber.self) }
     /// `omp_set_num_threads(n)`: the calling thread's default team size from now on.
     static let setThreads: SetThreads? = symbol("omp_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
 
@@ -150,12 +156,18 @@ enum OpenMP {
         let threads: Int
     }
 
-    /// The region's function: each thread runs its own chunk of the `Job` that `data` points to.
+    /// The region's function: thread t of a team of n runs chunks t, t + n, … of the `Job` that
+    /// `data` points to. libgomp may give fewer threads than asked (`OMP_THREAD_LIMIT`,
+    /// `OMP_DYNAMIC`); every chunk still runs.
     static let runJob: @convention(c) (UnsafeMutableRawPointer?) -> Void = { data in
         guard let job = data?.assumingMemoryBound(to: Job.self).pointee else { return }
-        let t = Int(OpenMP.threadNumber?() ?? 0)
-        let start = job.count * t / job.threads, end = job.count * (t + 1) / job.threads
-        if start < end { job.body(start..<end) }
+        let team = max(1, Int(OpenMP.teamSize?() ?? 1))
+        var t = Int(OpenMP.threadNumber?() ?? 0)
+        while t < job.threads {
+            let start = job.count * t / job.threads, end = job.count * (t + 1) / job.threads
+            if start < end { job.body(start..<end) }
+            t += team
+        }
     }
 }
 

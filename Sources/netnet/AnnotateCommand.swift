@@ -60,7 +60,7 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Encoder threads (0: automatic).")
     var encoderThreads: Int = 0
 
-    @Option(help: "OpenBLAS threads for inference (default: all cores).")
+    @Option(help: "GEMM threads for inference: oneDNN's OpenMP team or OpenBLAS's pool (default: all cores).")
     var inferenceThreads: Int?
 
     @Option(help: "Stream id written in the JSON lines.")

@@ -32,7 +32,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed frames first.")
     var warmup: Int = 2
 
-    @Option(help: "OpenBLAS threads (default: all cores).")
+    @Option(help: "GEMM threads: oneDNN's OpenMP team or OpenBLAS's pool (default: all cores).")
     var threads: Int?
 
     @Option(help: "Threads for the engine's own loops: im2col, element-wise (default: all cores).")
@@ -116,7 +116,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         print("model:      \(model ?? "random") (\(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes, \(String(format: "%.2f", macs / 1e9)) GMAC)")
-        print("threads:    \(BLASThreads.current) (OpenBLAS)")
+        print("threads:    \(BLASThreads.current) (GEMM)")
         print("precision:  \(detector.precision.rawValue), GEMMs on \(detector.gemm == .onednn ? "oneDNN \(OneDNNRuntime.libraryVersion)" : "OpenBLAS")")
         print("conv:       \(detector.convolution.rawValue) (Winograd F(4x4,3x3) on \(detector.winogradLayerNames.count) of \(loaded.plan.layers.count) layers)")
         print("frames:     \(frames) timed after \(warmup) warm-up")

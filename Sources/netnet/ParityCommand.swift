@@ -18,9 +18,11 @@ struct ParityCommand: ParsableCommand {
     @Option(help: "Largest relative error accepted.")
     var tolerance: Float = 1e-4
 
+    @OptionGroup var precision: PrecisionOptions
+
     func run() throws {
         let loaded = reportingErrors { try Model(path: model) }
-        let detector = Detector(model: loaded)
+        let detector = reportingErrors { try precision.makeDetector(model: loaded) }
         let results = reportingErrors { try GoldenCheck.run(detector: detector, goldenPath: golden) }
         var worst: Float = 0
         for result in results {

@@ -49,6 +49,18 @@ struct PrecisionTests {
         }
     }
 
+    @Test("with fewer OpenMP threads than the engine asks for (OMP_THREAD_LIMIT=1) every chunk still runs",
+          arguments: ["onednn", "openblas"])
+    func openMPThreadLimit(gemm: String) throws {
+        let goldens = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("NetnetEngineTests/Goldens")
+        let result = try NetnetBinary.run(["parity", "--model", goldens.appendingPathComponent("netnet-vgg16-300-w0.125.safetensors").path,
+                                           "--golden", goldens.appendingPathComponent("netnet-vgg16-300-w0.125.golden.safetensors").path,
+                                           "--gemm", gemm, "--tolerance", "1e-4"],
+                                          environment: ["OMP_THREAD_LIMIT": "1", "NETNET_CONV": "winograd"])
+        #expect(result.status == 0, "\(gemm): \(result.stdout)\(result.stderr)")
+    }
+
     /// Runs netnet with `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)` set first; nil where the
     /// kernel has no MDWE (before Linux 6.3) or python3 is missing.
     static func runWithoutExecutableMemory(_ arguments: [String]) throws -> NetnetBinary.Result? {

@@ -113,7 +113,10 @@ public final class Detector {
         var names: [String] = []
         if precision == .bf16 { try OneDNNRuntime.checkBF16Support() }
         let runtime = gemm == .onednn ? try OneDNNRuntime() : nil
-        if runtime != nil { KernelThreads.runOnOpenMP(true) }
+        if runtime != nil {
+            KernelThreads.runOnOpenMP(true)
+            BLASThreads.applyToOpenMP()   // before any primitive is planned on this thread
+        }
         var oneDNN: [Int: OneDNNConvolution] = [:]
         var columnBytes = 0
         func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
