@@ -53,8 +53,9 @@ public final class Detector {
     /// An fp32 detector: allocates every buffer the model's plan needs. `columnBudget` bounds the
     /// im2col tile (floats). `convolution` picks the kernel of the 3×3 stride-1 layers (default:
     /// `NETNET_CONV`, else auto); Winograd layers get their weights transformed here, once.
-    /// `gemm` as in the designated initializer. Traps if oneDNN refuses an fp32 matmul, which
-    /// needs no special CPU and so means a broken library.
+    /// `gemm` as in the designated initializer (by default oneDNN, falling back to OpenBLAS with
+    /// `gemmFallback` set where oneDNN cannot run). Traps only if `gemm` is `.onednn` by name and
+    /// oneDNN then refuses a layer; callers that must not trap use the throwing initializer.
     public convenience init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
                             convolution: ConvolutionAlgorithm = .fromEnvironment, gemm: GEMMLibrary? = nil) {
         do {
