@@ -15,13 +15,20 @@ struct NetnetBinary {
         var stderrLines: [Substring] { stderr.split(separator: "\n") }
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Runs netnet with `arguments`; with a `launcher` (a program and its arguments), runs
+    /// `launcher… netnet-path arguments…` instead, for wrappers that set up the process first.
+    static func run(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: url.path) else {
             throw CLIError("\(url.path) not found: build it first (swift build)")
         }
         let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [url.path] + arguments
+        } else {
+            process.executableURL = url
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env

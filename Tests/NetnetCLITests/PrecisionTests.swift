@@ -71,19 +71,8 @@ struct PrecisionTests {
             if libc.prctl(65, 1, 0, 0, 0) != 0: sys.exit(97)
             os.execv(sys.argv[1], sys.argv[1:])
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", wrapper, NetnetBinary.url.path] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if process.terminationStatus == 97 { return nil }
-        return NetnetBinary.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                                   stderr: String(decoding: errData, as: UTF8.self))
+        let result = try NetnetBinary.run(arguments, launcher: ["/usr/bin/python3", "-c", wrapper])
+        return result.status == 97 ? nil : result
     }
 
     @Test("without executable memory: fp32 falls back to OpenBLAS with a warning, bf16 stops with the reason")
