@@ -10,7 +10,7 @@ public enum BFloat16 {
     public static func fromFloat(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         if value.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
-        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+        return UInt16(rounding: value)
     }
 
     /// The float32 equal to the bf16 `bits`.
@@ -33,8 +33,7 @@ public enum BFloat16 {
             i += 16
         }
         while i < count {
-            let bits = source[i].bitPattern
-            destination[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+            destination[i] = UInt16(rounding: source[i])
             i += 1
         }
     }

@@ -103,9 +103,7 @@ public final class OneDNNConvolution {
             floatWorkspaceCount = 0
             var made: [OneDNNMatmul] = []
             for tile in Set([rows, oh % rows]).filter({ $0 > 0 }).sorted(by: >) {
-                // Bias and ReLU stay in the float32 epilogue: oneDNN 2.6 has no optimised matmul
-                // for a per-row ([m, 1]) bias (it falls back to `ref:any`, ~1000× slower), and
-                // the ReLU must follow the bias.
+                // Bias and ReLU in the float32 epilogue below (see `OneDNNMatmul.init`).
                 made.append(try OneDNNMatmul(runtime: runtime, operands: operands, m: cout, n: tile * ow, k: k,
                                            lda: k, ldb: tile * ow, ldc: oh * ow, accumulate: accumulate))
             }

@@ -95,7 +95,7 @@ func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(On
 }
 
 /// One oneDNN matmul primitive, made once for fixed shapes and reused every frame:
-/// C[b] = A[b] · B[b] (+ bias) (+ old C) (then ReLU) for b in 0 ..< batch, with A (m×k) and
+/// C[b] = A[b] · B[b] (+ old C) for b in 0 ..< batch, with A (m×k) and
 /// B (k×n) row-major in `operands` (bf16 or float32), C (m×n) float32 row-major with leading
 /// dimension `ldc`, batches `strideA`/`strideB`/`strideC` elements apart. Products are
 /// accumulated in float32.
@@ -115,7 +115,6 @@ public final class OneDNNMatmul {
     private let memoryA: dnnl_memory_t
     private let memoryB: dnnl_memory_t
     private let memoryC: dnnl_memory_t
-    private let memoryBias: dnnl_memory_t?
     /// The execute arguments, filled once: the handles change per run, the memory objects do not.
     private let arguments: UnsafeMutablePointer<dnnl_exec_arg_t>
     private let argumentCount: Int32
@@ -124,13 +123,14 @@ public final class OneDNNMatmul {
     /// The shapes it was made for.
     public let batch: Int, m: Int, n: Int, k: Int
 
-    /// Makes the primitive. `bias` adds a float32 `[m]` vector (one value per row of C);
-    /// `accumulate` adds C's old contents; `relu` clamps the sum at 0. Throws if oneDNN refuses
-    /// the shapes or the CPU. Callable from the runtime's thread.
+    /// Makes the primitive. `accumulate` adds C's old contents (a sum post-op). Bias and ReLU are
+    /// left to the caller's float32 epilogue: oneDNN 2.6 has no optimised matmul for a per-row
+    /// (`[m, 1]`) bias and falls back to `ref:any`, ~1000× slower. Throws if oneDNN refuses the
+    /// shapes or the CPU. Callable from the runtime's thread.
     public init(runtime: OneDNNRuntime, operands: Operands = .bf16, batch: Int = 1, m: Int, n: Int, k: Int,
                 lda: Int, ldb: Int, ldc: Int,
                 strideA: Int = 0, strideB: Int = 0, strideC: Int = 0,
-                bias: Bool = false, accumulate: Bool = false, relu: Bool = false) throws(OneDNNError) {
+                accumulate: Bool = false) throws(OneDNNError) {
         require(batch >= 1 && m >= 1 && n >= 1 && k >= 1, "OneDNNMatmul: empty shape \(batch)×\(m)×\(n)×\(k)")
         require(lda >= k && ldb >= n && ldc >= n, "OneDNNMatmul: leading dimensions \(lda)/\(ldb)/\(ldc) too small for \(m)×\(n)×\(k)")
         self.runtime = runtime
@@ -148,28 +148,20 @@ public final class OneDNNMatmul {
         var descA = try describe(m, k, lda, strideA, operands.dataType)
         var descB = try describe(k, n, ldb, strideB, operands.dataType)
         var descC = try describe(m, n, ldc, strideC, dnnl_f32)
-        var descBias = try describe(m, 1, 1, m, dnnl_f32)
-        if batched {
-            // One bias for every batch: broadcast over the batch dimension.
-            let dims: [Int64] = [1, Int64(m), 1], strides: [Int64] = [Int64(m), 1, 1]
-            try check(netnet_dnnl_memory_desc(&descBias, 3, dims, strides, dnnl_f32), "describe the bias")
-        }
 
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "create primitive attributes")
         defer { dnnl_primitive_attr_destroy(attributes) }
-        if accumulate || relu {
+        if accumulate {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "create post-ops")
             defer { dnnl_post_ops_destroy(postOps) }
-            if accumulate { try check(dnnl_post_ops_append_sum(postOps, 1), "append the sum post-op") }
-            if relu { try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0), "append the ReLU post-op") }
+            try check(dnnl_post_ops_append_sum(postOps, 1), "append the sum post-op")
             try check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "set the post-ops")
         }
         var operation = dnnl_matmul_desc_t()
-        try check(withUnsafePointer(to: &descBias) { biasPointer in
-            dnnl_matmul_desc_init(&operation, &descA, &descB, bias ? biasPointer : nil, &descC)
-        }, "describe a \(operands.rawValue) matmul \(batch)×\(m)×\(n)×\(k)")
+        try check(dnnl_matmul_desc_init(&operation, &descA, &descB, nil, &descC),
+                  "describe a \(operands.rawValue) matmul \(batch)×\(m)×\(n)×\(k)")
         var descriptor: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil),
                   "find a \(operands.rawValue) matmul for \(batch)×\(m)×\(n)×\(k) (for bf16, a CPU without AVX-512 has none)")
@@ -189,13 +181,11 @@ public final class OneDNNMatmul {
         memoryA = try memory(&descA)
         memoryB = try memory(&descB)
         memoryC = try memory(&descC)
-        memoryBias = bias ? try memory(&descBias) : nil
-        arguments = .allocate(capacity: 4)
+        arguments = .allocate(capacity: 3)
         arguments[0] = dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memoryA)
         arguments[1] = dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memoryB)
         arguments[2] = dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memoryC)
-        if let memoryBias { arguments[3] = dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: memoryBias) }
-        argumentCount = bias ? 4 : 3
+        argumentCount = 3
     }
 
     deinit {
@@ -203,22 +193,15 @@ public final class OneDNNMatmul {
         dnnl_memory_destroy(memoryA)
         dnnl_memory_destroy(memoryB)
         dnnl_memory_destroy(memoryC)
-        if let memoryBias { dnnl_memory_destroy(memoryBias) }
         arguments.deallocate()
     }
 
-    /// Runs the product on these buffers (shapes and strides as made; `bias` required iff the
-    /// matmul was made with one) and waits for it. Traps if oneDNN fails, which after a
+    /// Runs the product on these buffers (shapes and strides as made) and waits for it. Traps if oneDNN fails, which after a
     /// successful `init` means a broken library, not bad input.
-    public func run(a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>,
-                    bias: UnsafePointer<Float>? = nil) {
-        require((bias != nil) == (memoryBias != nil), "OneDNNMatmul.run: bias given \(bias != nil), made with \(memoryBias != nil)")
+    public func run(a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>) {
         dnnl_memory_set_data_handle(memoryA, UnsafeMutableRawPointer(mutating: a))
         dnnl_memory_set_data_handle(memoryB, UnsafeMutableRawPointer(mutating: b))
         dnnl_memory_set_data_handle(memoryC, c)
-        if let memoryBias, let bias {
-            dnnl_memory_set_data_handle(memoryBias, UnsafeMutableRawPointer(mutating: bias))
-        }
         let status = dnnl_primitive_execute(primitive, runtime.stream, argumentCount, arguments)
         require(status == dnnl_success, "OneDNNMatmul.run: oneDNN execute failed (status \(status.rawValue))")
         let waited = dnnl_stream_wait(runtime.stream)

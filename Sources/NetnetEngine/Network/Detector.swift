@@ -45,8 +45,7 @@ public final class Detector {
     /// Why the default GEMM library (oneDNN) could not be used and OpenBLAS runs instead; nil
     /// when it was. Callers should show it as a warning.
     public let gemmFallback: String?
-    /// oneDNN only: the runtime, the layers by step index, their shared column workspace.
-    private let oneDNNRuntime: OneDNNRuntime?
+    /// oneDNN only: the layers by step index (they keep their runtime alive), their shared column workspace.
     private let oneDNNLayers: [Int: OneDNNConvolution]
     private let oneDNNColumns: AlignedBytes?
 
@@ -185,7 +184,6 @@ public final class Detector {
         winogradWeights = transformed
         winogradHeads = transformedHeads
         winogradLayerNames = names
-        oneDNNRuntime = runtime
         oneDNNLayers = oneDNN
         oneDNNColumns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
         workspace = AlignedBuffer(count: need)
