@@ -241,6 +241,9 @@ protocol ColumnElement {
     init(rounding value: Float)
     /// Stores `count` floats as elements.
     static func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Self>, count: Int)
+    /// Stores 8 floats as elements at `destination` (no alignment needed): the vector form of
+    /// `init(rounding:)`, for loops whose stores the compiler would not vectorise.
+    static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Self>)
 }
 
 extension Float: ColumnElement {
@@ -248,6 +251,10 @@ extension Float: ColumnElement {
     @inline(__always)
     static func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
         destination.update(from: source, count: count)
+    }
+    @inline(__always)
+    static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(destination).storeBytes(of: values, as: SIMD8<Float>.self)
     }
 }
 
@@ -260,5 +267,11 @@ extension UInt16: ColumnElement {
     @inline(__always)
     static func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
         BFloat16.convert(source, into: destination, count: count)
+    }
+    @inline(__always)
+    static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<UInt16>) {
+        let bits = unsafeBitCast(values, to: SIMD8<UInt32>.self)
+        let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
+        UnsafeMutableRawPointer(destination).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
     }
 }

@@ -87,9 +87,13 @@ public enum Winograd {
         let chunkRows: Int
         /// Tiles in a full chunk.
         var chunkTiles: Int { chunkRows * tilesX }
+        /// `tilesX` rounded up to whole 8-lane vectors: the row stride of the output transform's
+        /// scratch, so that its passes run on whole vectors.
+        var paddedTilesX: Int { (tilesX + 7) & ~7 }
         /// Floats of scratch per kernel thread: room for 12 padded, de-interleaved input rows
-        /// (input transform) or 40 rows of one tile row's partial outputs (output transform).
-        var slotFloats: Int { 48 * (tilesX + 1) }
+        /// (input transform) or 40 rows of one tile row's partial outputs (output transform),
+        /// plus one vector of slack that the input transform's last partial vector may read.
+        var slotFloats: Int { max(48 * (tilesX + 1), 40 * paddedTilesX) + 8 }
     }
 
     static func plan(geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
@@ -281,14 +285,33 @@ public enum Winograd {
                 let o = destination + i * 6 * positionStride + tileBase
                 let o0 = o, o1 = o + positionStride, o2 = o + 2 * positionStride
                 let o3 = o + 3 * positionStride, o4 = o + 4 * positionStride, o5 = o + 5 * positionStride
-                for t in 0 ..< p.tilesX {
-                    let a0 = c0[t], a1 = c1[t], a2 = c2[t], a3 = c3[t], a4 = c4[t], a5 = c5[t]
-                    o0[t] = Element(rounding: 4 * a0 - 5 * a2 + a4)
-                    o1[t] = Element(rounding: -4 * (a1 + a2) + a3 + a4)
-                    o2[t] = Element(rounding: 4 * (a1 - a2) - a3 + a4)
-                    o3[t] = Element(rounding: 2 * (a3 - a1) - a2 + a4)
-                    o4[t] = Element(rounding: 2 * (a1 - a3) - a2 + a4)
-                    o5[t] = Element(rounding: 4 * a1 - 5 * a3 + a5)
+                // Eight tiles at a time with explicit vectors: the compiler leaves the bf16
+                // rounding stores of the plain loop scalar.
+                var t = 0
+                while t + 8 <= p.tilesX {
+                    let a0 = load8(c0 + t), a1 = load8(c1 + t), a2 = load8(c2 + t)
+                    let a3 = load8(c3 + t), a4 = load8(c4 + t), a5 = load8(c5 + t)
+                    Element.store(4 * a0 - 5 * a2 + a4, to: o0 + t)
+                    Element.store(-4 * (a1 + a2) + a3 + a4, to: o1 + t)
+                    Element.store(4 * (a1 - a2) - a3 + a4, to: o2 + t)
+                    Element.store(2 * (a3 - a1) - a2 + a4, to: o3 + t)
+                    Element.store(2 * (a1 - a3) - a2 + a4, to: o4 + t)
+                    Element.store(4 * a1 - 5 * a3 + a5, to: o5 + t)
+                    t += 8
+                }
+                // The last partial vector: computed whole (its lanes past the row read the
+                // slot's slack, see `slotFloats`), stored lane by lane.
+                if t < p.tilesX {
+                    let a0 = load8(c0 + t), a1 = load8(c1 + t), a2 = load8(c2 + t)
+                    let a3 = load8(c3 + t), a4 = load8(c4 + t), a5 = load8(c5 + t)
+                    let v0 = 4 * a0 - 5 * a2 + a4, v1 = -4 * (a1 + a2) + a3 + a4
+                    let v2 = 4 * (a1 - a2) - a3 + a4, v3 = 2 * (a3 - a1) - a2 + a4
+                    let v4 = 2 * (a1 - a3) - a2 + a4, v5 = 4 * a1 - 5 * a3 + a5
+                    for lane in 0 ..< p.tilesX - t {
+                        o0[t + lane] = Element(rounding: v0[lane]); o1[t + lane] = Element(rounding: v1[lane])
+                        o2[t + lane] = Element(rounding: v2[lane]); o3[t + lane] = Element(rounding: v3[lane])
+                        o4[t + lane] = Element(rounding: v4[lane]); o5[t + lane] = Element(rounding: v5[lane])
+                    }
                 }
             }
         }
@@ -303,40 +326,52 @@ public enum Winograd {
                                 plan p: Plan, firstTileRow: Int, tileRows: Int,
                                 output: UnsafeMutablePointer<Float>, bias: Float, relu: Bool, accumulate: Bool,
                                 scratch: UnsafeMutablePointer<Float>) {
-        let n = p.tilesX
+        // Both passes run on whole 8-lane vectors over rows padded to `n` (explicit vectors: the
+        // plain loops left their remainders scalar, which were most of the work on 19×19 and
+        // smaller maps). The lanes past the tile row read the next row's products, or at the
+        // chunk's very end up to 7 floats of the scratch that follows the products in every
+        // workspace; those lanes are never stored to the output.
+        let n = p.paddedTilesX
         let across = scratch            // Aᵀ M: 24 rows of n, row (r * 6 + j)
         let blocks = scratch + 24 * n   // Y: 16 rows of n, row (r * 4 + s)
         let oh = p.outputHeight, ow = p.outputWidth
+        let biasVector = SIMD8<Float>(repeating: bias)
         for rowInChunk in 0 ..< tileRows {
-            let tileBase = rowInChunk * n
+            let tileBase = rowInChunk * p.tilesX
             for j in 0 ..< 6 {
                 let m0 = products + j * positionStride + tileBase
                 let m1 = m0 + 6 * positionStride, m2 = m0 + 12 * positionStride
                 let m3 = m0 + 18 * positionStride, m4 = m0 + 24 * positionStride, m5 = m0 + 30 * positionStride
                 let a0 = across + j * n, a1 = across + (6 + j) * n
                 let a2 = across + (12 + j) * n, a3 = across + (18 + j) * n
-                for t in 0 ..< n {
-                    let b0 = m0[t], b1 = m1[t], b2 = m2[t], b3 = m3[t], b4 = m4[t], b5 = m5[t]
+                var t = 0
+                while t < n {
+                    let b0 = load8(m0 + t), b1 = load8(m1 + t), b2 = load8(m2 + t)
+                    let b3 = load8(m3 + t), b4 = load8(m4 + t), b5 = load8(m5 + t)
                     let sum12 = b1 + b2, difference12 = b1 - b2
                     let sum34 = b3 + b4, difference34 = b3 - b4
-                    a0[t] = b0 + sum12 + sum34
-                    a1[t] = difference12 + 2 * difference34
-                    a2[t] = sum12 + 4 * sum34
-                    a3[t] = difference12 + 8 * difference34 + b5
+                    store8(b0 + sum12 + sum34, a0 + t)
+                    store8(difference12 + 2 * difference34, a1 + t)
+                    store8(sum12 + 4 * sum34, a2 + t)
+                    store8(difference12 + 8 * difference34 + b5, a3 + t)
+                    t += 8
                 }
             }
             for r in 0 ..< 4 {
                 let m0 = across + r * 6 * n, m1 = m0 + n, m2 = m0 + 2 * n
                 let m3 = m0 + 3 * n, m4 = m0 + 4 * n, m5 = m0 + 5 * n
                 let y0 = blocks + r * 4 * n, y1 = y0 + n, y2 = y0 + 2 * n, y3 = y0 + 3 * n
-                for t in 0 ..< n {
-                    let b0 = m0[t], b1 = m1[t], b2 = m2[t], b3 = m3[t], b4 = m4[t], b5 = m5[t]
+                var t = 0
+                while t < n {
+                    let b0 = load8(m0 + t), b1 = load8(m1 + t), b2 = load8(m2 + t)
+                    let b3 = load8(m3 + t), b4 = load8(m4 + t), b5 = load8(m5 + t)
                     let sum12 = b1 + b2, difference12 = b1 - b2
                     let sum34 = b3 + b4, difference34 = b3 - b4
-                    y0[t] = b0 + sum12 + sum34 + bias
-                    y1[t] = difference12 + 2 * difference34 + bias
-                    y2[t] = sum12 + 4 * sum34 + bias
-                    y3[t] = difference12 + 8 * difference34 + b5 + bias
+                    store8(b0 + sum12 + sum34 + biasVector, y0 + t)
+                    store8(difference12 + 2 * difference34 + biasVector, y1 + t)
+                    store8(sum12 + 4 * sum34 + biasVector, y2 + t)
+                    store8(difference12 + 8 * difference34 + b5 + biasVector, y3 + t)
+                    t += 8
                 }
             }
             let ty = firstTileRow + rowInChunk
@@ -378,6 +413,18 @@ public enum Winograd {
             }
         }
     }
+}
+
+/// Eight floats from `pointer`, no alignment needed.
+@inline(__always)
+func load8(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Stores eight floats at `pointer`, no alignment needed.
+@inline(__always)
+func store8(_ values: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: values, as: SIMD8<Float>.self)
 }
 
 /// Runs `body(slot, range)` over `0..<count` in at most `min(KernelThreads.current, slots)`
