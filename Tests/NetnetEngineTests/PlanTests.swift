@@ -79,9 +79,10 @@ struct PlanTests {
     @Test("convolution choice: only 3x3 stride-1 dilation-1 layers are ever Winograd; auto skips thin ones and maps under 32x32")
     func convolutionChoice() {
         let plan = NetworkPlan(ModelDescription(network: .netnetVGG16_300, classes: coco))
-        func uses(_ name: String, _ choice: ConvolutionAlgorithm) -> Bool {
+        func uses(_ name: String, _ choice: ConvolutionAlgorithm, precision: Precision = .fp32) -> Bool {
             let layer = plan.layers.first { $0.name == name }!
-            return choice.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+            return choice.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth,
+                                       precision: precision)
         }
         for layer in plan.layers {
             let g = layer.geometry
@@ -97,5 +98,21 @@ struct PlanTests {
         #expect(!uses("backbone.conv6", .winograd))  // dilation 6
         #expect(!uses("extras.conv8_2", .winograd))  // stride 2
         #expect(!uses("extras.conv10_2", .auto))     // 3x3 output
+        #expect(uses("backbone.conv5_3", .auto, precision: .bf16))  // bf16: from 16x16
+        #expect(!uses("heads.conf3", .auto, precision: .bf16))  // 10x10 with 512x486 filters
+    }
+
+    @Test("auto at the default model's width (0.125): thin layers from 8 channels, and small filters down to 8x8")
+    func convolutionChoiceNarrow() {
+        let plan = NetworkPlan(ModelDescription(network: .netnetVGG16_300, width: 0.125, classes: ["person"]))
+        func uses(_ name: String) -> Bool {
+            let layer = plan.layers.first { $0.name == name }!
+            return ConvolutionAlgorithm.auto.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth)
+        }
+        #expect(uses("backbone.conv1_2"))    // 8 -> 8 at 300x300
+        #expect(uses("backbone.conv5_3"))    // 64 x 64 filters at 19x19
+        #expect(uses("heads.conf3"))         // small filters at 10x10
+        #expect(!uses("backbone.conv1_1"))   // 3 input channels
+        #expect(!uses("extras.conv10_2"))    // 3x3 output
     }
 }
