@@ -11,6 +11,10 @@ import PackageDescription
 
 // Release builds drop overflow and bounds checks in the hot loops; debug builds keep them.
 let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// The kernels are optimised in debug builds too (checks kept): unoptimised, their SIMD-typed
+// loops (the Winograd transforms) run ~20x slower, and the test suite's end-to-end runs of the
+// default model with them.
+let kernelSettings: [SwiftSetting] = fastMath + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "netnet",
@@ -38,7 +42,7 @@ let package = Package(
         .target(name: "NetnetMedia", dependencies: ["CFFmpeg"]),
 
         // Stage 3: inference. Kernels own the BLAS edge; the engine builds networks from model files.
-        .target(name: "NetnetKernels", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: fastMath),
+        .target(name: "NetnetKernels", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: kernelSettings),
         .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).

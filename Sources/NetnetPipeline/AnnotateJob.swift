@@ -36,6 +36,9 @@ public struct AnnotateOptions: Sendable {
     public var precision: Precision = .fp32
     /// The GEMM library (nil: `NETNET_GEMM`, else oneDNN).
     public var gemm: GEMMLibrary?
+    /// Inference workers: detectors that each take the next frame, in parallel, each on its share
+    /// of the GEMM threads (0: `AnnotateJob.automaticWorkers`).
+    public var inferenceWorkers: Int = 0
     /// Creates options for `input`.
     public init(input: String) { self.input = input }
 }
@@ -60,6 +63,8 @@ public struct AnnotateSummary: Sendable {
     public var interrupted = false
     /// The policy that ran.
     public var policy: BackPressurePolicy = .block
+    /// Inference workers that ran, and the GEMM threads each one used.
+    public var inferenceWorkers = 1, threadsPerWorker = 1
     /// Audio packets dropped because the input read far more audio than video ahead (over 1024
     /// packets; a badly interleaved input), rather than stalling the pipeline.
     public var audioPacketsDropped = 0
@@ -78,12 +83,13 @@ final class FrameSlot {
 }
 
 /// The offline-annotation pipeline, `netnet annotate`: a reader thread (demux, decode,
-/// preprocess), an inference thread and a writer thread (JSON lines, draw, encode, mux), joined
-/// by a `StageRing` of preallocated frame slots and, for the audio packets copied to the output,
-/// a second ring.
+/// preprocess), one or more inference threads ("workers", each with its own `Detector`, taking
+/// frames in turn) and a writer thread (JSON lines, draw, encode, mux), joined by a `StageRing`
+/// of preallocated frame slots and, for the audio packets copied to the output, a second ring.
+/// The ring hands frames to the writer in frame order whichever worker finishes first.
 ///
-/// Ownership: `source` and `preparer` belong to the reader thread, `detector` to the inference
-/// thread, `videoWriter`, `jsonWriter` and `progress` to the writer thread; slots change hands
+/// Ownership: `source` and `preparer` belong to the reader thread, `detectors[i]` to inference
+/// thread i, `videoWriter`, `jsonWriter` and `progress` to the writer thread; slots change hands
 /// only through the rings, which synchronise. `run()` is called once, from any thread, and
 /// blocks until the job ends; `requestStop()` may be called from any thread (a signal handler's).
 public final class AnnotateJob: @unchecked Sendable {
@@ -96,7 +102,7 @@ public final class AnnotateJob: @unchecked Sendable {
 
     private let source: VideoSource
     private let preparer: InputPreparer
-    private let detector: Detector
+    private let detectors: [Detector]
     private let videoWriter: VideoWriter?
     private let jsonWriter: JSONLinesWriter?
     private let ring: StageRing<FrameSlot>
@@ -122,14 +128,30 @@ public final class AnnotateJob: @unchecked Sendable {
         preparer = InputPreparer(inputSize: d.inputSize,
                                  normalisation: Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
                                                               mean: d.normalisation.mean, std: d.normalisation.std))
+        let workers = options.inferenceWorkers > 0
+            ? options.inferenceWorkers
+            : Self.automaticWorkers(policy: policy, multiplyAccumulates: NetworkPlan(d).multiplyAccumulates)
+        if workers > 1 {
+            // Each worker gets its share of the threads; the kernels' loops and the GEMMs both
+            // read these process-wide counts, so set them before any detector plans its primitives.
+            let perWorker = max(1, BLASThreads.current / workers)
+            BLASThreads.set(perWorker)
+            KernelThreads.set(perWorker)
+        }
+        summary.inferenceWorkers = workers
+        summary.threadsPerWorker = BLASThreads.current
         do {
-            detector = try Detector(model: model, precision: options.precision, gemm: options.gemm)
-            if let reason = detector.gemmFallback { warn(reason) }
+            var made: [Detector] = []
+            for _ in 0..<workers {
+                made.append(try Detector(model: model, precision: options.precision, gemm: options.gemm))
+            }
+            detectors = made
+            if let reason = made[0].gemmFallback { warn(reason) }
         } catch {
             throw OneDNNError(description: "--precision \(options.precision.rawValue): \(error.description)")
         }
         let inputCount = 3 * d.inputSize * d.inputSize
-        ring = StageRing(slots: (0..<max(options.slots, 3)).map { _ in FrameSlot(inputCount: inputCount) },
+        ring = StageRing(slots: (0..<max(options.slots, 2 + workers)).map { _ in FrameSlot(inputCount: inputCount) },
                          stageCount: 2, policy: policy)
         if let path = options.videoOutput {
             var writerOptions = VideoWriterOptions(path: path)
@@ -150,6 +172,21 @@ public final class AnnotateJob: @unchecked Sendable {
         jsonWriter = try options.jsonOutput.map { try JSONLinesWriter(path: $0) }
         progress = ProgressReporter(total: expectedFrames, quiet: quiet)
     }
+
+    /// The inference workers `inferenceWorkers = 0` picks: 2 for a file (`block`) on a machine
+    /// with at least 2 cores when the network is small (under 4 G multiply-accumulates a frame),
+    /// else 1. A small network splits poorly over threads (the default model: 10.5 ms a frame on
+    /// one thread, 9.3 on two), so two single-threaded workers on separate frames do nearly twice
+    /// the work of one two-threaded one, and no thread spins at a barrier while decoding and
+    /// encoding want the core. A large one splits well, and two would double its memory; a live
+    /// input (`latest`) wants one frame's latency, not throughput. Pure; any thread.
+    public static func automaticWorkers(policy: BackPressurePolicy, multiplyAccumulates: Int,
+                                        processors: Int = KernelThreads.onlineProcessors) -> Int {
+        policy == .block && processors >= 2 && multiplyAccumulates < smallNetworkMultiplyAccumulates ? 2 : 1
+    }
+
+    /// Below this many multiply-accumulates a frame, `automaticWorkers` counts a network as small.
+    public static let smallNetworkMultiplyAccumulates = 4_000_000_000
 
     /// Asks the job to stop reading; frames in flight are finished and the outputs closed. Any thread.
     public func requestStop() {
@@ -178,20 +215,23 @@ public final class AnnotateJob: @unchecked Sendable {
     public func run() throws -> AnnotateSummary {
         let started = WallClock.monotonicNanoseconds()
         let done = DispatchGroup()
-        for stage in 0..<3 {
+        func start(_ name: String, _ body: @escaping @Sendable () -> Void) {
             done.enter()
-            let thread = Thread { [self] in
-                switch stage {
-                case 0: readerLoop()
-                case 1: inferenceLoop()
-                default: writerLoop()
-                }
+            let thread = Thread {
+                body()
                 done.leave()
             }
-            thread.name = ["netnet-reader", "netnet-inference", "netnet-writer"][stage]
+            thread.name = name
             thread.stackSize = 1 << 22
             thread.start()
         }
+        start("netnet-reader") { [self] in readerLoop() }
+        for worker in detectors.indices {
+            start(detectors.count == 1 ? "netnet-inference" : "netnet-inference-\(worker)") { [self] in
+                inferenceLoop(detectors[worker])
+            }
+        }
+        start("netnet-writer") { [self] in writerLoop() }
         done.wait()
         progress.finish()
         do {
@@ -256,8 +296,10 @@ public final class AnnotateJob: @unchecked Sendable {
         audioRing?.finish()
     }
 
-    private func inferenceLoop() {
-        var last: [Detection] = []
+    /// One inference worker: takes the next frame (the ring hands each frame to one worker and
+    /// passes them on in frame order), runs `detector` on every Nth frame. The frames between get
+    /// their detections from the writer, which sees the frames in order.
+    private func inferenceLoop(_ detector: Detector) {
         let count = detector.plan.description.inputSize * detector.plan.description.inputSize * 3
         while let (slot, dropped) = ring.next(stage: 1) {
             slot.dropped = dropped
@@ -265,23 +307,26 @@ public final class AnnotateJob: @unchecked Sendable {
                 let start = WallClock.monotonicNanoseconds()
                 detector.input.update(from: slot.input.pointer, count: count)
                 detector.forward()
-                last = detector.detections(threshold: options.threshold, imageWidth: slot.frame.width,
-                                           imageHeight: slot.frame.height)
+                slot.detections = detector.detections(threshold: options.threshold, imageWidth: slot.frame.width,
+                                                      imageHeight: slot.frame.height)
                 slot.inferenceMilliseconds = Double(WallClock.monotonicNanoseconds() - start) / 1e6
                 slot.inferred = true
                 lock.lock(); summary.framesInferred += 1; lock.unlock()
             } else {
                 slot.inferenceMilliseconds = nil
                 slot.inferred = false
+                slot.detections = []
             }
-            slot.detections = last
             ring.complete(slot, stage: 1)
         }
     }
 
     private func writerLoop() {
         var written = 0, detections = 0
+        var last: [Detection] = []
         while let (slot, _) = ring.next(stage: 2) {
+            // --every N: a frame not run through the network carries the last detections in frame order.
+            if slot.inferred { last = slot.detections } else { slot.detections = last }
             do {
                 if let jsonWriter {
                     let record = FrameRecord(stream: options.streamID, frame: slot.frame.index, pts: slot.frame.ptsSeconds,

@@ -18,8 +18,9 @@ public enum BackPressurePolicy: String, Sendable, CaseIterable {
 
 /// A fixed set of slots (allocated once, by the caller) cycling through `stageCount` consumer
 /// stages after the producer: producer → stage 1 → … → stage N → free. Thread-safe: one producer
-/// thread, one thread per stage; `cancel()`, `droppedCount`, `depths` and `invariantViolation()`
-/// from any thread.
+/// thread, one or more threads per stage (each `next` hands a slot to one of them; `complete`
+/// keeps the order, so several workers may share a stage); `cancel()`, `droppedCount`, `depths`
+/// and `invariantViolation()` from any thread.
 ///
 /// Every slot is, at any moment, in exactly one place: the free queue, the producer's hands, the
 /// queue waiting for stage k, or stage k's hands. Queues are fixed-capacity circular queues of slot

@@ -63,6 +63,11 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "GEMM threads for inference: oneDNN's OpenMP team or OpenBLAS's pool (default: all cores).")
     var inferenceThreads: Int?
 
+    @Option(help: ArgumentHelp(
+        "Inference workers: detectors that run on separate frames in parallel, the inference threads split between them (0: automatic).",
+        discussion: "Automatic: 2 for files on 2 or more cores when the network is small (under 4 GMAC a frame, like the default model), else 1."))
+    var inferenceWorkers: Int = 0
+
     @Option(help: "Stream id written in the JSON lines.")
     var streamId: String = "0"
 
@@ -77,6 +82,7 @@ struct AnnotateCommand: ParsableCommand {
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
         guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
         if let inferenceThreads, inferenceThreads < 1 { throw ValidationError("--inference-threads must be at least 1") }
+        guard inferenceWorkers >= 0 else { throw ValidationError("--inference-workers must be at least 0") }
         if let output, output == input { throw ValidationError("--output would overwrite the input \(input)") }
     }
 
@@ -109,6 +115,7 @@ struct AnnotateCommand: ParsableCommand {
         options.encoderThreads = encoderThreads
         options.precision = precision.value
         options.gemm = precision.library
+        options.inferenceWorkers = inferenceWorkers
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
         job = reportingErrors {
             try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in

@@ -156,6 +156,33 @@ struct AnnotateTests {
         }
     }
 
+    @Test("--inference-workers 2 writes the same frames, in order, with the same detections as one worker")
+    func workers() throws {
+        let clip = scratch.file("workers.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=2 -c:v libx264 -pix_fmt yuv420p \(clip)")
+        var runs: [[[String: Any]]] = []
+        for workers in ["1", "2"] {
+            let json = scratch.file("workers-\(workers).jsonl"), out = scratch.file("workers-\(workers).mp4")
+            let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", json, "--output", out,
+                                               "--threshold", "0.0001", "--inference-workers", workers, "--quiet"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(try probeVideo(out).frames == 50)
+            runs.append(try jsonLines(json))
+        }
+        #expect(runs[0].count == 50 && runs[1].count == 50)
+        // Same engine, same frames: identical detections (JSON numbers printed alike), frames in order.
+        let keys = ["frame", "seq", "pts", "inferred"]
+        for (one, two) in zip(runs[0], runs[1]) {
+            for key in keys { #expect("\(one[key] ?? "nil")" == "\(two[key] ?? "nil")", "\(key) differs") }
+            let a = try JSONSerialization.data(withJSONObject: one["detections"] ?? [], options: [.sortedKeys])
+            let b = try JSONSerialization.data(withJSONObject: two["detections"] ?? [], options: [.sortedKeys])
+            #expect(a == b, "frame \(one["frame"] ?? "?"): detections differ")
+        }
+        #expect(runs[1].contains { (($0["detections"] as? [Any])?.count ?? 0) > 0 }, "the random-head model should report boxes")
+        let refused = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", "-", "--inference-workers", "-1"])
+        #expect(refused.status != 0 && refused.stderr.contains("--inference-workers"), "\(refused.stderr)")
+    }
+
     @Test("bad input: missing, not a video, truncated, corrupt in the middle, unreachable URL")
     func badInput() throws {
         let modelPath = try model()

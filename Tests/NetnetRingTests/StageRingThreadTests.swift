@@ -56,6 +56,58 @@ import Testing
         }
     }
 
+    /// Annotate's inference workers: two threads share stage 1, finishing in whatever order; stage
+    /// 2 must still see every item once, in order.
+    @Test func twoThreadsInOneStageStillHandOverInOrder() {
+        let count = 5_000
+        for policy in BackPressurePolicy.allCases {
+            let ring = StageRing(slots: makeSlots(6), stageCount: 2, policy: policy)
+            let workers = [Recorder(), Recorder()], last = Recorder()
+            let producer: @Sendable () -> Void = {
+                for i in 0..<count {
+                    guard let s = ring.acquire() else { return }
+                    s.value = i
+                    ring.submit(s)
+                }
+                ring.finish()
+            }
+            func worker(_ recorder: Recorder, seed: UInt64) -> @Sendable () -> Void {
+                {
+                    var random = SeededGenerator(seed: seed)
+                    while let (s, _) = ring.next(stage: 1) {
+                        recorder.values.append(s.value)
+                        usleep(UInt32.random(in: 0...40, using: &random))   // uneven work: out-of-order completion
+                        ring.complete(s, stage: 1)
+                    }
+                    recorder.gotNil = true
+                }
+            }
+            let writer: @Sendable () -> Void = {
+                while let (s, d) = ring.next(stage: 2) {
+                    last.values.append(s.value)
+                    last.drops.append(d)
+                    ring.complete(s, stage: 2)
+                }
+                last.gotNil = true
+            }
+            let ok = runThreads([producer, worker(workers[0], seed: 1), worker(workers[1], seed: 2), writer], timeout: 60,
+                                onTimeout: { ring.cancel() })
+            guard ok else { return }
+            #expect(workers[0].gotNil && workers[1].gotNil && last.gotNil, "\(policy): a thread did not see the end")
+            #expect(zip(last.values, last.values.dropFirst()).allSatisfy { $0 < $1 }, "\(policy): stage 2 out of order")
+            #expect(Set(workers[0].values).isDisjoint(with: workers[1].values), "\(policy): an item went to both workers")
+            #expect((workers[0].values + workers[1].values).sorted() == last.values, "\(policy): stage 2 saw other items than stage 1")
+            if policy == .block {
+                #expect(last.values == Array(0..<count))
+                #expect(workers[0].values.count > 0 && workers[1].values.count > 0, "one worker did everything")
+            } else {
+                #expect(last.values.count + ring.droppedCount == count)
+                #expect(last.drops.reduce(0, +) == ring.droppedCount)
+            }
+            #expect(ring.invariantViolation() == nil)
+        }
+    }
+
     @Test func latestWithASlowStageDropsAndCountsExactly() {
         let count = 10_000
         let (first, last, ring, ok) = run(policy: .latest, count: count, capacity: 4, producerDelay: 20,
