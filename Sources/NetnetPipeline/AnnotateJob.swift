@@ -174,7 +174,7 @@ public final class AnnotateJob: @unchecked Sendable {
     }
 
     /// The inference workers `inferenceWorkers = 0` picks: 2 for a file (`block`) on a machine
-    /// with at least 2 cores when the network is small (under 4 G multiply-accumulates a frame),
+    /// with at least 2 cores when the network is small (under 12 G multiply-accumulates a frame: width 0.5 and below),
     /// else 1. A small network splits poorly over threads (the default model: 10.5 ms a frame on
     /// one thread, 9.3 on two), so two single-threaded workers on separate frames do nearly twice
     /// the work of one two-threaded one, and no thread spins at a barrier while decoding and
@@ -186,7 +186,7 @@ public final class AnnotateJob: @unchecked Sendable {
     }
 
     /// Below this many multiply-accumulates a frame, `automaticWorkers` counts a network as small.
-    public static let smallNetworkMultiplyAccumulates = 4_000_000_000
+    public static let smallNetworkMultiplyAccumulates = 12_000_000_000
 
     /// Asks the job to stop reading; frames in flight are finished and the outputs closed. Any thread.
     public func requestStop() {

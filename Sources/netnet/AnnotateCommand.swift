@@ -65,7 +65,7 @@ struct AnnotateCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp(
         "Inference workers: detectors that run on separate frames in parallel, the inference threads split between them (0: automatic).",
-        discussion: "Automatic: 2 for files on 2 or more cores when the network is small (under 4 GMAC a frame, like the default model), else 1."))
+        discussion: "Automatic: 2 for files on 2 or more cores when the network is small (under 12 GMAC a frame, like the default model), else 1."))
     var inferenceWorkers: Int = 0
 
     @Option(help: "Stream id written in the JSON lines.")
