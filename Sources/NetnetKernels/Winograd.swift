@@ -289,32 +289,46 @@ public enum Winograd {
                 // rounding stores of the plain loop scalar.
                 var t = 0
                 while t + 8 <= p.tilesX {
-                    let a0 = load8(c0 + t), a1 = load8(c1 + t), a2 = load8(c2 + t)
-                    let a3 = load8(c3 + t), a4 = load8(c4 + t), a5 = load8(c5 + t)
-                    Element.store(4 * a0 - 5 * a2 + a4, to: o0 + t)
-                    Element.store(-4 * (a1 + a2) + a3 + a4, to: o1 + t)
-                    Element.store(4 * (a1 - a2) - a3 + a4, to: o2 + t)
-                    Element.store(2 * (a3 - a1) - a2 + a4, to: o3 + t)
-                    Element.store(2 * (a1 - a3) - a2 + a4, to: o4 + t)
-                    Element.store(4 * a1 - 5 * a3 + a5, to: o5 + t)
+                    let v = acrossTransform(load8(c0 + t), load8(c1 + t), load8(c2 + t),
+                                            load8(c3 + t), load8(c4 + t), load8(c5 + t))
+                    Element.store(v.0, to: o0 + t); Element.store(v.1, to: o1 + t); Element.store(v.2, to: o2 + t)
+                    Element.store(v.3, to: o3 + t); Element.store(v.4, to: o4 + t); Element.store(v.5, to: o5 + t)
                     t += 8
                 }
                 // The last partial vector: computed whole (its lanes past the row read the
                 // slot's slack, see `slotFloats`), stored lane by lane.
                 if t < p.tilesX {
-                    let a0 = load8(c0 + t), a1 = load8(c1 + t), a2 = load8(c2 + t)
-                    let a3 = load8(c3 + t), a4 = load8(c4 + t), a5 = load8(c5 + t)
-                    let v0 = 4 * a0 - 5 * a2 + a4, v1 = -4 * (a1 + a2) + a3 + a4
-                    let v2 = 4 * (a1 - a2) - a3 + a4, v3 = 2 * (a3 - a1) - a2 + a4
-                    let v4 = 2 * (a1 - a3) - a2 + a4, v5 = 4 * a1 - 5 * a3 + a5
+                    let v = acrossTransform(load8(c0 + t), load8(c1 + t), load8(c2 + t),
+                                            load8(c3 + t), load8(c4 + t), load8(c5 + t))
                     for lane in 0 ..< p.tilesX - t {
-                        o0[t + lane] = Element(rounding: v0[lane]); o1[t + lane] = Element(rounding: v1[lane])
-                        o2[t + lane] = Element(rounding: v2[lane]); o3[t + lane] = Element(rounding: v3[lane])
-                        o4[t + lane] = Element(rounding: v4[lane]); o5[t + lane] = Element(rounding: v5[lane])
+                        o0[t + lane] = Element(rounding: v.0[lane]); o1[t + lane] = Element(rounding: v.1[lane])
+                        o2[t + lane] = Element(rounding: v.2[lane]); o3[t + lane] = Element(rounding: v.3[lane])
+                        o4[t + lane] = Element(rounding: v.4[lane]); o5[t + lane] = Element(rounding: v.5[lane])
                     }
                 }
             }
         }
+    }
+
+    /// (d · B) for eight tiles at once: the six values of one row of Bᵀ d B from that row's six
+    /// phase columns.
+    @inline(__always)
+    static func acrossTransform(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>,
+                                _ a3: SIMD8<Float>, _ a4: SIMD8<Float>, _ a5: SIMD8<Float>)
+        -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        (4 * a0 - 5 * a2 + a4, -4 * (a1 + a2) + a3 + a4, 4 * (a1 - a2) - a3 + a4,
+         2 * (a3 - a1) - a2 + a4, 2 * (a1 - a3) - a2 + a4, 4 * a1 - 5 * a3 + a5)
+    }
+
+    /// Aᵀ applied to six values for eight tiles at once: the four outputs of F(4×4, 3×3) along
+    /// one direction.
+    @inline(__always)
+    static func outputRows(_ b0: SIMD8<Float>, _ b1: SIMD8<Float>, _ b2: SIMD8<Float>,
+                           _ b3: SIMD8<Float>, _ b4: SIMD8<Float>, _ b5: SIMD8<Float>)
+        -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        let sum12 = b1 + b2, difference12 = b1 - b2
+        let sum34 = b3 + b4, difference34 = b3 - b4
+        return (b0 + sum12 + sum34, difference12 + 2 * difference34, sum12 + 4 * sum34, difference12 + 8 * difference34 + b5)
     }
 
     /// Y = Aᵀ M A for one output channel's tiles of the chunk (`products[ξ * positionStride + t]`),
@@ -346,14 +360,9 @@ public enum Winograd {
                 let a2 = across + (12 + j) * n, a3 = across + (18 + j) * n
                 var t = 0
                 while t < n {
-                    let b0 = load8(m0 + t), b1 = load8(m1 + t), b2 = load8(m2 + t)
-                    let b3 = load8(m3 + t), b4 = load8(m4 + t), b5 = load8(m5 + t)
-                    let sum12 = b1 + b2, difference12 = b1 - b2
-                    let sum34 = b3 + b4, difference34 = b3 - b4
-                    store8(b0 + sum12 + sum34, a0 + t)
-                    store8(difference12 + 2 * difference34, a1 + t)
-                    store8(sum12 + 4 * sum34, a2 + t)
-                    store8(difference12 + 8 * difference34 + b5, a3 + t)
+                    let y = outputRows(load8(m0 + t), load8(m1 + t), load8(m2 + t),
+                                       load8(m3 + t), load8(m4 + t), load8(m5 + t))
+                    store8(y.0, a0 + t); store8(y.1, a1 + t); store8(y.2, a2 + t); store8(y.3, a3 + t)
                     t += 8
                 }
             }
@@ -363,14 +372,10 @@ public enum Winograd {
                 let y0 = blocks + r * 4 * n, y1 = y0 + n, y2 = y0 + 2 * n, y3 = y0 + 3 * n
                 var t = 0
                 while t < n {
-                    let b0 = load8(m0 + t), b1 = load8(m1 + t), b2 = load8(m2 + t)
-                    let b3 = load8(m3 + t), b4 = load8(m4 + t), b5 = load8(m5 + t)
-                    let sum12 = b1 + b2, difference12 = b1 - b2
-                    let sum34 = b3 + b4, difference34 = b3 - b4
-                    store8(b0 + sum12 + sum34 + biasVector, y0 + t)
-                    store8(difference12 + 2 * difference34 + biasVector, y1 + t)
-                    store8(sum12 + 4 * sum34 + biasVector, y2 + t)
-                    store8(difference12 + 8 * difference34 + b5 + biasVector, y3 + t)
+                    let y = outputRows(load8(m0 + t), load8(m1 + t), load8(m2 + t),
+                                       load8(m3 + t), load8(m4 + t), load8(m5 + t))
+                    store8(y.0 + biasVector, y0 + t); store8(y.1 + biasVector, y1 + t)
+                    store8(y.2 + biasVector, y2 + t); store8(y.3 + biasVector, y3 + t)
                     t += 8
                 }
             }
