@@ -6,6 +6,21 @@ import Testing
 /// so a bug fails the test instead of hanging it. Serialized: the timings need the two cores.
 @Suite(.serialized) struct StageRingThreadTests {
 
+    /// A stage's thread: records every value and drop count it is handed, in order, then whether
+    /// it saw the end; waits `delay` µs on each slot.
+    private func recordingStage(_ ring: StageRing<TestSlot>, stage: Int, _ recorder: Recorder,
+                                delay: UInt32 = 0) -> @Sendable () -> Void {
+        {
+            while let (s, d) = ring.next(stage: stage) {
+                recorder.values.append(s.value)
+                recorder.drops.append(d)
+                if delay > 0 { usleep(delay) }
+                ring.complete(s, stage: stage)
+            }
+            recorder.gotNil = true
+        }
+    }
+
     /// Producer writes 0…count-1 into slots; stage 1 and stage 2 record what they see.
     private func run(policy: BackPressurePolicy, count: Int, capacity: Int, producerDelay: UInt32 = 0,
                      stage1Delay: UInt32 = 0, timeout: Double = 60) -> (first: Recorder, last: Recorder, ring: StageRing<TestSlot>, finished: Bool) {
@@ -20,23 +35,8 @@ import Testing
             }
             ring.finish()
         }
-        let stage1: @Sendable () -> Void = {
-            while let (s, d) = ring.next(stage: 1) {
-                first.values.append(s.value)
-                first.drops.append(d)
-                if stage1Delay > 0 { usleep(stage1Delay) }
-                ring.complete(s, stage: 1)
-            }
-            first.gotNil = true
-        }
-        let stage2: @Sendable () -> Void = {
-            while let (s, d) = ring.next(stage: 2) {
-                last.values.append(s.value)
-                last.drops.append(d)
-                ring.complete(s, stage: 2)
-            }
-            last.gotNil = true
-        }
+        let stage1 = recordingStage(ring, stage: 1, first, delay: stage1Delay)
+        let stage2 = recordingStage(ring, stage: 2, last)
         let ok = runThreads([producer, stage1, stage2], timeout: timeout, onTimeout: { ring.cancel() })
         return (first, last, ring, ok)
     }
@@ -82,14 +82,7 @@ import Testing
                     recorder.gotNil = true
                 }
             }
-            let writer: @Sendable () -> Void = {
-                while let (s, d) = ring.next(stage: 2) {
-                    last.values.append(s.value)
-                    last.drops.append(d)
-                    ring.complete(s, stage: 2)
-                }
-                last.gotNil = true
-            }
+            let writer = recordingStage(ring, stage: 2, last)
             let ok = runThreads([producer, worker(workers[0], seed: 1), worker(workers[1], seed: 2), writer], timeout: 60,
                                 onTimeout: { ring.cancel() })
             guard ok else { return }
