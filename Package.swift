@@ -12,8 +12,8 @@ import PackageDescription
 // Release builds drop overflow and bounds checks in the hot loops; debug builds keep them.
 let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 // The kernels are optimised in debug builds too (checks kept): unoptimised, their SIMD-typed
-// loops (the Winograd transforms) run ~20x slower, and the test suite's end-to-end runs of the
-// default model with them.
+// loops (the Winograd transforms) run ~20x slower, and so would every test that runs the default
+// model end to end.
 let kernelSettings: [SwiftSetting] = fastMath + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(

@@ -179,8 +179,10 @@ struct AnnotateTests {
             #expect(a == b, "frame \(one["frame"] ?? "?"): detections differ")
         }
         #expect(runs[1].contains { (($0["detections"] as? [Any])?.count ?? 0) > 0 }, "the random-head model should report boxes")
-        let refused = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", "-", "--inference-workers", "-1"])
-        #expect(refused.status != 0 && refused.stderr.contains("--inference-workers"), "\(refused.stderr)")
+        for bad in ["-1", "1000"] {
+            let refused = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", "-", "--inference-workers", bad])
+            #expect(refused.status != 0 && refused.stderr.contains("--inference-workers"), "\(bad): \(refused.stderr)")
+        }
     }
 
     @Test("bad input: missing, not a video, truncated, corrupt in the middle, unreachable URL")
