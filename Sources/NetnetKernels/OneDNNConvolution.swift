@@ -120,7 +120,7 @@ public final class OneDNNConvolution {
             tileRows = p.chunkRows
             let positions = Winograd.alpha * Winograd.alpha
             columnWorkspaceBytes = positions * cin * p.chunkTiles * elementBytes
-            floatWorkspaceCount = positions * cout * p.chunkTiles + KernelThreads.onlineProcessors * p.slotFloats
+            floatWorkspaceCount = positions * cout * p.chunkTiles + Winograd.productSlack + KernelThreads.onlineProcessors * p.slotFloats
             var made: [OneDNNMatmul] = []
             for rows in Set([p.chunkRows, p.tilesY % p.chunkRows]).filter({ $0 > 0 }).sorted(by: >) {
                 let tiles = rows * p.tilesX
@@ -178,9 +178,9 @@ public final class OneDNNConvolution {
             let positions = Winograd.alpha * Winograd.alpha
             let products = base
             let productCount = positions * g.outputChannels * p.chunkTiles
-            let slots = (floatWorkspace.count - productCount) / p.slotFloats
+            let slots = (floatWorkspace.count - productCount - Winograd.productSlack) / p.slotFloats
             Winograd.chunks(geometry: g, input: input, inputHeight: h, inputWidth: w, plan: p,
-                            transformed: columns, products: products, scratch: base + productCount,
+                            transformed: columns, products: products, scratch: base + productCount + Winograd.productSlack,
                             slots: slots, bias: bias, output: output, relu: relu, accumulate: accumulate) { tiles in
                 let matmul = tiles == p.chunkTiles ? matmuls[0] : matmuls[1]
                 matmul.run(a: weights, b: columns, c: products)

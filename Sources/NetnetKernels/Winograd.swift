@@ -24,6 +24,11 @@ public enum Winograd {
     /// `defaultBudget` forces it). Large enough that each of the 36 GEMMs has a useful N.
     public static let targetTiles = 768
 
+    /// Floats left unused after the products in every workspace: the output transform's last
+    /// vector of a chunk may read up to 7 floats past the products (lanes it never stores), and
+    /// they must not be another thread's scratch.
+    public static let productSlack = 8
+
     /// Upper bound, in floats, on a chunk's transformed inputs plus products
     /// (`36 × (in + out) × T`): 4 Mi floats (16 MiB), unless one tile row alone needs more.
     public static let defaultBudget = 4 << 20
@@ -110,7 +115,8 @@ public enum Winograd {
 
     /// Floats of workspace `forward` needs for this geometry and input size with `threads` kernel
     /// threads (scratch for fewer threads than `KernelThreads.current` only makes `forward` use
-    /// fewer): `36 × (in + out) × T` for a chunk of T tiles, plus `48 × (tilesX + 1)` per thread.
+    /// fewer): `36 × (in + out) × T` for a chunk of T tiles, `productSlack`, plus `Plan.slotFloats`
+    /// per thread.
     /// Pure; callable from any thread.
     public static func workspaceCount(geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
                                       threads: Int = KernelThreads.onlineProcessors,
@@ -119,7 +125,7 @@ public enum Winograd {
         require(isEligible(g), "Winograd.workspaceCount: not a 3x3 stride-1 convolution: \(g)")
         let p = plan(geometry: g, inputHeight: h, inputWidth: w, budget: budget, targetTiles: targetTiles)
         require(p.outputHeight >= 1 && p.outputWidth >= 1, "Winograd.workspaceCount: input \(h)x\(w) too small for \(g)")
-        return alpha * alpha * (g.inputChannels + g.outputChannels) * p.chunkTiles + max(1, threads) * p.slotFloats
+        return alpha * alpha * (g.inputChannels + g.outputChannels) * p.chunkTiles + productSlack + max(1, threads) * p.slotFloats
     }
 
     /// output = [output +] conv(input, weights) + bias, then ReLU if `relu`, for an eligible
@@ -143,13 +149,13 @@ public enum Winograd {
         let chunkTiles = p.chunkTiles
         let transformedCount = alpha * alpha * cin * chunkTiles
         let productCount = alpha * alpha * cout * chunkTiles
-        let slots = (workspace.count - transformedCount - productCount) / p.slotFloats
+        let slots = (workspace.count - transformedCount - productCount - productSlack) / p.slotFloats
         require(slots >= 1 && max(cin, cout, chunkTiles) <= Int(Int32.max),
                 "Winograd.forward: workspace too small: \(workspace.count) floats, need \(workspaceCount(geometry: g, inputHeight: h, inputWidth: w, threads: 1, budget: budget, targetTiles: targetTiles)) for \(g) at \(h)x\(w)")
         guard let base = workspace.baseAddress else { fatalError("Winograd.forward: workspace has no base address") }
         let transformed = base
         let products = base + transformedCount
-        let scratch = base + transformedCount + productCount
+        let scratch = base + transformedCount + productCount + productSlack
         chunks(geometry: g, input: input, inputHeight: h, inputWidth: w, plan: p, transformed: transformed,
                products: products, scratch: scratch, slots: slots, bias: bias, output: output,
                relu: relu, accumulate: accumulate) { tiles in
@@ -343,8 +349,7 @@ public enum Winograd {
         // Both passes run on whole 8-lane vectors over rows padded to `n` (explicit vectors: the
         // plain loops left their remainders scalar, which were most of the work on 19×19 and
         // smaller maps). The lanes past the tile row read the next row's products, or at the
-        // chunk's very end up to 7 floats of the scratch that follows the products in every
-        // workspace; those lanes are never stored to the output.
+        // chunk's very end up to 7 floats of `productSlack`; those lanes are never stored.
         let n = p.paddedTilesX
         let across = scratch            // Aᵀ M: 24 rows of n, row (r * 6 + j)
         let blocks = scratch + 24 * n   // Y: 16 rows of n, row (r * 4 + s)
