@@ -27,8 +27,7 @@ public enum BFloat16 {
         let raw = UnsafeRawPointer(source)
         while i + 16 <= count {
             let bits = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
-            let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
-            UnsafeMutableRawPointer(destination + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: rounded),
+            UnsafeMutableRawPointer(destination + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: roundedBits(bits)),
                                                                 as: SIMD16<UInt16>.self)
             i += 16
         }
@@ -36,6 +35,13 @@ public enum BFloat16 {
             destination[i] = UInt16(rounding: source[i])
             i += 1
         }
+    }
+
+    /// Float32 bit patterns rounded to nearest even at bit 16, lane by lane: the bf16 value in each
+    /// lane's low half (finite inputs only), the vector form of `UInt16(rounding:)`.
+    @inline(__always)
+    static func roundedBits<Bits: SIMD>(_ bits: Bits) -> Bits where Bits.Scalar == UInt32 {
+        (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
     }
 
     /// Writes `count` bf16 zeros.

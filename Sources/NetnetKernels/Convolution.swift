@@ -254,7 +254,7 @@ extension Float: ColumnElement {
     }
     @inline(__always)
     static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(destination).storeBytes(of: values, as: SIMD8<Float>.self)
+        store8(values, destination)
     }
 }
 
@@ -270,8 +270,7 @@ extension UInt16: ColumnElement {
     }
     @inline(__always)
     static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<UInt16>) {
-        let bits = unsafeBitCast(values, to: SIMD8<UInt32>.self)
-        let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
+        let rounded = BFloat16.roundedBits(unsafeBitCast(values, to: SIMD8<UInt32>.self))
         UnsafeMutableRawPointer(destination).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
     }
 }

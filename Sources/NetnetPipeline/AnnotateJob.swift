@@ -63,8 +63,6 @@ public struct AnnotateSummary: Sendable {
     public var interrupted = false
     /// The policy that ran.
     public var policy: BackPressurePolicy = .block
-    /// Inference workers that ran, and the GEMM threads each one used.
-    public var inferenceWorkers = 1, threadsPerWorker = 1
     /// Audio packets dropped because the input read far more audio than video ahead (over 1024
     /// packets; a badly interleaved input), rather than stalling the pipeline.
     public var audioPacketsDropped = 0
@@ -138,8 +136,6 @@ public final class AnnotateJob: @unchecked Sendable {
             BLASThreads.set(perWorker)
             KernelThreads.set(perWorker)
         }
-        summary.inferenceWorkers = workers
-        summary.threadsPerWorker = BLASThreads.current
         do {
             var made: [Detector] = []
             for _ in 0..<workers {

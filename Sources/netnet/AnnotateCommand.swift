@@ -82,9 +82,9 @@ struct AnnotateCommand: ParsableCommand {
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
         guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
         if let inferenceThreads, inferenceThreads < 1 { throw ValidationError("--inference-threads must be at least 1") }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        guard (0...max(1, cores)).contains(inferenceWorkers) else {
-            throw ValidationError("--inference-workers must be 0 (automatic) to \(max(1, cores)) (the cores here), got \(inferenceWorkers)")
+        let cores = KernelThreads.onlineProcessors
+        guard (0...cores).contains(inferenceWorkers) else {
+            throw ValidationError("--inference-workers must be 0 (automatic) to \(cores) (the cores here), got \(inferenceWorkers)")
         }
         if let output, output == input { throw ValidationError("--output would overwrite the input \(input)") }
     }
