@@ -1,3 +1,5 @@
+import Dispatch
+
 /// One convolution layer whose GEMMs run on oneDNN's matmul (`OneDNNMatmul`): the bf16 path
 /// (`--precision bf16`: weights and the GEMMs' activation operand in bfloat16, products
 /// accumulated in float32) or fp32 operands (`--gemm onednn`). Feature maps in and out are
@@ -8,9 +10,18 @@
 ///   `[out × K] · [K × n]`, writes the NCHW output (accumulating as a oneDNN post-op), then the
 ///   float32 epilogue adds the bias and applies the ReLU while the tile is in cache.
 /// - `winograd` (3×3 stride 1 only): F(4×4, 3×3) as in `Winograd`, with the filters transformed
-///   in double, then rounded to the operand type once; the input transform stores that type; the 36 products of a
-///   chunk are one batched matmul; the output transform (with bias, accumulation, ReLU) reads
-///   float32.
+///   in double, then rounded to the operand type once; the input transform stores that type; the
+///   36 products of a chunk are batched matmuls; the output transform (with bias, accumulation,
+///   ReLU) reads float32. On several threads a layer runs one of two ways (`WinogradWay`), and
+///   `forward` picks the one measured faster lately (`WayChooser`):
+///   - `shared`: the threads take each step of a chunk together (the transforms split over
+///     channels, one multi-threaded matmul), so each thread reads half of the filters;
+///   - `parts`: one part per thread (`WinogradSplit`), each run start to end by its thread (input
+///     transform, a single-threaded matmul, output transform), so the transformed inputs and
+///     products, 36× the size of the map, never move between cores.
+///   Which is faster depends on the host: `shared` by 10–20 % when the two cores share a cache,
+///   `parts` when they sit on different dies, where one core reads what the other wrote at a
+///   third of the speed; this host switches between the two (docs/performance.md).
 ///
 /// Made once per layer and input size (weights converted, primitives created), then `forward` per
 /// frame allocates nothing. Belongs to one thread at a time, like its `OneDNNRuntime`.
@@ -18,6 +29,35 @@ public final class OneDNNConvolution {
     /// Which kernel a layer runs.
     public enum Kernel: String, Sendable {
         case im2col, winograd
+    }
+
+    /// How a Winograd layer runs on several threads (see the type's documentation).
+    public enum WinogradWay: String, Sendable, CaseIterable {
+        case shared, parts
+    }
+
+    /// How a Winograd layer is cut into per-thread parts for `WinogradWay.parts`.
+    public enum WinogradSplit: String, Sendable {
+        /// `tiles` where the tile rows divide evenly enough among the parts, else `channels`.
+        case automatic
+        /// Each part takes a band of tile rows, all output channels: each thread reads only its
+        /// band of the input (plus a 2-row halo) and writes only its band of the output, but
+        /// every thread reads all the filters.
+        case tiles
+        /// Each part takes a slice of the output channels over the whole map: each thread
+        /// transforms the whole input (the same work on every thread) and reads only its slice
+        /// of the filters. For small maps, where tile rows are too few to share out evenly.
+        case channels
+    }
+
+    /// One thread's share of a Winograd layer: tile rows `firstRow ..< firstRow + rows`, output
+    /// channels `firstChannel ..< firstChannel + channels` (one of the filter slices), processed
+    /// in chunks of `chunkRows` tile rows (the last shorter), each by `matmuls[rows in chunk]`.
+    struct WinogradPart {
+        let firstRow: Int, rows: Int
+        let firstChannel: Int, channels: Int
+        let chunkRows: Int
+        let matmuls: [Int: OneDNNMatmul]
     }
 
     /// The layer's geometry and the input size it was made for.
@@ -33,7 +73,9 @@ public final class OneDNNConvolution {
     /// Float32 elements of workspace `forward` needs (Winograd's products and scratch; 0 for im2col).
     public let floatWorkspaceCount: Int
     /// oneDNN's kernel name for this layer's main matmul.
-    public var implementation: String { matmuls[0].implementation }
+    public var implementation: String {
+        (sharedMatmuls.first?.values.first ?? parts.first?.matmuls.values.first ?? matmuls[0]).implementation
+    }
 
     /// The weights in the operand type: a `BFloat16Buffer` or an `AlignedBuffer`, or the owner of
     /// borrowed float32 weights, kept alive here.
@@ -47,8 +89,28 @@ public final class OneDNNConvolution {
     /// im2col: tile heights in output rows (all equal but the last); Winograd: the plan.
     private let tileRows: Int
     private let winogradPlan: Winograd.Plan?
-    /// One matmul for the full tiles (or chunks), a second for a shorter last one if any.
+    /// im2col: one matmul for the full tiles, a second for a shorter last one if any.
     private let matmuls: [OneDNNMatmul]
+    /// Winograd: the first output channel of each filter slice, and a last entry `out`. The
+    /// filters are stored slice by slice, each `[ξ][its outputs][in]`, and so are the products of
+    /// a chunk, each `[ξ][its outputs][tiles]`. One slice unless the parts split the channels.
+    private let sliceBounds: [Int]
+    /// Winograd, `shared` way: for each slice, matmuls on the calling thread's OpenMP team by
+    /// chunk tile rows (empty with one thread, where only `parts` runs).
+    private let sharedMatmuls: [[Int: OneDNNMatmul]]
+    /// Winograd, `parts` way: the per-thread parts, and the elements of column workspace
+    /// (operand type) and of float workspace each part owns.
+    private let parts: [WinogradPart]
+    private let partColumnElements: Int, partFloats: Int
+    /// How the Winograd parts were cut (nil for im2col).
+    public let winogradSplit: WinogradSplit?
+    /// Picks the way each Winograd `forward` runs; nil where only one way exists.
+    private var chooser: WayChooser?
+    /// Tests and benchmarks: run this way every time instead of choosing (ignored where the way
+    /// does not exist, i.e. `shared` on one thread).
+    public var forcedWay: WinogradWay?
+    /// How many `forward` calls ran each way so far (Winograd only).
+    public private(set) var wayCounts: [WinogradWay: Int] = [:]
 
     /// Converts `weights` (`[out][in][kh][kw]` float32) and makes the matmuls for an input of
     /// `inputHeight` × `inputWidth`. `hasBias`, `relu` and `accumulate` fix what `forward` does,
@@ -58,11 +120,15 @@ public final class OneDNNConvolution {
     /// `weightsOwner`: for float32 operands with im2col the layer can use `weights` in place
     /// instead of copying them, if it may keep the object that owns them alive (the model); nil
     /// copies.
+    ///
+    /// Winograd only: `threads` parts (default `KernelThreads.current`), cut as `split` says.
+    /// `forward` runs them on up to that many kernel threads.
     public init(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands = .bf16,
                 geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
                 weights source: UnsafePointer<Float>, weightsOwner: AnyObject? = nil,
                 kernel: Kernel, hasBias: Bool, relu: Bool, accumulate: Bool,
-                columnBudget: Int = Convolution.defaultColumnBudget) throws(OneDNNError) {
+                columnBudget: Int = Convolution.defaultColumnBudget,
+                threads: Int = KernelThreads.current, split: WinogradSplit = .automatic) throws(OneDNNError) {
         require(g.isValid && h >= 1 && w >= 1, "OneDNNConvolution: invalid geometry \(g) or input \(h)x\(w)")
         require(kernel == .im2col || Winograd.isEligible(g), "OneDNNConvolution: Winograd needs a 3x3 stride-1 layer, got \(g)")
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
@@ -99,6 +165,12 @@ public final class OneDNNConvolution {
                                                capacity: Int.max, columnBudget: columnBudget)
             tileRows = rows
             winogradPlan = nil
+            parts = []
+            partColumnElements = 0; partFloats = 0
+            winogradSplit = nil
+            sliceBounds = []
+            sharedMatmuls = []
+            chooser = nil
             columnWorkspaceBytes = k * ow * rows * elementBytes
             floatWorkspaceCount = 0
             var made: [OneDNNMatmul] = []
@@ -109,27 +181,102 @@ public final class OneDNNConvolution {
             }
             matmuls = made
         case .winograd:
+            let p = Winograd.plan(geometry: g, inputHeight: h, inputWidth: w,
+                                  budget: Winograd.defaultBudget, targetTiles: Winograd.targetTiles)
+            let count = max(1, threads)
+            let resolved = Self.resolve(split, tileRows: p.tilesY, outputChannels: cout, parts: count)
+            winogradSplit = resolved
+            let positions = Winograd.alpha * Winograd.alpha
+            let bounds = resolved == .channels ? (0 ... count).map { cout * $0 / count } : [0, cout]
+            sliceBounds = bounds
             let transformed = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: g))
             Winograd.transformWeights(geometry: g, weights: source, transformed: transformed.pointer)
+            if bounds.count > 2 {
+                // Each slice's filters dense, `[ξ][its outputs][in]`, slices one after another:
+                // oneDNN's brgemm kernels refuse an A whose batch stride is not its own size.
+                let ordered = AlignedBuffer(count: transformed.count)
+                for slice in 0 ..< bounds.count - 1 {
+                    let first = bounds[slice], channels = bounds[slice + 1] - first
+                    for xi in 0 ..< positions {
+                        (ordered.pointer + positions * cin * first + xi * channels * cin)
+                            .update(from: transformed.pointer + (xi * cout + first) * cin, count: channels * cin)
+                    }
+                }
+                transformed.pointer.update(from: ordered.pointer, count: ordered.count)
+            }
             (weightStorage, weights) = store(transformed.pointer, count: transformed.count)
             weightCount = transformed.count
             ownedWeightBytes = transformed.count * elementBytes
-            let p = Winograd.plan(geometry: g, inputHeight: h, inputWidth: w,
-                                  budget: Winograd.defaultBudget, targetTiles: Winograd.targetTiles)
+
+            // The `shared` way: the plan's chunks over the whole map, one matmul per slice.
+            var shared: [[Int: OneDNNMatmul]] = []
+            if count > 1 {
+                for slice in 0 ..< bounds.count - 1 {
+                    let channels = bounds[slice + 1] - bounds[slice]
+                    var bySize: [Int: OneDNNMatmul] = [:]
+                    for rows in Set([p.chunkRows, p.tilesY % p.chunkRows]) where rows > 0 {
+                        let tiles = rows * p.tilesX
+                        bySize[rows] = try OneDNNMatmul(runtime: runtime, operands: operands, batch: positions, m: channels, n: tiles, k: cin,
+                                                        lda: cin, ldb: tiles, ldc: tiles,
+                                                        strideA: channels * cin, strideB: cin * tiles, strideC: channels * tiles)
+                    }
+                    shared.append(bySize)
+                }
+            }
+            sharedMatmuls = shared
+
+            // The `parts` way.
+            var made: [WinogradPart] = []
+            var columnElements = 0, floats = 0
+            for index in 0 ..< count {
+                let rows = resolved == .tiles ? (p.tilesY * index / count, p.tilesY * (index + 1) / count) : (0, p.tilesY)
+                let channels = resolved == .channels ? (bounds[index], bounds[index + 1]) : (0, cout)
+                let rowCount = rows.1 - rows.0, channelCount = channels.1 - channels.0
+                guard rowCount > 0 && channelCount > 0 else { continue }
+                // The chunking rule of `Winograd.plan`, applied to the part.
+                let perRow = positions * (cin + channelCount) * p.tilesX
+                let wanted = (Winograd.targetTiles + p.tilesX - 1) / p.tilesX
+                let maximum = max(1, min(rowCount, Winograd.defaultBudget / max(1, perRow), wanted))
+                let chunks = (rowCount + maximum - 1) / maximum
+                let chunkRows = (rowCount + chunks - 1) / chunks
+                let partRuntime = try runtime.part(made.count)
+                var partMatmuls: [Int: OneDNNMatmul] = [:]
+                for chunk in Set([chunkRows, rowCount % chunkRows]) where chunk > 0 {
+                    let tiles = chunk * p.tilesX
+                    partMatmuls[chunk] = try OneDNNMatmul(
+                        runtime: partRuntime, operands: operands, batch: positions, m: channelCount, n: tiles, k: cin,
+                        lda: cin, ldb: tiles, ldc: tiles,
+                        strideA: channelCount * cin, strideB: cin * tiles, strideC: channelCount * tiles, singleThreaded: true)
+                }
+                made.append(WinogradPart(firstRow: rows.0, rows: rowCount, firstChannel: channels.0, channels: channelCount,
+                                         chunkRows: chunkRows, matmuls: partMatmuls))
+                // Whole cache lines per part, so that no two threads write the same line.
+                columnElements = max(columnElements, (positions * cin * chunkRows * p.tilesX * elementBytes + 63) / 64 * 64 / elementBytes)
+                floats = max(floats, (positions * channelCount * chunkRows * p.tilesX + Winograd.productSlack + p.slotFloats + 15) / 16 * 16)
+            }
+            parts = made
+            partColumnElements = columnElements
+            partFloats = floats
             winogradPlan = p
             tileRows = p.chunkRows
-            let positions = Winograd.alpha * Winograd.alpha
-            columnWorkspaceBytes = positions * cin * p.chunkTiles * elementBytes
-            floatWorkspaceCount = positions * cout * p.chunkTiles + Winograd.productSlack + KernelThreads.onlineProcessors * p.slotFloats
-            var made: [OneDNNMatmul] = []
-            for rows in Set([p.chunkRows, p.tilesY % p.chunkRows]).filter({ $0 > 0 }).sorted(by: >) {
-                let tiles = rows * p.tilesX
-                made.append(try OneDNNMatmul(runtime: runtime, operands: operands, batch: positions, m: cout, n: tiles, k: cin,
-                                           lda: cin, ldb: tiles, ldc: tiles,
-                                           strideA: cout * cin, strideB: cin * tiles, strideC: cout * tiles))
-            }
-            matmuls = made
+            // Both ways use the same workspaces, one at a time.
+            let sharedFloats = shared.isEmpty ? 0 : positions * cout * p.chunkTiles + Winograd.productSlack + count * p.slotFloats
+            columnWorkspaceBytes = max(made.count * columnElements, shared.isEmpty ? 0 : positions * cin * p.chunkTiles) * elementBytes
+            floatWorkspaceCount = max(made.count * floats, sharedFloats)
+            chooser = shared.isEmpty ? nil : WayChooser()
+            matmuls = []
         }
+    }
+
+    /// `split` made definite: `tiles` when each of `parts` parts would get whole tile rows within
+    /// 10 % of an even share (and one part always does), else `channels` (if there are at least
+    /// as many output channels as parts).
+    static func resolve(_ split: WinogradSplit, tileRows: Int, outputChannels: Int, parts: Int) -> WinogradSplit {
+        guard split == .automatic else { return split }
+        if parts <= 1 { return .tiles }
+        let largest = (tileRows + parts - 1) / parts
+        if largest * parts * 10 <= tileRows * 11 || outputChannels < parts { return .tiles }
+        return .channels
     }
 
     /// output = [output +] conv(input) + bias, then ReLU, as made. `bias` must be given iff the
@@ -174,17 +321,114 @@ public final class OneDNNConvolution {
                 rowStart += rows
             }
         case .winograd:
-            guard let p = winogradPlan, let base = floatWorkspace.baseAddress else { return }
-            let positions = Winograd.alpha * Winograd.alpha
-            let products = base
-            let productCount = positions * g.outputChannels * p.chunkTiles
-            let slots = (floatWorkspace.count - productCount - Winograd.productSlack) / p.slotFloats
-            Winograd.chunks(geometry: g, input: input, inputHeight: h, inputWidth: w, plan: p,
-                            transformed: columns, products: products, scratch: base + productCount + Winograd.productSlack,
-                            slots: slots, bias: bias, output: output, relu: relu, accumulate: accumulate) { tiles in
-                let matmul = tiles == p.chunkTiles ? matmuls[0] : matmuls[1]
-                matmul.run(a: weights, b: columns, c: products)
+            let way: WinogradWay = sharedMatmuls.isEmpty ? .parts : forcedWay ?? chooser?.next() ?? .parts
+            let start = DispatchTime.now().uptimeNanoseconds
+            if way == .shared {
+                runShared(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
+            } else {
+                runParts(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
+            }
+            chooser?.record(way, nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
+            wayCounts[way, default: 0] += 1
+        }
+    }
+
+    /// The `shared` way: `Winograd.chunks` over the whole map, each chunk's products from one
+    /// multi-threaded matmul per filter slice.
+    @inline(__always)
+    private func runShared<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                                   output: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Element>,
+                                                   floatWorkspace: UnsafeMutableBufferPointer<Float>) {
+        guard let p = winogradPlan, let base = floatWorkspace.baseAddress else { return }
+        let g = geometry, cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
+        let productCount = positions * g.outputChannels * p.chunkTiles
+        let slots = (floatWorkspace.count - productCount - Winograd.productSlack) / p.slotFloats
+        let weights = self.weights.assumingMemoryBound(to: Element.self)
+        let bounds = sliceBounds, matmuls = sharedMatmuls
+        Winograd.chunks(geometry: g, input: input, inputHeight: inputHeight, inputWidth: inputWidth, plan: p,
+                        transformed: columns, products: base, scratch: base + productCount + Winograd.productSlack,
+                        slots: slots, bias: bias, output: output, relu: relu, accumulate: accumulate,
+                        sliceBounds: bounds) { tiles in
+            let rows = tiles / p.tilesX
+            for slice in 0 ..< bounds.count - 1 {
+                let first = bounds[slice]
+                matmuls[slice][rows]!.run(a: weights + positions * cin * first, b: columns,
+                                          c: base + positions * first * tiles)
             }
         }
+    }
+
+    /// The `parts` way: each part on its own kernel thread, start to end.
+    @inline(__always)
+    private func runParts<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                                  output: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Element>,
+                                                  floatWorkspace: UnsafeMutableBufferPointer<Float>) {
+        guard let p = winogradPlan, let floats = floatWorkspace.baseAddress else { return }
+        let g = geometry, h = inputHeight, w = inputWidth
+        let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
+        let parts = self.parts, partColumnElements = self.partColumnElements, partFloats = self.partFloats
+        let weights = self.weights.assumingMemoryBound(to: Element.self)
+        let relu = self.relu, accumulate = self.accumulate
+        parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
+            for index in indices {
+                let part = parts[index]
+                let transformed = columns + index * partColumnElements
+                let products = floats + index * partFloats
+                let scratch = products + positions * part.channels * part.chunkRows * p.tilesX + Winograd.productSlack
+                var row = part.firstRow
+                let end = part.firstRow + part.rows
+                while row < end {
+                    let rows = min(part.chunkRows, end - row)
+                    let tiles = rows * p.tilesX
+                    for c in 0 ..< cin {
+                        Winograd.inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
+                                                plan: p, firstTileRow: row, tileRows: rows,
+                                                destination: transformed + c * tiles, positionStride: cin * tiles,
+                                                scratch: scratch)
+                    }
+                    part.matmuls[rows]!.run(a: weights + positions * cin * part.firstChannel, b: transformed, c: products)
+                    for o in part.firstChannel ..< part.firstChannel + part.channels {
+                        Winograd.outputTransform(products: products + (o - part.firstChannel) * tiles,
+                                                 positionStride: part.channels * tiles,
+                                                 plan: p, firstTileRow: row, tileRows: rows,
+                                                 output: output + o * p.outputHeight * p.outputWidth,
+                                                 bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
+                                                 scratch: scratch)
+                    }
+                    row += rows
+                }
+            }
+        }
+    }
+}
+
+/// Picks one of a layer's two `WinogradWay`s per call from their recent times: the faster on
+/// average, except that every `exploreEvery`th call runs the other, because which is faster
+/// changes with the host (docs/performance.md). The averages are exponential (weight `smoothing`
+/// on the newest time), so a change shows within a few calls. Each way's first call is not
+/// counted: it pays for cold caches. Belongs to its layer's thread.
+struct WayChooser {
+    static let exploreEvery = 8
+    static let smoothing = 0.3
+    private var average: [OneDNNConvolution.WinogradWay: Double] = [:]
+    private var runs: [OneDNNConvolution.WinogradWay: Int] = [:]
+    private var calls = 0
+
+    /// The way to run next: each way twice first, alternating; then the faster, and every
+    /// `exploreEvery`th call the other.
+    mutating func next() -> OneDNNConvolution.WinogradWay {
+        calls += 1
+        let shared = runs[.shared] ?? 0, parts = runs[.parts] ?? 0
+        if shared < 2 || parts < 2 { return shared <= parts ? .shared : .parts }
+        let best: OneDNNConvolution.WinogradWay = average[.shared]! <= average[.parts]! ? .shared : .parts
+        return calls % Self.exploreEvery == 0 ? (best == .shared ? .parts : .shared) : best
+    }
+
+    /// Adds a call's time to its way's average (except the way's first call).
+    mutating func record(_ way: OneDNNConvolution.WinogradWay, nanoseconds: UInt64) {
+        runs[way, default: 0] += 1
+        guard runs[way]! > 1 else { return }
+        let time = Double(nanoseconds)
+        average[way] = average[way].map { $0 + Self.smoothing * (time - $0) } ?? time
     }
 }

@@ -25,6 +25,9 @@ public struct OneDNNError: Error, CustomStringConvertible, Sendable {
 public final class OneDNNRuntime {
     let engine: dnnl_engine_t
     let stream: dnnl_stream_t
+    /// Runtimes for work that runs on other threads at the same time as this one's
+    /// (`part(_:)`), made on first use.
+    private var parts: [OneDNNRuntime] = []
 
     /// Creates the CPU engine and its stream. Throws if oneDNN cannot (no CPU engine).
     public init() throws(OneDNNError) {
@@ -43,6 +46,15 @@ public final class OneDNNRuntime {
     deinit {
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
+    }
+
+    /// The `index`th runtime (engine and stream) for work that runs concurrently on several
+    /// threads, one per thread: a stream may not be shared by two threads at once. Made on
+    /// first use and owned here. Callable from this runtime's thread.
+    public func part(_ index: Int) throws(OneDNNError) -> OneDNNRuntime {
+        require(index >= 0, "OneDNNRuntime.part: negative index \(index)")
+        while parts.count <= index { parts.append(try OneDNNRuntime()) }
+        return parts[index]
     }
 
     /// oneDNN's version, e.g. "2.6.3". Callable from any thread.
@@ -115,6 +127,9 @@ public final class OneDNNMatmul {
     private let memoryA: dnnl_memory_t
     private let memoryB: dnnl_memory_t
     private let memoryC: dnnl_memory_t
+    /// With `singleThreaded`: the scratchpad this matmul owns and its memory object.
+    private let scratchpad: AlignedBytes?
+    private let memoryScratchpad: dnnl_memory_t?
     /// The execute arguments, filled once: the handles change per run, the memory objects do not.
     private let arguments: UnsafeMutablePointer<dnnl_exec_arg_t>
     private let argumentCount: Int32
@@ -127,10 +142,16 @@ public final class OneDNNMatmul {
     /// left to the caller's float32 epilogue: oneDNN 2.6 has no optimised matmul for a per-row
     /// (`[m, 1]`) bias and falls back to `ref:any`, ~1000× slower. Throws if oneDNN refuses the
     /// shapes or the CPU. Callable from the runtime's thread.
+    ///
+    /// `singleThreaded`: the primitive is planned for one thread and owns its scratchpad, so
+    /// that it may run on any one thread, e.g. inside a parallel region beside other such
+    /// matmuls (each with its own runtime, `OneDNNRuntime.part`). Otherwise oneDNN plans it for
+    /// the calling thread's OpenMP team (`BLASThreads.applyToOpenMP`), and it must run on a
+    /// thread with that team size, outside any parallel region.
     public init(runtime: OneDNNRuntime, operands: Operands = .bf16, batch: Int = 1, m: Int, n: Int, k: Int,
                 lda: Int, ldb: Int, ldc: Int,
                 strideA: Int = 0, strideB: Int = 0, strideC: Int = 0,
-                accumulate: Bool = false) throws(OneDNNError) {
+                accumulate: Bool = false, singleThreaded: Bool = false) throws(OneDNNError) {
         require(batch >= 1 && m >= 1 && n >= 1 && k >= 1, "OneDNNMatmul: empty shape \(batch)×\(m)×\(n)×\(k)")
         require(lda >= k && ldb >= n && ldc >= n, "OneDNNMatmul: leading dimensions \(lda)/\(ldb)/\(ldc) too small for \(m)×\(n)×\(k)")
         self.runtime = runtime
@@ -152,6 +173,12 @@ public final class OneDNNMatmul {
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "create primitive attributes")
         defer { dnnl_primitive_attr_destroy(attributes) }
+        if singleThreaded {
+            // oneDNN's library scratchpad is shared per creating thread; a primitive that runs on
+            // another thread, concurrently with others, needs its own.
+            try check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user),
+                      "ask for a user scratchpad")
+        }
         if accumulate {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "create post-ops")
@@ -163,6 +190,11 @@ public final class OneDNNMatmul {
         try check(dnnl_matmul_desc_init(&operation, &descA, &descB, nil, &descC),
                   "describe a \(operands.rawValue) matmul \(batch)×\(m)×\(n)×\(k)")
         var descriptor: dnnl_primitive_desc_t?
+        // oneDNN plans the work split for the creating thread's OpenMP team size and later assumes
+        // it gets exactly that many threads.
+        let restoreTeam = singleThreaded ? OpenMP.maxThreads?() : nil
+        if let restoreTeam, restoreTeam != 1 { OpenMP.setThreads?(1) }
+        defer { if let restoreTeam, restoreTeam != 1 { OpenMP.setThreads?(restoreTeam) } }
         try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil),
                   "find a \(operands.rawValue) matmul for \(batch)×\(m)×\(n)×\(k) (for bf16, a CPU without AVX-512 has none)")
         defer { dnnl_primitive_desc_destroy(descriptor) }
@@ -181,11 +213,26 @@ public final class OneDNNMatmul {
         memoryA = try memory(&descA)
         memoryB = try memory(&descB)
         memoryC = try memory(&descC)
-        arguments = .allocate(capacity: 3)
+        if singleThreaded, let scratchDesc = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0) {
+            var desc = scratchDesc.pointee
+            let bytes = dnnl_memory_desc_get_size(&desc)
+            let owned = AlignedBytes(count: bytes)
+            var result: dnnl_memory_t?
+            try check(dnnl_memory_create(&result, &desc, runtime.engine, owned.pointer), "create the scratchpad")
+            (scratchpad, memoryScratchpad) = (owned, result)
+        } else {
+            (scratchpad, memoryScratchpad) = (nil, nil)
+        }
+        arguments = .allocate(capacity: 4)
         arguments[0] = dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memoryA)
         arguments[1] = dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memoryB)
         arguments[2] = dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memoryC)
-        argumentCount = 3
+        if let memoryScratchpad {
+            arguments[3] = dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: memoryScratchpad)
+            argumentCount = 4
+        } else {
+            argumentCount = 3
+        }
     }
 
     deinit {
@@ -193,6 +240,7 @@ public final class OneDNNMatmul {
         dnnl_memory_destroy(memoryA)
         dnnl_memory_destroy(memoryB)
         dnnl_memory_destroy(memoryC)
+        if let memoryScratchpad { dnnl_memory_destroy(memoryScratchpad) }
         arguments.deallocate()
     }
 

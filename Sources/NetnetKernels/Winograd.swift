@@ -170,7 +170,9 @@ public enum Winograd {
 
     /// The chunk loop both precisions share: per chunk of tile rows, the input transform into
     /// `transformed` (`[36, in, tiles]`, float32 or bf16), then `multiply(tiles)`, which must
-    /// fill `products` (`[36, out, tiles]` float32) from it, then the output transform.
+    /// fill `products` (float32) from it, then the output transform. The products are laid out
+    /// by slices of output channels, `sliceBounds` (first channels, then `out`; nil: one slice),
+    /// each `[36, its channels, tiles]`, slices one after another.
     @inline(__always)
     static func chunks<Element: ColumnElement>(geometry g: ConvolutionGeometry,
                                                input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
@@ -178,7 +180,8 @@ public enum Winograd {
                                                products: UnsafeMutablePointer<Float>,
                                                scratch: UnsafeMutablePointer<Float>, slots: Int,
                                                bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
-                                               relu: Bool, accumulate: Bool, multiply: (_ tiles: Int) -> Void) {
+                                               relu: Bool, accumulate: Bool, sliceBounds: [Int]? = nil,
+                                               multiply: (_ tiles: Int) -> Void) {
         let cin = g.inputChannels, cout = g.outputChannels
         var tileRow = 0
         while tileRow < p.tilesY {
@@ -198,8 +201,15 @@ public enum Winograd {
             // Output transform, split over output channels.
             parallelSlots(count: cout, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles))) { slot, channels in
                 let local = scratch + slot * p.slotFloats
+                var slice = 0
                 for o in channels {
-                    outputTransform(products: products + o * tiles, positionStride: cout * tiles,
+                    var first = 0, count = cout
+                    if let bounds = sliceBounds {
+                        while o >= bounds[slice + 1] { slice += 1 }
+                        first = bounds[slice]; count = bounds[slice + 1] - first
+                    }
+                    outputTransform(products: products + alpha * alpha * first * tiles + (o - first) * tiles,
+                                    positionStride: count * tiles,
                                     plan: p, firstTileRow: tileRow, tileRows: rows,
                                     output: output + o * p.outputHeight * p.outputWidth,
                                     bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,

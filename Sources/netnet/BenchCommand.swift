@@ -43,6 +43,12 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
+    @Option(help: "oneDNN Winograd layers on several threads: auto (each layer runs the way measured faster lately), shared (all threads on each step), parts (a part of the map per thread).")
+    var winogradWay: String = "auto"
+
+    @Flag(help: "Compare the Winograd ways in one run: frames alternate between shared, parts and auto, and each gets its median (the host's speed changes over seconds; alternating frames sees the same changes).")
+    var compareWays = false
+
     @Flag(help: "Also print the time per layer group and per layer.")
     var layers = false
 
@@ -55,6 +61,9 @@ struct BenchCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernelThreads, kernelThreads < 1 { throw ValidationError("--kernel-threads must be at least 1") }
         if let conv, ConvolutionAlgorithm(rawValue: conv) == nil { throw ValidationError("--conv must be auto, im2col or winograd") }
+        if winogradWay != "auto" && OneDNNConvolution.WinogradWay(rawValue: winogradWay) == nil {
+            throw ValidationError("--winograd-way must be auto, shared or parts, not '\(winogradWay)'")
+        }
     }
 
     func run() throws {
@@ -68,11 +77,29 @@ struct BenchCommand: ParsableCommand {
         let detector = reportingErrors {
             try precision.makeDetector(model: loaded, convolution: conv.flatMap(ConvolutionAlgorithm.init(rawValue:)) ?? .fromEnvironment)
         }
+        if let way = OneDNNConvolution.WinogradWay(rawValue: winogradWay) { detector.forceWinogradWay(way) }
         let winogradLayers = Set(detector.winogradLayerNames)
         var generator = SplitMix64(seed: 7)
         let size = loaded.description.inputSize
         for index in 0..<(3 * size * size) { detector.input[index] = generator.nextUniform() * 255 - 128 }
         for _ in 0..<warmup { detector.forward() }
+        if compareWays {
+            let ways: [(String, OneDNNConvolution.WinogradWay?)] = [("shared", .shared), ("parts", .parts), ("auto", nil)]
+            var wayTimes = [[Double]](repeating: [], count: ways.count)
+            for frame in 0..<(frames * ways.count) {
+                detector.forceWinogradWay(ways[frame % ways.count].1)
+                let start = DispatchTime.now().uptimeNanoseconds
+                detector.forward()
+                wayTimes[frame % ways.count].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            for (index, way) in ways.enumerated() {
+                let sorted = wayTimes[index].sorted()
+                let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+                print(String(format: "%@ median: %.1f ms/frame (min %.1f, max %.1f)", way.0.padding(toLength: 7, withPad: " ", startingAt: 0),
+                             median, sorted.first!, sorted.last!))
+            }
+            return
+        }
         detector.recordsTimings = layers
         var times: [Double] = []
         for _ in 0..<frames {
@@ -137,6 +164,14 @@ struct BenchCommand: ParsableCommand {
                 print("oneDNN kernels (per layer: kernel, oneDNN's implementation):")
                 for entry in detector.oneDNNKernels {
                     print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 8, withPad: " ", startingAt: 0)) \(entry.implementation)")
+                }
+                let ways = detector.winogradWays
+                if ways.contains(where: { $0.counts.count > 1 || $0.counts[.shared] != nil }) {
+                    print("Winograd ways (calls so far, warm-up included: shared = all threads per step, parts = a part per thread, cut by tiles or channels):")
+                    for entry in ways {
+                        let counts = OneDNNConvolution.WinogradWay.allCases.map { "\($0.rawValue) \(entry.counts[$0] ?? 0)" }.joined(separator: ", ")
+                        print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(counts) (parts by \(entry.split))")
+                    }
                 }
             }
             print("per layer, in execution order (ms/frame, GFLOP/s of the direct convolution's work; W: Winograd):")

@@ -1,5 +1,5 @@
 import Testing
-import NetnetKernels
+@testable import NetnetKernels
 
 /// Whether this machine runs the bf16 path (AVX512_BF16 or AMX); the machine this project is
 /// built and tested on does, so in CI these tests run.
@@ -66,7 +66,17 @@ struct BF16Tests {
     /// rounded operands. Returns (max error, max reference).
     /// With `operands: .f32` nothing is rounded: the references take the float32 data as is.
     static func run(_ c: Case, kernel: OneDNNConvolution.Kernel, seed: UInt64, twin: Bool = false,
-                    operands: OneDNNMatmul.Operands = .bf16) throws -> (Float, Float) {
+                    operands: OneDNNMatmul.Operands = .bf16, threads: Int = KernelThreads.current,
+                    split: OneDNNConvolution.WinogradSplit = .automatic,
+                    way: OneDNNConvolution.WinogradWay? = nil) throws -> (Float, Float) {
+        try runWithOutput(c, kernel: kernel, seed: seed, twin: twin, operands: operands, threads: threads, split: split, way: way).errors
+    }
+
+    /// As `run`, also returning the layer's output.
+    static func runWithOutput(_ c: Case, kernel: OneDNNConvolution.Kernel, seed: UInt64, twin: Bool = false,
+                    operands: OneDNNMatmul.Operands = .bf16, threads: Int = KernelThreads.current,
+                    split: OneDNNConvolution.WinogradSplit = .automatic,
+                    way: OneDNNConvolution.WinogradWay?) throws -> (errors: (Float, Float), output: [Float]) {
         var rng = SeededGenerator(seed: seed)
         let g = c.geometry
         let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
@@ -81,8 +91,9 @@ struct BF16Tests {
         let layer = try weights.withPointer { w in
             try OneDNNConvolution(runtime: runtime, operands: operands, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
                                 kernel: kernel, hasBias: true, relu: c.relu, accumulate: c.accumulate,
-                                columnBudget: c.columnBudget)
+                                columnBudget: c.columnBudget, threads: threads, split: split)
         }
+        layer.forcedWay = way
         let columns = AlignedBytes(count: layer.columnWorkspaceBytes)
         let floats = AlignedBuffer(count: layer.floatWorkspaceCount)
         input.withPointer { x in
@@ -118,7 +129,7 @@ struct BF16Tests {
             }
         }
         let e = errors(fast, direct)
-        return (e.maxError, e.maxReference)
+        return ((e.maxError, e.maxReference), fast)
     }
 
     static let im2colCases: [Case] = [
@@ -156,6 +167,76 @@ struct BF16Tests {
         let (error, reference) = try Self.run(c, kernel: .winograd, seed: 9)
         #expect(error <= 0.12 * reference, "\(c) vs direct: max abs err \(error), max abs ref \(reference)")
         #expect(error > 1e-4 * reference, "bf16 Winograd that rounds nothing is not running bf16")
+    }
+}
+
+/// A Winograd layer on several threads runs one of two ways (`OneDNNConvolution.WinogradWay`):
+/// each way, with the parts cut either way and in 1–3 parts, must meet the same bounds as the
+/// single-threaded layer, and the two ways must agree.
+@Suite("Winograd ways on oneDNN")
+struct WinogradWayTests {
+    static let cases: [BF16Tests.Case] = BF16Tests.winogradCases + [
+        // 5 tile rows: too few for 2 parts to share evenly, so `automatic` cuts by channels.
+        BF16Tests.Case(geometry: .init(inputChannels: 16, outputChannels: 18, kernel: 3, padding: 1), height: 19, width: 19,
+                       accumulate: true),
+    ]
+
+    @Test("every way and split equals the twin, fp32 and bf16", arguments: cases)
+    func waysMatchTwin(_ c: BF16Tests.Case) throws {
+        var operandsToTest: [OneDNNMatmul.Operands] = [.f32]
+        if BF16Support.available { operandsToTest.append(.bf16) }
+        for operands in operandsToTest {
+            for threads in [1, 2, 3] {
+                for split in [OneDNNConvolution.WinogradSplit.tiles, .channels, .automatic] {
+                    var outputs: [[Float]] = []
+                    for way in OneDNNConvolution.WinogradWay.allCases {
+                        let result = try BF16Tests.runWithOutput(c, kernel: .winograd, seed: 9, twin: true, operands: operands,
+                                                       threads: threads, split: split, way: way)
+                        let (error, reference) = result.errors
+                        #expect(error <= 2e-5 * reference + 1e-6,
+                                "\(c) \(operands) threads \(threads) \(split) \(way): max abs err \(error) of \(reference)")
+                        outputs.append(result.output)
+                    }
+                    let difference = zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? 0
+                    let magnitude = outputs[0].map { abs($0) }.max() ?? 0
+                    #expect(difference <= 1e-6 * magnitude, "\(c) \(operands) threads \(threads) \(split): ways differ by \(difference)")
+                }
+            }
+        }
+    }
+
+    @Test("the automatic split cuts tile rows when they share out within 10 %, else channels")
+    func automaticSplit() {
+        typealias C = OneDNNConvolution
+        #expect(C.resolve(.automatic, tileRows: 5, outputChannels: 512, parts: 1) == .tiles)
+        #expect(C.resolve(.automatic, tileRows: 10, outputChannels: 512, parts: 2) == .tiles)
+        #expect(C.resolve(.automatic, tileRows: 19, outputChannels: 512, parts: 2) == .tiles)     // 10 of 9.5
+        #expect(C.resolve(.automatic, tileRows: 5, outputChannels: 512, parts: 2) == .channels)   // 3 of 2.5
+        #expect(C.resolve(.automatic, tileRows: 3, outputChannels: 1, parts: 2) == .tiles)        // 1 channel
+        #expect(C.resolve(.channels, tileRows: 100, outputChannels: 64, parts: 2) == .channels)
+    }
+
+    @Test("the chooser runs each way twice, then the faster, and the other every 8th call; it follows a change")
+    func chooser() {
+        var chooser = WayChooser()
+        func call(_ times: [OneDNNConvolution.WinogradWay: UInt64]) -> OneDNNConvolution.WinogradWay {
+            let way = chooser.next()
+            chooser.record(way, nanoseconds: times[way]!)
+            return way
+        }
+        // The first call of each way is cold and not counted: a slow first shared call must not
+        // make parts look faster.
+        #expect(call([.shared: 900, .parts: 130]) == .shared)
+        let sharedFaster: [OneDNNConvolution.WinogradWay: UInt64] = [.shared: 100, .parts: 130]
+        #expect(call(sharedFaster) == .parts)
+        #expect(call(sharedFaster) == .shared)
+        #expect(call(sharedFaster) == .parts)
+        var ways = (5 ... 24).map { _ in call(sharedFaster) }
+        #expect(ways.filter { $0 == .parts }.count == 3, "explores the slower way on calls 8, 16 and 24: \(ways)")
+        // The host changes: shared gets slower than parts; within a few calls parts takes over.
+        let partsFaster: [OneDNNConvolution.WinogradWay: UInt64] = [.shared: 200, .parts: 130]
+        ways = (25 ... 32).map { _ in call(partsFaster) }
+        #expect(ways[2 ..< 7].allSatisfy { $0 == .parts } && ways[7] == .shared, "parts from call 27, shared explored on 32: \(ways)")
     }
 }
 

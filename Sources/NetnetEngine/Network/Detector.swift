@@ -126,7 +126,9 @@ public final class Detector {
             let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
                                             geometry: geometry, inputHeight: height, inputWidth: width,
                                             weights: weights, weightsOwner: owner, kernel: winograd ? .winograd : .im2col,
-                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget)
+                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget,
+                                            // Winograd's `parts` way runs matmuls on the kernel threads: at most as many as GEMM threads.
+                                            threads: min(KernelThreads.current, BLASThreads.current))
             oneDNN[step] = layer
             columnBytes = max(columnBytes, layer.columnWorkspaceBytes)
             need = max(need, layer.floatWorkspaceCount)
@@ -206,6 +208,22 @@ public final class Detector {
     /// oneDNN only: each convolution step's kernel and oneDNN's implementation, in plan order.
     public var oneDNNKernels: [(name: String, kernel: String, implementation: String)] {
         oneDNNLayers.keys.sorted().map { (stepName($0), oneDNNLayers[$0]!.kernel.rawValue, oneDNNLayers[$0]!.implementation) }
+    }
+
+    /// Makes every oneDNN Winograd layer run `way` (nil: each picks the faster lately, the
+    /// default). For benchmarks. Call from the detector's thread, between `forward` calls.
+    public func forceWinogradWay(_ way: OneDNNConvolution.WinogradWay?) {
+        for layer in oneDNNLayers.values { layer.forcedWay = way }
+    }
+
+    /// oneDNN Winograd layers only: how many `forward` calls ran each way so far
+    /// (`OneDNNConvolution.WinogradWay`), and how the parts are cut, in plan order.
+    public var winogradWays: [(name: String, split: String, counts: [OneDNNConvolution.WinogradWay: Int])] {
+        oneDNNLayers.keys.sorted().compactMap { step in
+            let layer = oneDNNLayers[step]!
+            guard let split = layer.winogradSplit else { return nil }
+            return (stepName(step), split.rawValue, layer.wayCounts)
+        }
     }
 
     /// The network input, `[3, S, S]` planar and normalised; fill it, then call `forward`.
