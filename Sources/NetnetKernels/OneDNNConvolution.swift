@@ -402,33 +402,34 @@ public final class OneDNNConvolution {
     }
 }
 
-/// Picks one of a layer's two `WinogradWay`s per call from their recent times: the faster on
-/// average, except that every `exploreEvery`th call runs the other, because which is faster
-/// changes with the host (docs/performance.md). The averages are exponential (weight `smoothing`
-/// on the newest time), so a change shows within a few calls. Each way's first call is not
-/// counted: it pays for cold caches. Belongs to its layer's thread.
+/// Picks one of a layer's two `WinogradWay`s per call from their recent times: the faster,
+/// except that every `exploreEvery`th call runs the other, because which is faster changes with
+/// the host (docs/performance.md). A way's speed is the best of its last `window` counted times:
+/// interference from the host only ever adds time, so the minimum is a steadier measure than a
+/// mean, and it still follows a lasting change within `window` calls. Each way's first call is
+/// not counted (cold caches). Belongs to its layer's thread.
 struct WayChooser {
     static let exploreEvery = 8
-    static let smoothing = 0.3
-    private var average: [OneDNNConvolution.WinogradWay: Double] = [:]
+    static let window = 4
+    private var recent: [OneDNNConvolution.WinogradWay: [UInt64]] = [:]
     private var runs: [OneDNNConvolution.WinogradWay: Int] = [:]
     private var calls = 0
 
-    /// The way to run next: each way twice first, alternating; then the faster, and every
-    /// `exploreEvery`th call the other.
+    /// The way to run next: the two ways alternately until each has two counted times; then the
+    /// faster, and every `exploreEvery`th call the other.
     mutating func next() -> OneDNNConvolution.WinogradWay {
         calls += 1
         let shared = runs[.shared] ?? 0, parts = runs[.parts] ?? 0
-        if shared < 2 || parts < 2 { return shared <= parts ? .shared : .parts }
-        let best: OneDNNConvolution.WinogradWay = average[.shared]! <= average[.parts]! ? .shared : .parts
+        if shared < 3 || parts < 3 { return shared <= parts ? .shared : .parts }
+        let best: OneDNNConvolution.WinogradWay = recent[.shared]!.min()! <= recent[.parts]!.min()! ? .shared : .parts
         return calls % Self.exploreEvery == 0 ? (best == .shared ? .parts : .shared) : best
     }
 
-    /// Adds a call's time to its way's average (except the way's first call).
+    /// Counts a call's time for its way (except the way's first call).
     mutating func record(_ way: OneDNNConvolution.WinogradWay, nanoseconds: UInt64) {
         runs[way, default: 0] += 1
         guard runs[way]! > 1 else { return }
-        let time = Double(nanoseconds)
-        average[way] = average[way].map { $0 + Self.smoothing * (time - $0) } ?? time
+        recent[way, default: []].append(nanoseconds)
+        if recent[way]!.count > Self.window { recent[way]!.removeFirst() }
     }
 }
