@@ -1,5 +1,3 @@
-import Dispatch
-
 /// One convolution layer whose GEMMs run on oneDNN's matmul (`OneDNNMatmul`): the bf16 path
 /// (`--precision bf16`: weights and the GEMMs' activation operand in bfloat16, products
 /// accumulated in float32) or fp32 operands (`--gemm onednn`). Feature maps in and out are
@@ -12,8 +10,9 @@ import Dispatch
 /// - `winograd` (3×3 stride 1 only): F(4×4, 3×3) as in `Winograd`, with the filters transformed
 ///   in double, then rounded to the operand type once; the input transform stores that type; the
 ///   36 products of a chunk are batched matmuls; the output transform (with bias, accumulation,
-///   ReLU) reads float32. On several threads a layer runs one of two ways (`WinogradWay`), and
-///   `forward` picks the one measured faster lately (`WayChooser`):
+///   ReLU) reads float32. On several threads a layer runs one of two ways (`WinogradWay`, set
+///   by the owner; a `Detector` picks one per frame for all its layers with a
+///   `WinogradWayChooser`):
 ///   - `shared`: the threads take each step of a chunk together (the transforms split over
 ///     channels, one multi-threaded matmul), so each thread reads half of the filters;
 ///   - `parts`: one part per thread (`WinogradSplit`), each run start to end by its thread (input
@@ -104,13 +103,11 @@ public final class OneDNNConvolution {
     private let partColumnElements: Int, partFloats: Int
     /// How the Winograd parts were cut (nil for im2col).
     public let winogradSplit: WinogradSplit?
-    /// Picks the way each Winograd `forward` runs; nil where only one way exists.
-    private var chooser: WayChooser?
-    /// Tests and benchmarks: run this way every time instead of choosing (ignored where the way
-    /// does not exist, i.e. `shared` on one thread).
-    public var forcedWay: WinogradWay?
-    /// How many `forward` calls ran each way so far (Winograd only).
-    public private(set) var wayCounts: [WinogradWay: Int] = [:]
+    /// The way Winograd `forward` runs (`shared` by default). `shared` needs several threads:
+    /// made for one, the layer always runs `parts` (`hasTwoWays` is false).
+    public var way: WinogradWay = .shared
+    /// Whether this is a Winograd layer with both ways (made for several threads).
+    public var hasTwoWays: Bool { !sharedMatmuls.isEmpty }
 
     /// Converts `weights` (`[out][in][kh][kw]` float32) and makes the matmuls for an input of
     /// `inputHeight` × `inputWidth`. `hasBias`, `relu` and `accumulate` fix what `forward` does,
@@ -170,7 +167,6 @@ public final class OneDNNConvolution {
             winogradSplit = nil
             sliceBounds = []
             sharedMatmuls = []
-            chooser = nil
             columnWorkspaceBytes = k * ow * rows * elementBytes
             floatWorkspaceCount = 0
             var made: [OneDNNMatmul] = []
@@ -263,7 +259,6 @@ public final class OneDNNConvolution {
             let sharedFloats = shared.isEmpty ? 0 : positions * cout * p.chunkTiles + Winograd.productSlack + count * p.slotFloats
             columnWorkspaceBytes = max(made.count * columnElements, shared.isEmpty ? 0 : positions * cin * p.chunkTiles) * elementBytes
             floatWorkspaceCount = max(made.count * floats, sharedFloats)
-            chooser = shared.isEmpty ? nil : WayChooser()
             matmuls = []
         }
     }
@@ -321,15 +316,11 @@ public final class OneDNNConvolution {
                 rowStart += rows
             }
         case .winograd:
-            let way: WinogradWay = sharedMatmuls.isEmpty ? .parts : forcedWay ?? chooser?.next() ?? .parts
-            let start = DispatchTime.now().uptimeNanoseconds
-            if way == .shared {
+            if way == .shared && hasTwoWays {
                 runShared(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
             } else {
                 runParts(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
             }
-            chooser?.record(way, nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
-            wayCounts[way, default: 0] += 1
         }
     }
 
@@ -402,22 +393,28 @@ public final class OneDNNConvolution {
     }
 }
 
-/// Picks one of a layer's two `WinogradWay`s per call from their recent times: the faster,
-/// except that every `exploreEvery`th call runs the other, because which is faster changes with
-/// the host (docs/performance.md). A way's speed is the best of its last `window` counted times:
+/// Picks, per call of whatever runs the Winograd layers (a `Detector`'s frame), one of the two
+/// `OneDNNConvolution.WinogradWay`s from their recent times: the faster, except that every
+/// `exploreEvery`th call runs the other, because which is faster changes with the host
+/// (docs/performance.md). A way's speed is the best of its last `window` counted times:
 /// interference from the host only ever adds time, so the minimum is a steadier measure than a
 /// mean, and it still follows a lasting change within `window` calls. Each way's first call is
-/// not counted (cold caches). Belongs to its layer's thread.
-struct WayChooser {
-    static let exploreEvery = 8
-    static let window = 4
+/// not counted (cold caches). A plain value; belongs to its owner's thread.
+public struct WinogradWayChooser: Sendable {
+    /// Every how many calls the slower way is tried again.
+    public static let exploreEvery = 8
+    /// How many recent times per way count.
+    public static let window = 4
     private var recent: [OneDNNConvolution.WinogradWay: [UInt64]] = [:]
     private var runs: [OneDNNConvolution.WinogradWay: Int] = [:]
     private var calls = 0
 
+    /// A chooser with no times yet.
+    public init() {}
+
     /// The way to run next: the two ways alternately until each has two counted times; then the
     /// faster, and every `exploreEvery`th call the other.
-    mutating func next() -> OneDNNConvolution.WinogradWay {
+    public mutating func next() -> OneDNNConvolution.WinogradWay {
         calls += 1
         let shared = runs[.shared] ?? 0, parts = runs[.parts] ?? 0
         if shared < 3 || parts < 3 { return shared <= parts ? .shared : .parts }
@@ -425,8 +422,8 @@ struct WayChooser {
         return calls % Self.exploreEvery == 0 ? (best == .shared ? .parts : .shared) : best
     }
 
-    /// Counts a call's time for its way (except the way's first call).
-    mutating func record(_ way: OneDNNConvolution.WinogradWay, nanoseconds: UInt64) {
+    /// Counts a call's time for the way it ran (except the way's first call).
+    public mutating func record(_ way: OneDNNConvolution.WinogradWay, nanoseconds: UInt64) {
         runs[way, default: 0] += 1
         guard runs[way]! > 1 else { return }
         recent[way, default: []].append(nanoseconds)

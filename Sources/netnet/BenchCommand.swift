@@ -161,17 +161,15 @@ struct BenchCommand: ParsableCommand {
             var layerMACs: [String: Double] = [:]
             for layer in loaded.plan.layers { layerMACs[layer.name, default: 0] += Double(layer.executedMultiplyAccumulates) }
             if detector.gemm == .onednn {
-                print("oneDNN kernels (per layer: kernel, oneDNN's implementation):")
+                print("oneDNN kernels (per layer: kernel, oneDNN's implementation; Winograd: how its parts are cut):")
+                let splits = Dictionary(detector.winogradSplits, uniquingKeysWith: { first, _ in first })
                 for entry in detector.oneDNNKernels {
-                    print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 8, withPad: " ", startingAt: 0)) \(entry.implementation)")
+                    print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 8, withPad: " ", startingAt: 0)) \(entry.implementation)"
+                          + (splits[entry.name].map { " (parts by \($0))" } ?? ""))
                 }
-                let ways = detector.winogradWays
-                if ways.contains(where: { $0.counts.count > 1 || $0.counts[.shared] != nil }) {
-                    print("Winograd ways (calls so far, warm-up included: shared = all threads per step, parts = a part per thread, cut by tiles or channels):")
-                    for entry in ways {
-                        let counts = OneDNNConvolution.WinogradWay.allCases.map { "\($0.rawValue) \(entry.counts[$0] ?? 0)" }.joined(separator: ", ")
-                        print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(counts) (parts by \(entry.split))")
-                    }
+                if !detector.winogradWayCounts.isEmpty {
+                    let counts = OneDNNConvolution.WinogradWay.allCases.map { "\($0.rawValue) \(detector.winogradWayCounts[$0] ?? 0)" }
+                    print("Winograd way, frames so far (warm-up included): " + counts.joined(separator: ", "))
                 }
             }
             print("per layer, in execution order (ms/frame, GFLOP/s of the direct convolution's work; W: Winograd):")

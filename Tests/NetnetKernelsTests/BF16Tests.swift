@@ -93,7 +93,7 @@ struct BF16Tests {
                                 kernel: kernel, hasBias: true, relu: c.relu, accumulate: c.accumulate,
                                 columnBudget: c.columnBudget, threads: threads, split: split)
         }
-        layer.forcedWay = way
+        if let way { layer.way = way }
         let columns = AlignedBytes(count: layer.columnWorkspaceBytes)
         let floats = AlignedBuffer(count: layer.floatWorkspaceCount)
         input.withPointer { x in
@@ -218,7 +218,7 @@ struct WinogradWayTests {
 
     @Test("the chooser alternates three calls each, then runs the faster and the other every 8th call; it follows a change")
     func chooser() {
-        var chooser = WayChooser()
+        var chooser = WinogradWayChooser()
         func call(_ times: [OneDNNConvolution.WinogradWay: UInt64]) -> OneDNNConvolution.WinogradWay {
             let way = chooser.next()
             chooser.record(way, nanoseconds: times[way]!)

@@ -47,6 +47,11 @@ public final class Detector {
     public let gemmFallback: String?
     /// oneDNN only: the layers by step index (they keep their runtime alive), their shared column workspace.
     private let oneDNNLayers: [Int: OneDNNConvolution]
+    /// The oneDNN Winograd layers with two ways to run, the frame's way chooser, and the way
+    /// benchmarks force.
+    private let twoWayLayers: [OneDNNConvolution]
+    private var wayChooser = WinogradWayChooser()
+    private var forcedWinogradWay: OneDNNConvolution.WinogradWay?
     private let oneDNNColumns: AlignedBytes?
 
     /// An fp32 detector: allocates every buffer the model's plan needs. `columnBudget` bounds the
@@ -187,6 +192,7 @@ public final class Detector {
         winogradHeads = transformedHeads
         winogradLayerNames = names
         oneDNNLayers = oneDNN
+        twoWayLayers = oneDNN.keys.sorted().map { oneDNN[$0]! }.filter(\.hasTwoWays)
         oneDNNColumns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
         workspace = AlignedBuffer(count: need)
         stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count)
@@ -210,19 +216,21 @@ public final class Detector {
         oneDNNLayers.keys.sorted().map { (stepName($0), oneDNNLayers[$0]!.kernel.rawValue, oneDNNLayers[$0]!.implementation) }
     }
 
-    /// Makes every oneDNN Winograd layer run `way` (nil: each picks the faster lately, the
-    /// default). For benchmarks. Call from the detector's thread, between `forward` calls.
+    /// Makes every frame run its oneDNN Winograd layers `way` (nil: the way measured faster
+    /// lately, the default). For benchmarks. Call from the detector's thread, between `forward`
+    /// calls.
     public func forceWinogradWay(_ way: OneDNNConvolution.WinogradWay?) {
-        for layer in oneDNNLayers.values { layer.forcedWay = way }
+        forcedWinogradWay = way
     }
 
-    /// oneDNN Winograd layers only: how many `forward` calls ran each way so far
-    /// (`OneDNNConvolution.WinogradWay`), and how the parts are cut, in plan order.
-    public var winogradWays: [(name: String, split: String, counts: [OneDNNConvolution.WinogradWay: Int])] {
+    /// How many `forward` calls ran their oneDNN Winograd layers each way so far (empty when
+    /// there is no choice: no such layers, or one thread).
+    public private(set) var winogradWayCounts: [OneDNNConvolution.WinogradWay: Int] = [:]
+
+    /// oneDNN Winograd layers only: how each cuts its parts, in plan order.
+    public var winogradSplits: [(name: String, split: String)] {
         oneDNNLayers.keys.sorted().compactMap { step in
-            let layer = oneDNNLayers[step]!
-            guard let split = layer.winogradSplit else { return nil }
-            return (stepName(step), split.rawValue, layer.wayCounts)
+            oneDNNLayers[step]!.winogradSplit.map { (stepName(step), $0.rawValue) }
         }
     }
 
@@ -289,6 +297,20 @@ public final class Detector {
     /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`.
     public func forward() {
         if gemm == .onednn { BLASThreads.applyToOpenMP() }
+        // One way for all Winograd layers of a frame, timed as a whole: a layer's time depends on
+        // where the previous layer left its output (one core's cache, or split between both),
+        // so choosing layer by layer would measure each way with the other's leftovers.
+        let way = twoWayLayers.isEmpty ? nil : forcedWinogradWay ?? wayChooser.next()
+        let frameStart = DispatchTime.now().uptimeNanoseconds
+        if let way {
+            for layer in twoWayLayers { layer.way = way }
+        }
+        defer {
+            if let way {
+                wayChooser.record(way, nanoseconds: DispatchTime.now().uptimeNanoseconds - frameStart)
+                winogradWayCounts[way, default: 0] += 1
+            }
+        }
         let description = plan.description
         let workspaceBuffer = workspace.buffer
         for (stepIndex, step) in plan.steps.enumerated() {
