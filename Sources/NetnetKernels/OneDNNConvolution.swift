@@ -18,9 +18,10 @@
 ///   - `parts`: one part per thread (`WinogradSplit`), each run start to end by its thread (input
 ///     transform, a single-threaded matmul, output transform), so the transformed inputs and
 ///     products, 36× the size of the map, never move between cores.
-///   Which is faster depends on the host: `shared` by 10–20 % when the two cores share a cache,
-///   `parts` when they sit on different dies, where one core reads what the other wrote at a
-///   third of the speed; this host switches between the two (docs/performance.md).
+///   Which is faster depends on the network and the host: `shared` by ~7–10 % on full-width
+///   layers when the two cores share a cache; `parts` on thin layers (fewer hand-overs), and
+///   when the cores sit on different dies, where one reads what the other wrote at a third of
+///   the speed; this host switches between the two (docs/performance.md).
 ///
 /// Made once per layer and input size (weights converted, primitives created), then `forward` per
 /// frame allocates nothing. Belongs to one thread at a time, like its `OneDNNRuntime`.

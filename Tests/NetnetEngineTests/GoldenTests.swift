@@ -36,6 +36,37 @@ struct GoldenTests {
         }
     }
 
+    /// On several threads the oneDNN Winograd layers run one of two ways, chosen per frame
+    /// (`OneDNNConvolution.WinogradWay`); each way alone must meet the same bounds, fp32 and bf16,
+    /// through the whole network (where the `parts` way's single-threaded matmuls run inside the
+    /// engine's OpenMP regions).
+    @Test("both Winograd ways match the reference through the whole network", arguments: goldens,
+          OneDNNConvolution.WinogradWay.allCases)
+    func winogradWays(name: String, way: OneDNNConvolution.WinogradWay) throws {
+        let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
+        let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
+        let goldenPath = directory.appendingPathComponent("\(name).golden.safetensors").path
+        var precisions: [Precision] = [.fp32]
+        if BF16Check.available { precisions.append(.bf16) }
+        for precision in precisions {
+            // bf16 with Winograd on every layer, thin ones included, exceeds its bound with either
+            // way (0.06 on NETNet-300, the same figure both ways): `auto` is bf16's rule.
+            let detector = try Detector(model: model, convolution: precision == .fp32 ? .winograd : .auto,
+                                        precision: precision, gemm: .onednn)
+            #expect(!detector.winogradLayerNames.isEmpty, "\(name) \(precision): no Winograd layer to test")
+            detector.forceWinogradWay(way)
+            let results = try GoldenCheck.run(detector: detector, goldenPath: goldenPath)
+            if KernelThreads.current > 1 {
+                #expect(detector.winogradWayCounts[way] ?? 0 >= 1 && detector.winogradWayCounts.count == 1,
+                        "\(name) \(precision): ran \(detector.winogradWayCounts), forced \(way)")
+            }
+            let bound = precision == .fp32 ? Self.bounds[.winograd]! : Self.bf16Bound
+            for result in results where result.name != "priors" {
+                #expect(result.relativeError <= bound, "\(name) \(precision) \(way): \(result)")
+            }
+        }
+    }
+
     /// bf16 rounds every convolution's weights and inputs to 8 significant bits (float32
     /// accumulation), over ~30 layers in a row: held to 5e-2 of each tensor's magnitude against
     /// the float64 reference (the figure is printed on failure). Accuracy on real frames is
