@@ -82,7 +82,10 @@ for (precision, gemm, conv), rs in ours.items():
     m = med(rs)
     ratios = "; ".join(f"/{name} {m / med(p):.2f}" for name, p in peers.items())
     print(f"{network} (--precision {precision} --gemm {gemm} --conv {conv}): netnet {m:.1f} ms (rounds: {fmt(rs)}; "
-          f"{max(r['gflops'] for r in rs):.0f} GFLOP/s best, peak RSS {max(r['peak_rss_mb'] for r in rs):.0f} MB) | "
+          f"{max(r['gflops'] for r in rs):.0f} GFLOP/s best, peak RSS {max(r['peak_rss_mb'] for r in rs):.0f} MB"
+          + "".join(f"; Winograd {way} frames {sum(r.get('winograd_way_frames', {}).get(way, 0) for r in rs)}"
+                    for way in ("shared", "parts") if any("winograd_way_frames" in r for r in rs))
+          + ") | "
           f"ratio netnet{ratios}")
 PY
 done

@@ -126,6 +126,12 @@ struct BenchCommand: ParsableCommand {
             object.add("precision", detector.precision.rawValue)
             object.add("gemm", detector.gemm.rawValue)
             object.add("winograd_layers", detector.winogradLayerNames.count)
+            if !detector.winogradWayCounts.isEmpty {
+                // Frames (warm-up included) whose Winograd layers ran each way.
+                object.add("winograd_way_frames", raw: "{" + OneDNNConvolution.WinogradWay.allCases.map {
+                    "\(JSONObject.quote($0.rawValue)): \(detector.winogradWayCounts[$0] ?? 0)"
+                }.joined(separator: ", ") + "}")
+            }
             object.add("frames", frames)
             object.add("median_ms", median)
             object.add("min_ms", times.first!)
