@@ -84,6 +84,9 @@ struct BenchCommand: ParsableCommand {
         for index in 0..<(3 * size * size) { detector.input[index] = generator.nextUniform() * 255 - 128 }
         for _ in 0..<warmup { detector.forward() }
         if compareWays {
+            guard detector.hasWinogradWays else {
+                exitWithError("--compare-ways: this model has no Winograd layer with two ways to run here (that needs --gemm onednn, Winograd layers, and at least 2 threads)")
+            }
             let ways: [(String, OneDNNConvolution.WinogradWay?)] = [("shared", .shared), ("parts", .parts), ("auto", nil)]
             var wayTimes = [[Double]](repeating: [], count: ways.count)
             for frame in 0..<(frames * ways.count) {

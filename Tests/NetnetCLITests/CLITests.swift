@@ -244,4 +244,26 @@ struct CLITests {
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("--conv"), "\(refused.stderr)")
     }
+
+    @Test("bench --winograd-way forces a way, --compare-ways times all three, and both refuse what cannot run")
+    func benchWinogradWays() throws {
+        let base = ["bench", "--network", "netnet-vgg16-300", "--width", "0.125", "--num-classes", "2", "--conv", "winograd",
+                    "--warmup", "1"]
+        let forced = try NetnetBinary.run(base + ["--frames", "2", "--json", "--threads", "2", "--kernel-threads", "2",
+                                                  "--winograd-way", "parts"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        let object = try jsonObject(Substring(forced.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let frames = object["winograd_way_frames"] as? [String: Any]
+        #expect((frames?["parts"] as? NSNumber)?.intValue == 3 && (frames?["shared"] as? NSNumber)?.intValue == 0,
+                "every frame, warm-up included, ran parts: \(forced.stdout)")
+        let compared = try NetnetBinary.run(base + ["--frames", "2", "--threads", "2", "--kernel-threads", "2", "--compare-ways"])
+        #expect(compared.status == 0, "\(compared.stderr)")
+        for way in ["shared", "parts", "auto"] {
+            #expect(compared.stdout.contains("\(way)") && compared.stdout.contains("median:"), "\(compared.stdout)")
+        }
+        let oneThread = try NetnetBinary.run(base + ["--frames", "1", "--threads", "1", "--compare-ways"])
+        #expect(oneThread.status != 0 && oneThread.stderr.contains("two ways"), "\(oneThread.stderr)")
+        let unknown = try NetnetBinary.run(base + ["--frames", "1", "--winograd-way", "both"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("--winograd-way"), "\(unknown.stderr)")
+    }
 }

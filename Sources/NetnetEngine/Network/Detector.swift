@@ -223,6 +223,10 @@ public final class Detector {
         forcedWinogradWay = way
     }
 
+    /// Whether this detector has oneDNN Winograd layers with two ways to run (made for several
+    /// threads), so that `forceWinogradWay` and the per-frame choice mean something.
+    public var hasWinogradWays: Bool { !twoWayLayers.isEmpty }
+
     /// How many `forward` calls ran their oneDNN Winograd layers each way so far (empty when
     /// there is no choice: no such layers, or one thread).
     public private(set) var winogradWayCounts: [OneDNNConvolution.WinogradWay: Int] = [:]
