@@ -119,14 +119,16 @@ public final class OneDNNConvolution {
     /// instead of copying them, if it may keep the object that owns them alive (the model); nil
     /// copies.
     ///
-    /// Winograd only: `threads` parts (default `KernelThreads.current`), cut as `split` says.
-    /// `forward` runs them on up to that many kernel threads.
+    /// Winograd only: `threads` parts, cut as `split` says; `forward` runs them on up to that
+    /// many kernel threads. The default: the kernel threads, at most as many as GEMM threads (the
+    /// `parts` way runs its matmuls on the kernel threads).
     public init(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands = .bf16,
                 geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
                 weights source: UnsafePointer<Float>, weightsOwner: AnyObject? = nil,
                 kernel: Kernel, hasBias: Bool, relu: Bool, accumulate: Bool,
                 columnBudget: Int = Convolution.defaultColumnBudget,
-                threads: Int = KernelThreads.current, split: WinogradSplit = .automatic) throws(OneDNNError) {
+                threads: Int = min(KernelThreads.current, BLASThreads.current),
+                split: WinogradSplit = .automatic) throws(OneDNNError) {
         require(g.isValid && h >= 1 && w >= 1, "OneDNNConvolution: invalid geometry \(g) or input \(h)x\(w)")
         require(kernel == .im2col || Winograd.isEligible(g), "OneDNNConvolution: Winograd needs a 3x3 stride-1 layer, got \(g)")
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
@@ -230,12 +232,9 @@ public final class OneDNNConvolution {
                 let channels = resolved == .channels ? (bounds[index], bounds[index + 1]) : (0, cout)
                 let rowCount = rows.1 - rows.0, channelCount = channels.1 - channels.0
                 guard rowCount > 0 && channelCount > 0 else { continue }
-                // The chunking rule of `Winograd.plan`, applied to the part.
-                let perRow = positions * (cin + channelCount) * p.tilesX
-                let wanted = (Winograd.targetTiles + p.tilesX - 1) / p.tilesX
-                let maximum = max(1, min(rowCount, Winograd.defaultBudget / max(1, perRow), wanted))
-                let chunks = (rowCount + maximum - 1) / maximum
-                let chunkRows = (rowCount + chunks - 1) / chunks
+                let chunkRows = Winograd.chunkRows(tileRows: rowCount, tilesX: p.tilesX, inputChannels: cin,
+                                                   outputChannels: channelCount, budget: Winograd.defaultBudget,
+                                                   targetTiles: Winograd.targetTiles)
                 let partRuntime = try runtime.part(made.count)
                 var partMatmuls: [Int: OneDNNMatmul] = [:]
                 for chunk in Set([chunkRows, rowCount % chunkRows]) where chunk > 0 {

@@ -105,12 +105,22 @@ public enum Winograd {
                      budget: Int, targetTiles: Int) -> Plan {
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         let tilesX = (ow + tileSize - 1) / tileSize, tilesY = (oh + tileSize - 1) / tileSize
-        let perRow = alpha * alpha * (g.inputChannels + g.outputChannels) * tilesX
-        let wanted = (max(1, targetTiles) + tilesX - 1) / tilesX
-        let maximum = max(1, min(tilesY, budget / max(1, perRow), wanted))
-        let chunks = (tilesY + maximum - 1) / maximum
-        let rows = (tilesY + chunks - 1) / chunks
+        let rows = chunkRows(tileRows: tilesY, tilesX: tilesX, inputChannels: g.inputChannels,
+                             outputChannels: g.outputChannels, budget: budget, targetTiles: targetTiles)
         return Plan(outputHeight: oh, outputWidth: ow, tilesX: tilesX, tilesY: tilesY, chunkRows: rows)
+    }
+
+    /// Tile rows per chunk for `tileRows` rows of `tilesX` tiles: about `targetTiles` tiles (at
+    /// least one row), fewer where a chunk's transformed inputs and products,
+    /// `36 × (in + out) × tiles` floats, would pass `budget`; the rows shared out evenly over the
+    /// chunks, the last one shorter. Pure.
+    static func chunkRows(tileRows: Int, tilesX: Int, inputChannels: Int, outputChannels: Int,
+                          budget: Int, targetTiles: Int) -> Int {
+        let perRow = alpha * alpha * (inputChannels + outputChannels) * tilesX
+        let wanted = (max(1, targetTiles) + tilesX - 1) / tilesX
+        let maximum = max(1, min(tileRows, budget / max(1, perRow), wanted))
+        let chunks = (tileRows + maximum - 1) / maximum
+        return (tileRows + chunks - 1) / chunks
     }
 
     /// Floats of workspace `forward` needs for this geometry and input size with `threads` kernel

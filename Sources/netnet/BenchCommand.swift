@@ -66,6 +66,11 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
+    /// The median of ascending, non-empty `values`.
+    static func median(ofSorted values: [Double]) -> Double {
+        values.count % 2 == 1 ? values[values.count / 2] : (values[values.count / 2 - 1] + values[values.count / 2]) / 2
+    }
+
     func run() throws {
         if let threads { BLASThreads.set(threads) }
         if let kernelThreads { KernelThreads.set(kernelThreads) }
@@ -97,9 +102,8 @@ struct BenchCommand: ParsableCommand {
             }
             for (index, way) in ways.enumerated() {
                 let sorted = wayTimes[index].sorted()
-                let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
                 print(String(format: "%@ median: %.1f ms/frame (min %.1f, max %.1f)", way.0.padding(toLength: 7, withPad: " ", startingAt: 0),
-                             median, sorted.first!, sorted.last!))
+                             Self.median(ofSorted: sorted), sorted.first!, sorted.last!))
             }
             return
         }
@@ -111,7 +115,7 @@ struct BenchCommand: ParsableCommand {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let median = Self.median(ofSorted: times)
         let macs = Double(loaded.plan.multiplyAccumulates)
         let gflops = 2 * macs / (median / 1000) / 1e9
         let peak = PeakMemory.residentMegabytes()

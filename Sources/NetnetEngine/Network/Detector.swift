@@ -131,9 +131,7 @@ public final class Detector {
             let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
                                             geometry: geometry, inputHeight: height, inputWidth: width,
                                             weights: weights, weightsOwner: owner, kernel: winograd ? .winograd : .im2col,
-                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget,
-                                            // Winograd's `parts` way runs matmuls on the kernel threads: at most as many as GEMM threads.
-                                            threads: min(KernelThreads.current, BLASThreads.current))
+                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget)
             oneDNN[step] = layer
             columnBytes = max(columnBytes, layer.columnWorkspaceBytes)
             need = max(need, layer.floatWorkspaceCount)
