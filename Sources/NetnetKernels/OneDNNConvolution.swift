@@ -60,6 +60,23 @@ public final class OneDNNConvolution {
         let matmuls: [Int: OneDNNMatmul]
     }
 
+    /// Tiles per Winograd chunk that oneDNN layers aim for, in both ways: smaller than
+    /// `Winograd.targetTiles` (OpenBLAS's), because oneDNN's batched matmul keeps its speed on
+    /// short chunks and a chunk's transformed inputs and products then stay in cache. Measured
+    /// on full-width NETNet-300 bf16 (docs/performance.md): 768 → 150 took `parts` from
+    /// 123–125 to 116–118 ms per frame, `shared` from 114–118 to 113–117; fp32 unchanged.
+    public static let winogradTargetTiles = 150
+
+    /// The N of a Winograd matmul for a chunk of `tiles` tiles: `tiles` rounded up to a multiple
+    /// of 16 when that adds at most 7 columns, else `tiles`. oneDNN's bf16 brgemm works on
+    /// 16-column blocks and runs a tail of 9–15 columns at a full block's cost or worse: with 25
+    /// tiles (a 19×19 map) and 1024 input channels, 36×255×25 took 6.3 ms against 3.2 for 32
+    /// columns (one thread, `scripts/matmul-columns-probe.c`); shorter tails gain nothing from
+    /// padding (36 → 48 costs 5 %). Pure.
+    public static func matmulColumns(tiles: Int) -> Int {
+        tiles % 16 > 8 ? (tiles + 15) / 16 * 16 : tiles
+    }
+
     /// The layer's geometry and the input size it was made for.
     public let geometry: ConvolutionGeometry
     public let inputHeight: Int, inputWidth: Int
@@ -181,7 +198,7 @@ public final class OneDNNConvolution {
             matmuls = made
         case .winograd:
             let p = Winograd.plan(geometry: g, inputHeight: h, inputWidth: w,
-                                  budget: Winograd.defaultBudget, targetTiles: Winograd.targetTiles)
+                                  budget: Winograd.defaultBudget, targetTiles: Self.winogradTargetTiles)
             let count = max(1, threads)
             let resolved = Self.resolve(split, tileRows: p.tilesY, outputChannels: cout, parts: count)
             winogradSplit = resolved
@@ -214,10 +231,10 @@ public final class OneDNNConvolution {
                     let channels = bounds[slice + 1] - bounds[slice]
                     var bySize: [Int: OneDNNMatmul] = [:]
                     for rows in Set([p.chunkRows, p.tilesY % p.chunkRows]) where rows > 0 {
-                        let tiles = rows * p.tilesX
-                        bySize[rows] = try OneDNNMatmul(runtime: runtime, operands: operands, batch: positions, m: channels, n: tiles, k: cin,
-                                                        lda: cin, ldb: tiles, ldc: tiles,
-                                                        strideA: channels * cin, strideB: cin * tiles, strideC: channels * tiles)
+                        let columns = Self.matmulColumns(tiles: rows * p.tilesX)
+                        bySize[rows] = try OneDNNMatmul(runtime: runtime, operands: operands, batch: positions, m: channels, n: columns, k: cin,
+                                                        lda: cin, ldb: columns, ldc: columns,
+                                                        strideA: channels * cin, strideB: cin * columns, strideC: channels * columns)
                     }
                     shared.append(bySize)
                 }
@@ -234,21 +251,22 @@ public final class OneDNNConvolution {
                 guard rowCount > 0 && channelCount > 0 else { continue }
                 let chunkRows = Winograd.chunkRows(tileRows: rowCount, tilesX: p.tilesX, inputChannels: cin,
                                                    outputChannels: channelCount, budget: Winograd.defaultBudget,
-                                                   targetTiles: Winograd.targetTiles)
+                                                   targetTiles: Self.winogradTargetTiles)
                 let partRuntime = try runtime.part(made.count)
                 var partMatmuls: [Int: OneDNNMatmul] = [:]
                 for chunk in Set([chunkRows, rowCount % chunkRows]) where chunk > 0 {
-                    let tiles = chunk * p.tilesX
+                    let columns = Self.matmulColumns(tiles: chunk * p.tilesX)
                     partMatmuls[chunk] = try OneDNNMatmul(
-                        runtime: partRuntime, operands: operands, batch: positions, m: channelCount, n: tiles, k: cin,
-                        lda: cin, ldb: tiles, ldc: tiles,
-                        strideA: channelCount * cin, strideB: cin * tiles, strideC: channelCount * tiles, singleThreaded: true)
+                        runtime: partRuntime, operands: operands, batch: positions, m: channelCount, n: columns, k: cin,
+                        lda: cin, ldb: columns, ldc: columns,
+                        strideA: channelCount * cin, strideB: cin * columns, strideC: channelCount * columns, singleThreaded: true)
                 }
                 made.append(WinogradPart(firstRow: rows.0, rows: rowCount, firstChannel: channels.0, channels: channelCount,
                                          chunkRows: chunkRows, matmuls: partMatmuls))
                 // Whole cache lines per part, so that no two threads write the same line.
-                columnElements = max(columnElements, (positions * cin * chunkRows * p.tilesX * elementBytes + 63) / 64 * 64 / elementBytes)
-                floats = max(floats, (positions * channelCount * chunkRows * p.tilesX + Winograd.productSlack + p.slotFloats + 15) / 16 * 16)
+                let columns = Self.matmulColumns(tiles: chunkRows * p.tilesX)
+                columnElements = max(columnElements, (positions * cin * columns * elementBytes + 63) / 64 * 64 / elementBytes)
+                floats = max(floats, (positions * channelCount * columns + Winograd.productSlack + p.slotFloats + 15) / 16 * 16)
             }
             parts = made
             partColumnElements = columnElements
@@ -256,8 +274,9 @@ public final class OneDNNConvolution {
             winogradPlan = p
             tileRows = p.chunkRows
             // Both ways use the same workspaces, one at a time.
-            let sharedFloats = shared.isEmpty ? 0 : positions * cout * p.chunkTiles + Winograd.productSlack + count * p.slotFloats
-            columnWorkspaceBytes = max(made.count * columnElements, shared.isEmpty ? 0 : positions * cin * p.chunkTiles) * elementBytes
+            let chunkColumns = Self.matmulColumns(tiles: p.chunkTiles)
+            let sharedFloats = shared.isEmpty ? 0 : positions * cout * chunkColumns + Winograd.productSlack + count * p.slotFloats
+            columnWorkspaceBytes = max(made.count * columnElements, shared.isEmpty ? 0 : positions * cin * chunkColumns) * elementBytes
             floatWorkspaceCount = max(made.count * floats, sharedFloats)
             matmuls = []
         }
@@ -332,19 +351,20 @@ public final class OneDNNConvolution {
                                                    floatWorkspace: UnsafeMutableBufferPointer<Float>) {
         guard let p = winogradPlan, let base = floatWorkspace.baseAddress else { return }
         let g = geometry, cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
-        let productCount = positions * g.outputChannels * p.chunkTiles
+        let productCount = positions * g.outputChannels * Self.matmulColumns(tiles: p.chunkTiles)
         let slots = (floatWorkspace.count - productCount - Winograd.productSlack) / p.slotFloats
         let weights = self.weights.assumingMemoryBound(to: Element.self)
         let bounds = sliceBounds, matmuls = sharedMatmuls
         Winograd.chunks(geometry: g, input: input, inputHeight: inputHeight, inputWidth: inputWidth, plan: p,
                         transformed: columns, products: base, scratch: base + productCount + Winograd.productSlack,
                         slots: slots, bias: bias, output: output, relu: relu, accumulate: accumulate,
-                        sliceBounds: bounds) { tiles in
+                        sliceBounds: bounds, columns: Self.matmulColumns) { tiles in
             let rows = tiles / p.tilesX
+            let stride = Self.matmulColumns(tiles: tiles)
             for slice in 0 ..< bounds.count - 1 {
                 let first = bounds[slice]
                 matmuls[slice][rows]!.run(a: weights + positions * cin * first, b: columns,
-                                          c: base + positions * first * tiles)
+                                          c: base + positions * first * stride)
             }
         }
     }
@@ -365,22 +385,25 @@ public final class OneDNNConvolution {
                 let part = parts[index]
                 let transformed = columns + index * partColumnElements
                 let products = floats + index * partFloats
-                let scratch = products + positions * part.channels * part.chunkRows * p.tilesX + Winograd.productSlack
+                let scratch = products + positions * part.channels * Self.matmulColumns(tiles: part.chunkRows * p.tilesX)
+                    + Winograd.productSlack
                 var row = part.firstRow
                 let end = part.firstRow + part.rows
                 while row < end {
                     let rows = min(part.chunkRows, end - row)
                     let tiles = rows * p.tilesX
+                    let stride = Self.matmulColumns(tiles: tiles)
                     for c in 0 ..< cin {
                         Winograd.inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
                                                 plan: p, firstTileRow: row, tileRows: rows,
-                                                destination: transformed + c * tiles, positionStride: cin * tiles,
+                                                destination: transformed + c * stride, positionStride: cin * stride,
                                                 scratch: scratch)
+                        Winograd.zeroPadding(transformed + c * stride + tiles, count: stride - tiles, positionStride: cin * stride)
                     }
                     part.matmuls[rows]!.run(a: weights + positions * cin * part.firstChannel, b: transformed, c: products)
                     for o in part.firstChannel ..< part.firstChannel + part.channels {
-                        Winograd.outputTransform(products: products + (o - part.firstChannel) * tiles,
-                                                 positionStride: part.channels * tiles,
+                        Winograd.outputTransform(products: products + (o - part.firstChannel) * stride,
+                                                 positionStride: part.channels * stride,
                                                  plan: p, firstTileRow: row, tileRows: rows,
                                                  output: output + o * p.outputHeight * p.outputWidth,
                                                  bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,

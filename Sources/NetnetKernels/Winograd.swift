@@ -182,7 +182,9 @@ public enum Winograd {
     /// `transformed` (`[36, in, tiles]`, float32 or bf16), then `multiply(tiles)`, which must
     /// fill `products` (float32) from it, then the output transform. The products are laid out
     /// by slices of output channels, `sliceBounds` (first channels, then `out`; nil: one slice),
-    /// each `[36, its channels, tiles]`, slices one after another.
+    /// each `[36, its channels, tiles]`, slices one after another. `columns(tiles)` (≥ tiles) is
+    /// the row length of both for a chunk of `tiles` tiles: the columns past `tiles` of the
+    /// transformed inputs are zeroed, and those of the products are never read.
     @inline(__always)
     static func chunks<Element: ColumnElement>(geometry g: ConvolutionGeometry,
                                                input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
@@ -191,20 +193,23 @@ public enum Winograd {
                                                scratch: UnsafeMutablePointer<Float>, slots: Int,
                                                bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                                                relu: Bool, accumulate: Bool, sliceBounds: [Int]? = nil,
+                                               columns: (_ tiles: Int) -> Int = { $0 },
                                                multiply: (_ tiles: Int) -> Void) {
         let cin = g.inputChannels, cout = g.outputChannels
         var tileRow = 0
         while tileRow < p.tilesY {
             let rows = min(p.chunkRows, p.tilesY - tileRow)
             let tiles = rows * p.tilesX
+            let stride = columns(tiles)
             // Input transform, split over input channels.
             parallelSlots(count: cin, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles))) { slot, channels in
                 let local = scratch + slot * p.slotFloats
                 for c in channels {
                     inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
                                    plan: p, firstTileRow: tileRow, tileRows: rows,
-                                   destination: transformed + c * tiles, positionStride: cin * tiles,
+                                   destination: transformed + c * stride, positionStride: cin * stride,
                                    scratch: local)
+                    zeroPadding(transformed + c * stride + tiles, count: stride - tiles, positionStride: cin * stride)
                 }
             }
             multiply(tiles)
@@ -218,8 +223,8 @@ public enum Winograd {
                         while o >= bounds[slice + 1] { slice += 1 }
                         first = bounds[slice]; count = bounds[slice + 1] - first
                     }
-                    outputTransform(products: products + alpha * alpha * first * tiles + (o - first) * tiles,
-                                    positionStride: count * tiles,
+                    outputTransform(products: products + alpha * alpha * first * stride + (o - first) * stride,
+                                    positionStride: count * stride,
                                     plan: p, firstTileRow: tileRow, tileRows: rows,
                                     output: output + o * p.outputHeight * p.outputWidth,
                                     bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
@@ -227,6 +232,16 @@ public enum Winograd {
                 }
             }
             tileRow += rows
+        }
+    }
+
+    /// Zeroes `count` elements at `start + ξ * positionStride` for each of the 36 positions: the
+    /// padding columns of one channel's transformed inputs.
+    @inline(__always)
+    static func zeroPadding<Element: ColumnElement>(_ start: UnsafeMutablePointer<Element>, count: Int, positionStride: Int) {
+        guard count > 0 else { return }
+        for xi in 0 ..< alpha * alpha {
+            (start + xi * positionStride).update(repeating: Element.zero, count: count)
         }
     }
 

@@ -155,7 +155,8 @@ struct BF16Tests {
         Case(geometry: .init(inputChannels: 16, outputChannels: 16, kernel: 3, padding: 1), height: 12, width: 12,
              accumulate: true),
         Case(geometry: .init(inputChannels: 4, outputChannels: 6, kernel: 3, padding: 0), height: 11, width: 14, relu: false),
-        // 31×31 = 961 tiles: two chunks (768 + 193), two batched matmuls.
+        // 31×31 = 961 tiles: chunks of 5 tile rows (155 tiles, matmuls padded to 160 columns)
+        // and a last one of 1 row (31 tiles, padded to 32).
         Case(geometry: .init(inputChannels: 4, outputChannels: 4, kernel: 3, padding: 1), height: 124, width: 124),
     ]
 
@@ -176,7 +177,8 @@ struct BF16Tests {
 @Suite("Winograd ways on oneDNN")
 struct WinogradWayTests {
     static let cases: [BF16Tests.Case] = BF16Tests.winogradCases + [
-        // 5 tile rows: too few for 2 parts to share evenly, so `automatic` cuts by channels.
+        // 5 tile rows: too few for 2 parts to share evenly, so `automatic` cuts by channels; 25 tiles
+        // per chunk, so the matmuls run 32 columns.
         BF16Tests.Case(geometry: .init(inputChannels: 16, outputChannels: 18, kernel: 3, padding: 1), height: 19, width: 19,
                        accumulate: true),
     ]
@@ -202,6 +204,19 @@ struct WinogradWayTests {
                     #expect(difference <= 1e-6 * magnitude, "\(c) \(operands) threads \(threads) \(split): ways differ by \(difference)")
                 }
             }
+        }
+    }
+
+    @Test("a chunk's matmul is padded to whole 16-column blocks only when the tail is 9–15 columns")
+    func matmulColumns() {
+        let columns = (1 ... 200).map { OneDNNConvolution.matmulColumns(tiles: $0) }
+        #expect(OneDNNConvolution.matmulColumns(tiles: 25) == 32)   // 19×19 maps
+        #expect(OneDNNConvolution.matmulColumns(tiles: 36) == 36)
+        #expect(OneDNNConvolution.matmulColumns(tiles: 155) == 160)
+        for (index, n) in columns.enumerated() {
+            let tiles = index + 1
+            #expect(n >= tiles && n - tiles <= 7 && (n == tiles || n % 16 == 0), "\(tiles) tiles → \(n) columns")
+            if index > 0 { #expect(n >= columns[index - 1], "not monotonic at \(tiles): workspaces are sized for the largest chunk") }
         }
     }
 
