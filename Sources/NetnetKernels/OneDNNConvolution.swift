@@ -121,6 +121,9 @@ public final class OneDNNConvolution {
     private let partColumnElements: Int, partFloats: Int
     /// How the Winograd parts were cut (nil for im2col).
     public let winogradSplit: WinogradSplit?
+    /// Winograd only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
+    /// none, the whole output is written).
+    public let pool: Winograd.FusedPool?
     /// The way Winograd `forward` runs (`shared` by default). `shared` needs several threads:
     /// made for one, the layer always runs `parts` (`hasTwoWays` is false).
     public var way: WinogradWay = .shared
@@ -138,19 +141,28 @@ public final class OneDNNConvolution {
     ///
     /// Winograd only: `threads` parts, cut as `split` says; `forward` runs them on up to that
     /// many kernel threads. The default: the kernel threads, at most as many as GEMM threads (the
-    /// `parts` way runs its matmuls on the kernel threads).
+    /// `parts` way runs its matmuls on the kernel threads). `pool`: `forward` writes the output's
+    /// 2×2 max pooling instead of the output (not with `accumulate`).
     public init(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands = .bf16,
                 geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
                 weights source: UnsafePointer<Float>, weightsOwner: AnyObject? = nil,
                 kernel: Kernel, hasBias: Bool, relu: Bool, accumulate: Bool,
                 columnBudget: Int = Convolution.defaultColumnBudget,
                 threads: Int = min(KernelThreads.current, BLASThreads.current),
-                split: WinogradSplit = .automatic) throws(OneDNNError) {
+                split: WinogradSplit = .automatic, pool: Winograd.FusedPool? = nil) throws(OneDNNError) {
         require(g.isValid && h >= 1 && w >= 1, "OneDNNConvolution: invalid geometry \(g) or input \(h)x\(w)")
         require(kernel == .im2col || Winograd.isEligible(g), "OneDNNConvolution: Winograd needs a 3x3 stride-1 layer, got \(g)")
+        require(pool == nil || (kernel == .winograd && !accumulate),
+                "OneDNNConvolution: pooling is fused only into a Winograd layer that does not accumulate")
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         require(oh >= 1 && ow >= 1, "OneDNNConvolution: input \(h)x\(w) too small for \(g)")
+        if let pool {
+            require(pool.height >= 1 && pool.width >= 1 && (pool.height == oh / 2 || pool.height == (oh + 1) / 2)
+                        && (pool.width == ow / 2 || pool.width == (ow + 1) / 2),
+                    "OneDNNConvolution: a \(pool.height)x\(pool.width) pooling of a \(oh)x\(ow) output is not 2x2 stride 2")
+        }
         geometry = g; inputHeight = h; inputWidth = w
+        self.pool = pool
         self.kernel = kernel
         self.operands = operands
         let elementBytes = operands == .bf16 ? 2 : 4
@@ -293,7 +305,8 @@ public final class OneDNNConvolution {
         return .channels
     }
 
-    /// output = [output +] conv(input) + bias, then ReLU, as made. `bias` must be given iff the
+    /// output = [output +] conv(input) + bias, then ReLU, as made; with `pool`, output is the 2×2
+    /// max pooling of that (`[out, pool.height, pool.width]`). `bias` must be given iff the
     /// layer was made with one; `input` must be `[in, inputHeight, inputWidth]` float32; `columns`
     /// must hold `columnWorkspaceBytes` (64-byte aligned is best) and `floatWorkspace`
     /// `floatWorkspaceCount` floats; neither may overlap the output. Synchronous.
@@ -358,7 +371,7 @@ public final class OneDNNConvolution {
         Winograd.chunks(geometry: g, input: input, inputHeight: inputHeight, inputWidth: inputWidth, plan: p,
                         transformed: columns, products: base, scratch: base + productCount + Winograd.productSlack,
                         slots: slots, bias: bias, output: output, relu: relu, accumulate: accumulate,
-                        sliceBounds: bounds, columns: Self.matmulColumns) { tiles in
+                        sliceBounds: bounds, columns: Self.matmulColumns, pool: pool) { tiles in
             let rows = tiles / p.tilesX
             let stride = Self.matmulColumns(tiles: tiles)
             for slice in 0 ..< bounds.count - 1 {
@@ -379,7 +392,8 @@ public final class OneDNNConvolution {
         let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
         let parts = self.parts, partColumnElements = self.partColumnElements, partFloats = self.partFloats
         let weights = self.weights.assumingMemoryBound(to: Element.self)
-        let relu = self.relu, accumulate = self.accumulate
+        let relu = self.relu, accumulate = self.accumulate, pool = self.pool
+        let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
             for index in indices {
                 let part = parts[index]
@@ -405,9 +419,9 @@ public final class OneDNNConvolution {
                         Winograd.outputTransform(products: products + (o - part.firstChannel) * stride,
                                                  positionStride: part.channels * stride,
                                                  plan: p, firstTileRow: row, tileRows: rows,
-                                                 output: output + o * p.outputHeight * p.outputWidth,
+                                                 output: output + o * plane,
                                                  bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
-                                                 scratch: scratch)
+                                                 pool: pool, scratch: scratch)
                     }
                     row += rows
                 }

@@ -33,6 +33,21 @@ public enum Winograd {
     /// (`36 × (in + out) × T`): 4 Mi floats (16 MiB), unless one tile row alone needs more.
     public static let defaultBudget = 4 << 20
 
+    /// 2×2, stride-2 max pooling of a Winograd layer's output, done by the output transform as it
+    /// stores: only the pooled map, `height` × `width`, is written. Floor mode (`height` = half
+    /// the output height, rounded down) or ceil mode (rounded up: the last row and column pool
+    /// the one output row or column left). A plain value.
+    public struct FusedPool: Sendable, Hashable {
+        /// The pooled map's height and width.
+        public let height: Int, width: Int
+
+        /// The pooling of an `outputHeight` × `outputWidth` output, floor or ceil mode.
+        public init(outputHeight: Int, outputWidth: Int, ceilMode: Bool) {
+            height = ceilMode ? (outputHeight + 1) / 2 : outputHeight / 2
+            width = ceilMode ? (outputWidth + 1) / 2 : outputWidth / 2
+        }
+    }
+
     /// True for the convolutions this kernel computes: 3×3 kernel, stride 1, dilation 1, any
     /// padding (the output is `h + 2p − 2` by `w + 2p − 2`). Pure; callable from any thread.
     public static func isEligible(_ g: ConvolutionGeometry) -> Bool {
@@ -193,9 +208,10 @@ public enum Winograd {
                                                scratch: UnsafeMutablePointer<Float>, slots: Int,
                                                bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                                                relu: Bool, accumulate: Bool, sliceBounds: [Int]? = nil,
-                                               columns: (_ tiles: Int) -> Int = { $0 },
+                                               columns: (_ tiles: Int) -> Int = { $0 }, pool: FusedPool? = nil,
                                                multiply: (_ tiles: Int) -> Void) {
         let cin = g.inputChannels, cout = g.outputChannels
+        let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         var tileRow = 0
         while tileRow < p.tilesY {
             let rows = min(p.chunkRows, p.tilesY - tileRow)
@@ -226,9 +242,9 @@ public enum Winograd {
                     outputTransform(products: products + alpha * alpha * first * stride + (o - first) * stride,
                                     positionStride: count * stride,
                                     plan: p, firstTileRow: tileRow, tileRows: rows,
-                                    output: output + o * p.outputHeight * p.outputWidth,
+                                    output: output + o * plane,
                                     bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
-                                    scratch: local)
+                                    pool: pool, scratch: local)
                 }
             }
             tileRow += rows
@@ -375,12 +391,14 @@ public enum Winograd {
     /// Y = Aᵀ M A for one output channel's tiles of the chunk (`products[ξ * positionStride + t]`),
     /// plus `bias`, plus the old output if `accumulate`, then ReLU if `relu`; only the outputs
     /// inside the image are written. Both passes run over consecutive tiles of a tile row
-    /// (vectorised), then one loop interleaves the 4×4 blocks into the output rows.
+    /// (vectorised), then one loop interleaves the 4×4 blocks into the output rows. With `pool`
+    /// (not with `accumulate`), `output` is the channel's pooled map instead, and each 4×4 block
+    /// stores its 2×2 maxima (`storePooled`).
     @inline(__always)
     static func outputTransform(products: UnsafePointer<Float>, positionStride: Int,
                                 plan p: Plan, firstTileRow: Int, tileRows: Int,
                                 output: UnsafeMutablePointer<Float>, bias: Float, relu: Bool, accumulate: Bool,
-                                scratch: UnsafeMutablePointer<Float>) {
+                                pool: FusedPool? = nil, scratch: UnsafeMutablePointer<Float>) {
         // Both passes run on whole 8-lane vectors over rows padded to `n` (explicit vectors: the
         // plain loops left their remainders scalar, which were most of the work on 19×19 and
         // smaller maps). The lanes past the tile row read the next row's products, or at the
@@ -420,6 +438,11 @@ public enum Winograd {
                 }
             }
             let ty = firstTileRow + rowInChunk
+            if let pool {
+                storePooled(blocks: blocks, rowStride: n, tileRow: ty, outputHeight: oh, outputWidth: ow,
+                            pool: pool, output: output, relu: relu)
+                continue
+            }
             for r in 0 ..< min(4, oh - 4 * ty) {
                 let destination = output + (4 * ty + r) * ow
                 let y0 = blocks + r * 4 * n, y1 = y0 + n, y2 = y0 + 2 * n, y3 = y0 + 3 * n
@@ -455,6 +478,43 @@ public enum Winograd {
                     destination[x] = relu ? max(value, 0) : value
                     x += 1
                 }
+            }
+        }
+    }
+}
+
+extension Winograd {
+    /// Stores the 2×2 maxima (then ReLU) of tile row `ty`'s 4×4 output blocks (`blocks`, row
+    /// `r * 4 + s` holding output (r, s) of every tile of the row, `rowStride` apart) into
+    /// pooled rows 2·ty and 2·ty + 1 of `output` (`pool.height` × `pool.width`). A window's
+    /// outputs past the output's edge (ceil mode) are left out of its maximum.
+    @inline(__always)
+    static func storePooled(blocks: UnsafePointer<Float>, rowStride n: Int, tileRow ty: Int,
+                            outputHeight oh: Int, outputWidth ow: Int, pool: FusedPool,
+                            output: UnsafeMutablePointer<Float>, relu: Bool) {
+        let rowsInTile = min(4, oh - 4 * ty)
+        // max(x, −∞) is x: one loop for both, no branch inside it.
+        let floor: Float = relu ? 0 : -.infinity
+        // Tiles whose two pooled columns both exist and pool two outputs each.
+        let pairs = min(ow / 4, pool.width / 2)
+        for half in 0 ..< 2 {
+            let pooledRow = 2 * ty + half
+            guard pooledRow < pool.height, 2 * half < rowsInTile else { break }
+            let top = blocks + 2 * half * 4 * n
+            let bottom = 2 * half + 1 < rowsInTile ? top + 4 * n : top
+            let destination = output + pooledRow * pool.width
+            for t in 0 ..< pairs {
+                let left = max(max(top[t], top[n + t]), max(bottom[t], bottom[n + t]))
+                let right = max(max(top[2 * n + t], top[3 * n + t]), max(bottom[2 * n + t], bottom[3 * n + t]))
+                destination[2 * t] = max(left, floor)
+                destination[2 * t + 1] = max(right, floor)
+            }
+            // The pooled columns of the last, partial tile.
+            for column in 2 * pairs ..< pool.width {
+                let t = column / 2, first = 2 * (column % 2)
+                let second = 4 * t + first + 1 < ow ? first + 1 : first
+                let value = max(max(top[first * n + t], top[second * n + t]), max(bottom[first * n + t], bottom[second * n + t]))
+                destination[column] = max(value, floor)
             }
         }
     }

@@ -68,6 +68,34 @@ struct GoldenTests {
         }
     }
 
+    /// On oneDNN a 2×2 max pool that alone reads a Winograd layer's output runs inside that
+    /// layer (`Winograd.FusedPool`): which pools fuse, and that the network's outputs are the
+    /// same bits as with every pool run on its own.
+    @Test("fused max pools: VGG's pool1–pool3 fuse, and the heads are bit-identical to separate pools",
+          arguments: goldens)
+    func fusedPools(name: String) throws {
+        let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
+        let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
+        let plan = model.plan
+        let fusable = Detector.poolableConvolutions(plan).keys.sorted().map { step -> String in
+            guard case let .convolution(layer, _, _, _, _) = plan.steps[step] else { return "not a convolution" }
+            return plan.layers[layer].name
+        }
+        // pool4 is not among them: conv4_3's output also feeds the L2Norm; pool5 is 3×3.
+        #expect(fusable == ["backbone.conv1_2", "backbone.conv2_2", "backbone.conv3_3"], "\(name): \(fusable)")
+        var outputs: [[Float]] = []
+        for fuse in [true, false] {
+            let detector = try Detector(model: model, convolution: .winograd, precision: .fp32, gemm: .onednn, fusePooling: fuse)
+            detector.recordsTimings = true
+            for i in 0 ..< plan.buffers[0].count { detector.input[i] = 2 * sin(Float(i) * 0.37) }
+            detector.forward()
+            let fusedNames = detector.stepTimings.map(\.name).filter { $0.contains("(in ") }
+            #expect(fusedNames.count == (fuse ? 3 : 0), "\(name) fuse \(fuse): \(fusedNames)")
+            outputs.append(Array(detector.locationOutput) + Array(detector.confidenceOutput))
+        }
+        #expect(outputs[0] == outputs[1], "\(name): fused pools change the heads")
+    }
+
     /// bf16 rounds every convolution's weights and inputs to 8 significant bits (float32
     /// accumulation), over ~30 layers in a row: held to 5e-2 of each tensor's magnitude against
     /// the float64 reference (the figure is printed on failure). Accuracy on real frames is

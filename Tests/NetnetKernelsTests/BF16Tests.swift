@@ -72,11 +72,13 @@ struct BF16Tests {
         try runWithOutput(c, kernel: kernel, seed: seed, twin: twin, operands: operands, threads: threads, split: split, way: way).errors
     }
 
-    /// As `run`, also returning the layer's output.
+    /// As `run`, also returning the layer's output. `poolCeilMode`: the layer is made with a
+    /// fused 2×2 max pool in that mode, and the reference pools its output with the plain
+    /// `ReferenceKernels.maxPool`.
     static func runWithOutput(_ c: Case, kernel: OneDNNConvolution.Kernel, seed: UInt64, twin: Bool = false,
                     operands: OneDNNMatmul.Operands = .bf16, threads: Int = KernelThreads.current,
                     split: OneDNNConvolution.WinogradSplit = .automatic,
-                    way: OneDNNConvolution.WinogradWay?) throws -> (errors: (Float, Float), output: [Float]) {
+                    way: OneDNNConvolution.WinogradWay?, poolCeilMode: Bool? = nil) throws -> (errors: (Float, Float), output: [Float]) {
         var rng = SeededGenerator(seed: seed)
         let g = c.geometry
         let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
@@ -86,12 +88,15 @@ struct BF16Tests {
         let initial = rng.array(g.outputChannels * oh * ow)
         let round = { (x: [Float]) in operands == .f32 ? x : x.map { BFloat16.toFloat(ReferenceKernels.bfloat16($0)) } }
         let roundedInput = round(input), roundedWeights = round(weights)
-        var fast = initial, direct = initial
+        var direct = initial
+        let pool = poolCeilMode.map { Winograd.FusedPool(outputHeight: oh, outputWidth: ow, ceilMode: $0) }
+        // NaN where the layer should write nothing: any output it leaves unwritten shows.
+        var fast = pool.map { [Float](repeating: .nan, count: g.outputChannels * $0.height * $0.width) } ?? initial
         let runtime = try OneDNNRuntime()
         let layer = try weights.withPointer { w in
             try OneDNNConvolution(runtime: runtime, operands: operands, geometry: g, inputHeight: c.height, inputWidth: c.width, weights: w,
                                 kernel: kernel, hasBias: true, relu: c.relu, accumulate: c.accumulate,
-                                columnBudget: c.columnBudget, threads: threads, split: split)
+                                columnBudget: c.columnBudget, threads: threads, split: split, pool: pool)
         }
         if let way { layer.way = way }
         let columns = AlignedBytes(count: layer.columnWorkspaceBytes)
@@ -128,6 +133,17 @@ struct BF16Tests {
                 }
             }
         }
+        if let pool, let poolCeilMode {
+            var pooled = [Float](repeating: 0, count: g.outputChannels * pool.height * pool.width)
+            direct.withPointer { x in
+                pooled.withMutablePointer { y in
+                    ReferenceKernels.maxPool(input: x, channels: g.outputChannels, height: oh, width: ow,
+                                             kernel: 2, stride: 2, padding: 0, ceilMode: poolCeilMode, output: y)
+                }
+            }
+            direct = pooled
+        }
+        #expect(fast.count == direct.count && !fast.contains { $0.isNaN }, "\(c): output unwritten or of the wrong size")
         let e = errors(fast, direct)
         return ((e.maxError, e.maxReference), fast)
     }
@@ -202,6 +218,36 @@ struct WinogradWayTests {
                     let difference = zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? 0
                     let magnitude = outputs[0].map { abs($0) }.max() ?? 0
                     #expect(difference <= 1e-6 * magnitude, "\(c) \(operands) threads \(threads) \(split): ways differ by \(difference)")
+                }
+            }
+        }
+    }
+
+    @Test("a fused 2×2 max pool equals the twin's output pooled by the plain kernel, every way and split, floor and ceil mode",
+          arguments: [
+            // Even output: pooled rows and columns pair up exactly.
+            BF16Tests.Case(geometry: .init(inputChannels: 8, outputChannels: 12, kernel: 3, padding: 1), height: 12, width: 16),
+            // Odd output, width not a multiple of 4: ceil mode pools a single last row and column.
+            BF16Tests.Case(geometry: .init(inputChannels: 16, outputChannels: 18, kernel: 3, padding: 1), height: 19, width: 19),
+            BF16Tests.Case(geometry: .init(inputChannels: 4, outputChannels: 6, kernel: 3, padding: 0), height: 17, width: 13, relu: false),
+            // 31 tile rows: several chunks, each pooling its own rows.
+            BF16Tests.Case(geometry: .init(inputChannels: 4, outputChannels: 4, kernel: 3, padding: 1), height: 123, width: 124),
+          ])
+    func fusedPool(_ c: BF16Tests.Case) throws {
+        var operandsToTest: [OneDNNMatmul.Operands] = [.f32]
+        if BF16Support.available { operandsToTest.append(.bf16) }
+        for operands in operandsToTest {
+            for threads in [1, 2, 3] {
+                for split in [OneDNNConvolution.WinogradSplit.tiles, .channels] {
+                    for way in OneDNNConvolution.WinogradWay.allCases {
+                        for ceilMode in [false, true] {
+                            let (error, reference) = try BF16Tests.runWithOutput(
+                                c, kernel: .winograd, seed: 11, twin: true, operands: operands, threads: threads, split: split,
+                                way: way, poolCeilMode: ceilMode).errors
+                            #expect(error <= 2e-5 * reference + 1e-6,
+                                    "\(c) \(operands) threads \(threads) \(split) \(way) ceil \(ceilMode): max abs err \(error) of \(reference)")
+                        }
+                    }
                 }
             }
         }

@@ -53,6 +53,11 @@ public final class Detector {
     private var wayChooser = WinogradWayChooser()
     private var forcedWinogradWay: OneDNNConvolution.WinogradWay?
     private let oneDNNColumns: AlignedBytes?
+    /// Max pools done by the oneDNN Winograd layer before them: pool step index → convolution
+    /// step index. The convolution writes the pooled map and the pool step does nothing.
+    private let fusedPools: [Int: Int]
+    /// The output buffer each fusing convolution writes instead of its own: conv step → buffer.
+    private let fusedOutputs: [Int: Int]
 
     /// An fp32 detector: allocates every buffer the model's plan needs. `columnBudget` bounds the
     /// im2col tile (floats). `convolution` picks the kernel of the 3×3 stride-1 layers (default:
@@ -74,9 +79,13 @@ public final class Detector {
     /// its weights (bf16: rounded) and primitives here, once. Throws one line if this CPU cannot
     /// run bf16 (`OneDNNRuntime.checkBF16Support`), if bf16 is asked of OpenBLAS, or if oneDNN
     /// refuses a layer.
+    ///
+    /// `fusePooling`: on oneDNN, a 2×2 stride-2 max pool that alone reads a Winograd layer's
+    /// output is done by that layer as it stores (`Winograd.FusedPool`), so the full-size map is
+    /// never written (false: every pool runs as its own step; for tests and measurements).
     public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
                 convolution: ConvolutionAlgorithm = .fromEnvironment, precision: Precision,
-                gemm: GEMMLibrary? = nil) throws(OneDNNError) {
+                gemm: GEMMLibrary? = nil, fusePooling: Bool = true) throws(OneDNNError) {
         let requested = gemm ?? GEMMLibrary.fromEnvironment
         var gemm = requested ?? GEMMLibrary.defaultFor(precision)
         if precision == .bf16 && gemm == .openblas {
@@ -124,14 +133,24 @@ public final class Detector {
         }
         var oneDNN: [Int: OneDNNConvolution] = [:]
         var columnBytes = 0
+        let poolable = fusePooling && runtime != nil ? Self.poolableConvolutions(plan) : [:]
+        var pools: [Int: Int] = [:], pooledOutputs: [Int: Int] = [:]
         func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
                         weights: UnsafePointer<Float>, owner: AnyObject, winograd: Bool, relu: Bool,
                         accumulate: Bool) throws(OneDNNError) {
             guard let runtime else { return }
+            var pool: Winograd.FusedPool?
+            if winograd, let poolStep = poolable[step], case let .maxPool(_, output, _, _, _, ceilMode) = plan.steps[poolStep] {
+                pool = Winograd.FusedPool(outputHeight: geometry.outputHeight(inputHeight: height),
+                                          outputWidth: geometry.outputWidth(inputWidth: width), ceilMode: ceilMode)
+                pools[poolStep] = step
+                pooledOutputs[step] = output
+            }
             let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
                                             geometry: geometry, inputHeight: height, inputWidth: width,
                                             weights: weights, weightsOwner: owner, kernel: winograd ? .winograd : .im2col,
-                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget)
+                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget,
+                                            pool: pool)
             oneDNN[step] = layer
             columnBytes = max(columnBytes, layer.columnWorkspaceBytes)
             need = max(need, layer.floatWorkspaceCount)
@@ -190,6 +209,8 @@ public final class Detector {
         winogradHeads = transformedHeads
         winogradLayerNames = names
         oneDNNLayers = oneDNN
+        fusedPools = pools
+        fusedOutputs = pooledOutputs
         twoWayLayers = oneDNN.keys.sorted().map { oneDNN[$0]! }.filter(\.hasTwoWays)
         oneDNNColumns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
         workspace = AlignedBuffer(count: need)
@@ -199,6 +220,41 @@ public final class Detector {
         scores = AlignedBuffer(count: p * plan.description.scoreCount)
         boxes = AlignedBuffer(count: p * 4)
         priors = PriorBoxes.generate(plan: plan)
+    }
+
+    /// The convolutions whose output only a following 2×2 stride-2 max pool reads: conv step
+    /// index → pool step index. The pool can then be done as the convolution stores, if its
+    /// kernel can (a oneDNN Winograd layer). Not for an accumulating convolution, nor for an
+    /// output the caller may read (`feature`, the heads). Pure.
+    static func poolableConvolutions(_ plan: NetworkPlan) -> [Int: Int] {
+        var readers: [Int: Int] = [:]
+        for step in plan.steps {
+            for buffer in Self.reads(step) { readers[buffer, default: 0] += 1 }
+        }
+        let exposed = Set(plan.named.values).union(plan.headInputs)
+        var result: [Int: Int] = [:]
+        for index in plan.steps.indices.dropLast() {
+            guard case let .convolution(_, _, output, _, false) = plan.steps[index],
+                  case let .maxPool(input, _, 2, 2, 0, _) = plan.steps[index + 1],
+                  input == output, readers[output] == 1, !exposed.contains(output) else { continue }
+            result[index] = index + 1
+        }
+        return result
+    }
+
+    /// The buffers a step reads (an accumulating step reads its output too).
+    static func reads(_ step: PlanStep) -> [Int] {
+        switch step {
+        case let .convolution(_, input, output, _, accumulate): return accumulate ? [input, output] : [input]
+        case let .maxPool(input, _, _, _, _, _): return [input]
+        case let .l2Norm(input, _): return [input]
+        case let .resize(input, _): return [input]
+        case let .resizeAdd(input, output, _): return [input, output]
+        case let .gateErase(feature, gate, _, _): return [feature, gate]
+        case let .copy(input, _): return [input]
+        case let .add(input, output, _): return [input, output]
+        case let .heads(_, _, input, _, _): return [input]
+        }
     }
 
     /// Floats this detector allocated for activations, workspaces, outputs, Winograd-transformed
@@ -275,7 +331,9 @@ public final class Detector {
         switch plan.steps[index] {
         case let .convolution(layer, _, _, _, _): return plan.layers[layer].name
         case let .heads(location, _, _, _, _): return plan.layers[location].name.replacingOccurrences(of: "loc", with: "loc+conf")
-        case let .maxPool(_, output, _, _, _, _): return "maxpool → \(plan.buffers[output].name)"
+        case let .maxPool(_, output, _, _, _, _):
+            if let convolution = fusedPools[index] { return "maxpool → \(plan.buffers[output].name) (in \(stepName(convolution)))" }
+            return "maxpool → \(plan.buffers[output].name)"
         case let .l2Norm(_, output): return "l2norm → \(plan.buffers[output].name)"
         case let .resize(_, output): return "resize → \(plan.buffers[output].name)"
         case let .resizeAdd(_, output, _): return "resize+add → \(plan.buffers[output].name)"
@@ -322,7 +380,7 @@ public final class Detector {
                 let layer = plan.layers[layerIndex]
                 let source = plan.buffers[input]
                 if let layer = oneDNNLayers[stepIndex], let columns = oneDNNColumns {
-                    layer.forward(input: pointer(input), bias: layerBiases[layerIndex], output: pointer(output),
+                    layer.forward(input: pointer(input), bias: layerBiases[layerIndex], output: pointer(fusedOutputs[stepIndex] ?? output),
                                   columns: columns.pointer, columnCapacityBytes: columns.count, floatWorkspace: workspaceBuffer)
                 } else if let transformed = winogradWeights[layerIndex] {
                     Winograd.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
@@ -336,6 +394,7 @@ public final class Detector {
                                         relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
                 }
             case let .maxPool(input, output, kernel, stride, padding, ceilMode):
+                guard fusedPools[stepIndex] == nil else { break }
                 let source = plan.buffers[input]
                 MaxPool.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
                                 kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, output: pointer(output))
