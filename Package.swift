@@ -14,7 +14,22 @@ let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuratio
 // The kernels are optimised in debug builds too (checks kept): unoptimised, their SIMD-typed
 // loops (the Winograd transforms) run ~20x slower, and so would every test that runs the default
 // model end to end.
+//
+// On x86-64 they are compiled for x86-64-v3 (AVX2 + FMA, as `-target-cpu haswell`; RHEL 10's
+// baseline): their 8-lane vectors then run as one AVX instruction instead of two SSE ones, ~4 %
+// off a frame here (docs/performance.md). Only NetnetKernels is: `CPURequirement`, in the
+// engine, checks the CPU before any kernel runs, and `netnet` refuses with one line on a CPU
+// without them. `NETNET_KERNEL_CPU=x86-64 swift build` builds portable kernels.
+#if arch(x86_64)
+let kernelCPU: String? = Context.environment["NETNET_KERNEL_CPU"] ?? "haswell"
+#else
+let kernelCPU: String? = nil
+#endif
+let needsAVX2 = kernelCPU == "haswell"
 let kernelSettings: [SwiftSetting] = fastMath + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+    + (kernelCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? [])
+// Tells the engine's `CPURequirement` what the kernels were built for.
+let engineSettings: [SwiftSetting] = fastMath + (needsAVX2 ? [.define("NETNET_KERNELS_NEED_AVX2")] : [])
 
 let package = Package(
     name: "netnet",
@@ -43,7 +58,7 @@ let package = Package(
 
         // Stage 3: inference. Kernels own the BLAS edge; the engine builds networks from model files.
         .target(name: "NetnetKernels", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: kernelSettings),
-        .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
+        .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: engineSettings),
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),

@@ -15,6 +15,13 @@ struct NetnetCommand: ParsableCommand {
             """,
         version: NetnetVersion.string,
         subcommands: [AnnotateCommand.self, ServeCommand.self, DetectCommand.self, ModelCommand.self, BenchCommand.self, ParityCommand.self])
+
+    /// Refuses, with one line and exit status 1, a CPU the kernels were not built for, before
+    /// any of them can run; then parses and runs the command.
+    static func main() {
+        if let problem = CPURequirement.problem() { exitWithError(problem) }
+        main(nil)
+    }
 }
 
 /// The program's version, printed by `--version`.

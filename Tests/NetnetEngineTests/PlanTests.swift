@@ -116,3 +116,33 @@ struct PlanTests {
         #expect(!uses("extras.conv10_2"))    // 3x3 output
     }
 }
+
+@Suite("CPU requirement")
+struct CPURequirementTests {
+    static let flags = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse sse2 avx fma avx2 avx512f\n\nprocessor\t: 1\nflags\t\t: fpu sse sse2\n"
+
+    @Test("the first flags line of /proc/cpuinfo is what counts; a missing line checks nothing")
+    func parsing() {
+        #expect(CPURequirement.missing(cpuinfo: Self.flags, needed: ["avx2", "fma"]).isEmpty)
+        #expect(CPURequirement.missing(cpuinfo: "flags : fpu sse sse2 avx\n", needed: ["avx2", "fma"]) == ["avx2", "fma"])
+        #expect(CPURequirement.missing(cpuinfo: "flags : fpu fma\n", needed: ["avx2", "fma"]) == ["avx2"])
+        // "avx2" must be a whole flag, not a prefix of another.
+        #expect(CPURequirement.missing(cpuinfo: "flags : avx2x fma\n", needed: ["avx2"]) == ["avx2"])
+        #expect(CPURequirement.missing(cpuinfo: "processor : 0\n", needed: ["avx2"]).isEmpty)
+        let refusal = CPURequirement.problem(cpuinfo: "flags : fpu sse2 avx\n", needed: ["avx2", "fma"])
+        #expect(refusal?.contains("lacks avx2, fma") == true && refusal?.contains("NETNET_KERNEL_CPU=x86-64") == true,
+                "\(refusal ?? "no refusal")")
+        #expect(CPURequirement.problem(cpuinfo: nil, needed: ["avx2"]) == nil)
+        #expect(CPURequirement.problem(cpuinfo: Self.flags, needed: ["avx2", "fma"]) == nil)
+    }
+
+    @Test("this machine runs the kernels it built (x86-64 builds need AVX2 and FMA)")
+    func thisMachine() {
+        #expect(CPURequirement.problem() == nil)
+        #if arch(x86_64)
+        if ProcessInfo.processInfo.environment["NETNET_KERNEL_CPU"] == nil {
+            #expect(CPURequirement.kernelFeatures == ["avx2", "fma"], "kernels built without NETNET_KERNELS_NEED_AVX2")
+        }
+        #endif
+    }
+}
