@@ -29,6 +29,9 @@ public final class OneDNNConvolution {
     /// Which kernel a layer runs.
     public enum Kernel: String, Sendable {
         case im2col, winograd
+        /// `DilatedWinograd`, for a dilated 3×3 stride-1 layer: all its tiles in one chunk, one
+        /// matmul on the calling thread's team (no ways).
+        case dilatedWinograd = "winograd-dilated"
     }
 
     /// How a Winograd layer runs on several threads (see the type's documentation).
@@ -106,8 +109,11 @@ public final class OneDNNConvolution {
     /// im2col: tile heights in output rows (all equal but the last); Winograd: the plan.
     private let tileRows: Int
     private let winogradPlan: Winograd.Plan?
-    /// im2col: one matmul for the full tiles, a second for a shorter last one if any.
+    /// im2col: one matmul for the full tiles, a second for a shorter last one if any; dilated
+    /// Winograd: its one batched matmul.
     private let matmuls: [OneDNNMatmul]
+    /// Dilated Winograd: its tiles.
+    private let dilatedTiles: DilatedWinograd.Tiles?
     /// Winograd: the first output channel of each filter slice, and a last entry `out`. The
     /// filters are stored slice by slice, each `[ξ][its outputs][in]`, and so are the products of
     /// a chunk, each `[ξ][its outputs][tiles]`. One slice unless the parts split the channels.
@@ -151,7 +157,9 @@ public final class OneDNNConvolution {
                 threads: Int = min(KernelThreads.current, BLASThreads.current),
                 split: WinogradSplit = .automatic, pool: Winograd.FusedPool? = nil) throws(OneDNNError) {
         require(g.isValid && h >= 1 && w >= 1, "OneDNNConvolution: invalid geometry \(g) or input \(h)x\(w)")
-        require(kernel == .im2col || Winograd.isEligible(g), "OneDNNConvolution: Winograd needs a 3x3 stride-1 layer, got \(g)")
+        require(kernel != .winograd || Winograd.isEligible(g), "OneDNNConvolution: Winograd needs a 3x3 stride-1 layer, got \(g)")
+        require(kernel != .dilatedWinograd || DilatedWinograd.isEligible(g),
+                "OneDNNConvolution: dilated Winograd needs a dilated 3x3 stride-1 layer, got \(g)")
         require(pool == nil || (kernel == .winograd && !accumulate),
                 "OneDNNConvolution: pooling is fused only into a Winograd layer that does not accumulate")
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
@@ -201,6 +209,7 @@ public final class OneDNNConvolution {
             sharedMatmuls = []
             columnWorkspaceBytes = k * ow * rows * elementBytes
             floatWorkspaceCount = 0
+            dilatedTiles = nil
             var made: [OneDNNMatmul] = []
             for tile in Set([rows, oh % rows]).filter({ $0 > 0 }).sorted(by: >) {
                 // Bias and ReLU in the float32 epilogue below (see `OneDNNMatmul.init`).
@@ -291,6 +300,29 @@ public final class OneDNNConvolution {
             columnWorkspaceBytes = max(made.count * columnElements, shared.isEmpty ? 0 : positions * cin * chunkColumns) * elementBytes
             floatWorkspaceCount = max(made.count * floats, sharedFloats)
             matmuls = []
+            dilatedTiles = nil
+        case .dilatedWinograd:
+            let tiles = DilatedWinograd.Tiles(geometry: g, inputHeight: h, inputWidth: w)
+            let positions = Winograd.alpha * Winograd.alpha
+            let transformed = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: g))
+            Winograd.transformWeights(geometry: DilatedWinograd.undilated(g), weights: source, transformed: transformed.pointer)
+            (weightStorage, weights) = store(transformed.pointer, count: transformed.count)
+            weightCount = transformed.count
+            ownedWeightBytes = transformed.count * elementBytes
+            let columns = Self.matmulColumns(tiles: tiles.count)
+            matmuls = [try OneDNNMatmul(runtime: runtime, operands: operands, batch: positions, m: cout, n: columns, k: cin,
+                                        lda: cin, ldb: columns, ldc: columns,
+                                        strideA: cout * cin, strideB: cin * columns, strideC: cout * columns)]
+            dilatedTiles = tiles
+            columnWorkspaceBytes = positions * cin * columns * elementBytes
+            floatWorkspaceCount = positions * cout * columns + Winograd.productSlack
+            tileRows = 0
+            winogradPlan = nil
+            parts = []
+            partColumnElements = 0; partFloats = 0
+            winogradSplit = nil
+            sliceBounds = [0, cout]
+            sharedMatmuls = []
         }
     }
 
@@ -347,6 +379,8 @@ public final class OneDNNConvolution {
                                      count: rows * ow, bias: bias, relu: relu)
                 rowStart += rows
             }
+        case .dilatedWinograd:
+            runDilated(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
         case .winograd:
             if way == .shared && hasTwoWays {
                 runShared(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
@@ -378,6 +412,36 @@ public final class OneDNNConvolution {
                 let first = bounds[slice]
                 matmuls[slice][rows]!.run(a: weights + positions * cin * first, b: columns,
                                           c: base + positions * first * stride)
+            }
+        }
+    }
+
+    /// Dilated Winograd: the input transform split over input channels, the matmul on the
+    /// team, the output transform split over output channels.
+    @inline(__always)
+    private func runDilated<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                                    output: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Element>,
+                                                    floatWorkspace: UnsafeMutableBufferPointer<Float>) {
+        guard let tiles = dilatedTiles, let products = floatWorkspace.baseAddress else { return }
+        let g = geometry, cin = g.inputChannels, cout = g.outputChannels
+        let stride = Self.matmulColumns(tiles: tiles.count)
+        let inputPlane = inputHeight * inputWidth
+        let outputPlane = g.outputHeight(inputHeight: inputHeight) * g.outputWidth(inputWidth: inputWidth)
+        let minimum = max(1, 4096 / max(1, tiles.count))
+        parallelSlots(count: cin, slots: KernelThreads.current, minimumChunk: minimum) { _, channels in
+            for c in channels {
+                DilatedWinograd.inputTransform(input: input + c * inputPlane, tiles: tiles,
+                                               destination: columns + c * stride, positionStride: cin * stride)
+                Winograd.zeroPadding(columns + c * stride + tiles.count, count: stride - tiles.count, positionStride: cin * stride)
+            }
+        }
+        matmuls[0].run(a: weights, b: columns, c: products)
+        let relu = self.relu, accumulate = self.accumulate
+        parallelSlots(count: cout, slots: KernelThreads.current, minimumChunk: minimum) { _, channels in
+            for o in channels {
+                DilatedWinograd.outputTransform(products: products + o * stride, positionStride: cout * stride, tiles: tiles,
+                                                output: output + o * outputPlane, bias: bias.map { $0[o] } ?? 0,
+                                                relu: relu, accumulate: accumulate)
             }
         }
     }

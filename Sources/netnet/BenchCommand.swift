@@ -177,7 +177,7 @@ struct BenchCommand: ParsableCommand {
                 print("oneDNN kernels (per layer: kernel, oneDNN's implementation; Winograd: how its parts are cut):")
                 let splits = Dictionary(detector.winogradSplits, uniquingKeysWith: { first, _ in first })
                 for entry in detector.oneDNNKernels {
-                    print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 8, withPad: " ", startingAt: 0)) \(entry.implementation)"
+                    print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 16, withPad: " ", startingAt: 0)) \(entry.implementation)"
                           + (splits[entry.name].map { " (parts by \($0))" } ?? ""))
                 }
                 if !detector.winogradWayCounts.isEmpty {

@@ -24,6 +24,10 @@ struct GoldenTests {
         let detector = Detector(model: model, convolution: convolution, gemm: choice.gemm)
         #expect(detector.gemm == choice.gemm)
         if convolution == .winograd { #expect(!detector.winogradLayerNames.isEmpty) }
+        if convolution == .winograd && choice.gemm == .onednn {
+            #expect(detector.oneDNNKernels.contains { $0.name == "backbone.conv6" && $0.kernel == "winograd-dilated" },
+                    "\(name): conv6 does not run dilated Winograd")
+        }
         if convolution == .im2col { #expect(detector.winogradLayerNames.isEmpty) }
         let results = try GoldenCheck.run(detector: detector, goldenPath: goldenPath)
         let names = Set(results.map(\.name))

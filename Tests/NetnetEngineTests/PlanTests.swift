@@ -100,6 +100,16 @@ struct PlanTests {
         #expect(!uses("extras.conv10_2", .auto))     // 3x3 output
         #expect(uses("backbone.conv5_3", .auto, precision: .bf16))  // bf16: from 16x16
         #expect(!uses("heads.conf3", .auto, precision: .bf16))  // 10x10 with 512x486 filters
+        // Dilated layers (conv6 only) have their own kernel, on oneDNN: `winograd` takes it, `auto`
+        // only in bf16 (fp32 leaves it to im2col for memory), `im2col` never.
+        func usesDilated(_ name: String, _ choice: ConvolutionAlgorithm, precision: Precision = .fp32) -> Bool {
+            let layer = plan.layers.first { $0.name == name }!
+            return choice.usesDilatedWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth,
+                                              precision: precision)
+        }
+        #expect(plan.layers.filter { usesDilated($0.name, .winograd) }.map(\.name) == ["backbone.conv6"])
+        #expect(usesDilated("backbone.conv6", .auto, precision: .bf16) && !usesDilated("backbone.conv6", .auto))
+        #expect(!usesDilated("backbone.conv6", .im2col, precision: .bf16))
     }
 
     @Test("auto at the default model's width (0.125): thin layers from 8 channels, and small filters down to 8x8")

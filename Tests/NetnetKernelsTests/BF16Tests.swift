@@ -324,6 +324,54 @@ struct OneDNNFloatTests {
     }
 }
 
+/// Dilated 3×3 layers (conv6) run `DilatedWinograd` on oneDNN: its plain twin is the direct
+/// convolution, which dilates natively. float32 operands are held to the fp32 Winograd bound
+/// (5e-5); bf16 to the direct convolution of the rounded operands within bf16 Winograd's 0.12.
+@Suite("dilated Winograd on oneDNN")
+struct DilatedWinogradTests {
+    static let cases: [BF16Tests.Case] = [
+        // conv6's shape: dilation 6, padding 6, 19×19 (36 phases of one tile each).
+        BF16Tests.Case(geometry: .init(inputChannels: 16, outputChannels: 24, kernel: 3, padding: 6, dilation: 6), height: 19, width: 19),
+        // NETNet-512's conv6 map: phases of 5–6 outputs, two tiles across each.
+        BF16Tests.Case(geometry: .init(inputChannels: 8, outputChannels: 12, kernel: 3, padding: 6, dilation: 6), height: 32, width: 32,
+                       accumulate: true),
+        // Less padding than dilation (the output shrinks), no ReLU, a non-square input.
+        BF16Tests.Case(geometry: .init(inputChannels: 5, outputChannels: 7, kernel: 3, padding: 1, dilation: 3), height: 17, width: 13,
+                       relu: false),
+        // Different dilations down and across.
+        BF16Tests.Case(geometry: .init(inputChannels: 6, outputChannels: 9, kernelHeight: 3, kernelWidth: 3, strideY: 1, strideX: 1,
+                                       padY: 2, padX: 3, dilationY: 2, dilationX: 3), height: 11, width: 14),
+    ]
+
+    @Test("every output belongs to exactly one tile", arguments: cases)
+    func tilesCoverTheOutput(_ c: BF16Tests.Case) {
+        let g = c.geometry
+        let tiles = DilatedWinograd.Tiles(geometry: g, inputHeight: c.height, inputWidth: c.width)
+        let written = tiles.outputOffsets.filter { $0 >= 0 }.map(Int.init)
+        let outputs = g.outputHeight(inputHeight: c.height) * g.outputWidth(inputWidth: c.width)
+        #expect(written.count == outputs && Set(written) == Set(0 ..< outputs), "\(c): \(written.count) writes for \(outputs) outputs")
+        #expect(tiles.inputOffsets.count == 36 * tiles.count && tiles.outputOffsets.count == 16 * tiles.count)
+        if g.dilationY == 6 && c.height == 19 { #expect(tiles.count == 36) }
+    }
+
+    @Test("fp32 operands equal the direct convolution", arguments: cases)
+    func float32(_ c: BF16Tests.Case) throws {
+        #expect(!Winograd.isEligible(c.geometry) && DilatedWinograd.isEligible(c.geometry))
+        for threads in [1, 2] {
+            let (error, reference) = try BF16Tests.run(c, kernel: .dilatedWinograd, seed: 13, operands: .f32, threads: threads)
+            #expect(error <= 5e-5 * reference + 1e-6, "\(c) threads \(threads): \(error) of \(reference)")
+        }
+    }
+
+    @Test("bf16 stays within bf16 Winograd's bound of the direct convolution of the rounded operands",
+          .enabled(if: BF16Support.available, "needs a CPU with AVX512_BF16 or AMX"), arguments: cases)
+    func bf16(_ c: BF16Tests.Case) throws {
+        let (error, reference) = try BF16Tests.run(c, kernel: .dilatedWinograd, seed: 13)
+        #expect(error <= 0.12 * reference, "\(c): \(error) of \(reference)")
+        #expect(error > 1e-4 * reference, "bf16 dilated Winograd that rounds nothing is not running bf16")
+    }
+}
+
 private extension UInt16 {
     var bitPattern16IsNaN: Bool { (self & 0x7F80) == 0x7F80 && (self & 0x007F) != 0 }
 }

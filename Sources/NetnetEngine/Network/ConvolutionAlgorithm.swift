@@ -35,6 +35,25 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
         }
     }
 
+    /// Whether this choice runs a dilated 3×3 stride-1 layer (conv6) with `DilatedWinograd`,
+    /// which only the oneDNN path has (the caller checks). `winograd`: every such layer; `auto`:
+    /// bf16 only, within the bf16 rule's bounds (channels, output size); fp32 leaves conv6 to
+    /// im2col, as it does the 19×19 layers, for memory: its transformed filters in float32 would
+    /// add ~57 MB. Measured on NETNet-300 bf16 (docs/performance.md): conv6 8.6 → ~6 ms.
+    /// Pure; callable from any thread.
+    public func usesDilatedWinograd(_ g: ConvolutionGeometry, inputHeight: Int, inputWidth: Int,
+                                    precision: Precision = .fp32) -> Bool {
+        guard DilatedWinograd.isEligible(g) else { return false }
+        switch self {
+        case .im2col: return false
+        case .winograd: return true
+        case .auto:
+            let oh = g.outputHeight(inputHeight: inputHeight), ow = g.outputWidth(inputWidth: inputWidth)
+            return precision == .bf16 && g.inputChannels >= 32 && g.outputChannels >= 32
+                && oh >= Self.minimumAutoOutputSideBF16 && ow >= Self.minimumAutoOutputSideBF16
+        }
+    }
+
     /// The `auto` rule, for an eligible layer. fp32: at least 8 channels in and out, and an
     /// output of at least 32×32, or of at least 8×8 for a layer whose filters are small
     /// (in × out ≤ 128 × 128). bf16: at least 32 channels in and out and an output of at least

@@ -136,11 +136,11 @@ public final class Detector {
         let poolable = fusePooling && runtime != nil ? Self.poolableConvolutions(plan) : [:]
         var pools: [Int: Int] = [:], pooledOutputs: [Int: Int] = [:]
         func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
-                        weights: UnsafePointer<Float>, owner: AnyObject, winograd: Bool, relu: Bool,
+                        weights: UnsafePointer<Float>, owner: AnyObject, kernel: OneDNNConvolution.Kernel, relu: Bool,
                         accumulate: Bool) throws(OneDNNError) {
             guard let runtime else { return }
             var pool: Winograd.FusedPool?
-            if winograd, let poolStep = poolable[step], case let .maxPool(_, output, _, _, _, ceilMode) = plan.steps[poolStep] {
+            if kernel == .winograd, let poolStep = poolable[step], case let .maxPool(_, output, _, _, _, ceilMode) = plan.steps[poolStep] {
                 pool = Winograd.FusedPool(outputHeight: geometry.outputHeight(inputHeight: height),
                                           outputWidth: geometry.outputWidth(inputWidth: width), ceilMode: ceilMode)
                 pools[poolStep] = step
@@ -148,7 +148,7 @@ public final class Detector {
             }
             let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
                                             geometry: geometry, inputHeight: height, inputWidth: width,
-                                            weights: weights, weightsOwner: owner, kernel: winograd ? .winograd : .im2col,
+                                            weights: weights, weightsOwner: owner, kernel: kernel,
                                             hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget,
                                             pool: pool)
             oneDNN[step] = layer
@@ -160,9 +160,12 @@ public final class Detector {
             let layer = plan.layers[index]
             let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
             if runtime != nil {
+                let dilated = convolution.usesDilatedWinograd(layer.geometry, inputHeight: layer.inputHeight,
+                                                              inputWidth: layer.inputWidth, precision: precision)
+                let kernel: OneDNNConvolution.Kernel = winograd ? .winograd : dilated ? .dilatedWinograd : .im2col
                 try makeOneDNN(step: stepIndex, geometry: layer.geometry, height: layer.inputHeight, width: layer.inputWidth,
-                             weights: layerWeights[index], owner: model, winograd: winograd, relu: relu, accumulate: accumulate)
-                if winograd { names.append(layer.name) }
+                             weights: layerWeights[index], owner: model, kernel: kernel, relu: relu, accumulate: accumulate)
+                if kernel != .im2col { names.append(layer.name) }
                 continue
             }
             reserve(layer.geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
@@ -192,7 +195,7 @@ public final class Detector {
             let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
             if runtime != nil {
                 try makeOneDNN(step: stepIndex, geometry: geometry, height: layer.inputHeight, width: layer.inputWidth,
-                             weights: weights.pointer, owner: weights, winograd: winograd, relu: false, accumulate: false)
+                             weights: weights.pointer, owner: weights, kernel: winograd ? .winograd : .im2col, relu: false, accumulate: false)
                 if winograd { names.append(layer.name.replacingOccurrences(of: "loc", with: "loc+conf")) }
                 continue
             }
