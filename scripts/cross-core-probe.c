@@ -4,7 +4,9 @@
 // sometimes share a cache (barrier ~100 ns, ~60 GB/s) and sometimes sit on different dies
 // (~400 ns, ~20 GB/s) for seconds at a time, which changes how fast multi-threaded inference
 // runs; the benchmark scripts print this before each round so that the figures can be read
-// with it (docs/performance.md).
+// with it (docs/performance.md). Last, both cores at once read 8 MiB each that they wrote
+// themselves: about what the last-level cache holds, which other tenants of the host can
+// crowd (usually ~90–110 GB/s here, sometimes ~50–70).
 //   cc -O2 -pthread -o probe scripts/cross-core-probe.c && ./probe
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -15,12 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { barrierRounds = 20000, copyRounds = 30, bytes = 1 << 20 };
+enum { barrierRounds = 20000, copyRounds = 30, bytes = 1 << 20, cacheBytes = 8 << 20, cacheRounds = 5 };
 
 static _Alignas(64) atomic_int phase;
 static _Alignas(64) atomic_int arrived;
-static float *buffers[2];
-static double barrierSeconds, crossSeconds, ownSeconds;
+static float *buffers[2], *cacheBuffers[2];
+static double barrierSeconds, crossSeconds, ownSeconds, cacheSeconds[2];
 static volatile float sink;
 
 static double now(void) {
@@ -75,6 +77,13 @@ static void *run(void *argument) {
         meet(&local);
     }
     if (id == 0) { crossSeconds = cross / copyRounds; ownSeconds = own / copyRounds; }
+    size_t cacheCount = cacheBytes / sizeof(float);
+    for (size_t i = 0; i < cacheCount; i++) cacheBuffers[id][i] = (float)i;
+    meet(&local);
+    start = now();
+    for (int round = 0; round < cacheRounds; round++) sink = sum(cacheBuffers[id], cacheCount);
+    cacheSeconds[id] = now() - start;
+    meet(&local);
     return NULL;
 }
 
@@ -85,15 +94,18 @@ int main(void) {
     }
     for (int i = 0; i < 2; i++) {
         buffers[i] = aligned_alloc(64, bytes);
-        if (!buffers[i]) { perror("cross-core-probe: aligned_alloc"); return 1; }
+        cacheBuffers[i] = aligned_alloc(64, cacheBytes);
+        if (!buffers[i] || !cacheBuffers[i]) { perror("cross-core-probe: aligned_alloc"); return 1; }
     }
     pthread_t threads[2];
     for (long i = 0; i < 2; i++) {
         if (pthread_create(&threads[i], NULL, run, (void *)i) != 0) { perror("cross-core-probe: pthread_create"); return 1; }
     }
     for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
-    printf("barrier %.0f ns, cross-core read %.0f GB/s, own read %.0f GB/s\n",
-           barrierSeconds * 1e9, bytes / crossSeconds / 1e9, bytes / ownSeconds / 1e9);
-    for (int i = 0; i < 2; i++) free(buffers[i]);
+    double slower = cacheSeconds[0] > cacheSeconds[1] ? cacheSeconds[0] : cacheSeconds[1];
+    printf("barrier %.0f ns, cross-core read %.0f GB/s, own read %.0f GB/s, 2 x 8 MiB read %.0f GB/s\n",
+           barrierSeconds * 1e9, bytes / crossSeconds / 1e9, bytes / ownSeconds / 1e9,
+           2.0 * cacheBytes * cacheRounds / slower / 1e9);
+    for (int i = 0; i < 2; i++) { free(buffers[i]); free(cacheBuffers[i]); }
     return 0;
 }
