@@ -271,6 +271,6 @@ extension UInt16: ColumnElement {
     @inline(__always)
     static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<UInt16>) {
         let rounded = BFloat16.roundedBits(unsafeBitCast(values, to: SIMD8<UInt32>.self))
-        UnsafeMutableRawPointer(destination).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
+        UnsafeMutableRawPointer(destination).storeBytes(of: BFloat16.lowHalves(rounded), as: SIMD8<UInt16>.self)
     }
 }
