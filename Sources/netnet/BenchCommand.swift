@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads for the engine's own loops: im2col, element-wise (default: all cores).")
     var kernelThreads: Int?
 
-    @Option(help: "3×3 stride-1 convolutions: auto (Winograd where measured faster), im2col, winograd (every eligible layer). Default: NETNET_CONV, else auto.")
+    @Option(help: "3×3 stride-1 convolutions: auto (Winograd where measured faster), im2col, winograd (every eligible layer; on oneDNN also the dilated conv6). Default: NETNET_CONV, else auto.")
     var conv: String?
 
     @OptionGroup var precision: PrecisionOptions

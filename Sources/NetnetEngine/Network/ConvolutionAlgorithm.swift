@@ -9,7 +9,8 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     case auto
     /// im2col + sgemm everywhere (the pre-Winograd engine).
     case im2col
-    /// Winograd F(4×4, 3×3) for every eligible layer (3×3, stride 1, dilation 1), im2col for the rest.
+    /// Winograd F(4×4, 3×3) for every eligible layer (3×3, stride 1, dilation 1), and on oneDNN
+    /// for the dilated ones too (`usesDilatedWinograd`); im2col for the rest.
     case winograd
 
     /// `NETNET_CONV` (`auto`, `im2col` or `winograd`) if set, else `.auto`. Traps on any other
