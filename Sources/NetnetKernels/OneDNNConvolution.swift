@@ -3,7 +3,7 @@
 /// accumulated in float32) or fp32 operands (`--gemm onednn`). Feature maps in and out are
 /// float32 either way.
 ///
-/// Two kernels, the same two as on OpenBLAS:
+/// Three kernels, the first two as on OpenBLAS:
 /// - `im2col`: the column tile is written straight in the operand type, then one matmul per tile,
 ///   `[out × K] · [K × n]`, writes the NCHW output (accumulating as a oneDNN post-op), then the
 ///   float32 epilogue adds the bias and applies the ReLU while the tile is in cache.
@@ -21,7 +21,10 @@
 ///   Which is faster depends on the network and the host: `shared` by ~7–10 % on full-width
 ///   layers when the two cores share a cache; `parts` on thin layers (fewer hand-overs), and
 ///   when the cores sit on different dies, where one reads what the other wrote at a third of
-///   the speed; this host switches between the two (docs/performance.md).
+///   the speed; this host switches between the two (docs/performance.md). Either way the output
+///   transform can store the 2×2 max pooling of the output instead of the output (`pool`).
+/// - `dilatedWinograd` (dilated 3×3 stride 1): the same filters and products, the tiles cut by
+///   phases as in `DilatedWinograd`, all in one chunk with one matmul on the team.
 ///
 /// Made once per layer and input size (weights converted, primitives created), then `forward` per
 /// frame allocates nothing. Belongs to one thread at a time, like its `OneDNNRuntime`.
@@ -125,9 +128,9 @@ public final class OneDNNConvolution {
     /// (operand type) and of float workspace each part owns.
     private let parts: [WinogradPart]
     private let partColumnElements: Int, partFloats: Int
-    /// How the Winograd parts were cut (nil for im2col).
+    /// How the Winograd parts were cut (nil for the other kernels).
     public let winogradSplit: WinogradSplit?
-    /// Winograd only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
+    /// `winograd` only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
     /// none, the whole output is written).
     public let pool: Winograd.FusedPool?
     /// The way Winograd `forward` runs (`shared` by default). `shared` needs several threads:

@@ -199,7 +199,9 @@ public enum Winograd {
     /// by slices of output channels, `sliceBounds` (first channels, then `out`; nil: one slice),
     /// each `[36, its channels, tiles]`, slices one after another. `columns(tiles)` (≥ tiles) is
     /// the row length of both for a chunk of `tiles` tiles: the columns past `tiles` of the
-    /// transformed inputs are zeroed, and those of the products are never read.
+    /// transformed inputs are zeroed, and those of the products never reach the output. With
+    /// `pool` (not with `accumulate`), `output` is `[out, pool.height, pool.width]`: the output
+    /// transform stores the 2×2 max pooling.
     @inline(__always)
     static func chunks<Element: ColumnElement>(geometry g: ConvolutionGeometry,
                                                input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
