@@ -75,7 +75,7 @@ struct GoldenTests {
     /// On oneDNN a 2×2 max pool that alone reads a Winograd layer's output runs inside that
     /// layer (`Winograd.FusedPool`): which pools fuse, and that the network's outputs are the
     /// same bits as with every pool run on its own.
-    @Test("fused max pools: VGG's pool1–pool3 fuse, and the heads are bit-identical to separate pools",
+    @Test("fused max pools: VGG's pool1–pool3 fuse, the heads are bit-identical to separate pools, their inputs get no memory",
           arguments: goldens)
     func fusedPools(name: String) throws {
         let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
@@ -88,8 +88,10 @@ struct GoldenTests {
         // pool4 is not among them: conv4_3's output also feeds the L2Norm; pool5 is 3×3.
         #expect(fusable == ["backbone.conv1_2", "backbone.conv2_2", "backbone.conv3_3"], "\(name): \(fusable)")
         var outputs: [[Float]] = []
+        var allocated: [Int] = []
         for fuse in [true, false] {
             let detector = try Detector(model: model, convolution: .winograd, precision: .fp32, gemm: .onednn, fusePooling: fuse)
+            allocated.append(detector.allocatedFloats)
             detector.recordsTimings = true
             for i in 0 ..< plan.buffers[0].count { detector.input[i] = 2 * sin(Float(i) * 0.37) }
             detector.forward()
@@ -98,6 +100,12 @@ struct GoldenTests {
             outputs.append(Array(detector.locationOutput) + Array(detector.confidenceOutput))
         }
         #expect(outputs[0] == outputs[1], "\(name): fused pools change the heads")
+        // The fusing convolutions' own outputs are never written, and get no memory.
+        let unused = Detector.poolableConvolutions(plan).keys.reduce(0) { total, step in
+            guard case let .convolution(_, _, output, _, _) = plan.steps[step] else { return total }
+            return total + (plan.buffers[output].count + 15) / 16 * 16
+        }
+        #expect(unused > 0 && allocated[1] - allocated[0] == unused, "\(name): \(allocated), unused \(unused)")
     }
 
     /// bf16 rounds every convolution's weights and inputs to 8 significant bits (float32

@@ -107,11 +107,24 @@ public final class Detector {
         self.model = model
         let plan = model.plan
         self.plan = plan
+        // The convolutions that will store a pooled map (oneDNN Winograd layers before a pool
+        // that alone reads them): their own output is never written, so it gets no memory (40 MB
+        // at full width: conv1_2, conv2_2, conv3_3).
+        let fusing = !fusePooling || gemm != .onednn ? [:] : Self.poolableConvolutions(plan).filter { step, _ in
+            guard case let .convolution(index, _, _, _, _) = plan.steps[step] else { return false }
+            let layer = plan.layers[index]
+            return convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth,
+                                            precision: precision)
+        }
+        let unused = Set(fusing.keys.compactMap { step -> Int? in
+            guard case let .convolution(_, _, output, _, _) = plan.steps[step] else { return nil }
+            return output
+        })
         var offsets: [Int] = []
         var total = 0
-        for buffer in plan.buffers {
+        for (index, buffer) in plan.buffers.enumerated() {
             offsets.append(total)
-            total += (buffer.count + 15) / 16 * 16
+            if !unused.contains(index) { total += (buffer.count + 15) / 16 * 16 }
         }
         arena = AlignedBuffer(count: total)
         bufferOffsets = offsets
@@ -133,14 +146,16 @@ public final class Detector {
         }
         var oneDNN: [Int: OneDNNConvolution] = [:]
         var columnBytes = 0
-        let poolable = fusePooling && runtime != nil ? Self.poolableConvolutions(plan) : [:]
         var pools: [Int: Int] = [:], pooledOutputs: [Int: Int] = [:]
         func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
                         weights: UnsafePointer<Float>, owner: AnyObject, kernel: OneDNNConvolution.Kernel, relu: Bool,
                         accumulate: Bool) throws(OneDNNError) {
             guard let runtime else { return }
             var pool: Winograd.FusedPool?
-            if kernel == .winograd, let poolStep = poolable[step], case let .maxPool(_, output, _, _, _, ceilMode) = plan.steps[poolStep] {
+            guard fusing[step] == nil || kernel == .winograd else {
+                fatalError("Detector: step \(step) was planned to fuse its pool, and has no memory of its own, but runs \(kernel)")
+            }
+            if let poolStep = fusing[step], case let .maxPool(_, output, _, _, _, ceilMode) = plan.steps[poolStep] {
                 pool = Winograd.FusedPool(outputHeight: geometry.outputHeight(inputHeight: height),
                                           outputWidth: geometry.outputWidth(inputWidth: width), ceilMode: ceilMode)
                 pools[poolStep] = step
