@@ -19,7 +19,8 @@ let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuratio
 // baseline): their 8-lane vectors then run as one AVX instruction instead of two SSE ones, ~4 %
 // off a frame here (docs/performance.md). Only NetnetKernels is: `CPURequirement`, in the
 // engine, checks the CPU before any kernel runs, and `netnet` refuses with one line on a CPU
-// without them. `NETNET_KERNEL_CPU=x86-64 swift build` builds portable kernels.
+// without them. `NETNET_KERNEL_CPU=x86-64 swift build` builds portable kernels; any other value
+// is passed to `-target-cpu` as it is, and the start-up check then checks nothing.
 #if arch(x86_64)
 let kernelCPU: String? = Context.environment["NETNET_KERNEL_CPU"] ?? "haswell"
 #else

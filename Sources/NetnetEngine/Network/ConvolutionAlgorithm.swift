@@ -40,7 +40,7 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// which only the oneDNN path has (the caller checks). `winograd`: every such layer; `auto`:
     /// bf16 only, within the bf16 rule's bounds (channels, output size); fp32 leaves conv6 to
     /// im2col, as it does the 19×19 layers, for memory: its transformed filters in float32 would
-    /// add ~57 MB. Measured on NETNet-300 bf16 (docs/performance.md): conv6 8.6 → ~6 ms.
+    /// add ~57 MB. Measured on NETNet-300 bf16 (docs/performance.md): conv6 8.6 → 6.9–7.0 ms.
     /// Pure; callable from any thread.
     public func usesDilatedWinograd(_ g: ConvolutionGeometry, inputHeight: Int, inputWidth: Int,
                                     precision: Precision = .fp32) -> Bool {
