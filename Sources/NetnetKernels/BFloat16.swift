@@ -45,9 +45,9 @@ public enum BFloat16 {
     }
 
     /// The low 16 bits of each lane, as shuffles (little-endian, as every target Swift runs the
-    /// engine on: a lane's low half is the even `UInt16`). `SIMD8<UInt16>(truncatingIfNeeded:)` does the
-    /// same, but in the generic transforms it stayed an out-of-line call per vector (1.2 % of a
-    /// bf16 frame's samples in `perf`).
+    /// engine on: a lane's low half is the even `UInt16`). `SIMD8<UInt16>(truncatingIfNeeded:)`
+    /// does the same, but in the generic transforms it stayed an out-of-line call per vector
+    /// (1.2 % of a bf16 frame's samples in `perf`).
     @inline(__always)
     static func lowHalves(_ bits: SIMD8<UInt32>) -> SIMD8<UInt16> {
         unsafeBitCast(bits, to: SIMD16<UInt16>.self).evenHalf
