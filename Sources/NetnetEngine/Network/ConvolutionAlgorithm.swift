@@ -49,9 +49,7 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
         case .im2col: return false
         case .winograd: return true
         case .auto:
-            let oh = g.outputHeight(inputHeight: inputHeight), ow = g.outputWidth(inputWidth: inputWidth)
-            return precision == .bf16 && g.inputChannels >= 32 && g.outputChannels >= 32
-                && oh >= Self.minimumAutoOutputSideBF16 && ow >= Self.minimumAutoOutputSideBF16
+            return precision == .bf16 && Self.prefersWinograd(g, inputHeight: inputHeight, inputWidth: inputWidth, precision: .bf16)
         }
     }
 

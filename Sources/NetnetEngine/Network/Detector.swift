@@ -120,6 +120,11 @@ public final class Detector {
             guard case let .convolution(_, _, output, _, _) = plan.steps[step] else { return nil }
             return output
         })
+        fusedPools = Dictionary(uniqueKeysWithValues: fusing.map { ($0.value, $0.key) })
+        fusedOutputs = fusing.compactMapValues { poolStep in
+            guard case let .maxPool(_, output, _, _, _, _) = plan.steps[poolStep] else { return nil }
+            return output
+        }
         var offsets: [Int] = []
         var total = 0
         for (index, buffer) in plan.buffers.enumerated() {
@@ -146,7 +151,6 @@ public final class Detector {
         }
         var oneDNN: [Int: OneDNNConvolution] = [:]
         var columnBytes = 0
-        var pools: [Int: Int] = [:], pooledOutputs: [Int: Int] = [:]
         func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
                         weights: UnsafePointer<Float>, owner: AnyObject, kernel: OneDNNConvolution.Kernel, relu: Bool,
                         accumulate: Bool) throws(OneDNNError) {
@@ -155,11 +159,9 @@ public final class Detector {
             guard fusing[step] == nil || kernel == .winograd else {
                 fatalError("Detector: step \(step) was planned to fuse its pool, and has no memory of its own, but runs \(kernel)")
             }
-            if let poolStep = fusing[step], case let .maxPool(_, output, _, _, _, ceilMode) = plan.steps[poolStep] {
+            if let poolStep = fusing[step], case let .maxPool(_, _, _, _, _, ceilMode) = plan.steps[poolStep] {
                 pool = Winograd.FusedPool(outputHeight: geometry.outputHeight(inputHeight: height),
                                           outputWidth: geometry.outputWidth(inputWidth: width), ceilMode: ceilMode)
-                pools[poolStep] = step
-                pooledOutputs[step] = output
             }
             let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
                                             geometry: geometry, inputHeight: height, inputWidth: width,
@@ -227,8 +229,6 @@ public final class Detector {
         winogradHeads = transformedHeads
         winogradLayerNames = names
         oneDNNLayers = oneDNN
-        fusedPools = pools
-        fusedOutputs = pooledOutputs
         twoWayLayers = oneDNN.keys.sorted().map { oneDNN[$0]! }.filter(\.hasTwoWays)
         oneDNNColumns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
         workspace = AlignedBuffer(count: need)
@@ -247,7 +247,7 @@ public final class Detector {
     static func poolableConvolutions(_ plan: NetworkPlan) -> [Int: Int] {
         var readers: [Int: Int] = [:]
         for step in plan.steps {
-            for buffer in Self.reads(step) { readers[buffer, default: 0] += 1 }
+            for buffer in step.readBuffers { readers[buffer, default: 0] += 1 }
         }
         let exposed = Set(plan.named.values).union(plan.headInputs)
         var result: [Int: Int] = [:]
@@ -258,21 +258,6 @@ public final class Detector {
             result[index] = index + 1
         }
         return result
-    }
-
-    /// The buffers a step reads (an accumulating step reads its output too).
-    static func reads(_ step: PlanStep) -> [Int] {
-        switch step {
-        case let .convolution(_, input, output, _, accumulate): return accumulate ? [input, output] : [input]
-        case let .maxPool(input, _, _, _, _, _): return [input]
-        case let .l2Norm(input, _): return [input]
-        case let .resize(input, _): return [input]
-        case let .resizeAdd(input, output, _): return [input, output]
-        case let .gateErase(feature, gate, _, _): return [feature, gate]
-        case let .copy(input, _): return [input]
-        case let .add(input, output, _): return [input, output]
-        case let .heads(_, _, input, _, _): return [input]
-        }
     }
 
     /// Floats this detector allocated for activations, workspaces, outputs, Winograd-transformed

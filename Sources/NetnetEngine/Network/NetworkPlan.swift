@@ -78,6 +78,23 @@ public enum PlanStep: Sendable, Hashable {
     case heads(locationLayer: Int, confidenceLayer: Int, input: Int, scratch: Int, priorOffset: Int)
 }
 
+extension PlanStep {
+    /// The buffers this step reads (an accumulating step reads its output too). Pure.
+    public var readBuffers: [Int] {
+        switch self {
+        case let .convolution(_, input, output, _, accumulate): return accumulate ? [input, output] : [input]
+        case let .maxPool(input, _, _, _, _, _): return [input]
+        case let .l2Norm(input, _): return [input]
+        case let .resize(input, _): return [input]
+        case let .resizeAdd(input, output, _): return [input, output]
+        case let .gateErase(feature, gate, _, _): return [feature, gate]
+        case let .copy(input, _): return [input]
+        case let .add(input, output, _): return [input, output]
+        case let .heads(_, _, input, _, _): return [input]
+        }
+    }
+}
+
 /// The network as a list of steps over named buffers, derived from a `ModelDescription` alone:
 /// no weights, no memory. The loader validates files against `layers`, `model init` fills them,
 /// `model info` counts them and `Detector` executes `steps`. Value type; any thread.
