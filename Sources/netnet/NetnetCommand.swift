@@ -17,10 +17,22 @@ struct NetnetCommand: ParsableCommand {
         subcommands: [AnnotateCommand.self, ServeCommand.self, DetectCommand.self, ModelCommand.self, BenchCommand.self, ParityCommand.self])
 
     /// Refuses, with one line and exit status 1, a CPU the kernels were not built for, before
-    /// any of them can run; then parses and runs the command.
+    /// any of them can run, and before the arguments are parsed (validating them may call into
+    /// the kernels' module); help and `--version` (`asksForHelp`) work on any CPU. Then parses
+    /// and runs the command. `NETNET_CPUINFO` names a file read instead of `/proc/cpuinfo` (the
+    /// tests use it to stand in for an older CPU).
     static func main() {
-        if let problem = CPURequirement.problem() { exitWithError(problem) }
+        if !asksForHelp(Array(CommandLine.arguments.dropFirst())) {
+            let cpuinfo = ProcessInfo.processInfo.environment["NETNET_CPUINFO"] ?? "/proc/cpuinfo"
+            if let problem = CPURequirement.problem(cpuinfoPath: cpuinfo) { exitWithError(problem) }
+        }
         main(nil)
+    }
+
+    /// Whether `arguments` only ask for help or the version: none at all, `help …`, or any of
+    /// `-h`, `--help`, `--version`. Pure.
+    static func asksForHelp(_ arguments: [String]) -> Bool {
+        arguments.isEmpty || arguments.first == "help" || arguments.contains { ["-h", "--help", "--version"].contains($0) }
     }
 }
 

@@ -100,6 +100,34 @@ struct CLITests {
         for word in ["--model", "--threshold", "--dump-heads"] { #expect(detect.stdout.contains(word)) }
     }
 
+    @Test("a CPU without AVX2 (NETNET_CPUINFO standing in for it) still gets help and --version; any other command is refused in one line")
+    func olderCPU() throws {
+        let cpuinfo = FileManager.default.temporaryDirectory.appendingPathComponent("netnet-cpuinfo-\(getpid())").path
+        try "processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n".write(toFile: cpuinfo, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: cpuinfo) }
+        let environment = ["NETNET_CPUINFO": cpuinfo]
+        let help = try NetnetBinary.run(["--help"], environment: environment)
+        #expect(help.status == 0 && help.stdout.contains("USAGE"), "\(help.stderr)")
+        for arguments in [["bench", "--help"], ["help", "bench"]] {
+            let benchHelp = try NetnetBinary.run(arguments, environment: environment)
+            #expect(benchHelp.status == 0 && benchHelp.stdout.contains("--frames"), "\(arguments): \(benchHelp.stderr)")
+        }
+        let version = try NetnetBinary.run(["--version"], environment: environment)
+        #expect(version.status == 0 && !version.stdout.isEmpty, "\(version.stderr)")
+        let run = try NetnetBinary.run(["bench", "--network", "ssd-vgg16-300", "--width", "0.125", "--num-classes", "2",
+                                        "--frames", "1", "--warmup", "0"], environment: environment)
+        let info = try NetnetBinary.run(["model", "info", "/nonexistent.safetensors"], environment: environment)
+        #if arch(x86_64)
+        // The default x86-64 build's kernels need AVX2 and FMA: refused before anything runs.
+        for refused in [run, info] {
+            #expect(refused.status == 1 && refused.stdout.isEmpty, "\(refused.stdout)\(refused.stderr)")
+            #expect(refused.stderrLines.count == 1 && refused.stderr.contains("lacks avx2, fma"), "\(refused.stderr)")
+        }
+        #else
+        #expect(run.status == 0, "\(run.stderr)")
+        #endif
+    }
+
     @Test("model init then model info --json reports the documented keys")
     func modelInfo() throws {
         let path = try tinyModel()

@@ -24,10 +24,10 @@ public enum CPURequirement {
     }
 
     /// nil if this CPU runs the kernels; else one line: what is missing and how to build for it.
-    /// Reads `/proc/cpuinfo`.
-    public static func problem() -> String? {
+    /// Reads `cpuinfoPath` (`/proc/cpuinfo`; another file stands in for a different CPU in tests).
+    public static func problem(cpuinfoPath: String = "/proc/cpuinfo") -> String? {
         guard !kernelFeatures.isEmpty else { return nil }
-        return problem(cpuinfo: try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))
+        return problem(cpuinfo: try? String(contentsOfFile: cpuinfoPath, encoding: .utf8))
     }
 
     /// `problem()` for a given `/proc/cpuinfo` text (nil: unreadable, nothing to check). Pure.
