@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One convolution layer whose GEMMs run on oneDNN's matmul (`OneDNNMatmul`): the bf16 path
 /// (`--precision bf16`: weights and the GEMMs' activation operand in bfloat16, products
 /// accumulated in float32) or fp32 operands (`--gemm onednn`). Feature maps in and out are
@@ -15,9 +17,11 @@
 ///   `WinogradWayChooser`):
 ///   - `shared`: the threads take each step of a chunk together (the transforms split over
 ///     channels, one multi-threaded matmul), so each thread reads half of the filters;
-///   - `parts`: one part per thread (`WinogradSplit`), each run start to end by its thread (input
-///     transform, a single-threaded matmul, output transform), so the transformed inputs and
-///     products, 36× the size of the map, never move between cores.
+///   - `parts`: each thread runs whole chunks start to end (input transform, a single-threaded
+///     matmul, output transform), so the transformed inputs and products, 36× the size of the
+///     map, never move between cores. Split by tiles (`WinogradSplit`), the threads claim the
+///     chunks as they go, so a slower thread does fewer; split by channels, each thread has its
+///     fixed slice.
 ///   Which is faster depends on the network and the host: `shared` by ~7–10 % on full-width
 ///   layers when the two cores share a cache; `parts` on thin layers (fewer hand-overs), and
 ///   when the cores sit on different dies, where one reads what the other wrote at a third of
@@ -46,9 +50,11 @@ public final class OneDNNConvolution {
     public enum WinogradSplit: String, Sendable {
         /// `tiles` where the tile rows divide evenly enough among the parts, else `channels`.
         case automatic
-        /// Each part takes a band of tile rows, all output channels: each thread reads only its
-        /// band of the input (plus a 2-row halo) and writes only its band of the output, but
-        /// every thread reads all the filters.
+        /// The map is cut into chunks of tile rows, all output channels, a whole multiple of the
+        /// parts in number, and the threads claim them at run time (`claimOrder`): with two,
+        /// one from the top down and the other from the bottom up, so each keeps to its own band
+        /// of the input (plus a 2-row halo) and of the output while a thread that runs slower
+        /// (a busy core) simply claims fewer. Every thread reads all the filters.
         case tiles
         /// Each part takes a slice of the output channels over the whole map: each thread
         /// transforms the whole input (the same work on every thread) and reads only its slice
@@ -59,6 +65,8 @@ public final class OneDNNConvolution {
     /// One thread's share of a Winograd layer: tile rows `firstRow ..< firstRow + rows`, output
     /// channels `firstChannel ..< firstChannel + channels` (one of the filter slices), processed
     /// in chunks of `chunkRows` tile rows (the last shorter), each by `matmuls[rows in chunk]`.
+    /// Split by tiles, a part is a thread's slot instead: the whole map and all channels, its
+    /// chunks the layer's `claimedChunks` that its thread claims, each by `matmuls[rows]`.
     struct WinogradPart {
         let firstRow: Int, rows: Int
         let firstChannel: Int, channels: Int
@@ -128,6 +136,9 @@ public final class OneDNNConvolution {
     /// (operand type) and of float workspace each part owns.
     private let parts: [WinogradPart]
     private let partColumnElements: Int, partFloats: Int
+    /// Winograd split by tiles on several threads: the chunks' tile-row ranges, top to bottom,
+    /// that the parts' threads claim at run time (empty otherwise: each part runs its own rows).
+    private let claimedChunks: [Range<Int>]
     /// How the Winograd parts were cut (nil for the other kernels).
     public let winogradSplit: WinogradSplit?
     /// `winograd` only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
@@ -207,6 +218,7 @@ public final class OneDNNConvolution {
             winogradPlan = nil
             parts = []
             partColumnElements = 0; partFloats = 0
+            claimedChunks = []
             winogradSplit = nil
             sliceBounds = []
             sharedMatmuls = []
@@ -265,20 +277,28 @@ public final class OneDNNConvolution {
             }
             sharedMatmuls = shared
 
-            // The `parts` way.
+            // The `parts` way. Split by tiles on several threads, the chunks are the layer's,
+            // claimed at run time; each part (a thread's slot) has matmuls for their sizes.
+            let claimed = resolved == .tiles && count > 1
+                ? Self.claimedChunks(tileRows: p.tilesY, chunkRows: p.chunkRows, threads: count) : []
+            claimedChunks = claimed
             var made: [WinogradPart] = []
             var columnElements = 0, floats = 0
             for index in 0 ..< count {
-                let rows = resolved == .tiles ? (p.tilesY * index / count, p.tilesY * (index + 1) / count) : (0, p.tilesY)
+                let rows = resolved == .tiles && claimed.isEmpty
+                    ? (p.tilesY * index / count, p.tilesY * (index + 1) / count) : (0, p.tilesY)
                 let channels = resolved == .channels ? (bounds[index], bounds[index + 1]) : (0, cout)
                 let rowCount = rows.1 - rows.0, channelCount = channels.1 - channels.0
                 guard rowCount > 0 && channelCount > 0 else { continue }
-                let chunkRows = Winograd.chunkRows(tileRows: rowCount, tilesX: p.tilesX, inputChannels: cin,
-                                                   outputChannels: channelCount, budget: Winograd.defaultBudget,
-                                                   targetTiles: Self.winogradTargetTiles)
+                let chunkRows = claimed.isEmpty
+                    ? Winograd.chunkRows(tileRows: rowCount, tilesX: p.tilesX, inputChannels: cin,
+                                         outputChannels: channelCount, budget: Winograd.defaultBudget,
+                                         targetTiles: Self.winogradTargetTiles)
+                    : claimed.map(\.count).max()!
+                let chunkSizes = claimed.isEmpty ? Set([chunkRows, rowCount % chunkRows]) : Set(claimed.map(\.count))
                 let partRuntime = try runtime.part(made.count)
                 var partMatmuls: [Int: OneDNNMatmul] = [:]
-                for chunk in Set([chunkRows, rowCount % chunkRows]) where chunk > 0 {
+                for chunk in chunkSizes where chunk > 0 {
                     let columns = Self.matmulColumns(tiles: chunk * p.tilesX)
                     partMatmuls[chunk] = try OneDNNMatmul(
                         runtime: partRuntime, operands: operands, batch: positions, m: channelCount, n: columns, k: cin,
@@ -323,10 +343,33 @@ public final class OneDNNConvolution {
             winogradPlan = nil
             parts = []
             partColumnElements = 0; partFloats = 0
+            claimedChunks = []
             winogradSplit = nil
             sliceBounds = [0, cout]
             sharedMatmuls = []
         }
+    }
+
+    /// The chunks (tile-row ranges, top to bottom) that `threads` threads claim in a layer of
+    /// `tileRows` tile rows split by tiles: as many as chunks of `chunkRows` would need (the
+    /// plan's, for the tiles-per-chunk target), at least one per thread, rounded up to a whole
+    /// multiple of the threads so that equal threads end level; their sizes differ by at most one
+    /// row. More chunks than that would re-read the filters once more per chunk. Pure.
+    static func claimedChunks(tileRows: Int, chunkRows: Int, threads: Int) -> [Range<Int>] {
+        require(tileRows >= 1 && chunkRows >= 1 && threads >= 1, "claimedChunks: \(tileRows) rows, chunks of \(chunkRows), \(threads) threads")
+        let needed = max((tileRows + chunkRows - 1) / chunkRows, threads)
+        let count = min(tileRows, (needed + threads - 1) / threads * threads)
+        return (0 ..< count).map { tileRows * $0 / count ..< tileRows * ($0 + 1) / count }
+    }
+
+    /// The chunk, of `chunks`, that a claim takes: `ticket` is the claim's place among all the
+    /// threads' claims (a shared counter's value, below `chunks`), `own` its place among its
+    /// slot's. With two slots, slot 0 takes the chunks from the top and slot 1 from the bottom
+    /// (disjoint, since their claims together number at most `chunks`); with more, the tickets'
+    /// order. Pure.
+    static func claimOrder(slot: Int, slots: Int, ticket: Int, own: Int, chunks: Int) -> Int {
+        guard slots == 2 else { return ticket }
+        return slot == 0 ? own : chunks - 1 - own
     }
 
     /// `split` made definite: `tiles` when each of `parts` parts would get whole tile rows within
@@ -449,7 +492,8 @@ public final class OneDNNConvolution {
         }
     }
 
-    /// The `parts` way: each part on its own kernel thread, start to end.
+    /// The `parts` way: each part on its own kernel thread; split by tiles, the threads claim
+    /// the chunks (`claimedChunks`, `claimOrder`), else each runs its part start to end.
     @inline(__always)
     private func runParts<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                                   output: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Element>,
@@ -461,6 +505,8 @@ public final class OneDNNConvolution {
         let weights = self.weights.assumingMemoryBound(to: Element.self)
         let relu = self.relu, accumulate = self.accumulate, pool = self.pool
         let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
+        let claimed = claimedChunks
+        let tickets = Atomic<Int>(0)
         parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
             for index in indices {
                 let part = parts[index]
@@ -470,8 +516,20 @@ public final class OneDNNConvolution {
                     + Winograd.productSlack
                 var row = part.firstRow
                 let end = part.firstRow + part.rows
-                while row < end {
-                    let rows = min(part.chunkRows, end - row)
+                var own = 0
+                while true {
+                    let rows: Int
+                    if claimed.isEmpty {
+                        guard row < end else { break }
+                        rows = min(part.chunkRows, end - row)
+                    } else {
+                        let ticket = tickets.add(1, ordering: .relaxed).oldValue
+                        guard ticket < claimed.count else { break }
+                        let chunk = claimed[Self.claimOrder(slot: index, slots: parts.count, ticket: ticket, own: own, chunks: claimed.count)]
+                        own += 1
+                        row = chunk.lowerBound
+                        rows = chunk.count
+                    }
                     let tiles = rows * p.tilesX
                     let stride = Self.matmulColumns(tiles: tiles)
                     for c in 0 ..< cin {

@@ -266,6 +266,45 @@ struct WinogradWayTests {
         }
     }
 
+    @Test("split by tiles, the claimed chunks cover the map once, number a whole multiple of the threads, and differ by at most a row")
+    func claimedChunks() {
+        for threads in 1 ... 4 {
+            for tileRows in 1 ... 80 {
+                for chunkRows in 1 ... 12 {
+                    let chunks = OneDNNConvolution.claimedChunks(tileRows: tileRows, chunkRows: chunkRows, threads: threads)
+                    let label = "\(tileRows) rows, chunks of \(chunkRows), \(threads) threads: \(chunks)"
+                    #expect(chunks.first?.lowerBound == 0 && chunks.last?.upperBound == tileRows, "\(label)")
+                    #expect(zip(chunks, chunks.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(label)")
+                    #expect(chunks.allSatisfy { !$0.isEmpty }, "\(label)")
+                    let sizes = chunks.map(\.count)
+                    #expect(sizes.max()! - sizes.min()! <= 1, "\(label)")
+                    #expect(chunks.count >= min(tileRows, (tileRows + chunkRows - 1) / chunkRows), "\(label)")
+                    #expect(chunks.count % threads == 0 || chunks.count == tileRows, "\(label)")
+                }
+            }
+        }
+        // conv1_2 at 300×300 (75 tile rows, 2 per chunk), conv3 at 75×75, conv4 at 38×38.
+        #expect(OneDNNConvolution.claimedChunks(tileRows: 75, chunkRows: 2, threads: 2).count == 38)
+        #expect(OneDNNConvolution.claimedChunks(tileRows: 19, chunkRows: 7, threads: 2).map(\.count) == [4, 5, 5, 5])
+        #expect(OneDNNConvolution.claimedChunks(tileRows: 10, chunkRows: 10, threads: 2).map(\.count) == [5, 5])
+    }
+
+    @Test("however the claims fall between the threads, each chunk is taken exactly once; two threads start at opposite ends")
+    func claimOrder() {
+        for chunks in 1 ... 20 {
+            // Two slots: slot 0 makes `first` claims, slot 1 the rest, in any interleaving.
+            for first in 0 ... chunks {
+                let top = (0 ..< first).map { OneDNNConvolution.claimOrder(slot: 0, slots: 2, ticket: -1, own: $0, chunks: chunks) }
+                let bottom = (0 ..< chunks - first).map { OneDNNConvolution.claimOrder(slot: 1, slots: 2, ticket: -1, own: $0, chunks: chunks) }
+                #expect((top + bottom).sorted() == Array(0 ..< chunks), "\(chunks) chunks, \(first) claimed by slot 0")
+                #expect(top == Array(0 ..< first), "slot 0 goes top down")
+            }
+            // More slots: the shared counter's order.
+            let taken = (0 ..< chunks).map { OneDNNConvolution.claimOrder(slot: $0 % 3, slots: 3, ticket: $0, own: $0 / 3, chunks: chunks) }
+            #expect(taken == Array(0 ..< chunks))
+        }
+    }
+
     @Test("the automatic split cuts tile rows when they share out within 10 %, else channels")
     func automaticSplit() {
         typealias C = OneDNNConvolution
