@@ -1,5 +1,3 @@
-import Synchronization
-
 /// One convolution layer whose GEMMs run on oneDNN's matmul (`OneDNNMatmul`): the bf16 path
 /// (`--precision bf16`: weights and the GEMMs' activation operand in bfloat16, products
 /// accumulated in float32) or fp32 operands (`--gemm onednn`). Feature maps in and out are
@@ -506,7 +504,7 @@ public final class OneDNNConvolution {
         let relu = self.relu, accumulate = self.accumulate, pool = self.pool
         let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         let claimed = claimedChunks
-        let tickets = Atomic<Int>(0)
+        let tickets = LockedInt(0)
         parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
             for index in indices {
                 let part = parts[index]
@@ -523,7 +521,7 @@ public final class OneDNNConvolution {
                         guard row < end else { break }
                         rows = min(part.chunkRows, end - row)
                     } else {
-                        let ticket = tickets.add(1, ordering: .relaxed).oldValue
+                        let ticket = tickets.increment()
                         guard ticket < claimed.count else { break }
                         let chunk = claimed[Self.claimOrder(slot: index, slots: parts.count, ticket: ticket, own: own, chunks: claimed.count)]
                         own += 1

@@ -36,6 +36,14 @@ final class LockedInt: @unchecked Sendable {
         value = newValue
         pthread_mutex_unlock(mutex)
     }
+
+    /// Adds one; returns the value before.
+    func increment() -> Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        value += 1
+        return value - 1
+    }
 }
 
 /// How many threads the memory-bound kernels of this module (im2col, epilogues, pooling,
