@@ -130,10 +130,9 @@ public final class OneDNNConvolution {
     /// Winograd, `shared` way: for each slice, matmuls on the calling thread's OpenMP team by
     /// chunk tile rows (empty with one thread, where only `parts` runs).
     private let sharedMatmuls: [[Int: OneDNNMatmul]]
-    /// Winograd, `parts` way: the per-thread parts, and the elements of column workspace
-    /// (operand type) and of float workspace each part owns.
+    /// Winograd, `parts` way: the per-thread parts (each gets an equal share of the workspaces,
+    /// at least what it needs: `columnWorkspaceBytes` and `floatWorkspaceCount` cover them all).
     private let parts: [WinogradPart]
-    private let partColumnElements: Int, partFloats: Int
     /// Winograd split by tiles on several threads: the chunks' tile-row ranges, top to bottom,
     /// that the parts' threads claim at run time (empty otherwise: each part runs its own rows).
     private let claimedChunks: [Range<Int>]
@@ -215,7 +214,6 @@ public final class OneDNNConvolution {
             tileRows = rows
             winogradPlan = nil
             parts = []
-            partColumnElements = 0; partFloats = 0
             claimedChunks = []
             winogradSplit = nil
             sliceBounds = []
@@ -311,8 +309,6 @@ public final class OneDNNConvolution {
                 floats = max(floats, (positions * channelCount * columns + Winograd.productSlack + p.slotFloats + 15) / 16 * 16)
             }
             parts = made
-            partColumnElements = columnElements
-            partFloats = floats
             winogradPlan = p
             tileRows = p.chunkRows
             // Both ways use the same workspaces, one at a time.
@@ -340,7 +336,6 @@ public final class OneDNNConvolution {
             tileRows = 0
             winogradPlan = nil
             parts = []
-            partColumnElements = 0; partFloats = 0
             claimedChunks = []
             winogradSplit = nil
             sliceBounds = [0, cout]
@@ -396,17 +391,22 @@ public final class OneDNNConvolution {
         // this layer's operand type for its own use.
         if operands == .bf16 {
             run(input: input, bias: bias, output: output,
-                columns: columns.bindMemory(to: UInt16.self, capacity: columnCapacityBytes / 2), floatWorkspace: floatWorkspace)
+                columns: UnsafeMutableBufferPointer(start: columns.bindMemory(to: UInt16.self, capacity: columnCapacityBytes / 2),
+                                                    count: columnCapacityBytes / 2),
+                floatWorkspace: floatWorkspace)
         } else {
             run(input: input, bias: bias, output: output,
-                columns: columns.bindMemory(to: Float.self, capacity: columnCapacityBytes / 4), floatWorkspace: floatWorkspace)
+                columns: UnsafeMutableBufferPointer(start: columns.bindMemory(to: Float.self, capacity: columnCapacityBytes / 4),
+                                                    count: columnCapacityBytes / 4),
+                floatWorkspace: floatWorkspace)
         }
     }
 
     @inline(__always)
     private func run<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                             output: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Element>,
+                                             output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
                                              floatWorkspace: UnsafeMutableBufferPointer<Float>) {
+        guard let columns = workspace.baseAddress else { return }
         let g = geometry, h = inputHeight, w = inputWidth
         switch kernel {
         case .im2col:
@@ -429,7 +429,7 @@ public final class OneDNNConvolution {
             if way == .shared && hasTwoWays {
                 runShared(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
             } else {
-                runParts(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
+                runParts(input: input, bias: bias, output: output, columns: workspace, floatWorkspace: floatWorkspace)
             }
         }
     }
@@ -494,12 +494,19 @@ public final class OneDNNConvolution {
     /// the chunks (`claimedChunks`, `claimOrder`), else each runs its part start to end.
     @inline(__always)
     private func runParts<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                                  output: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Element>,
+                                                  output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
                                                   floatWorkspace: UnsafeMutableBufferPointer<Float>) {
-        guard let p = winogradPlan, let floats = floatWorkspace.baseAddress else { return }
+        guard let p = winogradPlan, let floats = floatWorkspace.baseAddress, let columns = workspace.baseAddress else { return }
         let g = geometry, h = inputHeight, w = inputWidth
         let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
-        let parts = self.parts, partColumnElements = self.partColumnElements, partFloats = self.partFloats
+        let parts = self.parts
+        // Part i's buffers start the i-th of the whole workspaces (in 64-byte lines), the same
+        // place for every layer, whatever its own parts need: a part's thread then writes the
+        // memory it wrote in the layer before, not lines another core holds (each such line is
+        // a transfer between the cores, and the workspaces are shared by all layers).
+        let lineElements = 64 / MemoryLayout<Element>.stride
+        let partColumnElements = workspace.count / parts.count / lineElements * lineElements
+        let partFloats = floatWorkspace.count / parts.count / 16 * 16
         let weights = self.weights.assumingMemoryBound(to: Element.self)
         let relu = self.relu, accumulate = self.accumulate, pool = self.pool
         let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
