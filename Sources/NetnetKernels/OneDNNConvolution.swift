@@ -136,6 +136,9 @@ public final class OneDNNConvolution {
     /// Winograd split by tiles on several threads: the chunks' tile-row ranges, top to bottom,
     /// that the parts' threads claim at run time (empty otherwise: each part runs its own rows).
     private let claimedChunks: [Range<Int>]
+    /// How many of `claimedChunks` a `forward` has handed out so far (reset at each call; made
+    /// once, so that `forward` allocates nothing).
+    private let claims = LockedInt(0)
     /// How the Winograd parts were cut (nil for the other kernels).
     public let winogradSplit: WinogradSplit?
     /// `winograd` only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
@@ -511,7 +514,8 @@ public final class OneDNNConvolution {
         let relu = self.relu, accumulate = self.accumulate, pool = self.pool
         let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         let claimed = claimedChunks
-        let tickets = LockedInt(0)
+        let tickets = claims
+        tickets.store(0)
         parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
             for index in indices {
                 let part = parts[index]
