@@ -208,6 +208,25 @@ public enum Convolution {
 
     // MARK: - Epilogue
 
+    /// Stores a dense tile of products (`[channels][count]`) into `channels` planes of `output`
+    /// (`output + o*channelStride`): `output (+)= products + bias[o]`, then ReLU if asked. On the
+    /// calling thread; the tile and the output may not overlap.
+    @inline(__always)
+    static func storeTile(_ products: UnsafePointer<Float>, channels: Int, count: Int,
+                          into output: UnsafeMutablePointer<Float>, channelStride: Int,
+                          bias: UnsafePointer<Float>?, relu: Bool, accumulate: Bool) {
+        for o in 0 ..< channels {
+            let source = products + o * count, destination = output + o * channelStride
+            let value = bias?[o] ?? 0
+            switch (accumulate, relu) {
+            case (false, false): for j in 0 ..< count { destination[j] = source[j] + value }
+            case (false, true): for j in 0 ..< count { destination[j] = max(source[j] + value, 0) }
+            case (true, false): for j in 0 ..< count { destination[j] += source[j] + value }
+            case (true, true): for j in 0 ..< count { destination[j] = max(destination[j] + source[j] + value, 0) }
+            }
+        }
+    }
+
     /// Adds `bias[o]` to `count` floats of each channel `o` (at `output + o*channelStride`), then
     /// ReLU if asked. Nothing to do without bias or ReLU.
     static func epilogue(output: UnsafeMutablePointer<Float>, channels: Int, channelStride: Int,

@@ -5,8 +5,14 @@
 ///
 /// Three kernels, the first two as on OpenBLAS:
 /// - `im2col`: the column tile is written straight in the operand type, then one matmul per tile,
-///   `[out × K] · [K × n]`, writes the NCHW output (accumulating as a oneDNN post-op), then the
-///   float32 epilogue adds the bias and applies the ReLU while the tile is in cache.
+///   `[out × K] · [K × n]`. On a map with enough rows for every thread (`rowBands`), each thread
+///   takes a band of output rows and runs its tiles start to end (columns, a single-threaded
+///   matmul into a dense tile of products, then the float32 epilogue storing them into the
+///   output with bias, accumulation and ReLU): no data moves between cores, the band matches the
+///   top/bottom bands of the Winograd layers split by tiles, and oneDNN runs its brgemm kernel
+///   (a product written into a strided NCHW tile gets its slower `gemm:jit`). On smaller maps one
+///   matmul on the team per tile writes the NCHW output (accumulating as a oneDNN post-op), then
+///   the epilogue adds the bias and applies the ReLU while the tile is in cache.
 /// - `winograd` (3×3 stride 1 only): F(4×4, 3×3) as in `Winograd`, with the filters transformed
 ///   in double, then rounded to the operand type once; the input transform stores that type; the
 ///   36 products of a chunk are batched matmuls; the output transform (with bias, accumulation,
@@ -72,6 +78,34 @@ public final class OneDNNConvolution {
         let matmuls: [Int: OneDNNMatmul]
     }
 
+    /// One thread's band of an im2col layer cut by rows: output rows `firstRow ..< firstRow +
+    /// rows`, in tiles of `tileRows` (the last shorter), each by `matmuls[rows in tile]`.
+    struct RowBand {
+        let firstRow: Int, rows: Int
+        let tileRows: Int
+        let matmuls: [Int: OneDNNMatmul]
+    }
+
+    /// Output positions a thread's band of an im2col layer needs at least (`rowBands`). Measured
+    /// on full-width NETNet-300 bf16 (docs/performance.md): conv1_1 (150 × 300 per band) took
+    /// 2.3–2.7 ms in bands against 2.8–3.3 on the team, but netm13's 1×1 layers at 38 × 38
+    /// (722 per band) 0.77–0.83 against 0.64–0.83 ms: on small maps the team's matmul over
+    /// the whole map beats one thread's over half of it.
+    public static let minimumBandPositions = 4096
+
+    /// Float32 products per tile of a row band: a tile's products stay in the core's L2 until
+    /// the epilogue has stored them.
+    public static let bandTileFloats = 64 * 1024
+
+    /// How many row bands an im2col layer with an `outputHeight` × `outputWidth` output is cut
+    /// into on `threads` threads: one per thread when each gets at least one row and
+    /// `minimumBandPositions` positions, else 0 (the team runs each tile). Pure.
+    public static func rowBands(outputHeight: Int, outputWidth: Int, threads: Int) -> Int {
+        guard threads > 1, outputHeight >= threads,
+              outputHeight / threads * outputWidth >= minimumBandPositions else { return 0 }
+        return threads
+    }
+
     /// Tiles per Winograd chunk that oneDNN layers aim for, in both ways: smaller than
     /// `Winograd.targetTiles` (OpenBLAS's), because oneDNN's batched matmul keeps its speed on
     /// short chunks and a chunk's transformed inputs and products then stay in cache. Measured
@@ -103,7 +137,8 @@ public final class OneDNNConvolution {
     public let floatWorkspaceCount: Int
     /// oneDNN's kernel name for this layer's main matmul.
     public var implementation: String {
-        (sharedMatmuls.first?.values.first ?? parts.first?.matmuls.values.first ?? matmuls[0]).implementation
+        (sharedMatmuls.first?.values.first ?? parts.first?.matmuls.values.first ?? bands.first?.matmuls.values.first
+            ?? matmuls[0]).implementation
     }
 
     /// The weights in the operand type: a `BFloat16Buffer` or an `AlignedBuffer`, or the owner of
@@ -130,6 +165,8 @@ public final class OneDNNConvolution {
     /// Winograd, `shared` way: for each slice, matmuls on the calling thread's OpenMP team by
     /// chunk tile rows (empty with one thread, where only `parts` runs).
     private let sharedMatmuls: [[Int: OneDNNMatmul]]
+    /// im2col cut by rows: one band per thread (empty: the team runs each tile).
+    private let bands: [RowBand]
     /// Winograd, `parts` way: the per-thread parts (each gets an equal share of the workspaces,
     /// at least what it needs: `columnWorkspaceBytes` and `floatWorkspaceCount` cover them all).
     private let parts: [WinogradPart]
@@ -141,6 +178,9 @@ public final class OneDNNConvolution {
     private let claims = LockedInt(0)
     /// How the Winograd parts were cut (nil for the other kernels).
     public let winogradSplit: WinogradSplit?
+    /// How many row bands an im2col layer runs, one per thread (0: none, the team runs each
+    /// tile; always 0 for the other kernels).
+    public var rowBandCount: Int { bands.count }
     /// `winograd` only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
     /// none, the whole output is written).
     public let pool: Winograd.FusedPool?
@@ -159,9 +199,10 @@ public final class OneDNNConvolution {
     /// instead of copying them, if it may keep the object that owns them alive (the model); nil
     /// copies.
     ///
-    /// Winograd only: `threads` parts, cut as `split` says; `forward` runs them on up to that
-    /// many kernel threads. The default: the kernel threads, at most as many as GEMM threads (the
-    /// `parts` way runs its matmuls on the kernel threads). `pool`: `forward` writes the output's
+    /// Winograd: `threads` parts, cut as `split` says; im2col: `rowBands` for `threads`
+    /// threads; `forward` runs them on up to that many kernel threads. The default: the kernel
+    /// threads, at most as many as GEMM threads (parts and bands run their matmuls on the kernel
+    /// threads). `pool`: `forward` writes the output's
     /// 2×2 max pooling instead of the output (not with `accumulate`).
     public init(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands = .bf16,
                 geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
@@ -212,18 +253,47 @@ public final class OneDNNConvolution {
                 ownedWeightBytes = g.weightCount * elementBytes
             }
             weightCount = g.weightCount
-            let rows = Convolution.rowsPerTile(columnRows: k, outputHeight: oh, outputWidth: ow,
-                                               capacity: Int.max, columnBudget: columnBudget)
-            tileRows = rows
-            winogradPlan = nil
             parts = []
             claimedChunks = []
             winogradSplit = nil
             sliceBounds = []
             sharedMatmuls = []
+            dilatedTiles = nil
+            winogradPlan = nil
+            let bandCount = Self.rowBands(outputHeight: oh, outputWidth: ow, threads: threads)
+            if bandCount > 0 {
+                var made: [RowBand] = []
+                var columnElements = 0, floats = 0
+                for index in 0 ..< bandCount {
+                    let first = oh * index / bandCount, rows = oh * (index + 1) / bandCount - first
+                    let tile = Convolution.rowsPerTile(columnRows: k, outputHeight: rows, outputWidth: ow, capacity: Int.max,
+                                                       columnBudget: columnBudget,
+                                                       targetPositions: max(1, min(Convolution.targetTilePositions,
+                                                                                   Self.bandTileFloats / cout)))
+                    let bandRuntime = try runtime.part(index)
+                    var bySize: [Int: OneDNNMatmul] = [:]
+                    for size in Set([tile, rows % tile]) where size > 0 {
+                        bySize[size] = try OneDNNMatmul(runtime: bandRuntime, operands: operands, m: cout, n: size * ow, k: k,
+                                                        lda: k, ldb: size * ow, ldc: size * ow, singleThreaded: true)
+                    }
+                    made.append(RowBand(firstRow: first, rows: rows, tileRows: tile, matmuls: bySize))
+                    // Whole cache lines per band, so that no two threads write the same line.
+                    columnElements = max(columnElements, (k * tile * ow * elementBytes + 63) / 64 * 64 / elementBytes)
+                    floats = max(floats, (cout * tile * ow + 15) / 16 * 16)
+                }
+                bands = made
+                tileRows = 0
+                columnWorkspaceBytes = bandCount * columnElements * elementBytes
+                floatWorkspaceCount = bandCount * floats
+                matmuls = []
+                return
+            }
+            bands = []
+            let rows = Convolution.rowsPerTile(columnRows: k, outputHeight: oh, outputWidth: ow,
+                                               capacity: Int.max, columnBudget: columnBudget)
+            tileRows = rows
             columnWorkspaceBytes = k * ow * rows * elementBytes
             floatWorkspaceCount = 0
-            dilatedTiles = nil
             var made: [OneDNNMatmul] = []
             for tile in Set([rows, oh % rows]).filter({ $0 > 0 }).sorted(by: >) {
                 // Bias and ReLU in the float32 epilogue below (see `OneDNNMatmul.init`).
@@ -237,6 +307,7 @@ public final class OneDNNConvolution {
             let count = max(1, threads)
             let resolved = Self.resolve(split, tileRows: p.tilesY, outputChannels: cout, parts: count)
             winogradSplit = resolved
+            bands = []
             let positions = Winograd.alpha * Winograd.alpha
             let bounds = resolved == .channels ? (0 ... count).map { cout * $0 / count } : [0, cout]
             sliceBounds = bounds
@@ -323,6 +394,7 @@ public final class OneDNNConvolution {
             dilatedTiles = nil
         case .dilatedWinograd:
             let tiles = DilatedWinograd.Tiles(geometry: g, inputHeight: h, inputWidth: w)
+            bands = []
             let positions = Winograd.alpha * Winograd.alpha
             let transformed = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: g))
             Winograd.transformWeights(geometry: DilatedWinograd.undilated(g), weights: source, transformed: transformed.pointer)
@@ -412,6 +484,8 @@ public final class OneDNNConvolution {
         guard let columns = workspace.baseAddress else { return }
         let g = geometry, h = inputHeight, w = inputWidth
         switch kernel {
+        case .im2col where !bands.isEmpty:
+            runBands(input: input, bias: bias, output: output, columns: workspace, floatWorkspace: floatWorkspace)
         case .im2col:
             let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
             var rowStart = 0
@@ -433,6 +507,44 @@ public final class OneDNNConvolution {
                 runShared(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
             } else {
                 runParts(input: input, bias: bias, output: output, columns: workspace, floatWorkspace: floatWorkspace)
+            }
+        }
+    }
+
+    /// im2col cut by rows: each band on its own kernel thread (slot i takes band i, as part i
+    /// of a Winograd layer), tile by tile: columns, the band's matmul into its dense products,
+    /// then the epilogue storing them into the output.
+    @inline(__always)
+    private func runBands<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                                  output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
+                                                  floatWorkspace: UnsafeMutableBufferPointer<Float>) {
+        guard let floats = floatWorkspace.baseAddress, let columns = workspace.baseAddress else { return }
+        let g = geometry, h = inputHeight, w = inputWidth
+        let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
+        let bands = self.bands
+        // Band i's buffers start the i-th of the whole workspaces, like the Winograd parts'.
+        let lineElements = 64 / MemoryLayout<Element>.stride
+        let bandColumnElements = workspace.count / bands.count / lineElements * lineElements
+        let bandFloats = floatWorkspace.count / bands.count / 16 * 16
+        let weights = self.weights
+        let relu = self.relu, accumulate = self.accumulate
+        parallelSlots(count: bands.count, slots: bands.count, minimumChunk: 1) { _, indices in
+            for index in indices {
+                let band = bands[index]
+                let bandColumns = columns + index * bandColumnElements
+                let products = floats + index * bandFloats
+                var row = band.firstRow
+                let end = band.firstRow + band.rows
+                while row < end {
+                    let rows = min(band.tileRows, end - row)
+                    Convolution.im2colRows(geometry: g, input: input, inputHeight: h, inputWidth: w, outputWidth: ow,
+                                           rowStart: row, rowCount: rows, columns: bandColumns, kRows: 0 ..< g.columnRows)
+                    band.matmuls[rows]!.run(a: weights, b: bandColumns, c: products)
+                    Convolution.storeTile(products, channels: g.outputChannels, count: rows * ow,
+                                          into: output + row * ow, channelStride: oh * ow,
+                                          bias: bias, relu: relu, accumulate: accumulate)
+                    row += rows
+                }
             }
         }
     }

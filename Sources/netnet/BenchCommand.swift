@@ -174,8 +174,8 @@ struct BenchCommand: ParsableCommand {
             var layerMACs: [String: Double] = [:]
             for layer in loaded.plan.layers { layerMACs[layer.name, default: 0] += Double(layer.executedMultiplyAccumulates) }
             if detector.gemm == .onednn {
-                print("oneDNN kernels (per layer: kernel, oneDNN's implementation; Winograd: how its parts are cut):")
-                let splits = Dictionary(detector.winogradSplits, uniquingKeysWith: { first, _ in first })
+                print("oneDNN kernels (per layer: kernel, oneDNN's implementation, and how its per-thread parts are cut if it has any):")
+                let splits = Dictionary(detector.partSplits, uniquingKeysWith: { first, _ in first })
                 for entry in detector.oneDNNKernels {
                     print("  " + entry.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " \(entry.kernel.padding(toLength: 16, withPad: " ", startingAt: 0)) \(entry.implementation)"
                           + (splits[entry.name].map { " (parts by \($0))" } ?? ""))

@@ -346,6 +346,55 @@ struct WinogradWayTests {
 /// The same layer class with float32 operands (`--gemm onednn`, the fp32 default): no rounding
 /// anywhere, so im2col is held to 1e-5 of the direct convolution and Winograd to its float32
 /// twin (2e-5) and to the direct convolution (5e-5), the fp32 Winograd kernel's own bounds.
+@Suite("im2col row bands on oneDNN")
+struct RowBandTests {
+    /// Maps big enough for a band per thread (`minimumBandPositions` each), with bias and ReLU,
+    /// accumulation, a stride, and a small column budget (several tiles per band, the last one
+    /// shorter).
+    static let cases: [BF16Tests.Case] = [
+        BF16Tests.Case(geometry: .init(inputChannels: 3, outputChannels: 8, kernel: 3, padding: 1), height: 130, width: 100),
+        BF16Tests.Case(geometry: .init(inputChannels: 4, outputChannels: 6, kernel: 1), height: 131, width: 99, relu: false,
+                       accumulate: true),
+        BF16Tests.Case(geometry: .init(inputChannels: 3, outputChannels: 5, kernel: 3, stride: 2, padding: 1), height: 261, width: 201,
+                       accumulate: true, columnBudget: 27 * 101 * 7),
+    ]
+
+    @Test("the layer cuts a band per thread, and the bands' output equals the direct convolution, fp32 and bf16",
+          arguments: cases)
+    func bandsMatchDirect(_ c: BF16Tests.Case) throws {
+        var operandsToTest: [OneDNNMatmul.Operands] = [.f32]
+        if BF16Support.available { operandsToTest.append(.bf16) }
+        let g = c.geometry
+        let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
+        for operands in operandsToTest {
+            for threads in [2, 3] {
+                #expect(OneDNNConvolution.rowBands(outputHeight: oh, outputWidth: ow, threads: threads) == threads,
+                        "\(c): \(threads) threads should cut \(threads) bands")
+                let weights = [Float](repeating: 0.25, count: g.weightCount)
+                let layer = try weights.withPointer { w in
+                    try OneDNNConvolution(runtime: OneDNNRuntime(), operands: operands, geometry: g, inputHeight: c.height,
+                                          inputWidth: c.width, weights: w, kernel: .im2col, hasBias: true, relu: c.relu,
+                                          accumulate: c.accumulate, columnBudget: c.columnBudget, threads: threads)
+                }
+                #expect(layer.rowBandCount == threads)
+                let (error, reference) = try BF16Tests.run(c, kernel: .im2col, seed: 21, operands: operands, threads: threads)
+                #expect(error <= 1e-5 * reference + 1e-6, "\(c) \(operands) threads \(threads): max abs err \(error) of \(reference)")
+            }
+        }
+    }
+
+    @Test("a band per thread only when every thread gets a row and enough positions")
+    func rule() {
+        let least = OneDNNConvolution.minimumBandPositions
+        #expect(OneDNNConvolution.rowBands(outputHeight: 300, outputWidth: 300, threads: 2) == 2)
+        #expect(OneDNNConvolution.rowBands(outputHeight: 300, outputWidth: 300, threads: 1) == 0)
+        #expect(OneDNNConvolution.rowBands(outputHeight: 38, outputWidth: 38, threads: 2) == 0)
+        #expect(OneDNNConvolution.rowBands(outputHeight: 2, outputWidth: least, threads: 2) == 2)
+        #expect(OneDNNConvolution.rowBands(outputHeight: 2, outputWidth: least - 1, threads: 2) == 0)
+        #expect(OneDNNConvolution.rowBands(outputHeight: 1, outputWidth: 10 * least, threads: 2) == 0)
+    }
+}
+
 @Suite("fp32 on oneDNN")
 struct OneDNNFloatTests {
     @Test("im2col + f32 matmul equals the direct convolution", arguments: BF16Tests.im2colCases)

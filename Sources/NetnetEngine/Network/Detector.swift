@@ -288,10 +288,13 @@ public final class Detector {
     /// there is no choice: no such layers, or one thread).
     public private(set) var winogradWayCounts: [OneDNNConvolution.WinogradWay: Int] = [:]
 
-    /// oneDNN Winograd layers only: how each cuts its parts, in plan order.
-    public var winogradSplits: [(name: String, split: String)] {
+    /// The oneDNN layers that run one part per thread, in plan order, and how each cuts them:
+    /// a Winograd layer's `WinogradSplit` (`tiles` or `channels`), or `rows` for an im2col layer
+    /// cut into row bands.
+    public var partSplits: [(name: String, split: String)] {
         oneDNNLayers.keys.sorted().compactMap { step in
-            oneDNNLayers[step]!.winogradSplit.map { (stepName(step), $0.rawValue) }
+            let layer = oneDNNLayers[step]!
+            return layer.winogradSplit.map { (stepName(step), $0.rawValue) } ?? (layer.rowBandCount > 0 ? (stepName(step), "rows") : nil)
         }
     }
 
