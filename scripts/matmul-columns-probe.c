@@ -4,6 +4,11 @@
  *
  *   cc -O2 scripts/matmul-columns-probe.c -o /tmp/matmul-columns-probe -ldnnl
  *   OMP_NUM_THREADS=1 /tmp/matmul-columns-probe 36 255 25 1024   # batch m n k
+ *
+ * A fifth argument gives C's row stride (default n; then n alone is timed, not rounded up): an
+ * im2col tile written straight into NCHW output has the map's size as its stride, and oneDNN
+ * then runs `gemm:jit` instead of its brgemm kernel (docs/performance.md, row bands):
+ *   OMP_NUM_THREADS=2 /tmp/matmul-columns-probe 1 64 9000 27 90000
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +29,13 @@ static void check(dnnl_status_t status, const char *what) {
     }
 }
 
-static void run(dnnl_engine_t engine, dnnl_stream_t stream, long batch, long m, long n, long k) {
+static void run(dnnl_engine_t engine, dnnl_stream_t stream, long batch, long m, long n, long k, long ldc) {
     dnnl_memory_desc_t a, b, c;
     dnnl_dims_t da = {batch, m, k}, db = {batch, k, n}, dc = {batch, m, n};
     check(dnnl_memory_desc_init_by_tag(&a, 3, da, dnnl_bf16, dnnl_abc), "describe A");
     check(dnnl_memory_desc_init_by_tag(&b, 3, db, dnnl_bf16, dnnl_abc), "describe B");
-    check(dnnl_memory_desc_init_by_tag(&c, 3, dc, dnnl_f32, dnnl_abc), "describe C");
+    dnnl_dims_t sc = {m * ldc, ldc, 1};
+    check(dnnl_memory_desc_init_by_strides(&c, 3, dc, dnnl_f32, sc), "describe C");
     dnnl_matmul_desc_t operation;
     check(dnnl_matmul_desc_init(&operation, &a, &b, NULL, &c), "describe the matmul");
     dnnl_primitive_desc_t descriptor;
@@ -56,7 +62,7 @@ static void run(dnnl_engine_t engine, dnnl_stream_t stream, long batch, long m, 
         double t = now() - start;
         if (t < best) best = t;
     }
-    printf("batch %ld  m %ld  n %4ld  k %ld: %7.3f ms  %5.0f GFLOP/s  %s\n", batch, m, n, k, best * 1e3,
+    printf("batch %ld  m %ld  n %4ld  k %ld  ldc %ld: %7.3f ms  %5.0f GFLOP/s  %s\n", batch, m, n, k, ldc, best * 1e3,
            2.0 * batch * m * n * k / best / 1e9, name);
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mb);
@@ -66,22 +72,23 @@ static void run(dnnl_engine_t engine, dnnl_stream_t stream, long batch, long m, 
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s batch m n k\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s batch m n k [ldc]\n", argv[0]);
         return 2;
     }
     long batch = atol(argv[1]), m = atol(argv[2]), n = atol(argv[3]), k = atol(argv[4]);
-    if (batch < 1 || m < 1 || n < 1 || k < 1) {
-        fprintf(stderr, "%s: batch, m, n and k must be positive integers\n", argv[0]);
+    long ldc = argc == 6 ? atol(argv[5]) : n;
+    if (batch < 1 || m < 1 || n < 1 || k < 1 || ldc < n) {
+        fprintf(stderr, "%s: batch, m, n and k must be positive integers, and ldc at least n\n", argv[0]);
         return 2;
     }
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create the CPU engine");
     check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "create a stream");
-    run(engine, stream, batch, m, n, k);
+    run(engine, stream, batch, m, n, k, ldc);
     long padded = (n + 15) / 16 * 16;
-    if (padded != n) run(engine, stream, batch, m, padded, k);
+    if (argc == 5 && padded != n) run(engine, stream, batch, m, padded, k, padded);
     dnnl_stream_destroy(stream);
     dnnl_engine_destroy(engine);
     return 0;
