@@ -343,9 +343,8 @@ struct WinogradWayTests {
     }
 }
 
-/// The same layer class with float32 operands (`--gemm onednn`, the fp32 default): no rounding
-/// anywhere, so im2col is held to 1e-5 of the direct convolution and Winograd to its float32
-/// twin (2e-5) and to the direct convolution (5e-5), the fp32 Winograd kernel's own bounds.
+/// im2col cut into row bands, one per thread, held to the direct convolution as the team's
+/// tiles are (1e-5 of the output's magnitude), and the rule that decides when a layer is cut.
 @Suite("im2col row bands on oneDNN")
 struct RowBandTests {
     /// Maps big enough for a band per thread (`minimumBandPositions` each), with bias and ReLU,
@@ -395,6 +394,9 @@ struct RowBandTests {
     }
 }
 
+/// The same layer class with float32 operands (`--gemm onednn`, the fp32 default): no rounding
+/// anywhere, so im2col is held to 1e-5 of the direct convolution and Winograd to its float32
+/// twin (2e-5) and to the direct convolution (5e-5), the fp32 Winograd kernel's own bounds.
 @Suite("fp32 on oneDNN")
 struct OneDNNFloatTests {
     @Test("im2col + f32 matmul equals the direct convolution", arguments: BF16Tests.im2colCases)
