@@ -202,8 +202,8 @@ public final class OneDNNConvolution {
     /// Winograd: `threads` parts, cut as `split` says; im2col: `rowBands` for `threads`
     /// threads; `forward` runs them on up to that many kernel threads. The default: the kernel
     /// threads, at most as many as GEMM threads (parts and bands run their matmuls on the kernel
-    /// threads). `pool`: `forward` writes the output's
-    /// 2×2 max pooling instead of the output (not with `accumulate`).
+    /// threads). `pool`: `forward` writes the output's 2×2 max pooling instead of the output
+    /// (not with `accumulate`).
     public init(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands = .bf16,
                 geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
                 weights source: UnsafePointer<Float>, weightsOwner: AnyObject? = nil,
@@ -511,6 +511,18 @@ public final class OneDNNConvolution {
         }
     }
 
+    /// The elements of each workspace that slot i of `slots` (a Winograd part or a row band)
+    /// owns, starting at i times them: the i-th of the whole workspaces, in 64-byte lines, the
+    /// same place in every layer whatever its own slots need. A slot's thread then writes the
+    /// memory it wrote in the layer before, not lines another core holds (each such line is a
+    /// transfer between the cores, and the workspaces are shared by all layers). Pure.
+    @inline(__always)
+    private static func slotShares<Element>(columns: UnsafeMutableBufferPointer<Element>,
+                                            floats: UnsafeMutableBufferPointer<Float>, slots: Int) -> (columns: Int, floats: Int) {
+        let lineElements = 64 / MemoryLayout<Element>.stride
+        return (columns.count / slots / lineElements * lineElements, floats.count / slots / 16 * 16)
+    }
+
     /// im2col cut by rows: each band on its own kernel thread (slot i takes band i, as part i
     /// of a Winograd layer), tile by tile: columns, the band's matmul into its dense products,
     /// then the epilogue storing them into the output.
@@ -522,10 +534,7 @@ public final class OneDNNConvolution {
         let g = geometry, h = inputHeight, w = inputWidth
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         let bands = self.bands
-        // Band i's buffers start the i-th of the whole workspaces, like the Winograd parts'.
-        let lineElements = 64 / MemoryLayout<Element>.stride
-        let bandColumnElements = workspace.count / bands.count / lineElements * lineElements
-        let bandFloats = floatWorkspace.count / bands.count / 16 * 16
+        let (bandColumnElements, bandFloats) = Self.slotShares(columns: workspace, floats: floatWorkspace, slots: bands.count)
         let weights = self.weights
         let relu = self.relu, accumulate = self.accumulate
         parallelSlots(count: bands.count, slots: bands.count, minimumChunk: 1) { _, indices in
@@ -615,13 +624,7 @@ public final class OneDNNConvolution {
         let g = geometry, h = inputHeight, w = inputWidth
         let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
         let parts = self.parts
-        // Part i's buffers start the i-th of the whole workspaces (in 64-byte lines), the same
-        // place for every layer, whatever its own parts need: a part's thread then writes the
-        // memory it wrote in the layer before, not lines another core holds (each such line is
-        // a transfer between the cores, and the workspaces are shared by all layers).
-        let lineElements = 64 / MemoryLayout<Element>.stride
-        let partColumnElements = workspace.count / parts.count / lineElements * lineElements
-        let partFloats = floatWorkspace.count / parts.count / 16 * 16
+        let (partColumnElements, partFloats) = Self.slotShares(columns: workspace, floats: floatWorkspace, slots: parts.count)
         let weights = self.weights.assumingMemoryBound(to: Element.self)
         let relu = self.relu, accumulate = self.accumulate, pool = self.pool
         let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
