@@ -263,6 +263,10 @@ protocol ColumnElement {
     /// Stores 8 floats as elements at `destination` (no alignment needed): the vector form of
     /// `init(rounding:)`, for loops whose stores the compiler would not vectorise.
     static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Self>)
+    /// Stores the first `count` (0 ... 8) of 8 floats as elements: `store(_:to:)` for the last,
+    /// partial vector of a row, which must not write past the row (the memory after it may be
+    /// another thread's, or already written).
+    static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Float: ColumnElement {
@@ -274,6 +278,10 @@ extension Float: ColumnElement {
     @inline(__always)
     static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Float>) {
         store8(values, destination)
+    }
+    @inline(__always)
+    static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
+        for lane in 0 ..< count { destination[lane] = values[lane] }
     }
 }
 
@@ -291,5 +299,10 @@ extension UInt16: ColumnElement {
     static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<UInt16>) {
         let rounded = BFloat16.roundedBits(unsafeBitCast(values, to: SIMD8<UInt32>.self))
         UnsafeMutableRawPointer(destination).storeBytes(of: BFloat16.lowHalves(rounded), as: SIMD8<UInt16>.self)
+    }
+    @inline(__always)
+    static func store(_ values: SIMD8<Float>, to destination: UnsafeMutablePointer<UInt16>, count: Int) {
+        let rounded = BFloat16.lowHalves(BFloat16.roundedBits(unsafeBitCast(values, to: SIMD8<UInt32>.self)))
+        for lane in 0 ..< count { destination[lane] = rounded[lane] }
     }
 }

@@ -281,6 +281,7 @@ public enum Winograd {
         let rowLength = 4 * stride
         let padded = scratch                  // 6 rows of rowLength
         let down = scratch + 6 * rowLength    // Bᵀ d: 6 rows of rowLength
+        let callTiles = tileRows * p.tilesX
         for r in 0 ..< tileRows {
             let ty = firstTileRow + r
             for k in 0 ..< 6 {
@@ -355,14 +356,21 @@ public enum Winograd {
                     t += 8
                 }
                 // The last partial vector: computed whole (its lanes past the row read the
-                // slot's slack, see `slotFloats`), stored lane by lane.
+                // slot's slack, see `slotFloats`). Stored whole where its extra lanes fall on
+                // tiles of a later row of this call, which this loop overwrites (on small maps
+                // most rows end so, and lane-by-lane stores were a third of the transform);
+                // else only its own lanes.
                 if t < p.tilesX {
                     let v = acrossTransform(load8(c0 + t), load8(c1 + t), load8(c2 + t),
                                             load8(c3 + t), load8(c4 + t), load8(c5 + t))
-                    for lane in 0 ..< p.tilesX - t {
-                        o0[t + lane] = Element(rounding: v.0[lane]); o1[t + lane] = Element(rounding: v.1[lane])
-                        o2[t + lane] = Element(rounding: v.2[lane]); o3[t + lane] = Element(rounding: v.3[lane])
-                        o4[t + lane] = Element(rounding: v.4[lane]); o5[t + lane] = Element(rounding: v.5[lane])
+                    if tileBase + t + 8 <= callTiles {
+                        Element.store(v.0, to: o0 + t); Element.store(v.1, to: o1 + t); Element.store(v.2, to: o2 + t)
+                        Element.store(v.3, to: o3 + t); Element.store(v.4, to: o4 + t); Element.store(v.5, to: o5 + t)
+                    } else {
+                        let count = p.tilesX - t
+                        Element.store(v.0, to: o0 + t, count: count); Element.store(v.1, to: o1 + t, count: count)
+                        Element.store(v.2, to: o2 + t, count: count); Element.store(v.3, to: o3 + t, count: count)
+                        Element.store(v.4, to: o4 + t, count: count); Element.store(v.5, to: o5 + t, count: count)
                     }
                 }
             }
