@@ -24,8 +24,9 @@
 ///   - `parts`: each thread runs whole chunks start to end (input transform, a single-threaded
 ///     matmul, output transform), so the transformed inputs and products, 36× the size of the
 ///     map, never move between cores. Split by tiles (`WinogradSplit`), the threads claim the
-///     chunks as they go, so a slower thread does fewer; split by channels, each thread has its
-///     fixed slice.
+///     chunks as they go, so a slower thread does fewer; split by channels, the threads
+///     transform each chunk's input together, then each runs its slice of the filters and of
+///     the output channels, whose products stay on its core.
 ///   Which is faster depends on the network and the host: `shared` by ~7–10 % on full-width
 ///   layers when the two cores share a cache; `parts` on thin layers (fewer hand-overs), and
 ///   when the cores sit on different dies, where one reads what the other wrote at a third of
@@ -52,7 +53,8 @@ public final class OneDNNConvolution {
 
     /// How a Winograd layer is cut into per-thread parts for `WinogradWay.parts`.
     public enum WinogradSplit: String, Sendable {
-        /// `tiles` where the tile rows divide evenly enough among the parts, else `channels`.
+        /// `channels` for a filter-heavy layer (`channelSplitRatio`) or where the tile rows do
+        /// not divide evenly enough among the parts, else `tiles` (`resolve`).
         case automatic
         /// The map is cut into chunks of tile rows, all output channels, a whole multiple of the
         /// parts in number, and the threads claim them at run time (`claimOrder`): with two,
@@ -60,9 +62,13 @@ public final class OneDNNConvolution {
         /// of the input (plus a 2-row halo) and of the output while a thread that runs slower
         /// (a busy core) simply claims fewer. Every thread reads all the filters.
         case tiles
-        /// Each part takes a slice of the output channels over the whole map: each thread
-        /// transforms the whole input (the same work on every thread) and reads only its slice
-        /// of the filters. For small maps, where tile rows are too few to share out evenly.
+        /// Each part takes a slice of the output channels over the whole map. Chunk by chunk,
+        /// the threads first transform the input together (each its share of the input
+        /// channels), then each runs the matmul of its slice of the filters over the whole
+        /// chunk and the output transform of its channels. Each thread reads only its slice of
+        /// the filters: for filter-heavy layers (more output channels than twice a chunk's
+        /// tiles: conv4_x and conv5_x at 300) and small maps whose tile rows are too few to
+        /// share out evenly.
         case channels
     }
 
@@ -105,6 +111,14 @@ public final class OneDNNConvolution {
               outputHeight / threads * outputWidth >= minimumBandPositions else { return 0 }
         return threads
     }
+
+    /// Output channels per tile of a chunk from which a Winograd layer's parts split the
+    /// channels rather than the tiles (`WinogradSplit.automatic`): split by tiles, every thread
+    /// reads all the filters (36 × in × out values) for its chunks of in × tiles. Measured on
+    /// full-width bf16 (docs/performance.md): conv4_x at 38 × 38 (512 channels, 100 tiles) and
+    /// heads.loc+conf1 (340, 100) run faster by channels; conv3_x at 75 × 75 (256 channels,
+    /// chunks of 150 tiles) no faster.
+    public static let channelSplitRatio = 2
 
     /// Tiles per Winograd chunk that oneDNN layers aim for, in both ways: smaller than
     /// `Winograd.targetTiles` (OpenBLAS's), because oneDNN's batched matmul keeps its speed on
@@ -305,7 +319,7 @@ public final class OneDNNConvolution {
             let p = Winograd.plan(geometry: g, inputHeight: h, inputWidth: w,
                                   budget: Winograd.defaultBudget, targetTiles: Self.winogradTargetTiles)
             let count = max(1, threads)
-            let resolved = Self.resolve(split, tileRows: p.tilesY, outputChannels: cout, parts: count)
+            let resolved = Self.resolve(split, tileRows: p.tilesY, chunkTiles: p.chunkTiles, outputChannels: cout, parts: count)
             winogradSplit = resolved
             bands = []
             let positions = Winograd.alpha * Winograd.alpha
@@ -360,10 +374,12 @@ public final class OneDNNConvolution {
                 let channels = resolved == .channels ? (bounds[index], bounds[index + 1]) : (0, cout)
                 let rowCount = rows.1 - rows.0, channelCount = channels.1 - channels.0
                 guard rowCount > 0 && channelCount > 0 else { continue }
+                // Split by channels, every part has the widest slice's chunks: the threads
+                // transform each chunk's input together (`runChannelParts`).
                 let chunkRows = claimed.isEmpty
                     ? Winograd.chunkRows(tileRows: rowCount, tilesX: p.tilesX, inputChannels: cin,
-                                         outputChannels: channelCount, budget: Winograd.defaultBudget,
-                                         targetTiles: Self.winogradTargetTiles)
+                                         outputChannels: resolved == .channels ? (cout + count - 1) / count : channelCount,
+                                         budget: Winograd.defaultBudget, targetTiles: Self.winogradTargetTiles)
                     : claimed.map(\.count).max()!
                 let chunkSizes = claimed.isEmpty ? Set([chunkRows, rowCount % chunkRows]) : Set(claimed.map(\.count))
                 let partRuntime = try runtime.part(made.count)
@@ -440,15 +456,17 @@ public final class OneDNNConvolution {
         return slot == 0 ? own : chunks - 1 - own
     }
 
-    /// `split` made definite: `tiles` when each of `parts` parts would get whole tile rows within
-    /// 10 % of an even share (and one part always does), else `channels` (if there are at least
-    /// as many output channels as parts).
-    static func resolve(_ split: WinogradSplit, tileRows: Int, outputChannels: Int, parts: Int) -> WinogradSplit {
+    /// `split` made definite, for a map of `tileRows` tile rows processed in chunks of
+    /// `chunkTiles` tiles: `channels` when the layer is filter-heavy (at least
+    /// `channelSplitRatio` output channels per tile of a chunk), or when the tile rows do not
+    /// divide among the `parts` within 10 % of an even share (and one part always does); else
+    /// `tiles`. Never `channels` with fewer output channels than parts. Pure.
+    static func resolve(_ split: WinogradSplit, tileRows: Int, chunkTiles: Int, outputChannels: Int, parts: Int) -> WinogradSplit {
         guard split == .automatic else { return split }
-        if parts <= 1 { return .tiles }
+        if parts <= 1 || outputChannels < parts { return .tiles }
+        if outputChannels >= channelSplitRatio * chunkTiles { return .channels }
         let largest = (tileRows + parts - 1) / parts
-        if largest * parts * 10 <= tileRows * 11 || outputChannels < parts { return .tiles }
-        return .channels
+        return largest * parts * 10 <= tileRows * 11 ? .tiles : .channels
     }
 
     /// output = [output +] conv(input) + bias, then ReLU, as made; with `pool`, output is the 2×2
@@ -505,6 +523,8 @@ public final class OneDNNConvolution {
         case .winograd:
             if way == .shared && hasTwoWays {
                 runShared(input: input, bias: bias, output: output, columns: columns, floatWorkspace: floatWorkspace)
+            } else if winogradSplit == .channels && parts.count > 1 {
+                runChannelParts(input: input, bias: bias, output: output, columns: workspace, floatWorkspace: floatWorkspace)
             } else {
                 runParts(input: input, bias: bias, output: output, columns: workspace, floatWorkspace: floatWorkspace)
             }
@@ -611,6 +631,60 @@ public final class OneDNNConvolution {
                                                 output: output + o * outputPlane, bias: bias.map { $0[o] } ?? 0,
                                                 relu: relu, accumulate: accumulate)
             }
+        }
+    }
+
+    /// The `parts` way split by channels: chunk by chunk, the threads transform the chunk's input
+    /// together (each its share of the input channels, into one transformed chunk), then each
+    /// part runs its filter slice's matmul on the whole chunk and the output transform of its
+    /// own channels, whose products stay on its core.
+    @inline(__always)
+    private func runChannelParts<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                                         output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
+                                                         floatWorkspace: UnsafeMutableBufferPointer<Float>) {
+        guard let p = winogradPlan, let floats = floatWorkspace.baseAddress, let transformed = workspace.baseAddress else { return }
+        let g = geometry, h = inputHeight, w = inputWidth
+        let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
+        let parts = self.parts
+        let partFloats = Self.slotShares(columns: workspace, floats: floatWorkspace, slots: parts.count).floats
+        let weights = self.weights.assumingMemoryBound(to: Element.self)
+        let relu = self.relu, accumulate = self.accumulate, pool = self.pool
+        let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
+        let chunkRows = parts[0].chunkRows
+        let widest = parts.map(\.channels).max()!
+        let productFloats = positions * widest * Self.matmulColumns(tiles: chunkRows * p.tilesX)
+        var row = 0
+        while row < p.tilesY {
+            let rows = min(chunkRows, p.tilesY - row)
+            let tiles = rows * p.tilesX
+            let stride = Self.matmulColumns(tiles: tiles)
+            parallelSlots(count: cin, slots: parts.count, minimumChunk: 1) { slot, channels in
+                let scratch = floats + slot * partFloats + productFloats + Winograd.productSlack
+                for c in channels {
+                    Winograd.inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
+                                            plan: p, firstTileRow: row, tileRows: rows,
+                                            destination: transformed + c * stride, positionStride: cin * stride,
+                                            scratch: scratch)
+                    Winograd.zeroPadding(transformed + c * stride + tiles, count: stride - tiles, positionStride: cin * stride)
+                }
+            }
+            parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
+                for index in indices {
+                    let part = parts[index]
+                    let products = floats + index * partFloats
+                    let scratch = products + productFloats + Winograd.productSlack
+                    part.matmuls[rows]!.run(a: weights + positions * cin * part.firstChannel, b: transformed, c: products)
+                    for o in part.firstChannel ..< part.firstChannel + part.channels {
+                        Winograd.outputTransform(products: products + (o - part.firstChannel) * stride,
+                                                 positionStride: part.channels * stride,
+                                                 plan: p, firstTileRow: row, tileRows: rows,
+                                                 output: output + o * plane,
+                                                 bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
+                                                 pool: pool, scratch: scratch)
+                    }
+                }
+            }
+            row += rows
         }
     }
 

@@ -305,15 +305,21 @@ struct WinogradWayTests {
         }
     }
 
-    @Test("the automatic split cuts tile rows when they share out within 10 %, else channels")
+    @Test("the automatic split cuts channels for filter-heavy layers, else tile rows when they share out within 10 %")
     func automaticSplit() {
         typealias C = OneDNNConvolution
-        #expect(C.resolve(.automatic, tileRows: 5, outputChannels: 512, parts: 1) == .tiles)
-        #expect(C.resolve(.automatic, tileRows: 10, outputChannels: 512, parts: 2) == .tiles)
-        #expect(C.resolve(.automatic, tileRows: 19, outputChannels: 512, parts: 2) == .tiles)     // 10 of 9.5
-        #expect(C.resolve(.automatic, tileRows: 5, outputChannels: 512, parts: 2) == .channels)   // 3 of 2.5
-        #expect(C.resolve(.automatic, tileRows: 3, outputChannels: 1, parts: 2) == .tiles)        // 1 channel
-        #expect(C.resolve(.channels, tileRows: 100, outputChannels: 64, parts: 2) == .channels)
+        #expect(C.channelSplitRatio == 2)
+        #expect(C.resolve(.automatic, tileRows: 5, chunkTiles: 25, outputChannels: 512, parts: 1) == .tiles)
+        // conv4_x at 38 × 38: 100 tiles in one chunk, 512 ≥ 2 × 100 channels.
+        #expect(C.resolve(.automatic, tileRows: 10, chunkTiles: 100, outputChannels: 512, parts: 2) == .channels)
+        #expect(C.resolve(.automatic, tileRows: 10, chunkTiles: 100, outputChannels: 200, parts: 2) == .channels)
+        #expect(C.resolve(.automatic, tileRows: 10, chunkTiles: 100, outputChannels: 199, parts: 2) == .tiles)
+        // conv3_x at 75 × 75: chunks of 152 tiles, 256 < 2 × 152.
+        #expect(C.resolve(.automatic, tileRows: 19, chunkTiles: 152, outputChannels: 256, parts: 2) == .tiles)   // 10 of 9.5
+        #expect(C.resolve(.automatic, tileRows: 5, chunkTiles: 25, outputChannels: 40, parts: 2) == .channels)   // 3 of 2.5
+        #expect(C.resolve(.automatic, tileRows: 3, chunkTiles: 9, outputChannels: 1, parts: 2) == .tiles)        // 1 channel
+        #expect(C.resolve(.channels, tileRows: 100, chunkTiles: 150, outputChannels: 64, parts: 2) == .channels)
+        #expect(C.resolve(.tiles, tileRows: 10, chunkTiles: 100, outputChannels: 512, parts: 2) == .tiles)
     }
 
     @Test("the chooser alternates three calls each, then runs the faster and the other every 8th call; it follows a change")
