@@ -651,7 +651,8 @@ public final class OneDNNConvolution {
         let relu = self.relu, accumulate = self.accumulate, pool = self.pool
         let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         let chunkRows = parts[0].chunkRows
-        let widest = parts.map(\.channels).max()!
+        var widest = 0
+        for part in parts { widest = max(widest, part.channels) }
         let productFloats = positions * widest * Self.matmulColumns(tiles: chunkRows * p.tilesX)
         var row = 0
         while row < p.tilesY {
