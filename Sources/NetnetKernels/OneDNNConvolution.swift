@@ -634,6 +634,46 @@ public final class OneDNNConvolution {
         }
     }
 
+    /// The Winograd input transform of input channels `channels` for the chunk of `rows` tile
+    /// rows from `row`, into `transformed` (`[ξ][in][columns]`, columns `matmulColumns`), the
+    /// padding columns zeroed. `scratch`: the calling thread's `Plan.slotFloats`.
+    @inline(__always)
+    private func transformChunk<Element: ColumnElement>(input: UnsafePointer<Float>, channels: Range<Int>, plan p: Winograd.Plan,
+                                                        row: Int, rows: Int, transformed: UnsafeMutablePointer<Element>,
+                                                        scratch: UnsafeMutablePointer<Float>) {
+        let g = geometry, h = inputHeight, w = inputWidth, cin = g.inputChannels
+        let tiles = rows * p.tilesX, stride = Self.matmulColumns(tiles: tiles)
+        for c in channels {
+            Winograd.inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
+                                    plan: p, firstTileRow: row, tileRows: rows,
+                                    destination: transformed + c * stride, positionStride: cin * stride,
+                                    scratch: scratch)
+            Winograd.zeroPadding(transformed + c * stride + tiles, count: stride - tiles, positionStride: cin * stride)
+        }
+    }
+
+    /// Part `part`'s share of a transformed chunk (`transformChunk`): its filter slice's matmul
+    /// into `products`, then the output transform of its output channels (bias, accumulation,
+    /// ReLU, pooling as made) into `output`. `scratch`: the calling thread's `Plan.slotFloats`.
+    @inline(__always)
+    private func finishChunk<Element: ColumnElement>(part: WinogradPart, plan p: Winograd.Plan, row: Int, rows: Int,
+                                                     weights: UnsafePointer<Element>, transformed: UnsafeMutablePointer<Element>,
+                                                     products: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                                     bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+        let positions = Winograd.alpha * Winograd.alpha
+        let stride = Self.matmulColumns(tiles: rows * p.tilesX)
+        let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
+        part.matmuls[rows]!.run(a: weights + positions * geometry.inputChannels * part.firstChannel, b: transformed, c: products)
+        for o in part.firstChannel ..< part.firstChannel + part.channels {
+            Winograd.outputTransform(products: products + (o - part.firstChannel) * stride,
+                                     positionStride: part.channels * stride,
+                                     plan: p, firstTileRow: row, tileRows: rows,
+                                     output: output + o * plane,
+                                     bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
+                                     pool: pool, scratch: scratch)
+        }
+    }
+
     /// The `parts` way split by channels: chunk by chunk, the threads transform the chunk's input
     /// together (each its share of the input channels, into one transformed chunk), then each
     /// part runs its filter slice's matmul on the whole chunk and the output transform of its
@@ -643,13 +683,10 @@ public final class OneDNNConvolution {
                                                          output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
                                                          floatWorkspace: UnsafeMutableBufferPointer<Float>) {
         guard let p = winogradPlan, let floats = floatWorkspace.baseAddress, let transformed = workspace.baseAddress else { return }
-        let g = geometry, h = inputHeight, w = inputWidth
-        let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
+        let cin = geometry.inputChannels, positions = Winograd.alpha * Winograd.alpha
         let parts = self.parts
         let partFloats = Self.slotShares(columns: workspace, floats: floatWorkspace, slots: parts.count).floats
         let weights = self.weights.assumingMemoryBound(to: Element.self)
-        let relu = self.relu, accumulate = self.accumulate, pool = self.pool
-        let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         let chunkRows = parts[0].chunkRows
         var widest = 0
         for part in parts { widest = max(widest, part.channels) }
@@ -657,32 +694,16 @@ public final class OneDNNConvolution {
         var row = 0
         while row < p.tilesY {
             let rows = min(chunkRows, p.tilesY - row)
-            let tiles = rows * p.tilesX
-            let stride = Self.matmulColumns(tiles: tiles)
             parallelSlots(count: cin, slots: parts.count, minimumChunk: 1) { slot, channels in
-                let scratch = floats + slot * partFloats + productFloats + Winograd.productSlack
-                for c in channels {
-                    Winograd.inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
-                                            plan: p, firstTileRow: row, tileRows: rows,
-                                            destination: transformed + c * stride, positionStride: cin * stride,
-                                            scratch: scratch)
-                    Winograd.zeroPadding(transformed + c * stride + tiles, count: stride - tiles, positionStride: cin * stride)
-                }
+                transformChunk(input: input, channels: channels, plan: p, row: row, rows: rows, transformed: transformed,
+                               scratch: floats + slot * partFloats + productFloats + Winograd.productSlack)
             }
             parallelSlots(count: parts.count, slots: parts.count, minimumChunk: 1) { _, indices in
                 for index in indices {
-                    let part = parts[index]
                     let products = floats + index * partFloats
-                    let scratch = products + productFloats + Winograd.productSlack
-                    part.matmuls[rows]!.run(a: weights + positions * cin * part.firstChannel, b: transformed, c: products)
-                    for o in part.firstChannel ..< part.firstChannel + part.channels {
-                        Winograd.outputTransform(products: products + (o - part.firstChannel) * stride,
-                                                 positionStride: part.channels * stride,
-                                                 plan: p, firstTileRow: row, tileRows: rows,
-                                                 output: output + o * plane,
-                                                 bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
-                                                 pool: pool, scratch: scratch)
-                    }
+                    finishChunk(part: parts[index], plan: p, row: row, rows: rows, weights: weights, transformed: transformed,
+                                products: products, scratch: products + productFloats + Winograd.productSlack,
+                                bias: bias, output: output)
                 }
             }
             row += rows
@@ -696,13 +717,10 @@ public final class OneDNNConvolution {
                                                   output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
                                                   floatWorkspace: UnsafeMutableBufferPointer<Float>) {
         guard let p = winogradPlan, let floats = floatWorkspace.baseAddress, let columns = workspace.baseAddress else { return }
-        let g = geometry, h = inputHeight, w = inputWidth
-        let cin = g.inputChannels, positions = Winograd.alpha * Winograd.alpha
+        let cin = geometry.inputChannels, positions = Winograd.alpha * Winograd.alpha
         let parts = self.parts
         let (partColumnElements, partFloats) = Self.slotShares(columns: workspace, floats: floatWorkspace, slots: parts.count)
         let weights = self.weights.assumingMemoryBound(to: Element.self)
-        let relu = self.relu, accumulate = self.accumulate, pool = self.pool
-        let plane = pool.map { $0.height * $0.width } ?? p.outputHeight * p.outputWidth
         let claimed = claimedChunks
         let tickets = claims
         tickets.store(0)
@@ -729,24 +747,10 @@ public final class OneDNNConvolution {
                         row = chunk.lowerBound
                         rows = chunk.count
                     }
-                    let tiles = rows * p.tilesX
-                    let stride = Self.matmulColumns(tiles: tiles)
-                    for c in 0 ..< cin {
-                        Winograd.inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
-                                                plan: p, firstTileRow: row, tileRows: rows,
-                                                destination: transformed + c * stride, positionStride: cin * stride,
-                                                scratch: scratch)
-                        Winograd.zeroPadding(transformed + c * stride + tiles, count: stride - tiles, positionStride: cin * stride)
-                    }
-                    part.matmuls[rows]!.run(a: weights + positions * cin * part.firstChannel, b: transformed, c: products)
-                    for o in part.firstChannel ..< part.firstChannel + part.channels {
-                        Winograd.outputTransform(products: products + (o - part.firstChannel) * stride,
-                                                 positionStride: part.channels * stride,
-                                                 plan: p, firstTileRow: row, tileRows: rows,
-                                                 output: output + o * plane,
-                                                 bias: bias.map { $0[o] } ?? 0, relu: relu, accumulate: accumulate,
-                                                 pool: pool, scratch: scratch)
-                    }
+                    transformChunk(input: input, channels: 0 ..< cin, plan: p, row: row, rows: rows,
+                                   transformed: transformed, scratch: scratch)
+                    finishChunk(part: part, plan: p, row: row, rows: rows, weights: weights, transformed: transformed,
+                                products: products, scratch: scratch, bias: bias, output: output)
                     row += rows
                 }
             }
