@@ -710,8 +710,9 @@ public final class OneDNNConvolution {
         }
     }
 
-    /// The `parts` way: each part on its own kernel thread; split by tiles, the threads claim
-    /// the chunks (`claimedChunks`, `claimOrder`), else each runs its part start to end.
+    /// The `parts` way split by tiles: each part on its own kernel thread, the threads claiming
+    /// the chunks (`claimedChunks`, `claimOrder`); or a single part (one thread, either split)
+    /// run start to end. Several parts split by channels run `runChannelParts`.
     @inline(__always)
     private func runParts<Element: ColumnElement>(input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                                   output: UnsafeMutablePointer<Float>, columns workspace: UnsafeMutableBufferPointer<Element>,
