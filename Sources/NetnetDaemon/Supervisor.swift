@@ -64,7 +64,7 @@ final class Scheduler: @unchecked Sendable {
         do {
             detector = try Detector(model: model, precision: precision, gemm: gemm)
         } catch {
-            throw OneDNNError(description: "precision = \(precision.rawValue): \(error.description)")
+            throw error.prefixed("precision = \(precision.rawValue): ")
         }
         self.hub = hub
         let size = model.description.inputSize

@@ -1,18 +1,58 @@
 import CDNNL
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Why a oneDNN path could not be set up: oneDNN refused a primitive (for bf16, most often a CPU
-/// without AVX-512, where its bf16 matmul is unimplemented).
+/// Why a oneDNN path could not be set up. Callers decide on `cause`, never on the text.
 public struct OneDNNError: Error, CustomStringConvertible, Sendable {
+    /// What stands in oneDNN's way, as far as netnet can tell.
+    public enum Cause: Sendable, Equatable {
+        /// This process may not map executable memory (systemd's `MemoryDenyWriteExecute=yes`,
+        /// `PR_SET_MDWE`, an SELinux `execmem` denial), and oneDNN compiles its kernels at run
+        /// time: no primitive can be made, whatever the ISA or the status oneDNN returns.
+        case noExecutableMemory
+        /// This CPU has no native bf16 matrix multiply (AVX512_BF16 or AMX).
+        case noBF16Kernel
+        /// Something else: oneDNN's status says what.
+        case refused
+    }
+
     /// One line: what failed and oneDNN's status.
     public let description: String
     /// oneDNN's `dnnl_status_t` value, when oneDNN returned one.
     public let status: Int32?
+    /// What stands in the way.
+    public let cause: Cause
 
     /// An error saying `description`.
-    public init(description: String, status: Int32? = nil) {
+    public init(description: String, status: Int32? = nil, cause: Cause = .refused) {
         self.description = description
         self.status = status
+        self.cause = cause
     }
+
+    /// The same error with `context` before its text (cause and status kept).
+    public func prefixed(_ context: String) -> OneDNNError {
+        OneDNNError(description: "\(context)\(description)", status: status, cause: cause)
+    }
+}
+
+/// Whether this process may make memory executable, which oneDNN's run-time kernel compiler
+/// (Xbyak: a writable buffer, then `mprotect` to executable) needs. Probed once, with one
+/// anonymous page; callable from any thread.
+public enum ExecutableMemory {
+    /// False under systemd's `MemoryDenyWriteExecute=yes` (seccomp: EPERM), `PR_SET_MDWE`
+    /// (EACCES) or an SELinux `execmem` denial (EACCES).
+    public static let isAllowed: Bool = {
+        let size = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let page = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              page != MAP_FAILED else { return true }   // no memory at all is not this question
+        defer { munmap(page, size) }
+        return mprotect(page, size, PROT_READ | PROT_EXEC) == 0
+    }()
+
+    /// The clause every refusal caused by it ends with.
+    static let explanation = "this process may not map executable memory, which oneDNN needs to compile its kernels at run time (systemd's MemoryDenyWriteExecute=yes, PR_SET_MDWE, SELinux execmem)"
 }
 
 /// A oneDNN CPU engine and one stream: what every `OneDNNMatmul` of one owner runs on. oneDNN
@@ -37,7 +77,7 @@ public final class OneDNNRuntime {
         let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
         guard status == dnnl_success, let engine, let stream else {
             if let engine { dnnl_engine_destroy(engine) }
-            throw OneDNNError(description: "oneDNN: cannot create a stream (status \(status.rawValue))")
+            throw OneDNNError.refusal(status, "create a stream")
         }
         self.engine = engine
         self.stream = stream
@@ -67,10 +107,14 @@ public final class OneDNNRuntime {
     /// bf16 matmul and checks that oneDNN gave it a native bf16 kernel (AVX-512 BF16 or AMX),
     /// not an emulation. Callable from any thread.
     public static func checkBF16Support() throws(OneDNNError) {
+        guard ExecutableMemory.isAllowed else {
+            throw OneDNNError(description: "oneDNN \(libraryVersion) cannot run: \(ExecutableMemory.explanation)", cause: .noExecutableMemory)
+        }
         let runtime = try OneDNNRuntime()
         let probe = try probeMatmul(runtime: runtime, operands: .bf16)
         guard probe.implementation.contains("bf16") || probe.implementation.contains("amx") else {
-            throw OneDNNError(description: "this CPU has no native bf16 matrix multiply (oneDNN \(libraryVersion) picked '\(probe.implementation)'; AVX512_BF16 or AMX is needed): use --precision fp32")
+            throw OneDNNError(description: "this CPU has no native bf16 matrix multiply (oneDNN \(libraryVersion) picked '\(probe.implementation)'; AVX512_BF16 or AMX is needed): use --precision fp32",
+                              cause: .noBF16Kernel)
         }
     }
 }
@@ -81,29 +125,43 @@ extension OneDNNRuntime {
     /// `MemoryDenyWriteExecute=yes`, an SELinux `execmem` denial) cannot use it at all.
     /// Callable from any thread.
     public static func checkF32Support() throws(OneDNNError) {
+        // Not the probe alone: under a no-executable-memory policy oneDNN may still make a small
+        // matmul on a JIT-less path (it does with its ISA capped at AVX2) and refuse a layer's.
+        guard ExecutableMemory.isAllowed else {
+            throw OneDNNError(description: "oneDNN \(libraryVersion) cannot run: \(ExecutableMemory.explanation)", cause: .noExecutableMemory)
+        }
         _ = try probeMatmul(runtime: try OneDNNRuntime(), operands: .f32)
     }
 
     static func probeMatmul(runtime: OneDNNRuntime, operands: OneDNNMatmul.Operands) throws(OneDNNError) -> OneDNNMatmul {
         do {
             return try OneDNNMatmul(runtime: runtime, operands: operands, m: 16, n: 64, k: 64, lda: 64, ldb: 64, ldc: 64)
-        } catch where error.status == Int32(bitPattern: dnnl_runtime_error.rawValue) {
-            // What a JIT that may not map executable memory reports (measured with PR_SET_MDWE).
-            throw OneDNNError(description: "\(error.description); oneDNN compiles its kernels at run time, which a sandbox that forbids executable memory (systemd's MemoryDenyWriteExecute=yes, SELinux execmem) prevents",
-                              status: error.status)
-        } catch where error.status == Int32(bitPattern: dnnl_unimplemented.rawValue) && operands == .bf16 {
+        } catch where error.cause == .refused && operands == .bf16
+                        && error.status == Int32(bitPattern: dnnl_unimplemented.rawValue) {
             throw OneDNNError(description: "this CPU has no bf16 matrix multiply in oneDNN \(libraryVersion) (AVX512_BF16 or AMX is needed): use --precision fp32",
-                              status: error.status)
+                              status: error.status, cause: .noBF16Kernel)
         }
+    }
+}
+
+extension OneDNNError {
+    /// The error for a oneDNN call that returned `status` while trying to `what`. Under a
+    /// no-executable-memory policy every refusal is that policy's doing, whatever status oneDNN
+    /// picked for it (runtime_error on AVX-512, unimplemented on AVX2: its JIT-less fallbacks
+    /// are none for these shapes), so the cause says so and the text explains it.
+    static func refusal(_ status: dnnl_status_t, _ what: String) -> OneDNNError {
+        let base = "oneDNN \(OneDNNRuntime.libraryVersion): cannot \(what) (status \(status.rawValue))"
+        if !ExecutableMemory.isAllowed {
+            return OneDNNError(description: "\(base); \(ExecutableMemory.explanation)", status: Int32(bitPattern: status.rawValue),
+                               cause: .noExecutableMemory)
+        }
+        return OneDNNError(description: base, status: Int32(bitPattern: status.rawValue))
     }
 }
 
 @inline(__always)
 func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(OneDNNError) {
-    if status != dnnl_success {
-        throw OneDNNError(description: "oneDNN \(OneDNNRuntime.libraryVersion): cannot \(what()) (status \(status.rawValue))",
-                          status: Int32(bitPattern: status.rawValue))
-    }
+    if status != dnnl_success { throw OneDNNError.refusal(status, what()) }
 }
 
 /// One oneDNN matmul primitive, made once for fixed shapes and reused every frame:

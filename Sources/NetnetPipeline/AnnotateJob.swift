@@ -144,7 +144,7 @@ public final class AnnotateJob: @unchecked Sendable {
             detectors = made
             if let reason = made[0].gemmFallback { warn(reason) }
         } catch {
-            throw OneDNNError(description: "--precision \(options.precision.rawValue): \(error.description)")
+            throw error.prefixed("--precision \(options.precision.rawValue): ")
         }
         let inputCount = 3 * d.inputSize * d.inputSize
         ring = StageRing(slots: (0..<max(options.slots, 2 + workers)).map { _ in FrameSlot(inputCount: inputCount) },
