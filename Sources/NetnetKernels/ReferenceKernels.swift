@@ -168,6 +168,17 @@ public enum ReferenceKernels {
         for i in 0 ..< count { out[i] = x[i] > 0 ? x[i] : 0 }
     }
 
+    /// The matrices of Winograd F(4×4, 3×3) with interpolation points 0, ±1, ±2, ∞: input
+    /// transform Bᵀ (6×6), filter transform G (6×3), output transform Aᵀ (4×6). The fast
+    /// kernels hard-code the same numbers; tests derive their error bounds from them.
+    public enum WinogradMatrices {
+        public static let bt: [[Double]] = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                                            [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        public static let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                                           [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        public static let at: [[Double]] = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    }
+
     /// Textbook Winograd F(4×4, 3×3) for a 3×3, stride-1, dilation-1 convolution, one tile and
     /// one (out, in) pair at a time with the matrices written out: U = G g Gᵀ (double, rounded
     /// to float, as `Winograd.transformWeights`), V = Bᵀ d B and Y = Aᵀ (Σ_in U ⊙ V) A in float,
@@ -184,11 +195,8 @@ public enum ReferenceKernels {
         let operand: (Float) -> Float = roundingToBFloat16 ? { BFloat16.toFloat(bfloat16($0)) } : { $0 }
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         require(oh >= 1 && ow >= 1, "ReferenceKernels.winogradConvolution: input too small")
-        let bt: [[Float]] = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                             [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
-        let gm: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                              [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
-        let at: [[Float]] = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+        let bt = WinogradMatrices.bt.map { $0.map(Float.init) }, gm = WinogradMatrices.g
+        let at = WinogradMatrices.at.map { $0.map(Float.init) }
         let cin = g.inputChannels, cout = g.outputChannels
         // U[o][c][i][j]
         var u = [Float](repeating: 0, count: cout * cin * 36)

@@ -44,11 +44,14 @@ func checkConvolution(_ c: ConvCase, relu: Bool, accumulate: Bool, withBias: Boo
             }
         }
     }
-    let e = errors(fast, reference)
-    // Tolerance: float32 GEMM vs double reference.
-    let tolerance = 1e-4 * e.maxReference + 1e-5
-    if e.maxError <= tolerance { return nil }
-    return "\(c) relu \(relu) accumulate \(accumulate) bias \(withBias) budget \(budget) workspace \(workspace.count): \(describe(e)) > tol \(tolerance)"
+    // Both are float32 sums of the same terms (the reference's in another order): each within
+    // γ(k+2) · M of the exact value (`ErrorBound`), so within twice that of each other.
+    let bound = ErrorBound.directMagnitudes(g, input: input, height: c.height, width: c.width, weights: weights,
+                                            bias: withBias ? bias : nil, initial: accumulate ? initial : nil)
+        .map { 2 * ErrorBound.gamma(ErrorBound.directRoundings(g)) * $0 }
+    let report = ErrorBound.compare(fast, reference, bound: bound)
+    if report.worstRatio <= 1 { return nil }
+    return "\(c) relu \(relu) accumulate \(accumulate) bias \(withBias) budget \(budget) workspace \(workspace.count): \(report)"
 }
 
 /// The geometries NETNet / SSD use, shrunk in channels (and size where it does not matter).
@@ -125,8 +128,10 @@ let namedConvCases: [ConvCase] = [
                                              bias: bp, output: yp, relu: true, accumulate: false)
             }
         } } }
-        let e = errors(fast, reference)
-        #expect(e.maxError <= 1e-4 * e.maxReference + 1e-5, "\(describe(e))")
+        let bound = ErrorBound.directMagnitudes(g, input: x, height: h, width: w, weights: wt, bias: b, initial: nil)
+            .map { 2 * ErrorBound.gamma(ErrorBound.directRoundings(g)) * $0 }
+        let report = ErrorBound.compare(fast, reference, bound: bound)
+        #expect(report.worstRatio <= 1, "\(report)")
     }
 
     /// Random geometries: kernel 1–5 (rectangular), stride 1–3, pad 0–3, dilation 1–3, sizes 1–14.
