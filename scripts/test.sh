@@ -23,5 +23,22 @@ else
     echo "skipped: onnxruntime is not installed for python3"
 fi
 
-echo "== Swift tests (XCTest and Swift Testing)"
+# Which instruction sets the GEMM libraries run here: oneDNN's ISA and OpenBLAS's core, as each
+# library reports them for this environment.
+isa_line() {
+    local onednn openblas
+    onednn="$(ONEDNN_VERBOSE=1 "$bin" bench --width 0.125 --frames 1 --warmup 0 --json 2>/dev/null | grep -o 'isa:[^,]*' | head -1)"
+    openblas="$(OPENBLAS_VERBOSE=2 "$bin" bench --width 0.125 --frames 1 --warmup 0 --gemm openblas --json 2>&1 >/dev/null | grep -o 'Core: .*' | head -1)"
+    echo "oneDNN ${onednn:-isa: unknown}; OpenBLAS ${openblas:-Core: unknown}"
+}
+
+echo "== Swift tests (XCTest and Swift Testing), pass 1: this CPU ($(isa_line))"
 swift test --skip-build
+
+# Pass 2: the numerics-sensitive suites as an AVX2-only CPU (Zen 3) runs them: oneDNN capped at
+# AVX2, OpenBLAS on its Haswell kernels. On a CPU without AVX-512 this is the same ISA again.
+export ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
+echo "== Swift tests, pass 2: kernels, engine goldens, annotate's comparisons, precision ($(isa_line))"
+swift test --skip-build --filter NetnetKernelsTests --filter 'NetnetEngineTests\.GoldenTests' \
+    --filter 'NetnetCLITests\.AnnotateTests/sameDetections' --filter 'NetnetCLITests\.PrecisionTests' \
+    --filter 'NetnetCLITests\.DetectionMatchingTests'
