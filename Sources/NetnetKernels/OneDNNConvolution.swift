@@ -16,9 +16,8 @@
 /// - `winograd` (3×3 stride 1 only): F(4×4, 3×3) as in `Winograd`, with the filters transformed
 ///   in double, then rounded to the operand type once; the input transform stores that type; the
 ///   36 products of a chunk are batched matmuls; the output transform (with bias, accumulation,
-///   ReLU) reads float32. On several threads a layer runs one of two ways (`WinogradWay`, set
-///   by the owner; a `Detector` picks one per frame for all its layers with a
-///   `WinogradWayChooser`):
+///   ReLU) reads float32. On several threads a layer runs one of two ways (`WinogradWay`; by
+///   default `defaultWay`, fixed at load so that a frame's output never depends on timing):
 ///   - `shared`: the threads take each step of a chunk together (the transforms split over
 ///     channels, one multi-threaded matmul), so each thread reads half of the filters;
 ///   - `parts`: each thread runs whole chunks start to end (input transform, a single-threaded
@@ -27,11 +26,10 @@
 ///     chunks as they go, so a slower thread does fewer; split by channels, the threads
 ///     transform each chunk's input together, then each runs its slice of the filters and of
 ///     the output channels, whose products stay on its core.
-///   Which is faster depends on the network and the host: `shared` by ~7–10 % on full-width
-///   layers when the two cores share a cache; `parts` on thin layers (fewer hand-overs), and
-///   when the cores sit on different dies, where one reads what the other wrote at a third of
-///   the speed; this host switches between the two (docs/performance.md). Either way the output
-///   transform can store the 2×2 max pooling of the output instead of the output (`pool`).
+///   Since the claimed chunks and the channel split, `parts` is as fast as `shared` or faster
+///   on every network measured, and much faster when the other core is busy or on another die
+///   (docs/performance.md), so it is the default. Either way the output transform can store the
+///   2×2 max pooling of the output instead of the output (`pool`).
 /// - `dilatedWinograd` (dilated 3×3 stride 1): the same filters and products, the tiles cut by
 ///   phases as in `DilatedWinograd`, all in one chunk with one matmul on the team.
 ///
@@ -198,9 +196,14 @@ public final class OneDNNConvolution {
     /// `winograd` only: the 2×2 max pooling `forward` applies to the output as it stores it (nil:
     /// none, the whole output is written).
     public let pool: Winograd.FusedPool?
-    /// The way Winograd `forward` runs (`shared` by default). `shared` needs several threads:
-    /// made for one, the layer always runs `parts` (`hasTwoWays` is false).
-    public var way: WinogradWay = .shared
+    /// The way every layer with two ways runs unless its owner sets another (benchmarks and
+    /// tests do): `parts`, measured no slower than `shared` on the networks and CPU kinds netnet
+    /// runs (docs/performance.md, `netnet bench --compare-ways`).
+    public static let defaultWay: WinogradWay = .parts
+    /// The way Winograd `forward` runs (`defaultWay` unless set). `shared` needs several threads:
+    /// made for one, the layer always runs `parts` (`hasTwoWays` is false). Set it from the
+    /// layer's thread, between `forward` calls.
+    public var way: WinogradWay = OneDNNConvolution.defaultWay
     /// Whether this is a Winograd layer with both ways (made for several threads).
     public var hasTwoWays: Bool { !sharedMatmuls.isEmpty }
 
@@ -756,43 +759,5 @@ public final class OneDNNConvolution {
                 }
             }
         }
-    }
-}
-
-/// Picks, per call of whatever runs the Winograd layers (a `Detector`'s frame), one of the two
-/// `OneDNNConvolution.WinogradWay`s from their recent times: the faster, except that every
-/// `exploreEvery`th call runs the other, because which is faster changes with the host
-/// (docs/performance.md). A way's speed is the best of its last `window` counted times:
-/// interference from the host only ever adds time, so the minimum is a steadier measure than a
-/// mean, and it still follows a lasting change within `window` calls. Each way's first call is
-/// not counted (cold caches). A plain value; belongs to its owner's thread.
-public struct WinogradWayChooser: Sendable {
-    /// Every how many calls the slower way is tried again.
-    public static let exploreEvery = 8
-    /// How many recent times per way count.
-    public static let window = 4
-    private var recent: [OneDNNConvolution.WinogradWay: [UInt64]] = [:]
-    private var runs: [OneDNNConvolution.WinogradWay: Int] = [:]
-    private var calls = 0
-
-    /// A chooser with no times yet.
-    public init() {}
-
-    /// The way to run next: the two ways alternately until each has two counted times; then the
-    /// faster, and every `exploreEvery`th call the other.
-    public mutating func next() -> OneDNNConvolution.WinogradWay {
-        calls += 1
-        let shared = runs[.shared] ?? 0, parts = runs[.parts] ?? 0
-        if shared < 3 || parts < 3 { return shared <= parts ? .shared : .parts }
-        let best: OneDNNConvolution.WinogradWay = recent[.shared]!.min()! <= recent[.parts]!.min()! ? .shared : .parts
-        return calls % Self.exploreEvery == 0 ? (best == .shared ? .parts : .shared) : best
-    }
-
-    /// Counts a call's time for the way it ran (except the way's first call).
-    public mutating func record(_ way: OneDNNConvolution.WinogradWay, nanoseconds: UInt64) {
-        runs[way, default: 0] += 1
-        guard runs[way]! > 1 else { return }
-        recent[way, default: []].append(nanoseconds)
-        if recent[way]!.count > Self.window { recent[way]!.removeFirst() }
     }
 }

@@ -43,10 +43,10 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
-    @Option(help: "oneDNN Winograd layers on several threads: auto (each frame runs all of them the way measured faster lately), shared (all threads on each step), parts (a part of the map per thread).")
+    @Option(help: "oneDNN Winograd layers on several threads: auto (the engine's fixed rule: parts), shared (all threads on each step), parts (a part of the map per thread).")
     var winogradWay: String = "auto"
 
-    @Flag(help: "Compare the Winograd ways in one run: frames alternate between shared, parts and auto, and each gets its median, one line each (the host's speed changes over seconds; alternating frames sees the same changes). --json and --layers do not apply.")
+    @Flag(help: "Compare the Winograd ways in one run: frames alternate between shared, parts and auto (the rule), and each gets its median, one line each (the host's speed changes over seconds; alternating frames sees the same changes). --json and --layers do not apply.")
     var compareWays = false
 
     @Flag(help: "Also print the time per layer group and per layer.")

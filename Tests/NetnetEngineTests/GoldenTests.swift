@@ -79,6 +79,38 @@ struct GoldenTests {
         }
     }
 
+    /// Every kernel, way and split is chosen at load, never by timing, so the same input gives
+    /// the same bits: one detector run three times, and a second detector made alike, on each
+    /// GEMM library and precision (with the machine's thread count: on 2+ cores the Winograd
+    /// layers have two ways and run the default one, claiming chunks as the threads get to them).
+    @Test("the same input gives bit-identical heads run after run and detector after detector", arguments: goldens)
+    func reproducible(name: String) throws {
+        let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
+        let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
+        var settings: [(Precision, GEMMLibrary)] = [(.fp32, .onednn), (.fp32, .openblas)]
+        if BF16Check.available { settings.append((.bf16, .onednn)) }
+        for (precision, gemm) in settings {
+            var heads: [[Float]] = []
+            for _ in 0 ..< 2 {
+                let detector = try Detector(model: model, convolution: .auto, precision: precision, gemm: gemm)
+                let size = model.description.inputSize
+                var state: UInt64 = 99
+                for index in 0 ..< 3 * size * size {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    detector.input[index] = Float(state >> 40) / Float(1 << 24) * 255 - 128
+                }
+                for _ in 0 ..< (heads.isEmpty ? 3 : 1) {
+                    detector.forward()
+                    heads.append(Array(detector.locationOutput) + Array(detector.confidenceOutput))
+                }
+            }
+            for (index, run) in heads.enumerated().dropFirst() {
+                #expect(run.count == heads[0].count && zip(run, heads[0]).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "\(name) \(precision) \(gemm): run \(index) differs from run 0")
+            }
+        }
+    }
+
     /// On oneDNN a 2×2 max pool that alone reads a Winograd layer's output runs inside that
     /// layer (`Winograd.FusedPool`): which pools fuse, and that the network's outputs are the
     /// same bits as with every pool run on its own.

@@ -413,32 +413,6 @@ struct WinogradWayTests {
         #expect(C.resolve(.channels, tileRows: 100, chunkTiles: 150, outputChannels: 64, parts: 2) == .channels)
         #expect(C.resolve(.tiles, tileRows: 10, chunkTiles: 100, outputChannels: 512, parts: 2) == .tiles)
     }
-
-    @Test("the chooser alternates three calls each, then runs the faster and the other every 8th call; it follows a change")
-    func chooser() {
-        var chooser = WinogradWayChooser()
-        func call(_ times: [OneDNNConvolution.WinogradWay: UInt64]) -> OneDNNConvolution.WinogradWay {
-            let way = chooser.next()
-            chooser.record(way, nanoseconds: times[way]!)
-            return way
-        }
-        // The first call of each way is cold and not counted: a slow first shared call must not
-        // make parts look faster. One noisy shared time later does not either (the best of the
-        // last four counts).
-        #expect(call([.shared: 900, .parts: 130]) == .shared)
-        let sharedFaster: [OneDNNConvolution.WinogradWay: UInt64] = [.shared: 100, .parts: 130]
-        #expect(call(sharedFaster) == .parts)
-        #expect(call([.shared: 400, .parts: 130]) == .shared)
-        #expect((4 ... 6).map { _ in call(sharedFaster) } == [.parts, .shared, .parts])
-        var ways = (7 ... 24).map { _ in call(sharedFaster) }
-        #expect(ways.filter { $0 == .parts }.count == 3, "explores the slower way on calls 8, 16 and 24: \(ways)")
-        // The host changes: shared gets slower than parts for good; once its last four times are
-        // all slow, parts takes over.
-        let partsFaster: [OneDNNConvolution.WinogradWay: UInt64] = [.shared: 200, .parts: 130]
-        ways = (25 ... 40).map { _ in call(partsFaster) }
-        #expect(ways[0 ..< 4].allSatisfy { $0 == .shared } && ways[4 ..< 7].allSatisfy { $0 == .parts } && ways[7] == .shared,
-                "shared until its four slow times (25-28), then parts, shared explored on 32: \(ways)")
-    }
 }
 
 /// im2col cut into row bands, one per thread, held to the direct convolution within the same

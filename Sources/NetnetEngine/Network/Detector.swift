@@ -47,11 +47,10 @@ public final class Detector {
     public let gemmFallback: String?
     /// oneDNN only: the layers by step index (they keep their runtime alive), their shared column workspace.
     private let oneDNNLayers: [Int: OneDNNConvolution]
-    /// The oneDNN Winograd layers with two ways to run, the frame's way chooser, and the way
-    /// benchmarks force.
+    /// The oneDNN Winograd layers with two ways to run, and the way they run (fixed at load:
+    /// `OneDNNConvolution.defaultWay`, unless a benchmark forces another).
     private let twoWayLayers: [OneDNNConvolution]
-    private var wayChooser = WinogradWayChooser()
-    private var forcedWinogradWay: OneDNNConvolution.WinogradWay?
+    private var winogradWay = OneDNNConvolution.defaultWay
     private let oneDNNColumns: AlignedBytes?
     /// Max pools done by the oneDNN Winograd layer before them: pool step index → convolution
     /// step index. The convolution writes the pooled map and the pool step does nothing.
@@ -273,15 +272,16 @@ public final class Detector {
         oneDNNLayers.keys.sorted().map { (stepName($0), oneDNNLayers[$0]!.kernel.rawValue, oneDNNLayers[$0]!.implementation) }
     }
 
-    /// Makes every frame run its oneDNN Winograd layers `way` (nil: the way measured faster
-    /// lately, the default). For benchmarks. Call from the detector's thread, between `forward`
+    /// Makes every frame run its oneDNN Winograd layers `way` (nil: `OneDNNConvolution.defaultWay`,
+    /// as made). For benchmarks and tests. Call from the detector's thread, between `forward`
     /// calls.
     public func forceWinogradWay(_ way: OneDNNConvolution.WinogradWay?) {
-        forcedWinogradWay = way
+        winogradWay = way ?? OneDNNConvolution.defaultWay
+        for layer in twoWayLayers { layer.way = winogradWay }
     }
 
     /// Whether this detector has oneDNN Winograd layers with two ways to run (made for several
-    /// threads), so that `forceWinogradWay` and the per-frame choice mean something.
+    /// threads), so that `forceWinogradWay` means something.
     public var hasWinogradWays: Bool { !twoWayLayers.isEmpty }
 
     /// How many `forward` calls ran their oneDNN Winograd layers each way so far (empty when
@@ -363,20 +363,7 @@ public final class Detector {
     /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`.
     public func forward() {
         if gemm == .onednn { BLASThreads.applyToOpenMP() }
-        // One way for all Winograd layers of a frame, timed as a whole: a layer's time depends on
-        // where the previous layer left its output (one core's cache, or split between both),
-        // so choosing layer by layer would measure each way with the other's leftovers.
-        let way = twoWayLayers.isEmpty ? nil : forcedWinogradWay ?? wayChooser.next()
-        let frameStart = DispatchTime.now().uptimeNanoseconds
-        if let way {
-            for layer in twoWayLayers { layer.way = way }
-        }
-        defer {
-            if let way {
-                wayChooser.record(way, nanoseconds: DispatchTime.now().uptimeNanoseconds - frameStart)
-                winogradWayCounts[way, default: 0] += 1
-            }
-        }
+        if !twoWayLayers.isEmpty { winogradWayCounts[winogradWay, default: 0] += 1 }
         let description = plan.description
         let workspaceBuffer = workspace.buffer
         for (stepIndex, step) in plan.steps.enumerated() {
