@@ -27,8 +27,8 @@ fi
 # library reports them for this environment.
 isa_line() {
     local onednn openblas
-    onednn="$(ONEDNN_VERBOSE=1 "$bin" bench --width 0.125 --frames 1 --warmup 0 --json 2>/dev/null | grep -o 'isa:[^,]*' | head -1)"
-    openblas="$(OPENBLAS_VERBOSE=2 "$bin" bench --width 0.125 --frames 1 --warmup 0 --gemm openblas --json 2>&1 >/dev/null | grep -o 'Core: .*' | head -1)"
+    onednn="$(ONEDNN_VERBOSE=1 "$bin" bench --width 0.125 --frames 1 --warmup 0 --json 2>/dev/null | grep -o 'isa:[^,]*' | head -1 || true)"
+    openblas="$(OPENBLAS_VERBOSE=2 "$bin" bench --width 0.125 --frames 1 --warmup 0 --gemm openblas --json 2>&1 >/dev/null | grep -o 'Core: .*' | head -1 || true)"
     echo "oneDNN ${onednn:-isa: unknown}; OpenBLAS ${openblas:-Core: unknown}"
 }
 

@@ -51,6 +51,13 @@ public enum ExecutableMemory {
         return mprotect(page, size, PROT_READ | PROT_EXEC) == 0
     }()
 
+    /// Throws `OneDNNError.Cause.noExecutableMemory` unless `isAllowed`.
+    static func require() throws(OneDNNError) {
+        guard isAllowed else {
+            throw OneDNNError(description: "oneDNN \(OneDNNRuntime.libraryVersion) cannot run: \(explanation)", cause: .noExecutableMemory)
+        }
+    }
+
     /// The clause every refusal caused by it ends with.
     static let explanation = "this process may not map executable memory, which oneDNN needs to compile its kernels at run time (systemd's MemoryDenyWriteExecute=yes, PR_SET_MDWE, SELinux execmem)"
 }
@@ -107,9 +114,7 @@ public final class OneDNNRuntime {
     /// bf16 matmul and checks that oneDNN gave it a native bf16 kernel (AVX-512 BF16 or AMX),
     /// not an emulation. Callable from any thread.
     public static func checkBF16Support() throws(OneDNNError) {
-        guard ExecutableMemory.isAllowed else {
-            throw OneDNNError(description: "oneDNN \(libraryVersion) cannot run: \(ExecutableMemory.explanation)", cause: .noExecutableMemory)
-        }
+        try ExecutableMemory.require()
         let runtime = try OneDNNRuntime()
         let probe = try probeMatmul(runtime: runtime, operands: .bf16)
         guard probe.implementation.contains("bf16") || probe.implementation.contains("amx") else {
@@ -127,9 +132,7 @@ extension OneDNNRuntime {
     public static func checkF32Support() throws(OneDNNError) {
         // Not the probe alone: under a no-executable-memory policy oneDNN may still make a small
         // matmul on a JIT-less path (it does with its ISA capped at AVX2) and refuse a layer's.
-        guard ExecutableMemory.isAllowed else {
-            throw OneDNNError(description: "oneDNN \(libraryVersion) cannot run: \(ExecutableMemory.explanation)", cause: .noExecutableMemory)
-        }
+        try ExecutableMemory.require()
         _ = try probeMatmul(runtime: try OneDNNRuntime(), operands: .f32)
     }
 
