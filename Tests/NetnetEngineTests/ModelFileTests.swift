@@ -214,3 +214,56 @@ enum FuzzMutator {
         return bytes
     }
 }
+
+/// Rewrites the JSON header of the safetensors file at `path` (same data bytes after it).
+func rewriteHeader(_ path: String, to destination: String, _ edit: (String) -> String) throws {
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    let length = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) })
+    var header = Array(edit(String(decoding: bytes[8..<(8 + length)], as: UTF8.self)).utf8)
+    while header.count % 8 != 0 { header.append(0x20) }
+    var out: [UInt8] = (0..<8).map { UInt8((UInt64(header.count) >> (8 * UInt64($0))) & 0xff) }
+    out += header
+    out += bytes[(8 + length)...]
+    try Data(out).write(to: URL(fileURLWithPath: destination))
+}
+
+@Suite("Model files: hostile input")
+struct HostileModelFileTests {
+    let directory = TemporaryDirectory()
+
+    func smallModel() throws -> String {
+        let path = directory.file("small.safetensors")
+        let model = Model(randomFor: ModelDescription(network: .ssdVGG16_300, width: 0.125, classes: ["person", "car"], text: "first"), seed: 3)
+        try model.write(to: path)
+        return path
+    }
+
+    @Test("a FIFO, a directory, /dev/zero and a socket are refused before open, naming the path and the kind")
+    func nonRegularFiles() throws {
+        let fifo = directory.file("model.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let socketPath = directory.file("model.sock")
+        let sock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(sock) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(socketPath.utf8)
+            for (i, b) in bytes.prefix(raw.count - 1).enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        // Without the check, opening the FIFO blocks this test forever (nobody writes to it).
+        for (path, kind) in [(fifo, "a FIFO"), (directory.path, "a directory"), ("/dev/zero", "a character device"), (socketPath, "a socket")] {
+            do {
+                _ = try SafetensorsReader(path: path)
+                Issue.record("\(path) was accepted")
+            } catch {
+                let text = "\(error)"
+                #expect(text.hasPrefix("\(path): ") && text.contains("not a regular file (\(kind))"), "\(text)")
+            }
+        }
+    }
+}

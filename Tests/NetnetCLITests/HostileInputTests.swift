@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+
+/// A child process started with posix_spawn, so that the test can signal it, kill it after a
+/// deadline (a hang fails the test instead of blocking it) and read its own resource usage
+/// (`wait4`: this child's peak RSS, not the largest of all children).
+struct Child {
+    let pid: pid_t
+    let stdoutPath: String
+    let stderrPath: String
+
+    struct Exit {
+        /// The exit status, nil when a signal ended it (or the deadline passed).
+        let status: Int32?
+        /// The signal that ended it, if any.
+        let signal: Int32?
+        /// True when the test killed it at the deadline.
+        let timedOut: Bool
+        /// Peak resident memory in KiB (ru_maxrss).
+        let maxRSSKiB: Int
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Starts `arguments[0]` (a path) with the rest as arguments; standard input from `stdin`,
+    /// standard output and error into files.
+    static func spawn(_ arguments: [String], stdin: String = "/dev/null", in scratch: Scratch) throws -> Child {
+        let tag = UUID().uuidString
+        let out = scratch.file("child-\(tag).out"), err = scratch.file("child-\(tag).err")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Default dispositions and an empty mask for the stop signals, whatever the test runner has.
+        var defaults = sigset_t(), empty = sigset_t()
+        sigemptyset(&defaults); sigaddset(&defaults, SIGINT); sigaddset(&defaults, SIGTERM); sigaddset(&defaults, SIGPIPE)
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        guard result == 0 else { throw CLIError("posix_spawn \(arguments[0]): \(String(cString: strerror(result)))") }
+        return Child(pid: pid, stdoutPath: out, stderrPath: err)
+    }
+
+    /// Starts the built netnet with `arguments`.
+    static func netnet(_ arguments: [String], stdin: String = "/dev/null", in scratch: Scratch) throws -> Child {
+        try spawn([NetnetBinary.url.path] + arguments, stdin: stdin, in: scratch)
+    }
+
+    func signal(_ number: Int32) { kill(pid, number) }
+
+    /// The child's standard output so far.
+    var output: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+
+    /// Waits for the child to end; kills it (SIGKILL) once `timeout` seconds have passed.
+    func wait(timeout: Double) -> Exit {
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        var usage = rusage()
+        var timedOut = false
+        while true {
+            let got = wait4(pid, &status, WNOHANG, &usage)
+            if got == pid { break }
+            if got < 0 && errno != EINTR { break }
+            if Date() > deadline {
+                timedOut = true
+                kill(pid, SIGKILL)
+                _ = wait4(pid, &status, 0, &usage)
+                break
+            }
+            usleep(20_000)
+        }
+        let signalled = status & 0x7f
+        return Exit(status: signalled == 0 ? (status >> 8) & 0xff : nil, signal: signalled == 0 ? nil : signalled,
+                    timedOut: timedOut, maxRSSKiB: Int(usage.ru_maxrss), stdout: output,
+                    stderr: (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "")
+    }
+}
+
+/// Waits until `path` holds at least `count` lines (or `seconds` pass).
+func waitForLines(_ path: String, _ count: Int, seconds: Double = 120) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        if text.split(separator: "\n").count >= count { return }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections and never sends a byte.
+final class SilentServer: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var accepted: [Int32] = []
+    private var closed = false
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else { throw CLIError("cannot listen on 127.0.0.1") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        listener = fd
+        Thread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                lock.lock(); accepted.append(client); let stop = closed; lock.unlock()
+                if stop { return }
+            }
+        }.start()
+    }
+
+    deinit {
+        lock.lock(); closed = true; let clients = accepted; lock.unlock()
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        for client in clients { close(client) }
+    }
+}
+
+/// Issue #25, annotate/media/model half: hostile input and exhausted resources never crash, hang,
+/// or lose data without a word.
+@Suite("hostile input", .serialized, .enabled(if: hasFFmpeg, "needs the ffmpeg CLI"))
+struct HostileInputTests {
+    let scratch = Scratch()
+
+    func model() throws -> String {
+        let path = scratch.file("tiny.safetensors")
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let result = try NetnetBinary.run(["model", "init", "--network", "ssd-vgg16-300", "--width", "0.125", "--classes", "person,car",
+                                           "--output", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        return path
+    }
+
+    // MARK: item 4: a FIFO as the model path
+
+    @Test("a FIFO (or directory, /dev/zero) as the model: every command fails at once, naming the path")
+    func fifoModel() throws {
+        let fifo = scratch.file("model.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let image = scratch.file("image.png")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=64x48 -frames:v 1 \(image)")
+        let config = scratch.file("netnet.conf")
+        try "[global]\nmodel = \(fifo)\n\n[stream a]\nurl = rtsp://127.0.0.1:9/a\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let commands: [[String]] = [
+            ["model", "info", fifo],
+            ["model", "info", "/dev/zero"],
+            ["model", "info", scratch.path],
+            ["detect", "--model", fifo, image],
+            ["annotate", image, "--model", fifo, "--json", "-"],
+            ["serve", "--check-config", config],
+        ]
+        for arguments in commands {
+            // Before the fix each of these blocked in open(2) forever: a deadline turns that into a failure.
+            let exit = try Child.netnet(arguments, in: scratch).wait(timeout: 20)
+            #expect(!exit.timedOut, "\(arguments): hung")
+            #expect(exit.status == 1, "\(arguments): status \(String(describing: exit.status))")
+            let path = arguments.contains("info") ? arguments[2] : fifo
+            #expect(exit.stderr.contains("netnet: \(path): not a regular file"), "\(arguments): \(exit.stderr)")
+            #expect(exit.stderr.split(separator: "\n").count == 1, "\(arguments): one line: \(exit.stderr)")
+        }
+    }
+}
