@@ -266,4 +266,55 @@ struct HostileModelFileTests {
             }
         }
     }
+
+    @Test("a key twice in the header is refused, naming the key: a second __metadata__, a tensor, a metadata key, a nested key")
+    func duplicateKeys() throws {
+        let path = try smallModel()
+        let original = try Model(path: path)
+        #expect(original.description.text == "first")
+        let cases: [(String, (String) -> String, String)] = [
+            ("second __metadata__", { header in
+                // Last-one-wins would relabel every class and pass the other checks.
+                let metadata = try! JSONSerialization.jsonObject(with: Data(header.utf8)) as! [String: Any]
+                var second = metadata["__metadata__"] as! [String: String]
+                second["classes"] = "[\"cat\",\"dog\"]"
+                let text = String(decoding: try! JSONSerialization.data(withJSONObject: second, options: [.sortedKeys]), as: UTF8.self)
+                return String(header.dropLast(header.reversed().prefix { $0 != "}" }.count + 1)) + ",\"__metadata__\":\(text)}"
+            }, "'__metadata__' twice"),
+            ("metadata key", { $0.replacingOccurrences(of: "\"description\":\"first\"", with: "\"description\":\"first\",\"description\":\"second\"") },
+             "'description' twice in '__metadata__'"),
+            ("escaped duplicate", { $0.replacingOccurrences(of: "\"description\":\"first\"", with: "\"description\":\"first\",\"\\u0064escription\":\"second\"") },
+             "'description' twice in '__metadata__'"),
+            ("tensor", { header in
+                let range = header.range(of: #""heads\.conf1\.bias":\{[^}]*\}"#, options: .regularExpression)!
+                return header.replacingCharacters(in: range, with: header[range] + "," + header[range])
+            }, "'heads.conf1.bias' twice"),
+        ]
+        for (name, edit, expected) in cases {
+            let edited = directory.file("dup-\(name.replacingOccurrences(of: " ", with: "-")).safetensors")
+            try rewriteHeader(path, to: edited, edit)
+            do { _ = try Model(path: edited); Issue.record("\(name): accepted") } catch {
+                #expect("\(error)".hasPrefix("\(edited): ") && "\(error)".contains(expected), "\(name): \(error)")
+            }
+        }
+        // A key repeated inside a JSON-valued metadata entry (normalisation) is refused too.
+        let nested = directory.file("dup-nested.safetensors")
+        try rewriteModel(path, to: nested) { _, metadata in
+            metadata["normalisation"] = "{\"order\":\"bgr\",\"mean\":[104,117,123],\"std\":[1,1,1],\"order\":\"rgb\"}"
+        }
+        do { _ = try Model(path: nested); Issue.record("accepted a repeated normalisation key") } catch {
+            #expect("\(error)".contains("'order' appears twice"), "\(error)")
+        }
+    }
+
+    @Test("the duplicate-key scanner: equal keys in one object only, strings and escapes understood")
+    func scanner() {
+        func first(_ text: String) -> JSONDuplicateKeys.Duplicate? { JSONDuplicateKeys.first(in: Array(text.utf8)) }
+        #expect(first(#"{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}"#) == nil)
+        #expect(first(#"{"a":"{\"a\":1,\"a\":2}"}"#) == nil, "keys inside a string value are not keys")
+        #expect(first(#"{"a":1,"a":2}"#) == .init(key: "a", object: nil))
+        #expect(first(#"{"x":{"k":1,"k\"":2,"k":3}}"#) == .init(key: "k", object: "x"))
+        #expect(first(#"{"x":[{"k":1,"\u006b":2}]}"#) == .init(key: "k", object: "x"))
+        #expect(first(#"{"\ud83d\ude00":1,"😀":2}"#) == .init(key: "😀", object: nil))
+    }
 }

@@ -47,6 +47,11 @@ public struct SafetensorsHeader: Sendable {
         } catch {
             throw ModelFileError(path: path, "header is not valid JSON")
         }
+        // JSONSerialization keeps the last of two equal keys: a second `__metadata__` (or tensor,
+        // or metadata key) would silently replace the first. The format has one of each.
+        if let duplicate = JSONDuplicateKeys.first(in: headerBytes) {
+            throw ModelFileError(path: path, "header has the key '\(duplicate.key)' twice\(duplicate.object.map { " in '\($0)'" } ?? "")")
+        }
         guard let table = object as? [String: Any] else {
             throw ModelFileError(path: path, "header is not a JSON object")
         }
