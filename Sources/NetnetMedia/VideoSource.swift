@@ -1,4 +1,7 @@
 import CFFmpeg
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options for opening a video input. A plain value: any thread.
 public struct VideoSourceOptions: Sendable {
@@ -150,6 +153,13 @@ public final class VideoSource {
         }
         for (key, value) in options.formatOptions { formatOptions[key] = value }
 
+        // A FIFO named by its path is a pipe too (stat does not open it, so it cannot block).
+        var fileInfo = stat()
+        let isFIFOPath = (scheme == nil || scheme == "file")
+            && stat(scheme == "file" ? String(openURL.dropFirst(5)) : openURL, &fileInfo) == 0
+            && (fileInfo.st_mode & S_IFMT) == S_IFIFO
+        isPipe = isStdin || scheme == "pipe" || scheme == "fd" || isFIFOPath
+
         let ioGuard = IOGuard(interrupter: options.interrupter)
         self.ioGuard = ioGuard
         if options.interrupter.isInterrupted { throw MediaError("\(url): interrupted", code: netnet_averror_exit()) }
@@ -238,6 +248,11 @@ public final class VideoSource {
     /// True for network protocols other than finite HTTP/FTP files, and for pipes/standard input: the
     /// input will not wait for a slow consumer (the pipeline should drop frames rather than block). Reader thread.
     public let isLive: Bool
+    /// True for standard input ("-"), `pipe:N`, `fd:` and a path that names a FIFO: a reader whose
+    /// writer waits while netnet is busy, so nothing is lost by blocking (unlike a camera, which
+    /// goes on sending). `isLive` is also true for the URL forms; the pipeline's default policy is
+    /// `latest` only for live inputs that are not pipes. Reader thread.
+    public let isPipe: Bool
     /// True when the input has an audio stream (its packets go to `nextFrame`'s `audioSink`). Reader thread.
     public var hasAudio: Bool { audioStreamIndex != nil }
     /// Name of the video decoder ("h264", "mpeg4", …). Reader thread.

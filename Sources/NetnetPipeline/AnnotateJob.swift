@@ -16,7 +16,8 @@ public struct AnnotateOptions: Sendable {
     public var threshold: Float = 0.5
     /// Run detection on every Nth frame; the frames between carry the last detections.
     public var every: Int = 1
-    /// Back-pressure policy; nil picks `block` for files and `latest` for live inputs.
+    /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
+    /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
     /// Video encoder.
     public var codec: String = "libx264"
@@ -120,7 +121,9 @@ public final class AnnotateJob: @unchecked Sendable {
         sourceOptions.decoderThreads = options.decoderThreads
         sourceOptions.onWarning = warn
         source = try VideoSource(options: sourceOptions)
-        policy = options.policy ?? (source.isLive ? .latest : .block)
+        // A pipe's writer waits for us, so blocking loses nothing; only a live network source
+        // goes on sending while we are busy.
+        policy = options.policy ?? (source.isLive && !source.isPipe ? .latest : .block)
         expectedFrames = source.isLive ? nil : source.estimatedFrameCount
         let d = model.description
         preparer = InputPreparer(inputSize: d.inputSize,

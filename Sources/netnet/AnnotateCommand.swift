@@ -15,8 +15,9 @@ struct AnnotateCommand: ParsableCommand {
             INPUT is anything FFmpeg opens: a file (mp4, mkv, avi, ts, mov…), a URL (rtsp://, http(s)://, \
             udp://, tcp://) or - for standard input. Stages run on their own threads (read+decode+preprocess, \
             inference, write) joined by ring buffers of preallocated frame slots. --policy block (default for \
-            files) never drops a frame; latest (default for network streams and pipes) drops frames that wait \
-            for inference while a newer one is ready, and counts each drop in the JSON lines' "dropped". \
+            files and pipes: standard input, pipe:N, a FIFO) never drops a frame; latest (default for network \
+            streams; give it for a pipe fed by a live source) drops frames that wait for inference while a newer \
+            one is ready, and counts each drop in the JSON lines' "dropped". \
             JSON lines: one object per written frame, schema netnet.frame/1 (docs/json-lines.md). \
             SIGINT/SIGTERM stop reading, finish the frames in flight and close the outputs properly \
             (exit status 130/143); a second signal exits at once.
@@ -42,7 +43,7 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Run detection on every Nth frame; the frames between carry the last detections (\"inferred\": false).")
     var every: Int = 1
 
-    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files, latest for streams and pipes.")
+    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.")
     var policy: String?
 
     @Option(help: "Video encoder for --output.")

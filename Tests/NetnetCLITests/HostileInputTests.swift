@@ -153,6 +153,20 @@ struct HostileInputTests {
         return path
     }
 
+    // MARK: item 1: a pipe is not a live camera
+
+    @Test("ffmpeg -i vtest.avi -c copy -f matroska - | netnet annotate - --json - writes all 795 lines (block on pipes)",
+          .enabled(if: hasVtest, "samples/vtest.avi is missing: bash scripts/fetch-vtest.sh"))
+    func pipeBlocks() throws {
+        // Exactly the command, with the bundled default model.
+        let out = scratch.file("pipe.jsonl"), err = scratch.file("pipe.err")
+        try shell("set -e; ffmpeg -loglevel error -i '\(vtestPath)' -c copy -f matroska - | '\(NetnetBinary.url.path)' annotate - --json - > '\(out)' 2> '\(err)'")
+        let lines = try jsonLines(out)
+        let errors = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        #expect(lines.count == 795, "\(lines.count) lines; \(errors)")
+        #expect(lines.allSatisfy { ($0["dropped"] as? Int) == 0 })
+    }
+
     // MARK: item 4: a FIFO as the model path
 
     @Test("a FIFO (or directory, /dev/zero) as the model: every command fails at once, naming the path")
