@@ -363,6 +363,23 @@ final class OutputContainer {
         return st.pointee.index
     }
 
+    /// Muxer options that keep a file readable up to the last second written when the process dies
+    /// before `finish()` (a second SIGINT, SIGKILL, power loss). MP4/MOV: fragmented — the `moov`
+    /// written with the first fragment, then a `moof`+`mdat` fragment at every keyframe and at
+    /// least every second (`frag_duration`, µs); `default_base_moof` for players that need it.
+    /// `delay_moov` rather than `empty_moov`: an empty `moov` is written before any packet, so it
+    /// cannot hold the edit list that starts the video at 0 despite x264's B-frame delay, and the
+    /// video would play two frames late against the audio. Matroska, MPEG-TS and the other stream
+    /// formats need nothing.
+    static func muxerOptions(formatName: String) -> [(String, String)] {
+        switch formatName {
+        case "mp4", "mov":
+            return [("movflags", "frag_keyframe+delay_moov+default_base_moof"), ("frag_duration", "1000000")]
+        default:
+            return []
+        }
+    }
+
     /// Opens the file (unless the muxer needs none) and writes the header; stream time bases are final afterwards.
     func writeHeader(videoCodec: String, audioCodec: String?) throws {
         let ctx = context!
@@ -372,7 +389,15 @@ final class OutputContainer {
             ctx.pointee.pb = io
             ioOpen = true
         }
-        let ret = avformat_write_header(ctx, nil)
+        // Every finished fragment or cluster goes to the kernel at once, not when the 32 KiB I/O
+        // buffer fills, so an abrupt exit loses at most the fragment in progress.
+        ctx.pointee.flush_packets = 1
+        var dict: OpaquePointer? = nil
+        defer { av_dict_free(&dict) }
+        for (key, value) in Self.muxerOptions(formatName: formatName) {
+            try check(av_dict_set(&dict, key, value, 0), path, "muxer option \(key)=\(value)")
+        }
+        let ret = avformat_write_header(ctx, &dict)
         if ret < 0 {
             let streams = audioCodec.map { "\(videoCodec) video, \($0) audio" } ?? "\(videoCodec) video"
             throw MediaError.ffmpeg(ret, path, "the \(formatName) container cannot be written with \(streams)")

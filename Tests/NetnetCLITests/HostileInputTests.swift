@@ -167,6 +167,39 @@ struct HostileInputTests {
         #expect(lines.allSatisfy { ($0["dropped"] as? Int) == 0 })
     }
 
+    // MARK: item 2: a second signal leaves a playable video
+
+    @Test("a second SIGINT/SIGTERM exits at once and the MP4 written so far plays", arguments: [SIGINT, SIGTERM])
+    func secondSignal(_ number: Int32) throws {
+        let clip = scratch.file("long-\(number).mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=60 -f lavfi -i sine=frequency=440:sample_rate=48000:duration=60 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest \(clip)")
+        let out = scratch.file("abrupt-\(number).mp4"), json = scratch.file("abrupt-\(number).jsonl")
+        let child = try Child.netnet(["annotate", clip, "--model", try model(), "--output", out, "--json", json, "--quiet"], in: scratch)
+        waitForLines(json, 100)   // 4 s of video: several fragments are out
+        child.signal(number)
+        usleep(50_000)
+        child.signal(number)
+        let exit = child.wait(timeout: 30)
+        #expect(!exit.timedOut && exit.status == 128 + number, "status \(String(describing: exit.status)), \(exit.stderr)")
+        #expect(exit.stderr.contains("exiting now"), "the second signal should force the exit: \(exit.stderr)")
+        let frames = try capture("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 '\(out)'")
+        #expect((Int(frames) ?? 0) > 0, "decodable frames: '\(frames)'")
+        let streams = try capture("ffprobe -v error -show_entries stream=codec_type -of csv=p=0 '\(out)'")
+        #expect(streams.contains("video") && streams.contains("audio"), "streams: \(streams)")
+    }
+
+    @Test("a finished MP4 starts its video at 0, beside the audio, with every frame")
+    func finishedMP4Timing() throws {
+        let clip = scratch.file("short.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=3 -f lavfi -i sine=frequency=440:sample_rate=48000:duration=3 -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest \(clip)")
+        let out = scratch.file("short-out.mp4")
+        let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--output", out, "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let start = try capture("ffprobe -v error -select_streams v:0 -show_entries stream=start_time -of csv=p=0 '\(out)'")
+        #expect(abs((Double(start) ?? -1) - 0) < 0.001, "video start_time \(start)")
+        #expect(try probeVideo(out).frames == 75)
+    }
+
     // MARK: item 4: a FIFO as the model path
 
     @Test("a FIFO (or directory, /dev/zero) as the model: every command fails at once, naming the path")
