@@ -28,6 +28,14 @@ public struct VideoSourceOptions: Sendable {
     /// Extra demuxer/protocol options passed to avformat_open_input (e.g. ["probesize": "32"]); they
     /// override the ones netnet sets. Unknown keys are ignored.
     public var formatOptions: [String: String] = [:]
+    /// The largest frame, in pixels (width × height), the source decodes; a larger one is an error
+    /// naming its size, raised before its picture is allocated (the stream's declared size is checked
+    /// at open, every decoded frame before its buffer is allocated). <= 0: no limit.
+    public var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
+
+    /// The default `maxFramePixels`: 8192 × 8192 (67 megapixels), which covers 8K UHD (7680 × 4320),
+    /// DCI 8K (8192 × 4320) and 48-megapixel photos. A yuv420p frame of that size takes 96 MiB.
+    public static let defaultMaxFramePixels = 8192 * 8192
 
     /// Options with the defaults above for `url`. Any thread.
     public init(url: String) {
@@ -165,16 +173,23 @@ public final class VideoSource {
         if options.interrupter.isInterrupted { throw MediaError("\(url): interrupted", code: netnet_averror_exit()) }
         ioGuard.arm(seconds: isNetwork ? options.openTimeout : nil)
         defer { ioGuard.disarm() }
+        let maxPixels = max(0, options.maxFramePixels)
         let input: MediaInput
         do {
-            input = try MediaInput(url: openURL, options: formatOptions, ioGuard: ioGuard, name: url)
+            input = try MediaInput(url: openURL, options: formatOptions, ioGuard: ioGuard, name: url, maxPixels: maxPixels)
         } catch let error as MediaError {
             throw Self.explain(error, guardReason: ioGuard.reason, subject: url, while: "while opening",
                                timeout: options.openTimeout)
         }
         self.input = input
         let videoIndex = try input.bestVideoStreamIndex()
-        decoder = try VideoDecoder(input: input, streamIndex: videoIndex, threadCount: Int32(clamping: max(0, options.decoderThreads)))
+        let declared = input.pictureSize(ofStream: videoIndex)
+        if maxPixels > 0, declared.0 > 0, declared.1 > 0, declared.0 * declared.1 > maxPixels {
+            throw MediaError("\(url): the video is \(declared.0)x\(declared.1) (\(declared.0 * declared.1) pixels), over the limit of \(maxPixels) pixels per frame",
+                             code: netnet_averror_erange())
+        }
+        decoder = try VideoDecoder(input: input, streamIndex: videoIndex, threadCount: Int32(clamping: max(0, options.decoderThreads)),
+                                   maxPixels: maxPixels)
         audioStreamIndex = input.bestAudioStreamIndex(relatedTo: videoIndex)
         packet = try Packet()
 
@@ -295,6 +310,7 @@ public final class VideoSource {
                 got = try decoder.receive(into: frame.frame)
                 receiveErrorsInARow = 0
             } catch let error as MediaError {
+                try checkFrameLimit()
                 receiveErrorsInARow += 1
                 skipped("cannot decode a frame (\(MediaError.ffmpegMessage(for: error.code)))")
                 if receiveErrorsInARow > 1000 {
@@ -319,10 +335,12 @@ public final class VideoSource {
                 framesDecoded += 1
                 return true
             case .endOfStream:
+                try checkFrameLimit()   // frame threads report a refused frame only as a missing one
                 ended = true
                 return false
             case .needsInput:
                 if draining {   // drained but no EOF yet: should not happen; treat as the end
+                    try checkFrameLimit()
                     ended = true
                     return false
                 }
@@ -410,9 +428,18 @@ public final class VideoSource {
         } catch let error as MediaError {
             packetPending = false
             packet.unref()
+            try checkFrameLimit()
             skipped("skipped a corrupt packet (\(MediaError.ffmpegMessage(for: error.code)))")
             return true
         }
+    }
+
+    /// Throws (and ends the input) when the decoder refused a frame for being over `maxFramePixels`.
+    private func checkFrameLimit() throws {
+        guard let size = decoder.refusedFrameSize else { return }
+        ended = true
+        throw VideoDecoder.limitError("\(name): frame \(framesDecoded)", width: size.width, height: size.height,
+                                      maxPixels: decoder.maxPixels)
     }
 
     private func skipped(_ what: String) {

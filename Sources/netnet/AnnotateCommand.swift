@@ -46,6 +46,9 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.")
     var policy: String?
 
+    @Option(help: "Largest frame accepted, in pixels (width × height); a larger one is an error, not an allocation. Default: 8192×8192, which covers 8K.")
+    var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
+
     @Option(help: "Video encoder for --output.")
     var codec: String = "libx264"
 
@@ -80,6 +83,7 @@ struct AnnotateCommand: ParsableCommand {
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
         if let policy, BackPressurePolicy(rawValue: policy) == nil { throw ValidationError("--policy must be block or latest, got '\(policy)'") }
+        guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
         guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
         if let inferenceThreads, inferenceThreads < 1 { throw ValidationError("--inference-threads must be at least 1") }
@@ -120,6 +124,7 @@ struct AnnotateCommand: ParsableCommand {
         options.precision = precision.value
         options.gemm = precision.library
         options.inferenceWorkers = inferenceWorkers
+        options.maxFramePixels = maxFramePixels
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
         job = reportingErrors {
             try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in

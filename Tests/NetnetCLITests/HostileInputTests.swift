@@ -200,6 +200,36 @@ struct HostileInputTests {
         #expect(try probeVideo(out).frames == 75)
     }
 
+    // MARK: item 3: no decodable frame is a failure
+
+    @Test("annotate: an input whose every video packet is garbage exits 1 naming it (JSON and video outputs)")
+    func noDecodableFrame() throws {
+        let clip = scratch.file("clean.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=320x240:rate=25:duration=2 -c:v libx264 -pix_fmt yuv420p \(clip)")
+        // A valid container (moov with the SPS/PPS, sizes, timestamps) over a codec stream of noise.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: clip)))
+        var offset = 0, state: UInt64 = 99
+        while offset + 8 <= bytes.count {
+            let size = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            guard size >= 8 else { break }
+            if bytes[(offset + 4)..<(offset + 8)].elementsEqual(Array("mdat".utf8)) {
+                for i in (offset + 8)..<min(offset + size, bytes.count) {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    bytes[i] = UInt8(truncatingIfNeeded: state >> 33)
+                }
+            }
+            offset += size
+        }
+        let garbage = scratch.file("garbage.mp4")
+        try Data(bytes).write(to: URL(fileURLWithPath: garbage))
+        for outputs in [["--json", scratch.file("garbage.jsonl")], ["--json", "-", "--output", scratch.file("garbage-out.mp4")]] {
+            let result = try NetnetBinary.run(["annotate", garbage, "--model", try model()] + outputs)
+            #expect(result.status == 1, "\(outputs): exit \(result.status)")
+            #expect(result.stderr.contains("netnet: \(garbage): no decodable video frame"), "\(outputs): \(result.stderr.suffix(400))")
+            #expect(!result.stderr.contains("0 frames,"), "no summary of a run that did nothing")
+        }
+    }
+
     // MARK: item 4: a FIFO as the model path
 
     @Test("a FIFO (or directory, /dev/zero) as the model: every command fails at once, naming the path")
@@ -227,5 +257,61 @@ struct HostileInputTests {
             #expect(exit.stderr.contains("netnet: \(path): not a regular file"), "\(arguments): \(exit.stderr)")
             #expect(exit.stderr.split(separator: "\n").count == 1, "\(arguments): one line: \(exit.stderr)")
         }
+    }
+
+    // MARK: item 5: oversized frames
+
+    @Test("a 16000x16000 image: detect and annotate fail naming the size and the limit, without allocating the frame")
+    func oversizedFrame() throws {
+        let png = scratch.file("huge.png"), mkv = scratch.file("huge.mkv")
+        try shell("ffmpeg -loglevel error -f lavfi -i color=c=black:s=16000x16000:d=0.04 -frames:v 1 \(png)")
+        try shell("ffmpeg -loglevel error -f lavfi -i color=c=black:s=16000x16000:d=0.08:r=25 -c:v mjpeg \(mkv)")
+        let pngBytes = (try FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0
+        #expect(pngBytes < 2_000_000, "the test image should be small on disk: \(pngBytes) bytes")
+        let runs: [[String]] = [
+            ["detect", "--model", try model(), png],
+            ["annotate", png, "--model", try model(), "--json", "-"],
+            ["annotate", png, "--model", try model(), "--output", scratch.file("huge-out.mp4")],
+            ["annotate", mkv, "--model", try model(), "--output", scratch.file("huge-out2.mp4"), "--json", "-"],
+        ]
+        for arguments in runs {
+            let exit = try Child.netnet(arguments, in: scratch).wait(timeout: 120)
+            #expect(exit.status == 1, "\(arguments): status \(String(describing: exit.status)) \(exit.stderr.suffix(300))")
+            let input = arguments[0] == "detect" ? png : arguments[1]
+            #expect(exit.stderr.contains("netnet: \(input): ") && exit.stderr.contains("16000x16000")
+                    && exit.stderr.contains("over the limit of 67108864 pixels"), "\(arguments): \(exit.stderr.suffix(400))")
+            // One 16000x16000 RGB picture alone is 750 MiB; the run must stay far below it.
+            #expect(exit.maxRSSKiB < 512 * 1024, "\(arguments): peak RSS \(exit.maxRSSKiB / 1024) MiB")
+        }
+        // The limit is a flag.
+        let small = scratch.file("small.png")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=64x48 -frames:v 1 \(small)")
+        let limited = try NetnetBinary.run(["detect", "--model", try model(), "--max-frame-pixels", "3000", small])
+        #expect(limited.status == 1 && limited.stderr.contains("a 64x48 frame (3072 pixels) is over the limit of 3000 pixels"), "\(limited.stderr)")
+        let allowed = try NetnetBinary.run(["detect", "--model", try model(), "--max-frame-pixels", "3072", small])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        let refused = try NetnetBinary.run(["annotate", small, "--json", "-", "--max-frame-pixels", "0"])
+        #expect(refused.status != 0 && refused.stderr.contains("--max-frame-pixels"), "\(refused.stderr)")
+    }
+
+    @Test("a 0x0 input (no picture size, no frame) is an error naming the input, not the output")
+    func zeroSizeInput() throws {
+        let png = scratch.file("frame.png")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=64x48 -frames:v 1 \(png)")
+        // Keep the PNG's signature and IHDR, drop its IDAT: probing finds no picture size.
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: png)))
+        var kept = Array(bytes[0..<8]), offset = 8
+        while offset + 12 <= bytes.count {
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            if !bytes[(offset + 4)..<(offset + 8)].elementsEqual(Array("IDAT".utf8)) { kept += bytes[offset..<(offset + 12 + length)] }
+            offset += 12 + length
+        }
+        let empty = scratch.file("no-picture.png")
+        try Data(kept).write(to: URL(fileURLWithPath: empty))
+        let out = scratch.file("zero-out.mp4")
+        let result = try NetnetBinary.run(["annotate", empty, "--model", try model(), "--output", out])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("netnet: \(empty): "), "the message names the input: \(result.stderr)")
+        #expect(!result.stderr.contains("\(out):"), "the output is not what is wrong: \(result.stderr)")
     }
 }
