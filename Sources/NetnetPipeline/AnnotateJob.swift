@@ -43,6 +43,9 @@ public struct AnnotateOptions: Sendable {
     /// The largest frame (width × height) the input may have; a larger one ends the run with an
     /// error naming its size, before its picture is allocated. <= 0: no limit.
     public var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
+    /// The switch that interrupts the input's open and reads (e.g. flipped by a signal handler
+    /// while `AnnotateJob.init` is still opening a URL); nil: the job's own.
+    public var interrupter: Interrupter?
     /// Creates options for `input`.
     public init(input: String) { self.input = input }
 }
@@ -143,6 +146,7 @@ public final class AnnotateJob: @unchecked Sendable {
         sourceOptions.decoderThreads = options.decoderThreads
         sourceOptions.onWarning = warn
         sourceOptions.maxFramePixels = options.maxFramePixels
+        if let interrupter = options.interrupter { sourceOptions.interrupter = interrupter }
         source = try VideoSource(options: sourceOptions)
         // A pipe's writer waits for us, so blocking loses nothing; only a live network source
         // goes on sending while we are busy.

@@ -97,11 +97,15 @@ struct AnnotateCommand: ParsableCommand {
     func run() throws {
         let job: AnnotateJob
         let trapBox = TrapBox()
+        // Flipped by the first stop signal, so that an open still in progress (a URL that does not
+        // answer) is cut short rather than waited out.
+        let interrupter = Interrupter()
         // Signals first, before the pipeline's threads start (SignalTrap's rule).
         let trap = reportingErrors {
             try SignalTrap.install { event in
                 if case let .stop(signal) = event {
                     trapBox.signal = signal
+                    interrupter.interrupt()
                     trapBox.job?.requestStop()
                 }
             }
@@ -125,11 +129,18 @@ struct AnnotateCommand: ParsableCommand {
         options.gemm = precision.library
         options.inferenceWorkers = inferenceWorkers
         options.maxFramePixels = maxFramePixels
+        options.interrupter = interrupter
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
-        job = reportingErrors {
-            try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
+        do {
+            job = try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
                 FileHandle.standardError.write(Data("netnet: warning: \(message)\n".utf8))
             }
+        } catch {
+            // A stop signal during the open: the open was interrupted on purpose, so the run ends
+            // with the signal's status (130/143), not as a failure.
+            FileHandle.standardError.write(Data("netnet: \(error)\n".utf8))
+            if let signal = trapBox.signal { throw ExitCode(128 + signal) }
+            throw ExitCode(1)
         }
         trapBox.job = job
         if trap.stopRequested { job.requestStop() }

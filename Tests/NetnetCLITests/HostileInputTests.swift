@@ -314,4 +314,20 @@ struct HostileInputTests {
         #expect(result.stderr.contains("netnet: \(empty): "), "the message names the input: \(result.stderr)")
         #expect(!result.stderr.contains("\(out):"), "the output is not what is wrong: \(result.stderr)")
     }
+
+    @Test("Ctrl-C while a URL is opening interrupts the open: exit 130 at once, not after the open timeout",
+          arguments: ["tcp", "http"])
+    func interruptOpen(_ scheme: String) throws {
+        let server = try SilentServer()
+        let url = scheme == "tcp" ? "tcp://127.0.0.1:\(server.port)" : "http://127.0.0.1:\(server.port)/camera.mp4"
+        let child = try Child.netnet(["annotate", url, "--model", try model(), "--json", "-"], in: scratch)
+        Thread.sleep(forTimeInterval: 1)
+        child.signal(SIGINT)
+        // The open timeout is 10 s: an exit within 5 s of the signal can only come from the interrupt.
+        let exit = child.wait(timeout: 5)
+        #expect(!exit.timedOut, "\(url): still opening 5 s after SIGINT")
+        #expect(exit.status == 130, "\(url): status \(String(describing: exit.status)), \(exit.stderr)")
+        #expect(exit.stderr.contains("\(url): interrupted while opening"), "\(exit.stderr)")
+        withExtendedLifetime(server) {}
+    }
 }
