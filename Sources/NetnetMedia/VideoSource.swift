@@ -361,6 +361,13 @@ public final class VideoSource {
             ioGuard.arm(seconds: isNetwork ? options.readTimeout : nil)
             let ret = input.readRaw(into: packet)
             ioGuard.disarm()
+            if ioGuard.reason == .interrupted {
+                // A stop request cut this read short: whatever it returned (often a truncated
+                // packet flagged corrupt) is not damage in the input. Drop it and stop.
+                packet.unref()
+                ended = true
+                throw MediaError("\(name): interrupted", code: netnet_averror_exit())
+            }
             if ret == AVError.eof || (ret < 0 && ret != AVError.eagain && input.reachedEndOfData && ioGuard.reason == .none) {
                 if ret != AVError.eof {
                     warn("\(name): input ends early (\(MediaError.ffmpegMessage(for: ret))); truncated?")

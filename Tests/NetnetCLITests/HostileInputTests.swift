@@ -315,6 +315,22 @@ struct HostileInputTests {
         #expect(!result.stderr.contains("\(out):"), "the output is not what is wrong: \(result.stderr)")
     }
 
+    @Test("SIGINT during a normal run: no bogus corrupt-frame warning, 0 decode errors",
+          .enabled(if: hasVtest, "samples/vtest.avi is missing: bash scripts/fetch-vtest.sh"))
+    func stopIsNotDamage() throws {
+        for round in 0..<3 {
+            let json = scratch.file("stop-\(round).jsonl")
+            let child = try Child.netnet(["annotate", vtestPath, "--model", try model(), "--json", json,
+                                          "--output", scratch.file("stop-\(round).mp4")], in: scratch)
+            waitForLines(json, 30 + 20 * round)
+            child.signal(SIGINT)
+            let exit = child.wait(timeout: 60)
+            #expect(exit.status == 130, "round \(round): status \(String(describing: exit.status))")
+            #expect(!exit.stderr.contains("corrupt") && !exit.stderr.contains("damaged"), "round \(round): \(exit.stderr)")
+            #expect(exit.stderr.contains(" 0 decode errors (stopped by signal)"), "round \(round): \(exit.stderr)")
+        }
+    }
+
     @Test("Ctrl-C while a URL is opening interrupts the open: exit 130 at once, not after the open timeout",
           arguments: ["tcp", "http"])
     func interruptOpen(_ scheme: String) throws {
