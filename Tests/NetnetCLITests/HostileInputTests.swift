@@ -294,6 +294,37 @@ struct HostileInputTests {
         #expect(refused.status != 0 && refused.stderr.contains("--max-frame-pixels"), "\(refused.stderr)")
     }
 
+    // MARK: item 8 (annotate/model part)
+
+    @Test("model info escapes control characters from the file's description and class names")
+    func controlCharacters() throws {
+        let path = try model()
+        let hostile = scratch.file("hostile.safetensors")
+        // Rewrite the header: the description and a class name carry terminal escapes.
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let length = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) })
+        var header = String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
+        let range = header.range(of: #""description":"[^"]*""#, options: .regularExpression)!
+        header.replaceSubrange(range, with: #""description":"\u001b[2J\u001b]0;owned\u0007red\u009b31m \u202eevil""#)
+        header = header.replacingOccurrences(of: #"\"person\""#, with: #"\"per\\u001b[5mson\""#)
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        var out: [UInt8] = (0..<8).map { UInt8((UInt64(headerBytes.count) >> (8 * UInt64($0))) & 0xff) }
+        out += headerBytes + bytes[(8 + length)...]
+        try Data(out).write(to: URL(fileURLWithPath: hostile))
+        let info = try NetnetBinary.run(["model", "info", hostile])
+        #expect(info.status == 0, "\(info.stderr)")
+        let controls = info.stdout.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E }
+        #expect(controls.isEmpty, "control characters reach the terminal: \(controls.map { String($0.value, radix: 16) })")
+        #expect(info.stdout.contains(#"description: \u{1B}[2J\u{1B}]0;owned\u{7}red\u{9B}31m \u{202E}evil"#), "\(info.stdout)")
+        #expect(info.stdout.contains(#"per\u{1B}[5mson"#), "\(info.stdout)")
+        // The model line annotate and detect print on standard error is escaped too.
+        let image = scratch.file("ctl.png")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=64x48 -frames:v 1 \(image)")
+        let detect = try NetnetBinary.run(["detect", "--model", hostile, image])
+        #expect(detect.status == 0 && !detect.stderr.unicodeScalars.contains { $0.value == 0x1B }, "\(detect.stderr)")
+    }
+
     @Test("a 0x0 input (no picture size, no frame) is an error naming the input, not the output")
     func zeroSizeInput() throws {
         let png = scratch.file("frame.png")
