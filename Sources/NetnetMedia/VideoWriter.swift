@@ -63,6 +63,9 @@ public final class VideoWriter {
     private let painter: BoxPainter
     private let labels: LabelRenderer
     private let packet: Packet
+    /// ADTS → MPEG-4 AAC for a fragmented MP4/MOV, whose muxer does not insert it by itself.
+    private let audioFilter: BitstreamFilter?
+    private let filteredAudio: Packet
     private let fullRange: Bool
     private var startOffset: Int64?           // microseconds subtracted from every timestamp
     private var lastVideoPts: Int64?
@@ -111,6 +114,15 @@ public final class VideoWriter {
         } else {
             audioStream = nil
         }
+        // AAC from MPEG-TS (ADTS headers, no extradata): FFmpeg's mov muxer adds aac_adtstoasc
+        // itself only when it is not fragmented ("Malformed AAC bitstream" otherwise).
+        if audioStream != nil, let audio = streams.audio, audio.codecID == AV_CODEC_ID_AAC, !audio.hasExtradata,
+           !OutputContainer.muxerOptions(formatName: container.formatName).isEmpty {
+            audioFilter = try BitstreamFilter(name: "aac_adtstoasc", parameters: audio, timeBase: streams.audioTimeBase, subject: path)
+        } else {
+            audioFilter = nil
+        }
+        filteredAudio = try Packet()
         packet = try Packet()
         canvas = try Frame()
         let thickness = options.boxThickness ?? max(2, 2 * Int((Double(height) / 540).rounded()))
@@ -197,12 +209,29 @@ public final class VideoWriter {
         let shift = av_rescale_q(startOffset ?? 0, Self.microseconds, sourceTB)
         if p.pointee.pts != nopts { p.pointee.pts -= shift }
         if p.pointee.dts != nopts { p.pointee.dts -= shift } else { p.pointee.dts = p.pointee.pts }
+        if let audioFilter {
+            // The filter keeps timestamps (in the source time base it was opened with).
+            try audioFilter.send(p, subject: path)
+            packet.reset()
+            while try audioFilter.receive(into: filteredAudio, subject: path) {
+                try muxAudio(filteredAudio.pointer, from: sourceTB, stream: audioStream)
+            }
+            return
+        }
+        try muxAudio(p, from: sourceTB, stream: audioStream)
+        packet.reset()
+    }
+
+    /// Rescales an audio packet (already shifted) to the output stream, drops it (counted) when its
+    /// DTS does not increase, and hands it to the muxer.
+    private func muxAudio(_ p: UnsafeMutablePointer<AVPacket>, from sourceTB: AVRational, stream audioStream: Int32) throws {
+        let nopts = netnet_nopts_value()
         let outTB = container.timeBase(ofStream: audioStream)
         av_packet_rescale_ts(p, sourceTB, outTB)
         if p.pointee.dts != nopts {
             if let last = lastAudioDts, p.pointee.dts <= last {
                 audioPacketsDropped += 1
-                packet.reset()
+                av_packet_unref(p)
                 return
             }
             lastAudioDts = p.pointee.dts
@@ -210,7 +239,6 @@ public final class VideoWriter {
         p.pointee.stream_index = audioStream
         p.pointee.pos = -1
         try container.write(p, what: "audio")
-        packet.reset()
     }
 
     /// Flushes the encoder (its delayed frames), writes the trailer and closes the file: afterwards the
