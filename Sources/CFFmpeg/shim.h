@@ -17,6 +17,7 @@
 #include <libavformat/avformat.h>
 #include <libavformat/avio.h>
 #include <libavcodec/avcodec.h>
+#include <libavcodec/bsf.h>
 #include <libswscale/swscale.h>
 #include <libavutil/avutil.h>
 #include <libavutil/dict.h>
@@ -226,6 +227,46 @@ static inline void netnet_install_interrupt(AVFormatContext *ctx, netnet_io_guar
     ctx->interrupt_callback.callback = netnet_interrupt_check;
     ctx->interrupt_callback.opaque = guard;
 }
+
+// MARK: - Frame size limit (a decoder's get_buffer2)
+
+/// State of netnet_limited_get_buffer2, owned by the Swift VideoDecoder that installs it (it
+/// outlives the codec context). `refused` is read and written atomically: with frame threads,
+/// FFmpeg calls get_buffer2 from its worker threads.
+typedef struct netnet_frame_limit {
+    /// Largest width × height a frame may have; 0: no limit.
+    int64_t max_pixels;
+    /// The first refused frame's size, (width << 32) | height; 0 until a frame is refused.
+    int64_t refused;
+} netnet_frame_limit;
+
+/// AVCodecContext.get_buffer2 that refuses (AVERROR(ERANGE), nothing allocated) a picture larger
+/// than the limit in ctx->opaque, remembering its size, and otherwise allocates as FFmpeg would.
+static inline int netnet_limited_get_buffer2(AVCodecContext *ctx, AVFrame *frame, int flags) {
+    netnet_frame_limit *limit = (netnet_frame_limit *)ctx->opaque;
+    if (limit && limit->max_pixels > 0 && frame->width > 0 && frame->height > 0 &&
+        (int64_t)frame->width * (int64_t)frame->height > limit->max_pixels) {
+        int64_t none = 0;
+        int64_t size = ((int64_t)frame->width << 32) | (int64_t)(uint32_t)frame->height;
+        __atomic_compare_exchange_n(&limit->refused, &none, size, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return AVERROR(ERANGE);
+    }
+    return avcodec_default_get_buffer2(ctx, frame, flags);
+}
+
+/// Installs netnet_limited_get_buffer2 with `limit` on a decoder (before avcodec_open2).
+static inline void netnet_install_frame_limit(AVCodecContext *ctx, netnet_frame_limit *limit) {
+    ctx->opaque = limit;
+    ctx->get_buffer2 = netnet_limited_get_buffer2;
+}
+
+/// The size of the first frame the limit refused, (width << 32) | height; 0 when none was.
+static inline int64_t netnet_frame_limit_refused(netnet_frame_limit *limit) {
+    return __atomic_load_n(&limit->refused, __ATOMIC_ACQUIRE);
+}
+
+/// AVERROR(ERANGE): what netnet_limited_get_buffer2 returns for a frame over the limit.
+static inline int netnet_averror_erange(void) { return AVERROR(ERANGE); }
 
 // MARK: - Detection boxes (AV_FRAME_DATA_DETECTION_BBOXES side data, read by drawtext)
 

@@ -16,11 +16,19 @@ public enum ImageDecoder {
     ///
     /// Throws `MediaError`: missing file ("path: No such file or directory"), not an image/video
     /// ("path: Invalid data found when processing input"), no video stream ("path: no video stream"),
-    /// no decodable frame ("path: Invalid data found when processing input (no decodable video frame; …)").
-    public static func decodeFirstFrame(path: String) throws -> BGRImage {
+    /// no decodable frame ("path: Invalid data found when processing input (no decodable video frame; …)"),
+    /// a picture over `maxPixels` (width × height; <= 0: no limit), refused before it is allocated
+    /// ("path: a 16000x16000 frame (256000000 pixels) is over the limit of 67108864 pixels per frame").
+    public static func decodeFirstFrame(path: String, maxPixels: Int = VideoSourceOptions.defaultMaxFramePixels) throws -> BGRImage {
         // pattern_type=none: a literal path, even if it contains '%' or '*' (image2 sequences are not wanted here).
-        let input = try MediaInput(url: path, options: ["pattern_type": "none"])
-        let decoder = try VideoDecoder(input: input)
+        let limit = max(0, maxPixels)
+        let input = try MediaInput(url: path, options: ["pattern_type": "none"], maxPixels: limit)
+        let index = try input.bestVideoStreamIndex()
+        let declared = input.pictureSize(ofStream: index)
+        if limit > 0, declared.0 > 0, declared.1 > 0, declared.0 * declared.1 > limit {
+            throw VideoDecoder.limitError(path, width: declared.0, height: declared.1, maxPixels: limit)
+        }
+        let decoder = try VideoDecoder(input: input, streamIndex: index, maxPixels: limit)
         let packet = try Packet()
         let frame = try Frame()
         let converter = try FrameConverter(outputFormat: AV_PIX_FMT_BGR24, flags: conversionFlags)
@@ -34,6 +42,7 @@ public enum ImageDecoder {
             while true {
                 let got: VideoDecoder.Receive
                 do { got = try decoder.receive(into: frame) } catch let error as MediaError {
+                    if let size = decoder.refusedFrameSize { throw VideoDecoder.limitError(path, width: size.width, height: size.height, maxPixels: limit) }
                     lastErrorCode = error.code   // a damaged frame; keep going
                     errorsInARow += 1
                     if errorsInARow > 16 { return nil }
@@ -55,6 +64,7 @@ public enum ImageDecoder {
             var sent = false
             while !sent {
                 do { sent = try decoder.send(packet) } catch let error as MediaError {
+                    if let size = decoder.refusedFrameSize { throw VideoDecoder.limitError(path, width: size.width, height: size.height, maxPixels: limit) }
                     lastErrorCode = error.code   // corrupt packet: skip it
                     break
                 }
@@ -65,6 +75,7 @@ public enum ImageDecoder {
         // decode error can surface here; it is only reported if no frame comes out at all.
         do { _ = try decoder.send(nil) } catch let error as MediaError { lastErrorCode = error.code }
         if let image = try drain() { return image }
+        if let size = decoder.refusedFrameSize { throw VideoDecoder.limitError(path, width: size.width, height: size.height, maxPixels: limit) }
 
         var why = "no decodable video frame"
         if corruptFrames > 0 { why += "; \(corruptFrames) corrupt frame(s) skipped" }

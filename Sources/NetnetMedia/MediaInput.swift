@@ -12,13 +12,17 @@ final class MediaInput {
 
     /// Keeps the interrupt callback's state alive as long as the context that points to it.
     private let ioGuard: IOGuard?
+    /// Each stream's picture size as the container declared it before probing (0×0 when it did not).
+    private var declaredSizes: [(Int, Int)] = []
 
     /// Opens `url` and reads enough of it to know its streams (avformat_find_stream_info).
     /// `options` go to avformat_open_input (demuxer/protocol private options; unknown keys are ignored).
     /// `ioGuard`, when given, is installed as the context's interrupt callback before opening (the
     /// caller arms its deadline). `name` replaces `url` in error messages (e.g. "-" for "pipe:0").
     /// Throws MediaError "url: No such file or directory", "url: Invalid data found when processing input", ….
-    init(url: String, options: [String: String] = [:], ioGuard: IOGuard? = nil, name: String? = nil) throws {
+    /// `maxPixels` (> 0) caps the frames the stream probing may decode (the decoders' `max_pixels`),
+    /// so a huge picture is not allocated while probing; its stream then reports no size.
+    init(url: String, options: [String: String] = [:], ioGuard: IOGuard? = nil, name: String? = nil, maxPixels: Int = 0) throws {
         self.url = name ?? url
         self.ioGuard = ioGuard
         let openURL = url
@@ -41,7 +45,18 @@ final class MediaInput {
         if opened < 0 { throw MediaError.ffmpeg(opened, url) }
         guard ctx != nil else { throw MediaError("\(url): avformat_open_input returned no context", code: AVError.einval) }
 
-        let info = avformat_find_stream_info(ctx, nil)
+        let streamCount = Int(ctx!.pointee.nb_streams)
+        // Sizes the container declares, before probing: a probe refused by `maxPixels` leaves 0×0.
+        declaredSizes = (0..<streamCount).map { i in
+            let par = ctx!.pointee.streams[i]!.pointee.codecpar!.pointee
+            return (Int(par.width), Int(par.height))
+        }
+        var probeOptions = [OpaquePointer?](repeating: nil, count: max(streamCount, 1))
+        defer { for i in probeOptions.indices { av_dict_free(&probeOptions[i]) } }
+        if maxPixels > 0 {
+            for i in 0..<streamCount { av_dict_set(&probeOptions[i], "max_pixels", String(min(maxPixels, Int(Int32.max))), 0) }
+        }
+        let info = probeOptions.withUnsafeMutableBufferPointer { avformat_find_stream_info(ctx, $0.baseAddress) }
         if info < 0 {
             avformat_close_input(&ctx)
             throw MediaError.ffmpeg(info, url, "cannot read stream information")
@@ -71,6 +86,13 @@ final class MediaInput {
             throw MediaError("\(url): \(why)", code: index)
         }
         return index
+    }
+
+    /// The picture size of stream `index`: the probed one, else the one the container declared.
+    func pictureSize(ofStream index: Int32) -> (width: Int, height: Int) {
+        let probed = withCodecParameters(ofStream: index) { (Int($0.pointee.width), Int($0.pointee.height)) }
+        if probed.0 > 0 && probed.1 > 0 { return probed }
+        return Int(index) < declaredSizes.count ? declaredSizes[Int(index)] : probed
     }
 
     /// Time base of stream `index` (seconds per timestamp unit).

@@ -106,4 +106,48 @@ final class CodecParameters {
 
     var codecID: AVCodecID { pointer.pointee.codec_id }
     var codecName: String { String(cString: avcodec_get_name(pointer.pointee.codec_id)) }
+    /// True when the parameters carry codec extradata (e.g. AAC's AudioSpecificConfig; ADTS AAC has none).
+    var hasExtradata: Bool { pointer.pointee.extradata_size > 0 }
 }
+
+/// Owns one bitstream filter (AVBSFContext, av_bsf_free in deinit) opened for a stream's
+/// parameters and time base. Not thread-safe: one thread at a time.
+final class BitstreamFilter {
+    private var context: UnsafeMutablePointer<AVBSFContext>?
+
+    /// Opens the filter `name` (e.g. "aac_adtstoasc") for packets with `parameters` in `timeBase`.
+    init(name: String, parameters: CodecParameters, timeBase: AVRational, subject: @autoclosure () -> String) throws {
+        guard let filter = av_bsf_get_by_name(name) else {
+            throw MediaError("\(subject()): no bitstream filter \(name) in this FFmpeg build", code: AVError.einval)
+        }
+        var ctx: UnsafeMutablePointer<AVBSFContext>? = nil
+        try check(av_bsf_alloc(filter, &ctx), subject(), "bitstream filter \(name)")
+        context = ctx
+        try check(avcodec_parameters_copy(ctx!.pointee.par_in, parameters.pointer), subject(), "bitstream filter \(name)")
+        ctx!.pointee.time_base_in = timeBase
+        try check(av_bsf_init(ctx), subject(), "bitstream filter \(name)")
+    }
+
+    deinit { av_bsf_free(&context) }
+
+    /// Hands `packet`'s reference to the filter (nil: end of stream); the packet is left blank.
+    func send(_ packet: UnsafeMutablePointer<AVPacket>?, subject: @autoclosure () -> String) throws {
+        let ret = av_bsf_send_packet(context, packet)
+        if ret < 0 {
+            if let packet { av_packet_unref(packet) }
+            throw MediaError.ffmpeg(ret, subject(), "cannot filter audio")
+        }
+    }
+
+    /// The next filtered packet into `packet`; false when the filter wants more input or is drained.
+    func receive(into packet: Packet, subject: @autoclosure () -> String) throws -> Bool {
+        packet.unref()
+        let ret = av_bsf_receive_packet(context, packet.pointer)
+        if ret == AVError.eagain || ret == AVError.eof { return false }
+        try check(ret, subject(), "cannot filter audio")
+        return true
+    }
+}
+
+@available(*, unavailable)
+extension BitstreamFilter: Sendable {}

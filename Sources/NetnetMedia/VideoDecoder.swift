@@ -21,15 +21,24 @@ final class VideoDecoder {
     let streamIndex: Int32
     /// Path/URL for error messages.
     let url: String
+    /// The largest width × height a decoded frame may have (0: no limit).
+    let maxPixels: Int
     private var context: UnsafeMutablePointer<AVCodecContext>?
+    /// The limit's C state (read by the get_buffer2 callback); freed after the context.
+    private let limit: UnsafeMutablePointer<netnet_frame_limit>
 
     /// Opens the decoder for `streamIndex` of `input` (its best video stream when nil).
-    /// `threadCount` 0 lets FFmpeg pick (number of cores + 1 for frame threads).
-    init(input: MediaInput, streamIndex: Int32? = nil, threadCount: Int32 = 0) throws {
+    /// `threadCount` 0 lets FFmpeg pick (number of cores + 1 for frame threads). A frame larger
+    /// than `maxPixels` (width × height; 0: no limit) gets no buffer: its decode fails with
+    /// AVERROR(ERANGE) before the picture is allocated, and `refusedFrameSize` says its size.
+    init(input: MediaInput, streamIndex: Int32? = nil, threadCount: Int32 = 0, maxPixels: Int = 0) throws {
         let url = input.url
         let index = try streamIndex ?? input.bestVideoStreamIndex()
         self.url = url
         self.streamIndex = index
+        self.maxPixels = max(0, maxPixels)
+        limit = .allocate(capacity: 1)
+        limit.initialize(to: netnet_frame_limit(max_pixels: Int64(max(0, maxPixels)), refused: 0))
 
         var ctx: UnsafeMutablePointer<AVCodecContext>? = try input.withCodecParameters(ofStream: index) { par in
             guard par.pointee.codec_type == AVMEDIA_TYPE_VIDEO else {
@@ -53,6 +62,7 @@ final class VideoDecoder {
         ctx!.pointee.pkt_timebase = input.timeBase(ofStream: index)
         ctx!.pointee.thread_count = threadCount
         ctx!.pointee.thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE
+        netnet_install_frame_limit(ctx, limit)
         let opened = avcodec_open2(ctx, nil, nil)
         if opened < 0 {
             avcodec_free_context(&ctx)
@@ -63,6 +73,20 @@ final class VideoDecoder {
 
     deinit {
         avcodec_free_context(&context)
+        limit.deallocate()
+    }
+
+    /// The size of the first frame refused for being over `maxPixels`; nil while none was.
+    var refusedFrameSize: (width: Int, height: Int)? {
+        let packed = netnet_frame_limit_refused(limit)
+        guard packed != 0 else { return nil }
+        return (Int(packed >> 32), Int(packed & 0xFFFF_FFFF))
+    }
+
+    /// The error for a frame over the limit: "URL: a WxH frame (N pixels) is over the limit of M pixels".
+    static func limitError(_ subject: String, width: Int, height: Int, maxPixels: Int) -> MediaError {
+        MediaError("\(subject): a \(width)x\(height) frame (\(width * height) pixels) is over the limit of \(maxPixels) pixels per frame",
+                   code: netnet_averror_erange())
     }
 
     /// Decoder name, e.g. "h264", "png", "mjpeg".

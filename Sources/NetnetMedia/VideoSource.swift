@@ -1,4 +1,7 @@
 import CFFmpeg
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options for opening a video input. A plain value: any thread.
 public struct VideoSourceOptions: Sendable {
@@ -25,6 +28,14 @@ public struct VideoSourceOptions: Sendable {
     /// Extra demuxer/protocol options passed to avformat_open_input (e.g. ["probesize": "32"]); they
     /// override the ones netnet sets. Unknown keys are ignored.
     public var formatOptions: [String: String] = [:]
+    /// The largest frame, in pixels (width × height), the source decodes; a larger one is an error
+    /// naming its size, raised before its picture is allocated (the stream's declared size is checked
+    /// at open, every decoded frame before its buffer is allocated). <= 0: no limit.
+    public var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
+
+    /// The default `maxFramePixels`: 8192 × 8192 (67 megapixels), which covers 8K UHD (7680 × 4320),
+    /// DCI 8K (8192 × 4320) and 48-megapixel photos. A yuv420p frame of that size takes 96 MiB.
+    public static let defaultMaxFramePixels = 8192 * 8192
 
     /// Options with the defaults above for `url`. Any thread.
     public init(url: String) {
@@ -150,21 +161,35 @@ public final class VideoSource {
         }
         for (key, value) in options.formatOptions { formatOptions[key] = value }
 
+        // A FIFO named by its path is a pipe too (stat does not open it, so it cannot block).
+        var fileInfo = stat()
+        let isFIFOPath = (scheme == nil || scheme == "file")
+            && stat(scheme == "file" ? String(openURL.dropFirst(5)) : openURL, &fileInfo) == 0
+            && (fileInfo.st_mode & S_IFMT) == S_IFIFO
+        isPipe = isStdin || scheme == "pipe" || scheme == "fd" || isFIFOPath
+
         let ioGuard = IOGuard(interrupter: options.interrupter)
         self.ioGuard = ioGuard
         if options.interrupter.isInterrupted { throw MediaError("\(url): interrupted", code: netnet_averror_exit()) }
         ioGuard.arm(seconds: isNetwork ? options.openTimeout : nil)
         defer { ioGuard.disarm() }
+        let maxPixels = max(0, options.maxFramePixels)
         let input: MediaInput
         do {
-            input = try MediaInput(url: openURL, options: formatOptions, ioGuard: ioGuard, name: url)
+            input = try MediaInput(url: openURL, options: formatOptions, ioGuard: ioGuard, name: url, maxPixels: maxPixels)
         } catch let error as MediaError {
             throw Self.explain(error, guardReason: ioGuard.reason, subject: url, while: "while opening",
                                timeout: options.openTimeout)
         }
         self.input = input
         let videoIndex = try input.bestVideoStreamIndex()
-        decoder = try VideoDecoder(input: input, streamIndex: videoIndex, threadCount: Int32(clamping: max(0, options.decoderThreads)))
+        let declared = input.pictureSize(ofStream: videoIndex)
+        if maxPixels > 0, declared.0 > 0, declared.1 > 0, declared.0 * declared.1 > maxPixels {
+            throw MediaError("\(url): the video is \(declared.0)x\(declared.1) (\(declared.0 * declared.1) pixels), over the limit of \(maxPixels) pixels per frame",
+                             code: netnet_averror_erange())
+        }
+        decoder = try VideoDecoder(input: input, streamIndex: videoIndex, threadCount: Int32(clamping: max(0, options.decoderThreads)),
+                                   maxPixels: maxPixels)
         audioStreamIndex = input.bestAudioStreamIndex(relatedTo: videoIndex)
         packet = try Packet()
 
@@ -238,6 +263,11 @@ public final class VideoSource {
     /// True for network protocols other than finite HTTP/FTP files, and for pipes/standard input: the
     /// input will not wait for a slow consumer (the pipeline should drop frames rather than block). Reader thread.
     public let isLive: Bool
+    /// True for standard input ("-"), `pipe:N`, `fd:` and a path that names a FIFO: a reader whose
+    /// writer waits while netnet is busy, so nothing is lost by blocking (unlike a camera, which
+    /// goes on sending). `isLive` is also true for the URL forms; the pipeline's default policy is
+    /// `latest` only for live inputs that are not pipes. Reader thread.
+    public let isPipe: Bool
     /// True when the input has an audio stream (its packets go to `nextFrame`'s `audioSink`). Reader thread.
     public var hasAudio: Bool { audioStreamIndex != nil }
     /// Name of the video decoder ("h264", "mpeg4", …). Reader thread.
@@ -280,6 +310,7 @@ public final class VideoSource {
                 got = try decoder.receive(into: frame.frame)
                 receiveErrorsInARow = 0
             } catch let error as MediaError {
+                try checkFrameLimit()
                 receiveErrorsInARow += 1
                 skipped("cannot decode a frame (\(MediaError.ffmpegMessage(for: error.code)))")
                 if receiveErrorsInARow > 1000 {
@@ -304,10 +335,12 @@ public final class VideoSource {
                 framesDecoded += 1
                 return true
             case .endOfStream:
+                try checkFrameLimit()   // frame threads report a refused frame only as a missing one
                 ended = true
                 return false
             case .needsInput:
                 if draining {   // drained but no EOF yet: should not happen; treat as the end
+                    try checkFrameLimit()
                     ended = true
                     return false
                 }
@@ -328,6 +361,13 @@ public final class VideoSource {
             ioGuard.arm(seconds: isNetwork ? options.readTimeout : nil)
             let ret = input.readRaw(into: packet)
             ioGuard.disarm()
+            if ioGuard.reason == .interrupted {
+                // A stop request cut this read short: whatever it returned (often a truncated
+                // packet flagged corrupt) is not damage in the input. Drop it and stop.
+                packet.unref()
+                ended = true
+                throw MediaError("\(name): interrupted", code: netnet_averror_exit())
+            }
             if ret == AVError.eof || (ret < 0 && ret != AVError.eagain && input.reachedEndOfData && ioGuard.reason == .none) {
                 if ret != AVError.eof {
                     warn("\(name): input ends early (\(MediaError.ffmpegMessage(for: ret))); truncated?")
@@ -395,9 +435,18 @@ public final class VideoSource {
         } catch let error as MediaError {
             packetPending = false
             packet.unref()
+            try checkFrameLimit()
             skipped("skipped a corrupt packet (\(MediaError.ffmpegMessage(for: error.code)))")
             return true
         }
+    }
+
+    /// Throws (and ends the input) when the decoder refused a frame for being over `maxFramePixels`.
+    private func checkFrameLimit() throws {
+        guard let size = decoder.refusedFrameSize else { return }
+        ended = true
+        throw VideoDecoder.limitError("\(name): frame \(framesDecoded)", width: size.width, height: size.height,
+                                      maxPixels: decoder.maxPixels)
     }
 
     private func skipped(_ what: String) {

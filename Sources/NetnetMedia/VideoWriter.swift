@@ -63,6 +63,9 @@ public final class VideoWriter {
     private let painter: BoxPainter
     private let labels: LabelRenderer
     private let packet: Packet
+    /// ADTS → MPEG-4 AAC for a fragmented MP4/MOV, whose muxer does not insert it by itself.
+    private let audioFilter: BitstreamFilter?
+    private let filteredAudio: Packet
     private let fullRange: Bool
     private var startOffset: Int64?           // microseconds subtracted from every timestamp
     private var lastVideoPts: Int64?
@@ -111,6 +114,15 @@ public final class VideoWriter {
         } else {
             audioStream = nil
         }
+        // AAC from MPEG-TS (ADTS headers, no extradata): FFmpeg's mov muxer adds aac_adtstoasc
+        // itself only when it is not fragmented ("Malformed AAC bitstream" otherwise).
+        if audioStream != nil, let audio = streams.audio, audio.codecID == AV_CODEC_ID_AAC, !audio.hasExtradata,
+           !OutputContainer.muxerOptions(formatName: container.formatName).isEmpty {
+            audioFilter = try BitstreamFilter(name: "aac_adtstoasc", parameters: audio, timeBase: streams.audioTimeBase, subject: path)
+        } else {
+            audioFilter = nil
+        }
+        filteredAudio = try Packet()
         packet = try Packet()
         canvas = try Frame()
         let thickness = options.boxThickness ?? max(2, 2 * Int((Double(height) / 540).rounded()))
@@ -197,12 +209,29 @@ public final class VideoWriter {
         let shift = av_rescale_q(startOffset ?? 0, Self.microseconds, sourceTB)
         if p.pointee.pts != nopts { p.pointee.pts -= shift }
         if p.pointee.dts != nopts { p.pointee.dts -= shift } else { p.pointee.dts = p.pointee.pts }
+        if let audioFilter {
+            // The filter keeps timestamps (in the source time base it was opened with).
+            try audioFilter.send(p, subject: path)
+            packet.reset()
+            while try audioFilter.receive(into: filteredAudio, subject: path) {
+                try muxAudio(filteredAudio.pointer, from: sourceTB, stream: audioStream)
+            }
+            return
+        }
+        try muxAudio(p, from: sourceTB, stream: audioStream)
+        packet.reset()
+    }
+
+    /// Rescales an audio packet (already shifted) to the output stream, drops it (counted) when its
+    /// DTS does not increase, and hands it to the muxer.
+    private func muxAudio(_ p: UnsafeMutablePointer<AVPacket>, from sourceTB: AVRational, stream audioStream: Int32) throws {
+        let nopts = netnet_nopts_value()
         let outTB = container.timeBase(ofStream: audioStream)
         av_packet_rescale_ts(p, sourceTB, outTB)
         if p.pointee.dts != nopts {
             if let last = lastAudioDts, p.pointee.dts <= last {
                 audioPacketsDropped += 1
-                packet.reset()
+                av_packet_unref(p)
                 return
             }
             lastAudioDts = p.pointee.dts
@@ -210,7 +239,6 @@ public final class VideoWriter {
         p.pointee.stream_index = audioStream
         p.pointee.pos = -1
         try container.write(p, what: "audio")
-        packet.reset()
     }
 
     /// Flushes the encoder (its delayed frames), writes the trailer and closes the file: afterwards the
@@ -363,6 +391,23 @@ final class OutputContainer {
         return st.pointee.index
     }
 
+    /// Muxer options that keep a file readable up to the last second written when the process dies
+    /// before `finish()` (a second SIGINT, SIGKILL, power loss). MP4/MOV: fragmented — the `moov`
+    /// written with the first fragment, then a `moof`+`mdat` fragment at every keyframe and at
+    /// least every second (`frag_duration`, µs); `default_base_moof` for players that need it.
+    /// `delay_moov` rather than `empty_moov`: an empty `moov` is written before any packet, so it
+    /// cannot hold the edit list that starts the video at 0 despite x264's B-frame delay, and the
+    /// video would play two frames late against the audio. Matroska, MPEG-TS and the other stream
+    /// formats need nothing.
+    static func muxerOptions(formatName: String) -> [(String, String)] {
+        switch formatName {
+        case "mp4", "mov":
+            return [("movflags", "frag_keyframe+delay_moov+default_base_moof"), ("frag_duration", "1000000")]
+        default:
+            return []
+        }
+    }
+
     /// Opens the file (unless the muxer needs none) and writes the header; stream time bases are final afterwards.
     func writeHeader(videoCodec: String, audioCodec: String?) throws {
         let ctx = context!
@@ -372,7 +417,15 @@ final class OutputContainer {
             ctx.pointee.pb = io
             ioOpen = true
         }
-        let ret = avformat_write_header(ctx, nil)
+        // Every finished fragment or cluster goes to the kernel at once, not when the 32 KiB I/O
+        // buffer fills, so an abrupt exit loses at most the fragment in progress.
+        ctx.pointee.flush_packets = 1
+        var dict: OpaquePointer? = nil
+        defer { av_dict_free(&dict) }
+        for (key, value) in Self.muxerOptions(formatName: formatName) {
+            try check(av_dict_set(&dict, key, value, 0), path, "muxer option \(key)=\(value)")
+        }
+        let ret = avformat_write_header(ctx, &dict)
         if ret < 0 {
             let streams = audioCodec.map { "\(videoCodec) video, \($0) audio" } ?? "\(videoCodec) video"
             throw MediaError.ffmpeg(ret, path, "the \(formatName) container cannot be written with \(streams)")

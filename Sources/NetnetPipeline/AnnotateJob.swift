@@ -16,7 +16,8 @@ public struct AnnotateOptions: Sendable {
     public var threshold: Float = 0.5
     /// Run detection on every Nth frame; the frames between carry the last detections.
     public var every: Int = 1
-    /// Back-pressure policy; nil picks `block` for files and `latest` for live inputs.
+    /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
+    /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
     /// Video encoder.
     public var codec: String = "libx264"
@@ -39,8 +40,33 @@ public struct AnnotateOptions: Sendable {
     /// Inference workers: detectors that each take the next frame, in parallel, each on its share
     /// of the GEMM threads (0: `AnnotateJob.automaticWorkers`).
     public var inferenceWorkers: Int = 0
+    /// The largest frame (width × height) the input may have; a larger one ends the run with an
+    /// error naming its size, before its picture is allocated. <= 0: no limit.
+    public var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
+    /// The switch that interrupts the input's open and reads (e.g. flipped by a signal handler
+    /// while `AnnotateJob.init` is still opening a URL); nil: the job's own.
+    public var interrupter: Interrupter?
     /// Creates options for `input`.
     public init(input: String) { self.input = input }
+}
+
+/// Why an annotate run failed when no lower layer reported it. Value type; any thread.
+public enum AnnotateError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The input ended without a single decodable video frame (every packet or frame was corrupt,
+    /// or there were none); `decodeErrors` counts the skipped ones.
+    case noDecodableFrame(input: String, decodeErrors: Int)
+    /// The input's video stream gives no picture size (0×0), so no video can be written.
+    case noPictureSize(input: String)
+
+    /// One line naming the input.
+    public var description: String {
+        switch self {
+        case let .noDecodableFrame(input, errors):
+            return "\(input): no decodable video frame" + (errors > 0 ? " (\(errors) corrupt packets or frames skipped)" : "")
+        case let .noPictureSize(input):
+            return "\(input): the video stream has no picture size (0x0); cannot annotate it"
+        }
+    }
 }
 
 /// What an annotate run did, for the summary line and the tests.
@@ -119,8 +145,12 @@ public final class AnnotateJob: @unchecked Sendable {
         var sourceOptions = VideoSourceOptions(url: options.input)
         sourceOptions.decoderThreads = options.decoderThreads
         sourceOptions.onWarning = warn
+        sourceOptions.maxFramePixels = options.maxFramePixels
+        if let interrupter = options.interrupter { sourceOptions.interrupter = interrupter }
         source = try VideoSource(options: sourceOptions)
-        policy = options.policy ?? (source.isLive ? .latest : .block)
+        // A pipe's writer waits for us, so blocking loses nothing; only a live network source
+        // goes on sending while we are busy.
+        policy = options.policy ?? (source.isLive && !source.isPipe ? .latest : .block)
         expectedFrames = source.isLive ? nil : source.estimatedFrameCount
         let d = model.description
         preparer = InputPreparer(inputSize: d.inputSize,
@@ -150,6 +180,15 @@ public final class AnnotateJob: @unchecked Sendable {
         ring = StageRing(slots: (0..<max(options.slots, 2 + workers)).map { _ in FrameSlot(inputCount: inputCount) },
                          stageCount: 2, policy: policy)
         if let path = options.videoOutput {
+            if source.width == 0 || source.height == 0 {
+                // Probing found no picture size (a stream with no decodable frame, or one whose
+                // only frame is over the size limit): decoding tells which, naming the input.
+                let probe = VideoFrame()
+                guard try source.nextFrame(into: probe, audioSink: nil) else {
+                    throw AnnotateError.noDecodableFrame(input: options.input, decodeErrors: source.decodeErrors)
+                }
+                throw AnnotateError.noPictureSize(input: options.input)
+            }
             var writerOptions = VideoWriterOptions(path: path)
             writerOptions.codec = options.codec
             writerOptions.crf = options.crf
@@ -275,6 +314,11 @@ public final class AnnotateJob: @unchecked Sendable {
             do {
                 guard try source.nextFrame(into: slot.frame, audioSink: audioSink) else {
                     ring.release(slot)
+                    if source.framesDecoded == 0 && !shouldStop {
+                        // Writing "0 frames" and exiting 0 would hide a broken input.
+                        fail(AnnotateError.noDecodableFrame(input: options.input, decodeErrors: source.decodeErrors))
+                        return
+                    }
                     break
                 }
                 if slot.frame.index % options.every == 0 {

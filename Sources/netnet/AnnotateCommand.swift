@@ -15,8 +15,9 @@ struct AnnotateCommand: ParsableCommand {
             INPUT is anything FFmpeg opens: a file (mp4, mkv, avi, ts, mov…), a URL (rtsp://, http(s)://, \
             udp://, tcp://) or - for standard input. Stages run on their own threads (read+decode+preprocess, \
             inference, write) joined by ring buffers of preallocated frame slots. --policy block (default for \
-            files) never drops a frame; latest (default for network streams and pipes) drops frames that wait \
-            for inference while a newer one is ready, and counts each drop in the JSON lines' "dropped". \
+            files and pipes: standard input, pipe:N, a FIFO) never drops a frame; latest (default for network \
+            streams; give it for a pipe fed by a live source) drops frames that wait for inference while a newer \
+            one is ready, and counts each drop in the JSON lines' "dropped". \
             JSON lines: one object per written frame, schema netnet.frame/1 (docs/json-lines.md). \
             SIGINT/SIGTERM stop reading, finish the frames in flight and close the outputs properly \
             (exit status 130/143); a second signal exits at once.
@@ -42,8 +43,11 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Run detection on every Nth frame; the frames between carry the last detections (\"inferred\": false).")
     var every: Int = 1
 
-    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files, latest for streams and pipes.")
+    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.")
     var policy: String?
+
+    @Option(help: "Largest frame accepted, in pixels (width × height); a larger one is an error, not an allocation. Default: 8192×8192, which covers 8K.")
+    var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
 
     @Option(help: "Video encoder for --output.")
     var codec: String = "libx264"
@@ -79,6 +83,7 @@ struct AnnotateCommand: ParsableCommand {
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
         if let policy, BackPressurePolicy(rawValue: policy) == nil { throw ValidationError("--policy must be block or latest, got '\(policy)'") }
+        guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
         guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
         if let inferenceThreads, inferenceThreads < 1 { throw ValidationError("--inference-threads must be at least 1") }
@@ -92,11 +97,15 @@ struct AnnotateCommand: ParsableCommand {
     func run() throws {
         let job: AnnotateJob
         let trapBox = TrapBox()
+        // Flipped by the first stop signal, so that an open still in progress (a URL that does not
+        // answer) is cut short rather than waited out.
+        let interrupter = Interrupter()
         // Signals first, before the pipeline's threads start (SignalTrap's rule).
         let trap = reportingErrors {
             try SignalTrap.install { event in
                 if case let .stop(signal) = event {
                     trapBox.signal = signal
+                    interrupter.interrupt()
                     trapBox.job?.requestStop()
                 }
             }
@@ -119,11 +128,19 @@ struct AnnotateCommand: ParsableCommand {
         options.precision = precision.value
         options.gemm = precision.library
         options.inferenceWorkers = inferenceWorkers
+        options.maxFramePixels = maxFramePixels
+        options.interrupter = interrupter
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
-        job = reportingErrors {
-            try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
+        do {
+            job = try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
                 FileHandle.standardError.write(Data("netnet: warning: \(message)\n".utf8))
             }
+        } catch {
+            // A stop signal during the open: the open was interrupted on purpose, so the run ends
+            // with the signal's status (130/143), not as a failure.
+            FileHandle.standardError.write(Data("netnet: \(error)\n".utf8))
+            if let signal = trapBox.signal { throw ExitCode(128 + signal) }
+            throw ExitCode(1)
         }
         trapBox.job = job
         if trap.stopRequested { job.requestStop() }

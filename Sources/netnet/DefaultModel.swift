@@ -33,7 +33,7 @@ enum DefaultModel {
             let d = model.description
             let note = explicit == nil ? "default model" : "model"
             var line = "netnet: \(note) \(path): \(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes"
-            if let text = d.text { line += " (\(text))" }
+            if let text = d.text { line += " (\(TerminalText.escaped(text)))" }
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         return model

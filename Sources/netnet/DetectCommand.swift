@@ -26,12 +26,16 @@ struct DetectCommand: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOptions
 
+    @Option(help: "Largest image accepted, in pixels (width × height); a larger one is an error, not an allocation. Default: 8192×8192.")
+    var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
+
     @Argument(help: "Image files.")
     var images: [String]
 
     func validate() throws {
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
     }
 
     func run() throws {
@@ -46,7 +50,7 @@ struct DetectCommand: ParsableCommand {
         for (index, path) in images.enumerated() {
             let image: BGRImage
             do {
-                image = try ImageDecoder.decodeFirstFrame(path: path)
+                image = try ImageDecoder.decodeFirstFrame(path: path, maxPixels: maxFramePixels)
                 try preparer.prepare(image, into: detector.input)
             } catch {
                 FileHandle.standardError.write(Data("netnet: \(error)\n".utf8))

@@ -109,9 +109,11 @@ struct InfoCommand: ParsableCommand {
             print(object.text)
             return
         }
-        let classList = d.classes.count > 12 ? d.classes.prefix(12).joined(separator: ", ") + ", … (\(d.classes.count))" : d.classes.joined(separator: ", ")
+        // The file's own text, escaped: a description or class name must not drive the terminal.
+        let names = d.classes.map(TerminalText.escaped)
+        let classList = names.count > 12 ? names.prefix(12).joined(separator: ", ") + ", … (\(names.count))" : names.joined(separator: ", ")
         print("""
-            file:        \(path)
+            file:        \(TerminalText.escaped(path))
             network:     \(d.network.rawValue)
             width:       \(ModelDescription.formatWidth(d.width))
             input size:  \(d.inputSize)×\(d.inputSize) (\(d.normalisation.order), mean \(d.normalisation.mean), std \(d.normalisation.std))
@@ -121,6 +123,6 @@ struct InfoCommand: ParsableCommand {
             MACs/frame:  \(plan.multiplyAccumulates) (\(String(format: "%.2f", Double(plan.multiplyAccumulates) / 1e9)) G)
             priors:      \(plan.priorCount)
             """)
-        if let text = d.text { print("description: \(text)") }
+        if let text = d.text { print("description: \(TerminalText.escaped(text))") }
     }
 }

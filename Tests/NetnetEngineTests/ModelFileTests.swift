@@ -214,3 +214,107 @@ enum FuzzMutator {
         return bytes
     }
 }
+
+/// Rewrites the JSON header of the safetensors file at `path` (same data bytes after it).
+func rewriteHeader(_ path: String, to destination: String, _ edit: (String) -> String) throws {
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    let length = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) })
+    var header = Array(edit(String(decoding: bytes[8..<(8 + length)], as: UTF8.self)).utf8)
+    while header.count % 8 != 0 { header.append(0x20) }
+    var out: [UInt8] = (0..<8).map { UInt8((UInt64(header.count) >> (8 * UInt64($0))) & 0xff) }
+    out += header
+    out += bytes[(8 + length)...]
+    try Data(out).write(to: URL(fileURLWithPath: destination))
+}
+
+@Suite("Model files: hostile input")
+struct HostileModelFileTests {
+    let directory = TemporaryDirectory()
+
+    func smallModel() throws -> String {
+        let path = directory.file("small.safetensors")
+        let model = Model(randomFor: ModelDescription(network: .ssdVGG16_300, width: 0.125, classes: ["person", "car"], text: "first"), seed: 3)
+        try model.write(to: path)
+        return path
+    }
+
+    @Test("a FIFO, a directory, /dev/zero and a socket are refused before open, naming the path and the kind")
+    func nonRegularFiles() throws {
+        let fifo = directory.file("model.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let socketPath = directory.file("model.sock")
+        let sock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(sock) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(socketPath.utf8)
+            for (i, b) in bytes.prefix(raw.count - 1).enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        // Without the check, opening the FIFO blocks this test forever (nobody writes to it).
+        for (path, kind) in [(fifo, "a FIFO"), (directory.path, "a directory"), ("/dev/zero", "a character device"), (socketPath, "a socket")] {
+            do {
+                _ = try SafetensorsReader(path: path)
+                Issue.record("\(path) was accepted")
+            } catch {
+                let text = "\(error)"
+                #expect(text.hasPrefix("\(path): ") && text.contains("not a regular file (\(kind))"), "\(text)")
+            }
+        }
+    }
+
+    @Test("a key twice in the header is refused, naming the key: a second __metadata__, a tensor, a metadata key, a nested key")
+    func duplicateKeys() throws {
+        let path = try smallModel()
+        let original = try Model(path: path)
+        #expect(original.description.text == "first")
+        let cases: [(String, (String) -> String, String)] = [
+            ("second __metadata__", { header in
+                // Last-one-wins would relabel every class and pass the other checks.
+                let metadata = try! JSONSerialization.jsonObject(with: Data(header.utf8)) as! [String: Any]
+                var second = metadata["__metadata__"] as! [String: String]
+                second["classes"] = "[\"cat\",\"dog\"]"
+                let text = String(decoding: try! JSONSerialization.data(withJSONObject: second, options: [.sortedKeys]), as: UTF8.self)
+                return String(header.dropLast(header.reversed().prefix { $0 != "}" }.count + 1)) + ",\"__metadata__\":\(text)}"
+            }, "'__metadata__' twice"),
+            ("metadata key", { $0.replacingOccurrences(of: "\"description\":\"first\"", with: "\"description\":\"first\",\"description\":\"second\"") },
+             "'description' twice in '__metadata__'"),
+            ("escaped duplicate", { $0.replacingOccurrences(of: "\"description\":\"first\"", with: "\"description\":\"first\",\"\\u0064escription\":\"second\"") },
+             "'description' twice in '__metadata__'"),
+            ("tensor", { header in
+                let range = header.range(of: #""heads\.conf1\.bias":\{[^}]*\}"#, options: .regularExpression)!
+                return header.replacingCharacters(in: range, with: header[range] + "," + header[range])
+            }, "'heads.conf1.bias' twice"),
+        ]
+        for (name, edit, expected) in cases {
+            let edited = directory.file("dup-\(name.replacingOccurrences(of: " ", with: "-")).safetensors")
+            try rewriteHeader(path, to: edited, edit)
+            do { _ = try Model(path: edited); Issue.record("\(name): accepted") } catch {
+                #expect("\(error)".hasPrefix("\(edited): ") && "\(error)".contains(expected), "\(name): \(error)")
+            }
+        }
+        // A key repeated inside a JSON-valued metadata entry (normalisation) is refused too.
+        let nested = directory.file("dup-nested.safetensors")
+        try rewriteModel(path, to: nested) { _, metadata in
+            metadata["normalisation"] = "{\"order\":\"bgr\",\"mean\":[104,117,123],\"std\":[1,1,1],\"order\":\"rgb\"}"
+        }
+        do { _ = try Model(path: nested); Issue.record("accepted a repeated normalisation key") } catch {
+            #expect("\(error)".contains("'order' appears twice"), "\(error)")
+        }
+    }
+
+    @Test("the duplicate-key scanner: equal keys in one object only, strings and escapes understood")
+    func scanner() {
+        func first(_ text: String) -> JSONDuplicateKeys.Duplicate? { JSONDuplicateKeys.first(in: Array(text.utf8)) }
+        #expect(first(#"{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}"#) == nil)
+        #expect(first(#"{"a":"{\"a\":1,\"a\":2}"}"#) == nil, "keys inside a string value are not keys")
+        #expect(first(#"{"a":1,"a":2}"#) == .init(key: "a", object: nil))
+        #expect(first(#"{"x":{"k":1,"k\"":2,"k":3}}"#) == .init(key: "k", object: "x"))
+        #expect(first(#"{"x":[{"k":1,"\u006b":2}]}"#) == .init(key: "k", object: "x"))
+        #expect(first(#"{"\ud83d\ude00":1,"😀":2}"#) == .init(key: "😀", object: nil))
+    }
+}

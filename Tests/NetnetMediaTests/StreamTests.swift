@@ -180,6 +180,46 @@ struct StreamTests {
         #expect(live)
     }
 
+    @Test("pipes are pipes (their writer waits; annotate blocks on them): pipe:N, \"-\" and a FIFO path; files and tcp:// are not")
+    func pipeKinds() throws {
+        // Read to the end: a reader that lets go early would leave the writer thread to SIGPIPE.
+        func drained(_ source: VideoSource) throws -> Bool {
+            let frame = VideoFrame()
+            while try source.nextFrame(into: frame, audioSink: nil) {}
+            return source.isPipe
+        }
+        let viaPipe = try withPipe(feeding: fx.path("clip.ts")) { fd in
+            try drained(VideoSource(options: VideoSourceOptions(url: "pipe:\(fd)")))
+        }
+        #expect(viaPipe)
+        let stdin = try withPipe(feeding: fx.path("clip.ts")) { fd -> Bool in
+            let saved = dup(0)
+            dup2(fd, 0)
+            defer { dup2(saved, 0); close(saved) }
+            return try drained(VideoSource(options: VideoSourceOptions(url: "-")))
+        }
+        #expect(stdin)
+        let fifo = NSTemporaryDirectory() + "netnet-fifo-\(UUID().uuidString)"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: fx.path("clip.mkv")))
+        Thread {
+            // Opening the FIFO for writing waits for the reader: VideoSource's open.
+            guard let handle = FileHandle(forWritingAtPath: fifo) else { return }
+            handle.write(bytes)
+            try? handle.close()
+        }.start()
+        let source = try VideoSource(options: VideoSourceOptions(url: fifo))
+        #expect(source.isPipe && !source.isLive)
+        let frame = VideoFrame()
+        var frames = 0
+        while try source.nextFrame(into: frame, audioSink: nil) { frames += 1 }
+        #expect(frames == 75)
+        #expect(try !VideoSource(options: VideoSourceOptions(url: fx.path("clip.mp4"))).isPipe)
+        let server = try StallingServer(bytes: try Data(contentsOf: URL(fileURLWithPath: fx.path("clip.ts"))), holdSeconds: 0)
+        #expect(try !VideoSource(options: VideoSourceOptions(url: "tcp://127.0.0.1:\(server.port)")).isPipe)
+    }
+
     @Test("\"-\" reads standard input")
     func standardInput() throws {
         let frames = try withPipe(feeding: fx.path("clip.ts")) { fd -> Int in

@@ -258,6 +258,9 @@ public struct ModelDescription: Sendable, Hashable {
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw StrictDecodeError(message: "not a JSON object")
         }
+        if let duplicate = JSONDuplicateKeys.first(in: Array(text.utf8)) {
+            throw StrictDecodeError(message: "key '\(duplicate.key)' appears twice")
+        }
         if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
             throw StrictDecodeError(message: "unknown key '\(unknown)'")
         }

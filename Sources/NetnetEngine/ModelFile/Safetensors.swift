@@ -47,6 +47,11 @@ public struct SafetensorsHeader: Sendable {
         } catch {
             throw ModelFileError(path: path, "header is not valid JSON")
         }
+        // JSONSerialization keeps the last of two equal keys: a second `__metadata__` (or tensor,
+        // or metadata key) would silently replace the first. The format has one of each.
+        if let duplicate = JSONDuplicateKeys.first(in: headerBytes) {
+            throw ModelFileError(path: path, "header has the key '\(duplicate.key)' twice\(duplicate.object.map { " in '\($0)'" } ?? "")")
+        }
         guard let table = object as? [String: Any] else {
             throw ModelFileError(path: path, "header is not a JSON object")
         }
@@ -152,22 +157,31 @@ public final class SafetensorsReader {
     public let header: SafetensorsHeader
     private let descriptor: Int32
 
-    /// Opens `path` and validates its header against the file size.
+    /// Opens `path` and validates its header against the file size. Anything but a regular file
+    /// (a FIFO, a directory, a device such as /dev/zero, a socket) is refused before it is opened,
+    /// so a FIFO nobody writes to cannot block the caller in `open(2)`: the open itself is
+    /// non-blocking and the descriptor is checked again (`fstat`) in case the path changed between.
     public init(path: String) throws(ModelFileError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ModelFileError(path: path, String(cString: strerror(errno)))
+        }
+        if let kind = Self.nonRegularKind(info.st_mode) {
+            throw ModelFileError(path: path, "not a regular file (\(kind)); a model is a .safetensors file")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw ModelFileError(path: path, String(cString: strerror(errno)))
         }
-        var info = stat()
         guard fstat(fd, &info) == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
             throw ModelFileError(path: path, message)
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
+        if let kind = Self.nonRegularKind(info.st_mode) {
             close(fd)
-            throw ModelFileError(path: path, "not a regular file")
+            throw ModelFileError(path: path, "not a regular file (\(kind)); a model is a .safetensors file")
         }
         let fileSize = Int(info.st_size)
         do throws(ModelFileError) {
@@ -194,6 +208,19 @@ public final class SafetensorsReader {
     }
 
     deinit { close(descriptor) }
+
+    /// What kind of file `mode` describes when it is not a regular file ("a FIFO", "a directory", …); nil for a regular file.
+    static func nonRegularKind(_ mode: mode_t) -> String? {
+        switch mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFIFO: return "a FIFO"
+        case S_IFDIR: return "a directory"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a file"
+        }
+    }
 
     /// Copies tensor `name` (which must be `F32`) into `destination`, which has room for its elements.
     public func readFloats(_ name: String, into destination: UnsafeMutablePointer<Float>) throws(ModelFileError) {
