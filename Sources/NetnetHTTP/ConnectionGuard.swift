@@ -13,13 +13,19 @@ public struct HTTPLimits: Sendable, Equatable {
     public var headerTimeout: Double
     /// Seconds a kept-alive connection may wait, after a response, for the next request head.
     public var idleTimeout: Double
+    /// Descriptors HTTP clients must leave free (`DescriptorBudget.reserve`), or nil. When set,
+    /// each new connection also needs open < soft RLIMIT_NOFILE − reserve, read at that moment,
+    /// so a limit lowered while running (`prlimit --pid`) lowers the cap with it.
+    public var descriptorReserve: Int?
 
     /// Limits as given. Any thread.
-    public init(maxConnections: Int = 1024, headerTimeout: Double = 10, idleTimeout: Double = 60) {
+    public init(maxConnections: Int = 1024, headerTimeout: Double = 10, idleTimeout: Double = 60,
+                descriptorReserve: Int? = nil) {
         precondition(maxConnections > 0 && headerTimeout > 0 && idleTimeout > 0)
         self.maxConnections = maxConnections
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
+        self.descriptorReserve = descriptorReserve
     }
 }
 
@@ -29,12 +35,30 @@ public struct HTTPLimits: Sendable, Equatable {
 final class ConnectionLimiter: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: HTTPConnectionCounts
+    private let configured: Int
+    private let reserve: Int?
 
-    init(limit: Int) { counts = HTTPConnectionCounts(limit: limit) }
+    init(limit: Int, reserve: Int?) {
+        configured = limit
+        self.reserve = reserve
+        counts = HTTPConnectionCounts(limit: limit)
+    }
+
+    /// The cap now: the configured one, lowered to what the descriptor limit in force leaves
+    /// beside the reserve.
+    private func currentLimit() -> Int {
+        guard let reserve else { return configured }
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return configured }
+        let soft = limit.rlim_cur > rlim_t(Int.max / 2) ? Int.max / 2 : Int(limit.rlim_cur)
+        return max(0, min(configured, soft - reserve))
+    }
 
     /// Takes a place for a new connection; false (and counted as refused) when all are taken.
     func open() -> Bool {
+        let limit = currentLimit()
         lock.lock(); defer { lock.unlock() }
+        counts.limit = limit
         guard counts.open < counts.limit else {
             counts.refused += 1
             return false
@@ -57,7 +81,9 @@ final class ConnectionLimiter: @unchecked Sendable {
     }
 
     var snapshot: HTTPConnectionCounts {
+        let limit = currentLimit()
         lock.lock(); defer { lock.unlock() }
+        counts.limit = limit
         return counts
     }
 }

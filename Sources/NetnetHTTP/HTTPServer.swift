@@ -60,7 +60,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.port = port
         self.sources = sources
         self.limits = limits
-        limiter = ConnectionLimiter(limit: limits.maxConnections)
+        limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve)
     }
 
     /// Connections open, refused and timed out so far. Any thread.

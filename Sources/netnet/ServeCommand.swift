@@ -141,7 +141,7 @@ final class Daemon: @unchecked Sendable {
             snapshot: { supervisor.snapshotJPEG(stream: $0) },
             sinks: { [sinks] in sinks.map(\.health) }),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
-                               idleTimeout: config.httpIdleTimeout))
+                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve))
         let port: Int
         do {
             port = try server.start()

@@ -153,6 +153,41 @@ struct ServeResilienceTests {
         #expect(serve.waitExit(10) == 0, "\(serve.stderr)")
     }
 
+    @Test("the limit lowered while running (prlimit --pid): the cap follows it, 400 idle connections do not crash serve",
+          .enabled(if: hasFFmpeg && hasCurl && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs ffmpeg, curl and prlimit"))
+    func limitLoweredWhileRunning() throws {
+        let clip = try ServeClips.make(in: scratch, loops: 30)
+        let events = scratch.file("events.jsonl")
+        let config = try writeConfig("""
+            [global]
+            listen = 127.0.0.1:0
+            json_lines = \(events)
+            http_header_timeout = 3
+            [stream a]
+            url = \(clip)
+            """)
+        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch, tag: "squeeze",
+                                     launcher: ServeProcess.descriptorLimit(4096))
+        guard let port = serve.port() else { Issue.record("no port: \(serve.stderr)"); return }
+        let base = "http://127.0.0.1:\(port)"
+        #expect(metric(get(base, "/metrics").body, "netnet_http_connections_limit") == 1024)
+        #expect(waitFor(60) { ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains("netnet.frame/1") })
+        // Before: the cap stayed at 1024 and the daemon died of SIGILL once it ran out (Dispatch).
+        try shell("prlimit --pid \(serve.process.processIdentifier) --nofile=200:200")
+        let cap = 200 - 70
+        #expect(metric(get(base, "/metrics").body, "netnet_http_connections_limit") == Double(cap))
+        let sockets = (0..<400).map { _ in idleConnection(port: port) }
+        defer { for fd in sockets where fd >= 0 { close(fd) } }
+        let ends = serverEnds(of: sockets.filter { $0 >= 0 }, within: 20)
+        #expect(serve.process.isRunning, "serve died: \(serve.stderr.suffix(500))")
+        #expect(ends.allSatisfy { $0 != nil }, "\(ends.filter { $0 == nil }.count) still open")
+        #expect(ends.filter { $0?.hasPrefix("HTTP/1.1 503") == true }.count >= 400 - cap)
+        #expect(get(base, "/healthz") == ("200", "ok\n"))
+        #expect(get(base, "/readyz").code == "200")
+        serve.signal(SIGTERM)
+        #expect(serve.waitExit(10) == 0, "\(serve.stderr.suffix(500))")
+    }
+
     @Test("a descriptor limit too low for the configuration: one line and exit 1",
           .enabled(if: hasFFmpeg))
     func refusesTooLowALimit() throws {
