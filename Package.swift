@@ -45,6 +45,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        // HTTPRequestPart / HTTPResponsePart, the types Hummingbird's HTTP/1 pipeline carries (for
+        // the connection guard in NetnetHTTP); already a dependency of Hummingbird.
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
     ],
     targets: [
         // C libraries, walled off at the edge.
@@ -72,8 +75,10 @@ let package = Package(
         .target(name: "NetnetHTTP", dependencies: [
             "NetnetDaemon",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
         ]),
 
         // The command-line front end.

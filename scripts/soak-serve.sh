@@ -9,15 +9,24 @@
 #   DURATION=120 DISCONNECTS=6 bash scripts/soak-serve.sh
 #   NETNET=.build/debug/netnet bash scripts/soak-serve.sh
 #
-# Exit status 0 when: no crash, RSS growth after warm-up under 10 MB, every forced disconnect
-# reconnected and counted (reconnects_total = connecting transitions - 1 for each stream), and
-# SIGTERM exits 0. Everything listens on 127.0.0.1 only and stops by itself.
+# Part of the way through it also attacks the daemon: at 1/4 and 1/2 an HTTP flood (FLOOD idle
+# connections, default 3000, held 20 s: more than the connection cap), at 3/4 a descriptor
+# squeeze (prlimit lowers the running daemon's soft RLIMIT_NOFILE to SQUEEZE, default 200, for 20 s,
+# while FLOOD/3 idle connections press on it). After each, /healthz must answer.
+#
+# Exit status 0 when: no crash, RSS growth after the first flood under 10 MB, every forced disconnect
+# reconnected and counted (reconnects_total = connecting transitions - 1 for each stream),
+# /healthz answers after the flood and the squeeze, the JSON lines files hold whole lines with
+# no seq gap in any stream and no file-sink drop, and SIGTERM exits 0. Everything listens on
+# 127.0.0.1 only and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-600}"
 DISCONNECTS="${DISCONNECTS:-20}"
 WARMUP="${WARMUP:-60}"
+FLOOD="${FLOOD:-3000}"
+SQUEEZE="${SQUEEZE:-200}"
 NETNET="${NETNET:-.build/release/netnet}"
 if [ ! -x "$NETNET" ]; then
     echo "soak: building release" >&2
@@ -86,6 +95,40 @@ pids+=("$!")
 echo "soak: $NETNET on $HTTP, rtsp://127.0.0.1:$RTSP_PORT/cam and tcp://127.0.0.1:$TCP_PORT, ${DURATION}s, $DISCONNECTS disconnects"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$serve/status"; }
+# flood N SECONDS: holds N idle connections to the API for SECONDS; prints how many the server
+# answered 503, closed without a word, or left open.
+flood() {
+    /usr/bin/python3 - "$HTTP" "$1" "$2" <<'PY'
+import socket, sys, time
+url, n, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+host, port = url.split("//")[1].split(":")
+socks = []
+for _ in range(n):
+    try:
+        s = socket.create_connection((host, int(port)), timeout=2); s.setblocking(False); socks.append(s)
+    except OSError:
+        pass
+end = time.time() + hold
+state = {}
+while time.time() < end:
+    for i, s in enumerate(socks):
+        if i in state: continue
+        try:
+            b = s.recv(512)
+            state[i] = "refused" if b.startswith(b"HTTP/1.1 503") else "closed"
+        except BlockingIOError:
+            pass
+        except OSError:
+            state[i] = "closed"
+    time.sleep(0.2)
+v = list(state.values())
+print(f"connected {len(socks)}, refused {v.count('refused')}, closed by the server {v.count('closed')}, still open {len(socks) - len(v)}")
+PY
+}
+healthz() { curl -sS --max-time 5 "$HTTP/healthz" 2>/dev/null || true; }
+flood_at=$(( DURATION / 4 )); flood2_at=$(( DURATION / 2 )); squeeze_at=$(( 3 * DURATION / 4 ))
+flooded=0; flooded2=0; squeezed=0; attack_ok=1; after_flood=""
+: >"$work/attacks.txt"
 interval=$(( DURATION / (DISCONNECTS + 1) ))
 start=$(date +%s)
 next_kill=$(( start + interval ))
@@ -104,6 +147,29 @@ while :; do
             kill -9 "$(cat "$work/tcp.pid")" || true; forced_tcp=$(( forced_tcp + 1 ))
         fi
         k=$(( k + 1 )); next_kill=$(( next_kill + interval ))
+    fi
+    if [ "$flooded" -eq 0 ] && [ "$t" -ge "$flood_at" ]; then
+        flooded=1
+        echo "t=${t}s HTTP flood ($FLOOD idle, 20 s): $(flood "$FLOOD" 20)" | tee -a "$work/attacks.txt"
+        h="$(healthz)"; echo "  /healthz after the flood: ${h:-no answer}; RSS $(rss) kB" | tee -a "$work/attacks.txt"
+        [ "$h" = ok ] || attack_ok=0
+        after_flood="$(rss)"
+    fi
+    if [ "$flooded2" -eq 0 ] && [ "$t" -ge "$flood2_at" ]; then
+        flooded2=1
+        echo "t=${t}s second HTTP flood ($FLOOD idle, 20 s): $(flood "$FLOOD" 20)" | tee -a "$work/attacks.txt"
+        h="$(healthz)"; echo "  /healthz after the second flood: ${h:-no answer}; RSS $(rss) kB" | tee -a "$work/attacks.txt"
+        [ "$h" = ok ] || attack_ok=0
+    fi
+    if [ "$squeezed" -eq 0 ] && [ "$t" -ge "$squeeze_at" ]; then
+        squeezed=1
+        old_limit="$(prlimit --pid "$serve" --nofile --output SOFT,HARD --noheadings | awk '{print $1":"$2}')"
+        # The soft limit only: raising a hard limit back needs CAP_SYS_RESOURCE.
+        prlimit --pid "$serve" --nofile="$SQUEEZE:${old_limit#*:}"
+        echo "t=${t}s descriptor squeeze (limit $SQUEEZE, was $old_limit; $(( FLOOD / 3 )) idle, 20 s): $(flood $(( FLOOD / 3 )) 20)" | tee -a "$work/attacks.txt"
+        prlimit --pid "$serve" --nofile="$old_limit"
+        h="$(healthz)"; echo "  /healthz after the squeeze: ${h:-no answer}; RSS $(rss) kB" | tee -a "$work/attacks.txt"
+        [ "$h" = ok ] || attack_ok=0
     fi
     sleep 5
 done
@@ -125,6 +191,13 @@ growth=$(( last - base ))
 echo "RSS after warm-up (${WARMUP}s): $base kB; at the end: $last kB; peak $peak kB; growth $growth kB"
 
 ok=1
+# The first flood raises the heap's high-water mark (3000 connections' buffers; malloc keeps the
+# pages): growth is measured from after it, so that a second flood, the squeeze and the
+# disconnects must not add to it. The growth from the warm-up is printed too.
+if [ -n "$after_flood" ]; then
+    echo "RSS after the first flood: $after_flood kB; growth since: $(( last - after_flood )) kB (from the warm-up: $growth kB)"
+    growth=$(( last - after_flood ))
+fi
 [ "$growth" -lt 10240 ] || { echo "FAIL: RSS grew by $growth kB (limit 10240)"; ok=0; }
 for id in rtsp tcp; do
     forced=$([ "$id" = rtsp ] && echo $forced_rtsp || echo $forced_tcp)
@@ -140,6 +213,28 @@ for id in rtsp tcp; do
     [ "$seen" -eq "$connecting" ] || echo "note: $id: SSE saw $seen connecting events of $connecting"
     [ "$state" = streaming ] || { echo "FAIL: $id ends in state $state"; ok=0; }
 done
+[ "$attack_ok" -eq 1 ] || { echo "FAIL: /healthz did not answer after an attack"; ok=0; }
+echo "$metrics" | grep -E '^netnet_http_connections_(refused|timed_out|accepted)|^netnet_events_dropped_total|^netnet_sink_up'
+file_drops=$(echo "$metrics" | sed -n 's/^netnet_events_dropped_total{sink="file"} //p')
+[ "${file_drops:-0}" -eq 0 ] || { echo "FAIL: the file sink dropped $file_drops events"; ok=0; }
+# Whole lines and no seq gap per stream, over the rotated files oldest first.
+/usr/bin/python3 - "$work/events.jsonl" <<'PY' || ok=0
+import json, os, sys
+path = sys.argv[1]
+files = [f"{path}.{k}" for k in (2, 1) if os.path.exists(f"{path}.{k}")] + [path]
+last, gaps, lines = {}, 0, 0
+for f in files:
+    data = open(f, "rb").read()
+    if data and not data.endswith(b"\n"): print(f"FAIL: {f} does not end on a complete line"); sys.exit(1)
+    for line in data.splitlines():
+        r = json.loads(line); lines += 1
+        if r["schema"] != "netnet.frame/1": continue
+        s, q = r["stream"], r["seq"]
+        if s in last and q != last[s] + 1: gaps += 1; print(f"seq gap in {s}: {last[s]} -> {q} ({f})")
+        last[s] = q
+print(f"JSON lines: {lines} lines in {len(files)} files, last seq {last}, seq gaps {gaps}")
+sys.exit(1 if gaps else 0)
+PY
 echo "SIGTERM: exit status $status after ${stop_ms} ms"
 [ "$status" -eq 0 ] || ok=0
 tail -c 1 "$work/events.jsonl" | od -An -c | grep -q '\\n' && echo "events.jsonl ends on a complete line" || { echo "FAIL: events.jsonl does not end with a newline"; ok=0; }

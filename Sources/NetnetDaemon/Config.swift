@@ -107,8 +107,20 @@ public struct DaemonConfig: Sendable, Equatable {
     public var precision: Precision = .fp32
     /// The GEMM library of the inference stage (nil: `NETNET_GEMM`, else oneDNN).
     public var gemm: GEMMLibrary?
+    /// Most HTTP connections open at once (0: automatic, sized from the descriptor limit; see
+    /// `DescriptorBudget`). Connections beyond it are answered 503 and closed, and counted.
+    public var httpMaxConnections = 0
+    /// Seconds a new HTTP connection may take to send its first complete request head (1…3600).
+    public var httpHeaderTimeout = 10.0
+    /// Seconds a kept-alive HTTP connection may stay idle between a response and the next
+    /// request head (1…86400). Server-Sent Events responses are not idle.
+    public var httpIdleTimeout = 60.0
     /// The streams, in file order.
     public var streams: [StreamConfig] = []
+
+    /// Most `[stream ID]` sections a file may have (enabled or not): the one inference thread
+    /// serves them in turn, and each connected stream holds its own frames and descriptors.
+    public static let maxStreams = 256
 
     /// Defaults, no streams. Any thread.
     public init() {}
@@ -151,7 +163,8 @@ public enum ConfigParser {
 
     static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
-                                       "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm"]
+                                       "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
+                                       "http_max_connections", "http_header_timeout", "http_idle_timeout"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled"]
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
@@ -171,6 +184,8 @@ public enum ConfigParser {
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         for (index, rawLine) in lines.enumerated() {
             let number = index + 1
+            // C sees a NUL as the end of a string: a path with one would name another file.
+            if rawLine.contains("\u{0}") { throw fail(number, "a NUL byte (\\0) in the line; configuration text must not contain one") }
             var line = Substring(rawLine)
             if line.hasSuffix("\r") { line = line.dropLast() }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -193,6 +208,10 @@ public enum ConfigParser {
                         throw fail(number, "duplicate stream id '\(id)' (first defined on line \(previous))")
                     }
                     streamIDs[id] = number
+                    guard config.streams.count < DaemonConfig.maxStreams else {
+                        let total = lines.filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("[stream") }.count
+                        throw fail(number, "\(total) streams, more than the limit of \(DaemonConfig.maxStreams) ([stream \(id)] is number \(DaemonConfig.maxStreams + 1)); one inference thread serves them all, split them over several daemons")
+                    }
                     var stream = StreamConfig(id: id, url: "")
                     stream.line = number
                     config.streams.append(stream)
@@ -261,6 +280,9 @@ public enum ConfigParser {
                         throw fail(number, "gemm must be onednn or openblas (got '\(value)')")
                     }
                     config.gemm = gemm
+                case "http_max_connections": config.httpMaxConnections = try parseInt(key, value, 0, 100_000, number, file)
+                case "http_header_timeout": config.httpHeaderTimeout = try parseDouble(key, value, 1, 3600, number, file)
+                case "http_idle_timeout": config.httpIdleTimeout = try parseDouble(key, value, 1, 86_400, number, file)
                 default: break
                 }
             case let .stream(i):
@@ -386,13 +408,51 @@ public enum ConfigParser {
     }
 
     static func parseDouble(_ key: String, _ value: String, _ low: Double, _ high: Double, _ line: Int, _ file: String) throws -> Double {
-        guard let number = Double(value), number.isFinite else {
+        // Decimal only: Double("0x10") would read hexadecimal, and "nan"/"inf" are not settings.
+        guard isDecimal(value), let number = Double(value), number.isFinite else {
             throw ConfigError(file: file, line: line, message: "\(key) must be a number (got '\(value)')")
         }
         guard number >= low && number <= high else {
             throw ConfigError(file: file, line: line, message: "\(key) = \(value) is out of range \(formatNumber(low))-\(formatNumber(high))")
         }
         return number
+    }
+
+    /// Whether `value` is a plain decimal number: optional sign, digits with an optional point,
+    /// optional exponent (`10`, `-0.5`, `.5`, `1e3`); no hexadecimal, no `nan` or `inf`.
+    static func isDecimal(_ value: String) -> Bool {
+        var bytes = Substring(value).utf8[...]
+        func digits() -> Int {
+            var n = 0
+            while let c = bytes.first, c >= 48 && c <= 57 { bytes = bytes.dropFirst(); n += 1 }
+            return n
+        }
+        if let c = bytes.first, c == UInt8(ascii: "+") || c == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+        var mantissa = digits()
+        if bytes.first == UInt8(ascii: ".") { bytes = bytes.dropFirst(); mantissa += digits() }
+        guard mantissa > 0 else { return false }
+        if let c = bytes.first, c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            if let s = bytes.first, s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+            guard digits() > 0 else { return false }
+        }
+        return bytes.isEmpty
+    }
+
+    /// Whether `host` (as in `listen`) is a loopback address: `localhost`, 127.0.0.0/8, `::1`. Any thread.
+    public static func isLoopback(host: String) -> Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { raw in
+                let b = Array(raw)
+                if b.prefix(15).allSatisfy({ $0 == 0 }) && b[15] == 1 { return true }          // ::1
+                return b.prefix(10).allSatisfy { $0 == 0 } && b[10] == 0xFF && b[11] == 0xFF && b[12] == 127   // ::ffff:127.x.x.x
+            }
+        }
+        return false
     }
 
     /// Byte sizes: a whole number with an optional K, M, G or T suffix (powers of 1024).

@@ -132,6 +132,13 @@ public final class EventHub: @unchecked Sendable {
         }
     }
 
+    /// Counts `count` events that consumer `id` took but could not deliver (a sink whose output
+    /// fails), under its name in `dropCounts`. Any thread.
+    public func countDropped(_ id: Int, count: UInt64 = 1) {
+        lock.lock(); defer { lock.unlock() }
+        consumers[id]?.dropped += count
+    }
+
     /// Events dropped per consumer name, live and removed consumers together, sorted by name. Any thread.
     public func dropCounts() -> [(sink: String, dropped: UInt64)] {
         lock.lock(); defer { lock.unlock() }
@@ -194,9 +201,29 @@ public final class BoundedEventQueue: @unchecked Sendable {
 
 /// A JSON-lines sink on its own thread: standard output (path `-`) or a file, appended to and
 /// rotated by size (`FILE` → `FILE.1` → … → `FILE.N`, the oldest removed). Each line is one
-/// `write(2)`, so the file always ends on a complete line. Created and closed from any thread;
-/// the writing happens on the sink's thread.
+/// `write(2)`, so the file always ends on a complete line. When the output fails (a full disk,
+/// no descriptor left, a rotation that cannot open the new file, a directory gone), every event
+/// it could not write is counted in the hub's drops under the sink's name, `health` reports the
+/// failure, and the sink retries (reopening the file) with exponential backoff, at most
+/// `retryCap` seconds apart, until it writes again. Created and closed from any thread; the
+/// writing happens on the sink's thread.
 public final class LineSink: @unchecked Sendable {
+    /// Whether a sink is writing, or since when and why it is not. Value type; any thread.
+    public struct Health: Sendable, Equatable {
+        /// The sink's name (`stdout`, `file`).
+        public var sink: String
+        /// The error of the last failed write or open, nil while the sink writes.
+        public var failure: OutputError?
+        /// Wall-clock time (ns since the epoch) the current failure began; 0 while healthy.
+        public var failingSinceNanoseconds: Int64 = 0
+        /// Events not written since the current failure began.
+        public var droppedSinceFailure: UInt64 = 0
+        /// Times the sink went from failing back to writing.
+        public var recoveries: UInt64 = 0
+        /// Whether the sink writes.
+        public var isHealthy: Bool { failure == nil }
+    }
+
     /// `stdout` or `file`, the consumer name in `/metrics`.
     public let name: String
     /// The path (`-`: standard output).
@@ -205,29 +232,36 @@ public final class LineSink: @unchecked Sendable {
     private let keep: Int
     private let queue: BoundedEventQueue
     private let log: DaemonLog
-    private var writer: JSONLinesWriter
+    private var writer: JSONLinesWriter?
     private var size: Int64 = 0
     private let done = DispatchSemaphore(value: 0)
     private var subscription: Int?
     private weak var hub: EventHub?
-    /// Files rotated so far (sink thread writes, others read under `lock`).
+    private let retry: Backoff
+    /// Sink thread only: the retry attempt and when the next one may be made (monotonic ns).
+    private var attempt = 0
+    private var nextRetryNanoseconds: UInt64 = 0
+    /// Files rotated so far and the health (sink thread writes, others read under `lock`).
     private let lock = NSLock()
     private var rotationCount = 0
+    private var state: Health
 
     /// Opens the output (a file is appended to, created 0644) and starts the sink's thread,
-    /// subscribed to `hub`. Throws `OutputError` naming the path. Any thread.
+    /// subscribed to `hub`. Throws `OutputError` naming the path if the first open fails (the
+    /// daemon then refuses to start). `retryBase`/`retryCap`: the reopen backoff after a
+    /// failure, seconds. Any thread.
     public init(name: String, path: String, maxBytes: Int64 = .max, keep: Int = 0, queueCapacity: Int,
-                hub: EventHub, log: DaemonLog) throws {
+                hub: EventHub, log: DaemonLog, retryBase: Double = 0.25, retryCap: Double = 5) throws {
         self.name = name
         self.path = path
         self.maxBytes = maxBytes
         self.keep = keep
         self.log = log
+        retry = Backoff(base: retryBase, cap: retryCap)
+        state = Health(sink: name)
         queue = BoundedEventQueue(capacity: queueCapacity)
         writer = try JSONLinesWriter(path: path, append: true)
-        if path != "-" {
-            size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
-        }
+        size = currentSize()
         self.hub = hub
         let queue = self.queue
         subscription = hub.subscribe(name: name) { queue.offer($0) }
@@ -242,6 +276,12 @@ public final class LineSink: @unchecked Sendable {
         return rotationCount
     }
 
+    /// Whether the sink writes, or why not. Any thread.
+    public var health: Health {
+        lock.lock(); defer { lock.unlock() }
+        return state
+    }
+
     /// Unsubscribes, writes what is queued, closes the file and waits for the thread. Any thread, once.
     public func close() {
         if let subscription { hub?.unsubscribe(subscription) }
@@ -249,25 +289,93 @@ public final class LineSink: @unchecked Sendable {
         done.wait()
     }
 
+    private func currentSize() -> Int64 {
+        guard path != "-" else { return 0 }
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+    }
+
     private func run() {
-        var failed = false
         while let event = queue.take() {
-            if failed { continue }
-            do {
-                if path != "-" && size > 0 && size + Int64(event.line.count) > maxBytes { try rotate() }
-                try writer.writeLine(event.line)
-                size += Int64(event.line.count)
-            } catch {
-                log.error("\(name) sink: \(error); events for it are discarded from now on")
-                failed = true
-            }
+            write(event)
         }
-        do { try writer.close() } catch { log.error("\(name) sink: \(error)") }
+        do { try writer?.close() } catch { log.error("\(name) sink: \(error)") }
         done.signal()
     }
 
+    /// Writes one event, or counts it as dropped while the output fails. Sink thread.
+    private func write(_ event: DaemonEvent) {
+        if writer == nil {
+            // Failing: retry only when the backoff allows; until then the event is lost, counted.
+            guard WallClock.monotonicNanoseconds() >= nextRetryNanoseconds else { return drop() }
+            do {
+                writer = try JSONLinesWriter(path: path, append: true)
+                size = currentSize()
+            } catch let error as OutputError {
+                return fail(error)
+            } catch {
+                return fail(OutputError(operation: "open", path: path, code: EIO))
+            }
+        }
+        do {
+            if path != "-" && size > 0 && size + Int64(event.line.count) > maxBytes { try rotate() }
+            guard let writer else { return drop() }
+            try writer.writeLine(event.line)
+            size += Int64(event.line.count)
+            recovered()
+        } catch let error as OutputError {
+            fail(error)
+        } catch {
+            fail(OutputError(operation: "write", path: path, code: EIO))
+        }
+    }
+
+    private func drop() {
+        if let subscription { hub?.countDropped(subscription) }
+        lock.lock(); state.droppedSinceFailure += 1; lock.unlock()
+    }
+
+    /// The output failed for this event: close it, count the event, schedule the next try.
+    private func fail(_ error: OutputError) {
+        try? writer?.close()
+        writer = nil
+        let delay = retry.bound(attempt: attempt)
+        attempt += 1
+        nextRetryNanoseconds = WallClock.monotonicNanoseconds() + UInt64(delay * 1e9)
+        lock.lock()
+        let first = state.failure == nil
+        let changed = state.failure != error
+        if first { state.failingSinceNanoseconds = WallClock.nowNanoseconds(); state.droppedSinceFailure = 0 }
+        state.failure = error
+        lock.unlock()
+        drop()
+        if first {
+            log.error("\(name) sink: \(error); events are dropped (counted in netnet_events_dropped_total{sink=\"\(name)\"}) and it retries, at most \(ConfigParser.formatNumber(retry.cap)) s apart")
+        } else if changed {
+            log.error("\(name) sink: still failing: \(error)")
+        }
+    }
+
+    private func recovered() {
+        guard attempt > 0 else { return }
+        attempt = 0
+        lock.lock()
+        let dropped = state.droppedSinceFailure
+        let since = state.failingSinceNanoseconds
+        state.failure = nil
+        state.failingSinceNanoseconds = 0
+        state.droppedSinceFailure = 0
+        state.recoveries += 1
+        lock.unlock()
+        let seconds = Double(WallClock.nowNanoseconds() - since) / 1e9
+        log.info("\(name) sink: writing again after \(String(format: "%.1f", seconds)) s; \(dropped) events were dropped")
+    }
+
+    /// Closes the file, shifts the rotated ones, opens a fresh `FILE`. A failed open leaves the
+    /// sink without a writer (thrown, so the event is counted and retried). Sink thread.
     private func rotate() throws {
-        try writer.close()
+        try? writer?.close()
+        writer = nil
         let fm = FileManager.default
         if keep > 0 {
             try? fm.removeItem(atPath: "\(path).\(keep)")
@@ -276,14 +384,16 @@ public final class LineSink: @unchecked Sendable {
                     try? fm.moveItem(atPath: "\(path).\(k)", toPath: "\(path).\(k + 1)")
                 }
             }
-            if rename(path, "\(path).1") != 0 {
-                log.warning("\(name) sink: cannot rename \(path) to \(path).1: \(String(cString: strerror(errno)))")
+            // A file that cannot be moved aside is not written past its size: the sink fails
+            // (counted, retried) rather than grow it without bound.
+            if rename(path, "\(path).1") != 0 && errno != ENOENT {
+                throw OutputError(operation: "rename", path: path, code: errno)
             }
             writer = try JSONLinesWriter(path: path, append: true)
         } else {
             writer = try JSONLinesWriter(path: path, append: false)
         }
-        size = 0
+        size = currentSize()
         lock.lock(); rotationCount += 1; lock.unlock()
     }
 }

@@ -103,6 +103,42 @@ public final class StreamStats: @unchecked Sendable {
     }
 }
 
+/// The HTTP server's connection figures for `/metrics`. Value type; any thread.
+public struct HTTPConnectionCounts: Sendable, Equatable {
+    /// Most connections open at once (`http_max_connections`, or the automatic size).
+    public var limit: Int
+    /// Connections open now.
+    public var open = 0
+    /// Connections let in since start.
+    public var accepted: UInt64 = 0
+    /// Connections refused (answered 503 and closed) because `limit` were open.
+    public var refused: UInt64 = 0
+    /// Connections closed for not sending a request head within `http_header_timeout`.
+    public var headerTimeouts: UInt64 = 0
+    /// Kept-alive connections closed after `http_idle_timeout` without a request.
+    public var idleTimeouts: UInt64 = 0
+
+    /// Figures for a server with `limit`, all zero. Any thread.
+    public init(limit: Int) { self.limit = limit }
+}
+
+/// A sink's state for `/metrics`: up or failing, and how often it recovered. Value type; any thread.
+public struct SinkHealthFigure: Sendable, Equatable {
+    /// `stdout` or `file`.
+    public var sink: String
+    /// Whether it writes.
+    public var up: Bool
+    /// Times it went from failing back to writing.
+    public var recoveries: UInt64
+
+    /// A figure. Any thread.
+    public init(sink: String, up: Bool, recoveries: UInt64) {
+        self.sink = sink
+        self.up = up
+        self.recoveries = recoveries
+    }
+}
+
 /// Renders the Prometheus text exposition format (version 0.0.4) for the streams and the sinks.
 /// Pure; any thread.
 public enum MetricsText {
@@ -112,7 +148,8 @@ public enum MetricsText {
     /// The metrics text for `streams` (id order is kept), the event consumers' drop counts and the
     /// process-wide figures. Any thread.
     public static func render(streams: [(id: String, stats: StreamStats.Snapshot)], sinkDrops: [(sink: String, dropped: UInt64)],
-                              uptimeSeconds: Double, reloads: UInt64, reloadFailures: UInt64) -> String {
+                              uptimeSeconds: Double, reloads: UInt64, reloadFailures: UInt64,
+                              sinks: [SinkHealthFigure] = [], http: HTTPConnectionCounts? = nil) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -158,6 +195,25 @@ public enum MetricsText {
         histogram("netnet_end_to_end_seconds", "From the decoded frame to its event being published.") { $0.endToEnd }
         family("netnet_events_dropped_total", "counter", "Events dropped because a consumer's queue was full.")
         for (sink, dropped) in sinkDrops { out += "netnet_events_dropped_total{sink=\"\(escape(sink))\"} \(dropped)\n" }
+        if !sinks.isEmpty {
+            family("netnet_sink_up", "gauge", "1 while the sink writes, 0 while its output fails (its events are dropped and counted).")
+            for figure in sinks { out += "netnet_sink_up{sink=\"\(escape(figure.sink))\"} \(figure.up ? 1 : 0)\n" }
+            family("netnet_sink_recoveries_total", "counter", "Times the sink went from failing back to writing.")
+            for figure in sinks { out += "netnet_sink_recoveries_total{sink=\"\(escape(figure.sink))\"} \(figure.recoveries)\n" }
+        }
+        if let http {
+            family("netnet_http_connections_open", "gauge", "HTTP connections open now.")
+            out += "netnet_http_connections_open \(http.open)\n"
+            family("netnet_http_connections_limit", "gauge", "Most HTTP connections open at once (http_max_connections or the automatic size).")
+            out += "netnet_http_connections_limit \(http.limit)\n"
+            family("netnet_http_connections_accepted_total", "counter", "HTTP connections let in.")
+            out += "netnet_http_connections_accepted_total \(http.accepted)\n"
+            family("netnet_http_connections_refused_total", "counter", "HTTP connections refused (503 and closed) because the limit was reached.")
+            out += "netnet_http_connections_refused_total \(http.refused)\n"
+            family("netnet_http_connections_timed_out_total", "counter", "HTTP connections closed for not sending a request head in time, by which timeout.")
+            out += "netnet_http_connections_timed_out_total{timeout=\"header\"} \(http.headerTimeouts)\n"
+            out += "netnet_http_connections_timed_out_total{timeout=\"idle\"} \(http.idleTimeouts)\n"
+        }
         family("netnet_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.")
         out += "netnet_config_reloads_total{result=\"applied\"} \(reloads)\n"
         out += "netnet_config_reloads_total{result=\"rejected\"} \(reloadFailures)\n"

@@ -17,15 +17,19 @@ final class DaemonSlot {
 }
 
 /// A stream's `latest` hand-over between its reader and the shared inference thread: a triple
-/// buffer. The reader fills `writing`, then posts it as `ready` (a frame still waiting there is
-/// dropped and counted); inference swaps `ready` with `reading`. Guarded by `Scheduler.condition`.
+/// buffer while connected. The reader fills its own slot, then posts it as `ready` (a frame still
+/// waiting there is dropped and counted) and gets a free one back; inference swaps `ready` with
+/// `reading`. Slots exist only while the stream is connected: the reader makes them as it needs
+/// them after connecting, and on disconnect (`detached`) the ones nobody uses any more are let go,
+/// so a stream that is down or backing off holds no frame memory. Guarded by `Scheduler.condition`.
 final class Mailbox {
     let config: StreamConfig
     let stats: StreamStats
-    var writing: DaemonSlot
     var ready: DaemonSlot?
-    var reading: DaemonSlot
+    var reading: DaemonSlot?
     var spare: DaemonSlot?
+    /// No connection: inference keeps no slot once done with it.
+    var detached = true
     var droppedSinceTake = 0
     var seq = 0
     var removed = false
@@ -34,12 +38,9 @@ final class Mailbox {
     let snapshotLock = NSLock()
     let snapshotFrame = VideoFrame()
     var snapshotDetections: [Detection] = []
-    init(config: StreamConfig, stats: StreamStats, inputCount: Int) {
+    init(config: StreamConfig, stats: StreamStats) {
         self.config = config
         self.stats = stats
-        writing = DaemonSlot(inputCount: inputCount)
-        reading = DaemonSlot(inputCount: inputCount)
-        spare = DaemonSlot(inputCount: inputCount)
     }
 }
 
@@ -95,21 +96,38 @@ final class Scheduler: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Reader thread: hands over `writing`, gets a free slot back.
-    func post(_ mailbox: Mailbox) {
+    /// Reader thread: hands over `filled`; returns a free slot to fill next, or nil when there is
+    /// none yet (the reader then makes one: only in the first frames after connecting).
+    func post(_ mailbox: Mailbox, _ filled: DaemonSlot) -> DaemonSlot? {
         condition.lock()
-        let filled = mailbox.writing
+        var free: DaemonSlot?
         if let stale = mailbox.ready {
             mailbox.droppedSinceTake += 1
             mailbox.stats.update { $0.framesDropped += 1 }
-            mailbox.writing = stale
+            free = stale
         } else {
-            mailbox.writing = mailbox.spare!
+            free = mailbox.spare
             mailbox.spare = nil
         }
         mailbox.ready = filled
         mailbox.stats.update { $0.queueDepth = 1 }
         condition.signal()
+        condition.unlock()
+        return free
+    }
+
+    /// Reader thread, once connected: inference may keep its slot for the reader again.
+    func attach(_ mailbox: Mailbox) {
+        condition.lock(); mailbox.detached = false; condition.unlock()
+    }
+
+    /// Reader thread, when the connection ends: the free slots go; a frame still waiting is
+    /// inferred, and inference lets go of its slot after it.
+    func detach(_ mailbox: Mailbox) {
+        condition.lock()
+        mailbox.detached = true
+        mailbox.spare = nil
+        mailbox.reading = nil   // inference holds its own reference while it runs
         condition.unlock()
     }
 
@@ -156,7 +174,7 @@ final class Scheduler: @unchecked Sendable {
             // Swap: the ready frame becomes ours; our previous one becomes the free one.
             let slot = mailbox.ready!
             mailbox.ready = nil
-            if mailbox.spare == nil { mailbox.spare = mailbox.reading } else { mailbox.spare = mailbox.reading }
+            if !mailbox.detached && mailbox.spare == nil { mailbox.spare = mailbox.reading }
             mailbox.reading = slot
             let dropped = mailbox.droppedSinceTake
             mailbox.droppedSinceTake = 0
@@ -200,7 +218,10 @@ final class Scheduler: @unchecked Sendable {
             $0.endToEnd.observe(endToEnd)
             $0.lastFrameNanoseconds = now
         }
-        condition.lock(); inferredTotal += 1; condition.unlock()
+        condition.lock()
+        inferredTotal += 1
+        if mailbox.detached && mailbox.reading === slot { mailbox.reading = nil }
+        condition.unlock()
     }
 }
 
@@ -221,11 +242,13 @@ public struct ReaderSettings: Sendable, Equatable {
     }
 }
 
-/// One stream's reader: its own thread that connects, decodes, prepares every Nth frame into the
-/// stream's mailbox and, when the connection fails, stalls or ends, reconnects with exponential
-/// backoff and full jitter. Every state change is logged, counted and published as a
-/// `netnet.status/1` event. Created, stopped and queried from any thread; the `VideoSource` and
-/// `InputPreparer` live on the reader thread only.
+/// One stream's reader: a thread per connection that connects, decodes, prepares every Nth frame
+/// into the stream's mailbox and, when the connection fails, stalls or ends, schedules the next
+/// attempt after an exponential backoff with full jitter and ends. While it backs off a stream has
+/// no thread and no frame buffers, only its counters: a shared timer queue starts the next
+/// attempt's thread. Every state change is logged, counted and published as a `netnet.status/1`
+/// event. Created, stopped and queried from any thread; the `VideoSource` and `InputPreparer`
+/// live on the connection's thread only.
 final class StreamWorker: @unchecked Sendable {
     let config: StreamConfig
     let stats: StreamStats
@@ -243,7 +266,18 @@ final class StreamWorker: @unchecked Sendable {
     private var stopReason = "stopped"
     private var heartbeat = WallClock.monotonicNanoseconds()
     private var blockingBound: Double
+    /// A connection thread exists (guarded by `condition`).
+    private var connectionRunning = false
+    /// The scheduled next attempt while backing off (guarded by `condition`).
+    private var pending: DispatchWorkItem?
+    /// Attempt threads run one after another (each starts after the previous has ended), so
+    /// these two need no lock.
+    private var attempt = 0
+    private var first = true
     private let done = DispatchSemaphore(value: 0)
+
+    /// Where backoff delays wait: one queue for every stream; its items only start a thread.
+    private static let timers = DispatchQueue(label: "netnet-backoff")
 
     init(config: StreamConfig, settings: ReaderSettings, model: Model, scheduler: Scheduler, hub: EventHub,
          log: DaemonLog, random: @escaping @Sendable () -> Double) {
@@ -254,7 +288,7 @@ final class StreamWorker: @unchecked Sendable {
         self.log = log
         self.random = random
         stats = StreamStats(id: config.id, url: config.url)
-        mailbox = Mailbox(config: config, stats: stats, inputCount: scheduler.slotInputCount)
+        mailbox = Mailbox(config: config, stats: stats)
         let d = model.description
         inputSize = d.inputSize
         normalisation = Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
@@ -264,30 +298,80 @@ final class StreamWorker: @unchecked Sendable {
 
     func start() {
         scheduler.add(mailbox)
-        let thread = Thread { [self] in run() }
+        launch()
+    }
+
+    /// Starts a connection thread unless stopping. Any thread (the timer queue, `start`).
+    private func launch() {
+        condition.lock()
+        guard !stopping else { condition.unlock(); return }
+        connectionRunning = true
+        pending = nil
+        heartbeat = WallClock.monotonicNanoseconds()
+        condition.unlock()
+        let thread = Thread { [self] in connectionThread() }
         thread.name = "netnet-reader-\(config.id)"
         thread.stackSize = 1 << 22
         thread.start()
     }
 
-    /// Asks the reader to end (`reason` goes into the `stopped` event) and waits for it: a blocked
-    /// open or read returns within about 0.1 s. Any thread, once.
-    func stop(reason: String) {
+    private func connectionThread() {
+        let delay = connect()
         condition.lock()
+        connectionRunning = false
+        guard !stopping, let delay else {
+            condition.unlock()
+            finishStop()
+            return
+        }
+        let item = DispatchWorkItem { [self] in launch() }
+        pending = item
+        heartbeat = WallClock.monotonicNanoseconds()
+        condition.unlock()
+        Self.timers.asyncAfter(deadline: .now() + delay, execute: item)
+    }
+
+    /// Asks the reader to end (`reason` goes into the `stopped` event) without waiting: a blocked
+    /// open or read returns within about 0.1 s, a pending retry is cancelled. Any thread.
+    func requestStop(reason: String) {
+        condition.lock()
+        guard !stopping else { condition.unlock(); return }
         stopping = true
         stopReason = reason
+        let running = connectionRunning
+        pending?.cancel()
+        pending = nil
         condition.broadcast()
         condition.unlock()
         interrupter.interrupt()
+        if !running { finishStop() }
+    }
+
+    /// Waits until the reader has ended (after `requestStop`). Any thread, once.
+    func waitStopped() {
         done.wait()
         scheduler.remove(mailbox)
     }
 
-    /// Whether the reader thread is making progress: it is never inside one blocking call (open,
-    /// read, backoff wait) longer than its bound. Any thread.
+    /// `requestStop` then `waitStopped`. Any thread, once.
+    func stop(reason: String) {
+        requestStop(reason: reason)
+        waitStopped()
+    }
+
+    private func finishStop() {
+        condition.lock()
+        let why = stopReason
+        condition.unlock()
+        transition(.stopped, reason: why)
+        done.signal()
+    }
+
+    /// Whether the reader is making progress: a connection thread is never inside one blocking
+    /// call (open, read) longer than its bound; a stream backing off has no thread and is. Any thread.
     func isProgressing(now: UInt64) -> Bool {
         condition.lock(); defer { condition.unlock() }
-        return Double(now &- heartbeat) / 1e9 < blockingBound + 10 || stopping
+        return !connectionRunning || stopping || Double(now &- heartbeat) / 1e9 < blockingBound + 10
     }
 
     private var isStopping: Bool {
@@ -321,94 +405,92 @@ final class StreamWorker: @unchecked Sendable {
         hub.publish(DaemonEvent(kind: .status, stream: config.id, line: record.jsonLine()))
     }
 
-    private func run() {
-        let preparer = InputPreparer(inputSize: inputSize, normalisation: normalisation)
-        var attempt = 0
-        var first = true
-        while !isStopping {
-            transition(.connecting, reason: nil, reconnect: !first)
-            first = false
-            interrupter.reset()
-            if isStopping { break }
-            var options = VideoSourceOptions(url: config.url)
-            options.openTimeout = settings.openTimeout
-            options.readTimeout = settings.stallTimeout
-            options.interrupter = interrupter
-            options.decoderThreads = 1
-            let streamID = config.id
-            let log = self.log
-            options.onWarning = { log.debug("stream \(streamID): \($0)") }
-            var reason: String
-            var stalled = false
+    /// One connection, from `connecting` to its end; returns the backoff delay before the next
+    /// attempt (after publishing `backing_off`), or nil when stopping. Connection thread.
+    private func connect() -> Double? {
+        transition(.connecting, reason: nil, reconnect: !first)
+        first = false
+        interrupter.reset()
+        if isStopping { return nil }
+        var options = VideoSourceOptions(url: config.url)
+        options.openTimeout = settings.openTimeout
+        options.readTimeout = settings.stallTimeout
+        options.interrupter = interrupter
+        options.decoderThreads = 1
+        let streamID = config.id
+        let log = self.log
+        options.onWarning = { log.debug("stream \(streamID): \($0)") }
+        var reason: String
+        var stalled = false
+        do {
+            let source = try VideoSource(options: options)
+            beat()
+            // Frame memory exists from here to the end of the connection only.
+            let preparer = InputPreparer(inputSize: inputSize, normalisation: normalisation)
+            scheduler.attach(mailbox)
+            defer { scheduler.detach(mailbox) }
+            var slot: DaemonSlot?
+            var streamingSince: UInt64?
+            var lastDecoded = 0, lastErrors = 0
+            // A file (or finite HTTP file) is played at its frame rate, like a camera, instead of
+            // being decoded as fast as the CPU allows; live inputs set their own pace.
+            let paced = !source.isLive
+            var pacingOrigin: (clock: UInt64, pts: Double)?
+            reason = "ended"
             do {
-                let source = try VideoSource(options: options)
-                beat()
-                var streamingSince: UInt64?
-                var lastDecoded = 0, lastErrors = 0
-                // A file (or finite HTTP file) is played at its frame rate, like a camera, instead of
-                // being decoded as fast as the CPU allows; live inputs set their own pace.
-                let paced = !source.isLive
-                var pacingOrigin: (clock: UInt64, pts: Double)?
-                reason = "ended"
-                do {
-                    while !isStopping {
-                        let slot = mailbox.writing
-                        guard try source.nextFrame(into: slot.frame, audioSink: nil) else { break }
-                        if paced, let pts = slot.frame.ptsSeconds {
-                            if let origin = pacingOrigin {
-                                let due = Double(origin.clock) / 1e9 + (pts - origin.pts)
-                                let wait = due - Double(WallClock.monotonicNanoseconds()) / 1e9
-                                // A jump (pts going back, a gap over 10 s) restarts the pacing.
-                                if wait > 10 || pts < origin.pts { pacingOrigin = (WallClock.monotonicNanoseconds(), pts) }
-                                else if wait > 0 { waitInterruptibly(seconds: wait) }
-                                if isStopping { break }
-                            } else {
-                                pacingOrigin = (WallClock.monotonicNanoseconds(), pts)
-                            }
+                while !isStopping {
+                    let current = slot ?? DaemonSlot(inputCount: scheduler.slotInputCount)
+                    slot = current
+                    guard try source.nextFrame(into: current.frame, audioSink: nil) else { break }
+                    if paced, let pts = current.frame.ptsSeconds {
+                        if let origin = pacingOrigin {
+                            let due = Double(origin.clock) / 1e9 + (pts - origin.pts)
+                            let wait = due - Double(WallClock.monotonicNanoseconds()) / 1e9
+                            // A jump (pts going back, a gap over 10 s) restarts the pacing.
+                            if wait > 10 || pts < origin.pts { pacingOrigin = (WallClock.monotonicNanoseconds(), pts) }
+                            else if wait > 0 { waitInterruptibly(seconds: wait) }
+                            if isStopping { break }
+                        } else {
+                            pacingOrigin = (WallClock.monotonicNanoseconds(), pts)
                         }
-                        let now = WallClock.monotonicNanoseconds()
-                        beat()
-                        if streamingSince == nil {
-                            streamingSince = now
-                            transition(.streaming, reason: nil)
-                        }
-                        let decoded = source.framesDecoded, errors = source.decodeErrors
-                        stats.update {
-                            $0.framesDecoded += UInt64(decoded - lastDecoded)
-                            $0.decodeErrors += UInt64(errors - lastErrors)
-                        }
-                        lastDecoded = decoded
-                        lastErrors = errors
-                        guard slot.frame.index % config.every == 0 else { continue }
-                        try preparer.prepare(frame: slot.frame, into: slot.input.pointer)
-                        slot.decodedNanoseconds = now
-                        slot.wallNanoseconds = WallClock.nowNanoseconds()
-                        scheduler.post(mailbox)
                     }
-                } catch {
-                    reason = "\(error)"
-                    stalled = reason.contains("timed out")
+                    let now = WallClock.monotonicNanoseconds()
+                    beat()
+                    if streamingSince == nil {
+                        streamingSince = now
+                        transition(.streaming, reason: nil)
+                    }
+                    let decoded = source.framesDecoded, errors = source.decodeErrors
+                    stats.update {
+                        $0.framesDecoded += UInt64(decoded - lastDecoded)
+                        $0.decodeErrors += UInt64(errors - lastErrors)
+                    }
+                    lastDecoded = decoded
+                    lastErrors = errors
+                    guard current.frame.index % config.every == 0 else { continue }
+                    try preparer.prepare(frame: current.frame, into: current.input.pointer)
+                    current.decodedNanoseconds = now
+                    current.wallNanoseconds = WallClock.nowNanoseconds()
+                    slot = scheduler.post(mailbox, current)
                 }
-                // A connection that delivered frames for a while earns a fresh backoff.
-                if let since = streamingSince, Double(WallClock.monotonicNanoseconds() - since) / 1e9 >= max(settings.backoff.cap, 10) {
-                    attempt = 0
-                }
-                if streamingSince != nil && reason != "ended" && !stalled { attempt = 0 }
             } catch {
                 reason = "\(error)"
+                stalled = (error as? MediaError)?.code == -ETIMEDOUT
             }
-            if isStopping { break }
-            if stalled { transition(.stalled, reason: reason) }
-            let delay = settings.backoff.delay(attempt: attempt, unit: random())
-            transition(.backingOff, reason: reason, attempt: attempt, retryIn: delay)
-            attempt += 1
-            waitInterruptibly(seconds: delay)
+            // A connection that delivered frames for a while earns a fresh backoff.
+            if let since = streamingSince, Double(WallClock.monotonicNanoseconds() - since) / 1e9 >= max(settings.backoff.cap, 10) {
+                attempt = 0
+            }
+            if streamingSince != nil && reason != "ended" && !stalled { attempt = 0 }
+        } catch {
+            reason = "\(error)"
         }
-        condition.lock()
-        let why = stopReason
-        condition.unlock()
-        transition(.stopped, reason: why)
-        done.signal()
+        if isStopping { return nil }
+        if stalled { transition(.stalled, reason: reason) }
+        let delay = settings.backoff.delay(attempt: attempt, unit: random())
+        transition(.backingOff, reason: reason, attempt: attempt, retryIn: delay)
+        attempt += 1
+        return delay
     }
 
     private func waitInterruptibly(seconds: Double) {
@@ -542,13 +624,9 @@ public final class Supervisor: @unchecked Sendable {
         stopped = true
         let current = workers
         lock.unlock()
-        // Interrupt all at once, then wait for each.
-        let group = DispatchGroup()
-        for worker in current {
-            group.enter()
-            Thread.detachNewThread { worker.stop(reason: "daemon stopping"); group.leave() }
-        }
-        group.wait()
+        // Interrupt all at once (no thread each), then wait for each.
+        for worker in current { worker.requestStop(reason: "daemon stopping") }
+        for worker in current { worker.waitStopped() }
         scheduler.stop()
     }
 

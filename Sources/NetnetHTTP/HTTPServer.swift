@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NetnetDaemon
@@ -23,22 +24,28 @@ public final class HTTPServer: @unchecked Sendable {
         public var sseQueue: Int
         /// The latest frame of a stream as JPEG with its boxes drawn, or nil if none yet.
         public var snapshot: @Sendable (String) -> [UInt8]?
+        /// The sinks' health: a failing one makes `/readyz` answer 503 with the reason.
+        public var sinks: @Sendable () -> [LineSink.Health]
 
         /// Bundles the closures. Any thread.
         public init(supervisor: @escaping @Sendable () -> Supervisor, ready: @escaping @Sendable () -> Bool,
                     reloads: @escaping @Sendable () -> (applied: UInt64, rejected: UInt64), sseQueue: Int,
-                    snapshot: @escaping @Sendable (String) -> [UInt8]?) {
+                    snapshot: @escaping @Sendable (String) -> [UInt8]?,
+                    sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }) {
             self.supervisor = supervisor
             self.ready = ready
             self.reloads = reloads
             self.sseQueue = sseQueue
             self.snapshot = snapshot
+            self.sinks = sinks
         }
     }
 
     private let host: String
     private let port: Int
     private let sources: Sources
+    private let limits: HTTPLimits
+    private let limiter: ConnectionLimiter
     private let lock = NSLock()
     private var task: Task<Void, Never>?
     private var boundPort: Int?
@@ -47,12 +54,17 @@ public final class HTTPServer: @unchecked Sendable {
     private var nextStream = 0
     private let started = DispatchSemaphore(value: 0)
 
-    /// A server for `host:port` (port 0: any free port). Any thread.
-    public init(host: String, port: Int, sources: Sources) {
+    /// A server for `host:port` (port 0: any free port) holding its connections to `limits`. Any thread.
+    public init(host: String, port: Int, sources: Sources, limits: HTTPLimits = HTTPLimits()) {
         self.host = host
         self.port = port
         self.sources = sources
+        self.limits = limits
+        limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve)
     }
+
+    /// Connections open, refused and timed out so far. Any thread.
+    public var connectionCounts: HTTPConnectionCounts { limiter.snapshot }
 
     /// Binds and starts serving; returns the bound port once listening, or throws a one-line
     /// error (`cannot listen on 127.0.0.1:8080: Address already in use`). Blocks the calling
@@ -64,7 +76,11 @@ public final class HTTPServer: @unchecked Sendable {
             logger.logLevel = .critical
             return logger
         }()
-        let app = Application(router: router,
+        let limits = self.limits, limiter = self.limiter
+        let server = HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(responder: responder, limits: limits, limiter: limiter)
+        }
+        let app = Application(router: router, server: server,
                               configuration: .init(address: .hostname(host, port: port), serverName: "netnet"),
                               onServerRunning: { [self] channel in
                                   let bound = channel.localAddress?.port ?? port
@@ -105,16 +121,19 @@ public final class HTTPServer: @unchecked Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         router.get("/readyz") { _, _ in
-            let ready = sources.ready()
-            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
+            let text = Readiness.text(ready: sources.ready(), sinks: sources.sinks())
+            return Response(status: text == "ready\n" ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        let limiter = self.limiter
         router.get("/metrics") { _, _ in
             let supervisor = sources.supervisor()
             let reloads = sources.reloads()
+            let sinks = sources.sinks().map { SinkHealthFigure(sink: $0.sink, up: $0.isHealthy, recoveries: $0.recoveries) }
             let text = MetricsText.render(streams: supervisor.streamStats().map { ($0.id, $0.snapshot()) },
                                           sinkDrops: supervisor.hub.dropCounts(), uptimeSeconds: supervisor.uptimeSeconds,
-                                          reloads: reloads.applied, reloadFailures: reloads.rejected)
+                                          reloads: reloads.applied, reloadFailures: reloads.rejected,
+                                          sinks: sinks, http: limiter.snapshot)
             return Response(status: .ok, headers: [.contentType: MetricsText.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/api/streams") { _, _ in
@@ -186,6 +205,24 @@ public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// The message.
     public var description: String { message }
+}
+
+/// The `/readyz` body: `ready` when the daemon is started and every sink writes; otherwise
+/// `not ready: ` and the reasons, one line (`file sink failing since …: cannot write …: No space
+/// left on device; 12 events dropped`). Pure; any thread.
+public enum Readiness {
+    /// The body, newline included; exactly `"ready\n"` when ready. Any thread.
+    public static func text(ready: Bool, sinks: [LineSink.Health]) -> String {
+        var reasons: [String] = []
+        if !ready { reasons.append("starting or stopping") }
+        for sink in sinks {
+            guard let failure = sink.failure else { continue }
+            var since: [UInt8] = []
+            WallClock.appendISO8601(nanoseconds: sink.failingSinceNanoseconds, to: &since)
+            reasons.append("\(sink.sink) sink failing since \(String(decoding: since, as: UTF8.self)): \(failure); \(sink.droppedSinceFailure) events dropped")
+        }
+        return reasons.isEmpty ? "ready\n" : "not ready: \(reasons.joined(separator: "; "))\n"
+    }
 }
 
 /// Server-Sent Events framing. Pure; any thread.

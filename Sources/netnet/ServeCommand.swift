@@ -97,9 +97,20 @@ final class Daemon: @unchecked Sendable {
         var config = reportingErrors { try ConfigParser.load(path: configPath) }
         let log = DaemonLog(level: config.logLevel)
         FFmpegLog.setLevel(.error)
+        // Descriptors: the soft limit up to the hard one, then a reserve for the runtime, the
+        // streams and the sinks that HTTP clients can never take (DescriptorBudget).
+        let (limit, refused) = DescriptorBudget.raiseSoftLimit()
+        if let refused { log.warning("cannot raise the file descriptor limit above \(limit): \(String(cString: strerror(refused))); set LimitNOFILE= (docs/operations.md)") }
+        let budget = reportingErrors {
+            do { return try DescriptorBudget.make(config: config, limit: limit) } catch { throw CommandFailure("\(configPath): \(error)") }
+        }
         let modelPath = reportingErrors { try ServeCommand.modelPath(config, configPath: configPath) }
         let model = reportingErrors { try DefaultModel.load(modelPath, quiet: true) }
         reportingErrors { try ConfigParser.checkClasses(config, file: configPath, modelClasses: model.description.classes) }
+        if !ConfigParser.isLoopback(host: config.listenHost) {
+            log.warning("listen = \(config.listenHost):\(config.listenPort) is not a loopback address and the HTTP API has no authentication: anyone who can reach the port can read every stream's events and snapshots")
+        }
+        log.info("file descriptors: limit \(budget.limit), \(budget.reserve) reserved for the daemon and \(config.streams.count) streams, up to \(budget.connections) HTTP connections")
         log.info("model \(modelPath ?? "default"): \(model.description.network.rawValue) width \(ModelDescription.formatWidth(model.description.width)), \(model.description.classes.count) classes")
         if config.inferenceThreads > 0 { BLASThreads.set(config.inferenceThreads) }
         let notifier = SystemdNotifier()
@@ -115,6 +126,11 @@ final class Daemon: @unchecked Sendable {
                              queueCapacity: config.sinkQueue, hub: hub, log: log)
             })
         }
+        if lock.withLock({ stopRequested }) {
+            for sink in sinks { sink.close() }
+            log.info("stopped before start")
+            return
+        }
         let supervisor = reportingErrors { try Supervisor(config: config, model: model, hub: hub, log: log) }
         lock.withLock { self.supervisor = supervisor }
         let server = HTTPServer(host: config.listenHost, port: config.listenPort, sources: .init(
@@ -122,7 +138,10 @@ final class Daemon: @unchecked Sendable {
             ready: { [self] in lock.withLock { ready } },
             reloads: { [self] in lock.withLock { (reloadsApplied, reloadsRejected) } },
             sseQueue: config.sinkQueue,
-            snapshot: { supervisor.snapshotJPEG(stream: $0) }))
+            snapshot: { supervisor.snapshotJPEG(stream: $0) },
+            sinks: { [sinks] in sinks.map(\.health) }),
+            limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
+                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve))
         let port: Int
         do {
             port = try server.start()
@@ -153,6 +172,10 @@ final class Daemon: @unchecked Sendable {
                 do {
                     let newConfig = try ConfigParser.load(path: configPath)
                     try ConfigParser.checkClasses(newConfig, file: configPath, modelClasses: model.description.classes)
+                    // The HTTP cap is fixed at start: more streams must still fit beside it.
+                    var sized = newConfig
+                    sized.httpMaxConnections = budget.connections
+                    do { _ = try DescriptorBudget.make(config: sized, limit: budget.limit) } catch { throw CommandFailure("\(configPath): \(error)") }
                     let newModel = try ServeCommand.modelPath(newConfig, configPath: configPath)
                     if newModel != modelPath {
                         log.warning("reload: the model changed (\(newModel ?? "default")); a model change needs a restart, streams keep using \(modelPath ?? "default")")
@@ -165,7 +188,10 @@ final class Daemon: @unchecked Sendable {
                                              ("inference_threads", "\(config.inferenceThreads)", "\(newConfig.inferenceThreads)"),
                                              ("precision", config.precision.rawValue, newConfig.precision.rawValue),
                                              ("gemm", config.gemm?.rawValue ?? "", newConfig.gemm?.rawValue ?? ""),
-                                             ("sink_queue", "\(config.sinkQueue)", "\(newConfig.sinkQueue)")] where old != new {
+                                             ("sink_queue", "\(config.sinkQueue)", "\(newConfig.sinkQueue)"),
+                                             ("http_max_connections", "\(config.httpMaxConnections)", "\(newConfig.httpMaxConnections)"),
+                                             ("http_header_timeout", "\(config.httpHeaderTimeout)", "\(newConfig.httpHeaderTimeout)"),
+                                             ("http_idle_timeout", "\(config.httpIdleTimeout)", "\(newConfig.httpIdleTimeout)")] where old != new {
                         log.warning("reload: \(name) changed; it takes effect at the next restart")
                     }
                     log.setLevel(newConfig.logLevel)

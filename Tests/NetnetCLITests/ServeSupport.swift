@@ -11,13 +11,21 @@ final class ServeProcess {
     let stderrPath: String
     private(set) var exitStatus: Int32?
 
-    init(arguments: [String], scratch: Scratch, environment: [String: String] = [:], tag: String = "serve") throws {
+    /// With a `launcher` (a program and its arguments), runs `launcher… netnet-path arguments…`:
+    /// `ServeProcess.descriptorLimit(n)` runs it under `ulimit -n n` (exec'd, same pid).
+    init(arguments: [String], scratch: Scratch, environment: [String: String] = [:], tag: String = "serve",
+         launcher: [String] = []) throws {
         stdoutPath = scratch.file("\(tag).stdout")
         stderrPath = scratch.file("\(tag).stderr")
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = NetnetBinary.url
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [NetnetBinary.url.path] + arguments
+        } else {
+            process.executableURL = NetnetBinary.url
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "JOURNAL_STREAM")
@@ -33,6 +41,20 @@ final class ServeProcess {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+    }
+
+    /// A launcher that lowers RLIMIT_NOFILE (soft and hard) to `n`, then execs netnet.
+    static func descriptorLimit(_ n: Int) -> [String] {
+        ["/bin/bash", "-c", "ulimit -n \(n) && exec \"$@\"", "netnet"]
+    }
+
+    /// A field of /proc/PID/status (`VmRSS` in kB, `Threads`), nil once the process is gone.
+    func status(_ field: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("\(field):") {
+            return Int(line.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+        }
+        return nil
     }
 
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }

@@ -98,7 +98,47 @@ struct ConfigTests {
         ("[stream a]\nurl = /x\nmodel = /m1\n[stream b]\nurl = /y\nmodel = /m2\n", 4, "all streams share one model"),
         ("[stream a]\nurl = /x\nenabled = false\n", nil, "no enabled stream"),
         ("# nothing\n", nil, "no enabled stream"),
+        // A NUL would cut the path short where C reads it: /tmp/a.jsonl\0x would open /tmp/a.jsonl.
+        ("[global]\njson_lines = /tmp/a.jsonl\u{0}/x\n[stream a]\nurl = /x\n", 2, "a NUL byte"),
+        ("[stream a]\nurl = /x\u{0}y\n", 2, "a NUL byte"),
+        ("[stream a]\nurl = /x\nthreshold = 0x0.8p0\n", 3, "threshold must be a number (got '0x0.8p0')"),
+        ("[global]\nstall_timeout = 0x10\n[stream a]\nurl = /x\n", 2, "stall_timeout must be a number (got '0x10')"),
+        ("[global]\nopen_timeout = inf\n[stream a]\nurl = /x\n", 2, "open_timeout must be a number"),
+        ("[global]\nbackoff_base = 1e\n[stream a]\nurl = /x\n", 2, "backoff_base must be a number"),
+        ("[global]\nhttp_max_connections = 0x10\n[stream a]\nurl = /x\n", 2, "http_max_connections must be a whole number"),
+        ("[global]\nhttp_max_connections = -1\n[stream a]\nurl = /x\n", 2, "http_max_connections = -1 is out of range 0-100000"),
+        ("[global]\nhttp_header_timeout = 0\n[stream a]\nurl = /x\n", 2, "http_header_timeout = 0 is out of range 1-3600"),
+        ("[global]\nhttp_idle_timeout = 100000\n[stream a]\nurl = /x\n", 2, "http_idle_timeout = 100000 is out of range 1-86400"),
+        (ConfigTests.manyStreams(DaemonConfig.maxStreams + 2), 2 * DaemonConfig.maxStreams + 1,
+         "\(DaemonConfig.maxStreams + 2) streams, more than the limit of \(DaemonConfig.maxStreams)"),
     ]
+
+    /// `count` stream sections of two lines each.
+    static func manyStreams(_ count: Int) -> String {
+        (0..<count).map { "[stream s\($0)]\nurl = rtsp://127.0.0.1:9/s\($0)\n" }.joined()
+    }
+
+    @Test func streamLimitIsInclusive() throws {
+        let c = try ConfigParser.parse(Self.manyStreams(DaemonConfig.maxStreams), file: "t.conf")
+        #expect(c.streams.count == DaemonConfig.maxStreams)
+    }
+
+    @Test func decimalNumbersOnly() {
+        for good in ["10", "+1", "-0.5", ".5", "5.", "1e3", "2.5E-1"] { #expect(ConfigParser.isDecimal(good), "\(good)") }
+        for bad in ["0x10", "0X1p3", "nan", "inf", "1e", ".", "", "1_0", " 1", "1.2.3", "--1"] { #expect(!ConfigParser.isDecimal(bad), "\(bad)") }
+    }
+
+    @Test func httpKeys() throws {
+        let d = try ConfigParser.parse("[stream a]\nurl = /x\n", file: "t")
+        #expect(d.httpMaxConnections == 0 && d.httpHeaderTimeout == 10 && d.httpIdleTimeout == 60)
+        let c = try ConfigParser.parse("[global]\nhttp_max_connections = 50\nhttp_header_timeout = 2.5\nhttp_idle_timeout = 30\n[stream a]\nurl = /x\n", file: "t")
+        #expect(c.httpMaxConnections == 50 && c.httpHeaderTimeout == 2.5 && c.httpIdleTimeout == 30)
+    }
+
+    @Test func loopbackHosts() {
+        for host in ["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"] { #expect(ConfigParser.isLoopback(host: host), "\(host)") }
+        for host in ["0.0.0.0", "::", "192.0.2.1", "10.0.0.1", "example.com", "::ffff:192.0.2.1"] { #expect(!ConfigParser.isLoopback(host: host), "\(host)") }
+    }
 
     @Test(arguments: 0..<rejections.count)
     func rejects(_ index: Int) throws {
