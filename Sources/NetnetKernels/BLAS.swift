@@ -2,30 +2,55 @@ import COpenBLAS
 
 /// Control of the GEMM libraries' threads: OpenBLAS's own pool (the pthreads that
 /// `cblas_sgemm` runs on) and oneDNN's OpenMP threads.
+///
+/// `set` is the process-wide default, read once by a `Detector` made without a thread count. A
+/// detector then applies its own count before each forward pass (`applyToOpenMP(_:)`,
+/// `applyToOpenBLAS(_:)`), so what runs is what it was made with.
 public enum BLASThreads {
     private static let requested = LockedInt(0)
 
     /// Sets the number of GEMM threads (clamped to >= 1): OpenBLAS's at once
     /// (`openblas_set_num_threads`, process-wide), oneDNN's for the OpenMP regions of each thread
-    /// that calls `applyToOpenMP` afterwards. Call it while no GEMM is running (e.g. at engine load).
+    /// that calls `applyToOpenMP` afterwards, and the default of detectors made afterwards. Call
+    /// it while no GEMM is running (e.g. at engine load).
     public static func set(_ n: Int) {
         openblas_set_num_threads(Int32(clamping: max(1, n)))
         requested.store(max(1, n))
     }
 
-    /// Makes the calling thread's OpenMP regions (oneDNN's, and the engine's loops when they run
-    /// on OpenMP) use the count given to `set` (else libgomp's default: one per core, or
-    /// `OMP_NUM_THREADS`), never more than `OMP_THREAD_LIMIT`. oneDNN plans each primitive for
-    /// that count when it is made and assumes it gets that many threads when it runs (with
-    /// fewer, it silently skips work: measured with `OMP_THREAD_LIMIT=1`), so both the thread that
-    /// makes a `Detector` and the one that runs it call this (`Detector` does). Cheap; callable
-    /// from any thread.
-    public static func applyToOpenMP() {
-        guard let setThreads = OpenMP.setThreads, let maxThreads = OpenMP.maxThreads else { return }
+    /// The GEMM threads a caller that names none gets: the count given to `set`, else the
+    /// library's own default (oneDNN: libgomp's, `OMP_NUM_THREADS` or one per core, within
+    /// `OMP_THREAD_LIMIT`; OpenBLAS: its pool's size). At least 1. Callable from any thread.
+    public static func defaultCount(onOpenMP: Bool) -> Int {
         let requested = requested.load()
-        var n = requested > 0 ? requested : Int(maxThreads())
+        if requested > 0 { return requested }
+        if onOpenMP, let maxThreads = OpenMP.maxThreads { return max(1, Int(maxThreads())) }
+        return max(1, current)
+    }
+
+    /// Makes the calling thread's OpenMP regions (oneDNN's, and the engine's loops when they run
+    /// on OpenMP) use `n` threads, never more than `OMP_THREAD_LIMIT`. OpenMP keeps the count
+    /// per thread, and oneDNN plans each primitive for it when the primitive is made and assumes
+    /// it gets that many threads when it runs (with fewer, it silently skips work: measured with
+    /// `OMP_THREAD_LIMIT=1`), so both the thread that makes a `Detector` and the one that runs
+    /// it call this with the detector's count (`Detector` does). Cheap; callable from any thread.
+    public static func applyToOpenMP(_ n: Int) {
+        guard let setThreads = OpenMP.setThreads, let maxThreads = OpenMP.maxThreads else { return }
+        var n = max(1, n)
         if let limit = OpenMP.threadLimit?(), limit > 0 { n = min(n, Int(limit)) }
-        if n != Int(maxThreads()) { setThreads(Int32(clamping: max(1, n))) }
+        if n != Int(maxThreads()) { setThreads(Int32(clamping: n)) }
+    }
+
+    /// `applyToOpenMP(_:)` with `defaultCount(onOpenMP: true)`.
+    public static func applyToOpenMP() { applyToOpenMP(defaultCount(onOpenMP: true)) }
+
+    /// Gives OpenBLAS's pool `n` threads if it has another count. OpenBLAS has only a
+    /// process-wide count (`openblas_set_num_threads`), so an OpenBLAS `Detector` calls this
+    /// before each forward pass with its own count; detectors with different counts in one
+    /// process must not run at the same time. Callable from any thread, while no GEMM runs.
+    public static func applyToOpenBLAS(_ n: Int) {
+        let n = max(1, n)
+        if Int(openblas_get_num_threads()) != n { openblas_set_num_threads(Int32(clamping: n)) }
     }
 
     /// The number of OpenBLAS threads (`openblas_get_num_threads`). Callable from any thread.

@@ -21,7 +21,7 @@ public enum BilinearResize {
     /// `Elementwise.add`), then ReLU if `relu`. `output` must not overlap `input`.
     public static func forward(input: UnsafePointer<Float>, channels: Int, inputHeight: Int, inputWidth: Int,
                                output: UnsafeMutablePointer<Float>, outputHeight: Int, outputWidth: Int,
-                               accumulate: Bool = false, relu: Bool = false) {
+                               accumulate: Bool = false, relu: Bool = false, team: KernelTeam = .current) {
         require(channels >= 0 && inputHeight >= 1 && inputWidth >= 1 && outputHeight >= 1 && outputWidth >= 1,
                      "BilinearResize.forward: invalid sizes \(channels)x\(inputHeight)x\(inputWidth) -> \(outputHeight)x\(outputWidth)")
         let scaleY = Float(inputHeight) / Float(outputHeight)
@@ -29,7 +29,7 @@ public enum BilinearResize {
         let inPlane = inputHeight * inputWidth
         let outPlane = outputHeight * outputWidth
         let minimumChannels = max(1, (32 * 1024) / max(1, outPlane))
-        parallelChunks(count: channels, minimumChunk: minimumChannels) { range in
+        parallelChunks(count: channels, minimumChunk: minimumChannels, team: team) { range in
             // Stack scratch: horizontal taps (indices and weights) and two horizontally
             // interpolated input rows. Each input row is interpolated along x once and reused by
             // every output row that reads it; the arithmetic (and so the rounding) is exactly

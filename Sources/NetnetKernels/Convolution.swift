@@ -27,7 +27,7 @@ public enum Convolution {
     /// fit `min(capacity, max(budget, one row))` floats, at least 1, then evened out so that the
     /// tiles have (nearly) equal heights.
     @inline(__always)
-    static func rowsPerTile(columnRows k: Int, outputHeight oh: Int, outputWidth ow: Int,
+    @_spi(Benchmarks) public static func rowsPerTile(columnRows k: Int, outputHeight oh: Int, outputWidth ow: Int,
                             capacity: Int, columnBudget: Int,
                             targetPositions: Int = Convolution.targetTilePositions) -> Int {
         let perRow = k * ow
@@ -70,34 +70,37 @@ public enum Convolution {
                                weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                output: UnsafeMutablePointer<Float>,
                                relu: Bool, accumulate: Bool,
-                               workspace: UnsafeMutableBufferPointer<Float>) {
+                               workspace: UnsafeMutableBufferPointer<Float>, team: KernelTeam = .current) {
         forward(geometry: geometry, input: input, inputHeight: inputHeight, inputWidth: inputWidth,
                 weights: weights, bias: bias, output: output, relu: relu, accumulate: accumulate,
-                workspace: workspace, columnBudget: defaultColumnBudget)
+                workspace: workspace, columnBudget: defaultColumnBudget, team: team)
     }
 
     /// As `forward(geometry:…workspace:)`, with an explicit column tile budget in floats (tiles use
-    /// at most `min(workspace.count, max(columnBudget, K*ow))` floats, in whole output rows).
+    /// at most `min(workspace.count, max(columnBudget, K*ow))` floats, in whole output rows). im2col
+    /// and the epilogue split over `team`; the GEMMs run on OpenBLAS's threads.
     public static func forward(geometry g: ConvolutionGeometry,
                                input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
                                weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                output: UnsafeMutablePointer<Float>,
                                relu: Bool, accumulate: Bool,
                                workspace: UnsafeMutableBufferPointer<Float>,
-                               columnBudget: Int) {
+                               columnBudget: Int, team: KernelTeam = .current) {
         forwardImplementation(geometry: g, input: input, inputHeight: h, inputWidth: w, weights: weights,
                               bias: bias, output: output, relu: relu, accumulate: accumulate,
                               workspace: workspace, columnBudget: columnBudget,
-                              targetPositions: targetTilePositions)
+                              targetPositions: targetTilePositions, team: team)
     }
 
-    static func forwardImplementation(geometry g: ConvolutionGeometry,
+    /// `forward` with an explicit target of output positions per tile (`targetTilePositions`
+    /// in `forward`), for the benchmarks' sweeps.
+    @_spi(Benchmarks) public static func forwardImplementation(geometry g: ConvolutionGeometry,
                                       input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
                                       weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                       output: UnsafeMutablePointer<Float>,
                                       relu: Bool, accumulate: Bool,
                                       workspace: UnsafeMutableBufferPointer<Float>,
-                                      columnBudget: Int, targetPositions: Int) {
+                                      columnBudget: Int, targetPositions: Int, team: KernelTeam = .current) {
         require(g.isValid, "Convolution.forward: invalid geometry \(g)")
         require(h >= 1 && w >= 1, "Convolution.forward: invalid input size \(h)x\(w)")
         let oh = g.outputHeight(inputHeight: h)
@@ -113,7 +116,7 @@ public enum Convolution {
                         blasint(g.outputChannels), blasint(ohw), blasint(k), 1,
                         weights, blasint(k), input, blasint(ohw), beta, output, blasint(ohw))
             epilogue(output: output, channels: g.outputChannels, channelStride: ohw, count: ohw,
-                     bias: bias, relu: relu)
+                     bias: bias, relu: relu, team: team)
             return
         }
 
@@ -130,30 +133,39 @@ public enum Convolution {
             let rows = min(tileRows, oh - rowStart)
             let n = rows * ow
             im2col(geometry: g, input: input, inputHeight: h, inputWidth: w, outputWidth: ow,
-                   rowStart: rowStart, rowCount: rows, columns: columns)
+                   rowStart: rowStart, rowCount: rows, columns: columns, team: team)
             let tileOutput = output + rowStart * ow
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                         blasint(g.outputChannels), blasint(n), blasint(k), 1,
                         weights, blasint(k), columns, blasint(n), beta, tileOutput, blasint(ohw))
             epilogue(output: tileOutput, channels: g.outputChannels, channelStride: ohw, count: n,
-                     bias: bias, relu: relu)
+                     bias: bias, relu: relu, team: team)
             rowStart += rows
         }
     }
 
     // MARK: - im2col
 
+    /// `im2col` into float32 columns, for the benchmarks. Split over `team`.
+    @_spi(Benchmarks) public static func im2colFloats(geometry g: ConvolutionGeometry, input: UnsafePointer<Float>,
+                                                      inputHeight h: Int, inputWidth w: Int, outputWidth ow: Int,
+                                                      rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Float>,
+                                                      team: KernelTeam = .current) {
+        im2col(geometry: g, input: input, inputHeight: h, inputWidth: w, outputWidth: ow, rowStart: rowStart,
+               rowCount: rowCount, columns: columns, team: team)
+    }
+
     /// Fills `columns` with the `[K, rowCount*ow]` column matrix for output rows
     /// `rowStart ..< rowStart+rowCount`. Zero only where the window reads padding; stride-1 rows
     /// are bulk copies. Split over threads by column-matrix rows when large enough.
     static func im2col<Element: ColumnElement>(geometry g: ConvolutionGeometry, input: UnsafePointer<Float>,
                        inputHeight h: Int, inputWidth w: Int, outputWidth ow: Int,
-                       rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Element>) {
+                       rowStart: Int, rowCount: Int, columns: UnsafeMutablePointer<Element>, team: KernelTeam = .current) {
         let k = g.columnRows
         let n = rowCount * ow
         // ~32 Ki floats (128 KiB) of columns per thread at least, so tiny tiles stay serial.
         let minimumRows = max(1, (32 * 1024) / max(1, n))
-        parallelChunks(count: k, minimumChunk: minimumRows) { range in
+        parallelChunks(count: k, minimumChunk: minimumRows, team: team) { range in
             im2colRows(geometry: g, input: input, inputHeight: h, inputWidth: w, outputWidth: ow,
                        rowStart: rowStart, rowCount: rowCount, columns: columns, kRows: range)
         }
@@ -230,10 +242,10 @@ public enum Convolution {
     /// Adds `bias[o]` to `count` floats of each channel `o` (at `output + o*channelStride`), then
     /// ReLU if asked. Nothing to do without bias or ReLU.
     static func epilogue(output: UnsafeMutablePointer<Float>, channels: Int, channelStride: Int,
-                         count: Int, bias: UnsafePointer<Float>?, relu: Bool) {
+                         count: Int, bias: UnsafePointer<Float>?, relu: Bool, team: KernelTeam = .current) {
         if bias == nil && !relu { return }
         let minimumChannels = max(1, (64 * 1024) / max(1, count))
-        parallelChunks(count: channels, minimumChunk: minimumChannels) { range in
+        parallelChunks(count: channels, minimumChunk: minimumChannels, team: team) { range in
             for o in range {
                 let p = output + o * channelStride
                 if let bias {

@@ -1,30 +1,30 @@
 /// Element-wise ops over `count` contiguous floats. An output may alias (be the same pointer as)
-/// an input; partial overlap is not allowed. Large counts are split over `KernelThreads`.
+/// an input; partial overlap is not allowed. Large counts are split over `team`.
 /// Synchronous; callable from any thread, reentrant given disjoint outputs.
 public enum Elementwise {
     /// Floats per thread below which an op stays on the calling thread.
     static let minimumChunk = 64 * 1024
 
     /// out = a + b.
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, team: KernelTeam = .current) {
         require(count >= 0, "Elementwise.add: negative count \(count)")
-        parallelChunks(count: count, minimumChunk: minimumChunk) { r in
+        parallelChunks(count: count, minimumChunk: minimumChunk, team: team) { r in
             for i in r { out[i] = a[i] + b[i] }
         }
     }
 
     /// out = max(x, 0).
-    public static func relu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    public static func relu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, team: KernelTeam = .current) {
         require(count >= 0, "Elementwise.relu: negative count \(count)")
-        parallelChunks(count: count, minimumChunk: minimumChunk) { r in
+        parallelChunks(count: count, minimumChunk: minimumChunk, team: team) { r in
             for i in r { out[i] = max(x[i], 0) }
         }
     }
 
     /// out = 1 / (1 + exp(-x)), vectorised exp; absolute error below 1e-6.
-    public static func sigmoid(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    public static func sigmoid(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, team: KernelTeam = .current) {
         require(count >= 0, "Elementwise.sigmoid: negative count \(count)")
-        parallelChunks(count: count, minimumChunk: minimumChunk / 4) { r in
+        parallelChunks(count: count, minimumChunk: minimumChunk / 4, team: team) { r in
             typealias V = VectorMath.V
             let one = V(repeating: 1)
             var i = r.lowerBound
@@ -47,9 +47,9 @@ public enum Elementwise {
     /// `gateErase` bit for bit (same exp, same operation order).
     public static func sigmoidGateErase(feature: UnsafePointer<Float>, gateLogits: UnsafePointer<Float>,
                                         erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?,
-                                        count: Int) {
+                                        count: Int, team: KernelTeam = .current) {
         require(count >= 0, "Elementwise.sigmoidGateErase: negative count \(count)")
-        parallelChunks(count: count, minimumChunk: minimumChunk / 4) { r in
+        parallelChunks(count: count, minimumChunk: minimumChunk / 4, team: team) { r in
             typealias V = VectorMath.V
             let one = V(repeating: 1)
             var i = r.lowerBound
@@ -69,9 +69,9 @@ public enum Elementwise {
     /// erased = p*g, kept = p - erased. Either output may be nil (not needed); each may alias
     /// `feature` or `gate`, but not each other.
     public static func gateErase(feature: UnsafePointer<Float>, gate: UnsafePointer<Float>,
-                                 erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?, count: Int) {
+                                 erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?, count: Int, team: KernelTeam = .current) {
         require(count >= 0, "Elementwise.gateErase: negative count \(count)")
-        parallelChunks(count: count, minimumChunk: minimumChunk) { r in
+        parallelChunks(count: count, minimumChunk: minimumChunk, team: team) { r in
             switch (erased, kept) {
             case let (e?, k?):
                 for i in r {
@@ -94,10 +94,10 @@ public enum Elementwise {
     }
 
     /// out = x (a no-op when they are the same pointer).
-    public static func copy(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    public static func copy(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, team: KernelTeam = .current) {
         require(count >= 0, "Elementwise.copy: negative count \(count)")
         if UnsafePointer(out) == x { return }
-        parallelChunks(count: count, minimumChunk: 4 * minimumChunk) { r in
+        parallelChunks(count: count, minimumChunk: 4 * minimumChunk, team: team) { r in
             (out + r.lowerBound).update(from: x + r.lowerBound, count: r.count)
         }
     }
@@ -108,10 +108,10 @@ public enum Elementwise {
 /// Synchronous; callable from any thread, reentrant given disjoint outputs.
 public enum Softmax {
     /// output[r, :] = softmax(input[r, :]). `output` may be the same pointer as `input`.
-    public static func rows(_ input: UnsafePointer<Float>, rows: Int, columns: Int, into output: UnsafeMutablePointer<Float>) {
+    public static func rows(_ input: UnsafePointer<Float>, rows: Int, columns: Int, into output: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
         require(rows >= 0 && columns >= 1, "Softmax.rows: invalid shape \(rows)x\(columns)")
         let minimumRows = max(1, (32 * 1024) / columns)
-        parallelChunks(count: rows, minimumChunk: minimumRows) { range in
+        parallelChunks(count: rows, minimumChunk: minimumRows, team: team) { range in
             typealias V = VectorMath.V
             let full = columns & ~7
             let rest = columns - full

@@ -9,13 +9,13 @@ public enum L2Norm {
     /// buffer as `input` (in place) but must not otherwise overlap it.
     public static func forward(input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                                scale: UnsafePointer<Float>, eps: Float = 1e-10,
-                               output: UnsafeMutablePointer<Float>) {
+                               output: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
         require(channels >= 1 && height >= 1 && width >= 1,
                      "L2Norm.forward: invalid shape \(channels)x\(height)x\(width)")
         let plane = height * width
         let blocks = (plane + block - 1) / block
         let minimumBlocks = max(1, (64 * 1024) / max(1, channels * block))
-        parallelChunks(count: blocks, minimumChunk: minimumBlocks) { range in
+        parallelChunks(count: blocks, minimumChunk: minimumBlocks, team: team) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { norms in
                 guard let inv = norms.baseAddress else { return }
                 for b in range {

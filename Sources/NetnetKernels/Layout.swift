@@ -4,8 +4,8 @@ public enum Layout {
     /// [c, h, w] → [h*w, c] (NCHW → NHWC), densely packed (row stride = channels).
     /// `output` must not overlap `input`.
     public static func nchwToNHWC(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-                                  into output: UnsafeMutablePointer<Float>) {
-        nchwToNHWC(input, channels: channels, height: height, width: width, into: output, rowStride: channels)
+                                  into output: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
+        nchwToNHWC(input, channels: channels, height: height, width: width, into: output, rowStride: channels, team: team)
     }
 
     /// [c, h, w] → [h*w, c], writing position i's `channels` floats at `output + i*rowStride`
@@ -13,7 +13,7 @@ public enum Layout {
     /// head outputs into the concatenated `[priors, k*…]` matrices. `output` must not overlap
     /// `input`.
     public static func nchwToNHWC(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-                                  into output: UnsafeMutablePointer<Float>, rowStride: Int) {
+                                  into output: UnsafeMutablePointer<Float>, rowStride: Int, team: KernelTeam = .current) {
         require(channels >= 0 && height >= 0 && width >= 0,
                      "Layout.nchwToNHWC: invalid shape \(channels)x\(height)x\(width)")
         require(rowStride >= channels, "Layout.nchwToNHWC: rowStride \(rowStride) < channels \(channels)")
@@ -21,7 +21,7 @@ public enum Layout {
         let tile = 32
         let positionTiles = (positions + tile - 1) / tile
         let minimumTiles = max(1, (64 * 1024) / max(1, channels * tile))
-        parallelChunks(count: positionTiles, minimumChunk: minimumTiles) { range in
+        parallelChunks(count: positionTiles, minimumChunk: minimumTiles, team: team) { range in
             for pt in range {
                 let p0 = pt * tile
                 let p1 = min(p0 + tile, positions)

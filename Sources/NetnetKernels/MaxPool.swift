@@ -21,7 +21,7 @@ public enum MaxPool {
     /// (as PyTorch does). `output` must not overlap `input`.
     public static func forward(input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                                kernel: Int, stride: Int, padding: Int, ceilMode: Bool,
-                               output: UnsafeMutablePointer<Float>) {
+                               output: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
         require(channels >= 0 && height >= 1 && width >= 1,
                      "MaxPool.forward: invalid shape \(channels)x\(height)x\(width)")
         require(padding <= kernel / 2, "MaxPool.forward: padding \(padding) must be <= kernel/2 (\(kernel / 2))")
@@ -29,7 +29,7 @@ public enum MaxPool {
         let ow = outputSize(input: width, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
         let plane = height * width
         let minimumChannels = max(1, (64 * 1024) / max(1, plane))
-        parallelChunks(count: channels, minimumChunk: minimumChannels) { range in
+        parallelChunks(count: channels, minimumChunk: minimumChannels, team: team) { range in
             if kernel == 2 && stride == 2 && padding == 0 {
                 for c in range {
                     pool2x2(input + c * plane, height, width, output + c * oh * ow, oh, ow)

@@ -46,11 +46,13 @@ final class LockedInt: @unchecked Sendable {
     }
 }
 
-/// How many threads the memory-bound kernels of this module (im2col, epilogues, pooling,
-/// element-wise ops, …) split their work over. Independent of `BLASThreads`, which governs
-/// OpenBLAS's own pthreads inside `cblas_sgemm`.
+/// The process-wide default of the kernels' `KernelTeam` (`KernelTeam.current`): how many
+/// threads the memory-bound kernels of this module (im2col, epilogues, pooling, element-wise
+/// ops, …) split their work over when the caller passes no team. A `Detector` reads it once, at
+/// load, unless it is given its threads. Independent of `BLASThreads`, which governs the GEMM
+/// libraries' threads.
 ///
-/// Callable from any thread; the value is read (under a lock) once per kernel call.
+/// Callable from any thread; the value is read under a lock.
 public enum KernelThreads {
     private static let storage = LockedInt(KernelThreads.onlineProcessors)
 
@@ -79,16 +81,44 @@ public enum KernelThreads {
 
     private static let openMPStorage = LockedInt(0)
 
-    /// Whether the kernels' loops run on libgomp's OpenMP threads (oneDNN's, for the bf16 path)
-    /// instead of Dispatch's. Process-wide; a bf16 `Detector` turns it on. Silently stays on
-    /// Dispatch where libgomp is not loaded. Callable from any thread; takes effect on the next
-    /// kernel call.
+    /// Whether kernel calls without a team of their own (`KernelTeam.current`) run their loops
+    /// on libgomp's OpenMP threads (oneDNN's) instead of Dispatch's. Process-wide, off by default;
+    /// a `Detector` does not use it (its steps hold their own team). Silently stays on Dispatch
+    /// where libgomp is not loaded. Callable from any thread; takes effect on the next kernel call.
     public static func runOnOpenMP(_ on: Bool) {
-        openMPStorage.store(on && OpenMP.parallel != nil && OpenMP.threadNumber != nil && OpenMP.teamSize != nil ? 1 : 0)
+        openMPStorage.store(on && OpenMP.isLoaded ? 1 : 0)
     }
 
     /// Whether `runOnOpenMP(true)` is in effect.
     public static var onOpenMP: Bool { openMPStorage.load() != 0 }
+}
+
+/// The threads one kernel call may split its work over: how many, and on which pool (libgomp's
+/// OpenMP threads, the ones oneDNN's matmuls run on, or Dispatch's). A plain value, usable from
+/// any thread: a `Detector` fixes one at load and hands it to every kernel call it makes, so no
+/// kernel reads a process-wide setting while a frame runs.
+public struct KernelTeam: Sendable, Equatable {
+    /// The most threads a call uses (at least 1; 1 runs it on the calling thread).
+    public let threads: Int
+    /// Whether the work runs on libgomp's OpenMP threads (only where libgomp is loaded, as with
+    /// oneDNN; elsewhere it runs on Dispatch's).
+    public let onOpenMP: Bool
+
+    /// A team of `threads` (clamped to at least 1), on OpenMP if asked and libgomp is loaded.
+    public init(threads: Int, onOpenMP: Bool) {
+        self.threads = max(1, threads)
+        self.onOpenMP = onOpenMP && OpenMP.isLoaded
+    }
+
+    /// One thread: the caller's.
+    public static let single = KernelTeam(threads: 1, onOpenMP: false)
+
+    /// The process-wide settings now (`KernelThreads.current`, `KernelThreads.onOpenMP`): the
+    /// default of the kernels' `team` parameters, for callers that do not choose one (tests,
+    /// benchmarks). Callable from any thread.
+    public static var current: KernelTeam {
+        KernelTeam(threads: KernelThreads.current, onOpenMP: KernelThreads.onOpenMP)
+    }
 }
 
 /// A box that lets a closure or pointer cross into `concurrentPerform`'s `@Sendable` closure.
@@ -98,19 +128,19 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
 }
 
-/// Runs `body` over `0..<count`, split into at most `KernelThreads.current` contiguous chunks,
-/// each of at least `minimumChunk` items (so small jobs stay on the calling thread). Blocks
-/// until every chunk is done. `body` must only write state owned by its range.
+/// Runs `body` over `0..<count`, split into at most `team.threads` contiguous chunks, each of
+/// at least `minimumChunk` items (so small jobs stay on the calling thread), on the team's pool.
+/// Blocks until every chunk is done. `body` must only write state owned by its range.
 @inline(__always)
-func parallelChunks(count: Int, minimumChunk: Int, _ body: (Range<Int>) -> Void) {
+func parallelChunks(count: Int, minimumChunk: Int, team: KernelTeam, _ body: (Range<Int>) -> Void) {
     guard count > 0 else { return }
-    let threads = min(KernelThreads.current, max(1, count / max(1, minimumChunk)))
+    let threads = min(team.threads, max(1, count / max(1, minimumChunk)))
     if threads <= 1 {
         body(0..<count)
         return
     }
     withoutActuallyEscaping(body) { escapable in
-        if KernelThreads.onOpenMP, let parallel = OpenMP.parallel {
+        if team.onOpenMP, let parallel = OpenMP.parallel {
             var job = OpenMP.Job(body: escapable, count: count, threads: threads)
             withUnsafeMutablePointer(to: &job) { parallel(OpenMP.runJob, UnsafeMutableRawPointer($0), UInt32(threads), 0) }
             return
@@ -148,6 +178,9 @@ enum OpenMP {
     static let threadLimit: ThreadNumber? = symbol("omp_get_thread_limit").map { unsafeBitCast($0, to: ThreadNumber.self) }
     /// `omp_set_num_threads(n)`: the calling thread's default team size from now on.
     static let setThreads: SetThreads? = symbol("omp_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
+
+    /// Whether libgomp's entry points the kernels need are all there.
+    static var isLoaded: Bool { parallel != nil && threadNumber != nil && teamSize != nil }
 
     private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
         #if canImport(Glibc)

@@ -10,7 +10,7 @@
 ///
 /// Tiles are processed in chunks of whole tile rows, so the workspace (`workspaceCount`) stays
 /// bounded: `[36, in, T]` transformed inputs, `[36, out, T]` products and a small scratch per
-/// kernel thread. The transforms split over `KernelThreads`; the GEMMs run on OpenBLAS's threads.
+/// kernel thread. The transforms split over the caller's `KernelTeam`; the GEMMs run on OpenBLAS's threads.
 ///
 /// All entry points are synchronous and callable from any thread; concurrent calls are safe as
 /// long as their outputs and workspaces are disjoint.
@@ -63,14 +63,14 @@ public enum Winograd {
     /// Writes U = G g Gᵀ for every (out, in) filter of `weights` (`[out][in][3][3]`) into
     /// `transformed` (`transformedWeightCount` floats, `[ξ][out][in]` so that each ξ is a
     /// row-major `[out × in]` GEMM operand). Computed in double, rounded once. Done once at model
-    /// load. Synchronous; callable from any thread.
+    /// load. Split over `team`. Synchronous; callable from any thread.
     public static func transformWeights(geometry g: ConvolutionGeometry, weights: UnsafePointer<Float>,
-                                        transformed: UnsafeMutablePointer<Float>) {
+                                        transformed: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
         require(isEligible(g), "Winograd.transformWeights: not a 3x3 stride-1 convolution: \(g)")
         let cin = g.inputChannels, cout = g.outputChannels
         let plane = cout * cin
         // Split over output channels: full-width VGG has ~15 M filters' worth of taps to transform.
-        parallelChunks(count: cout, minimumChunk: max(1, 4096 / cin)) { outputs in
+        parallelChunks(count: cout, minimumChunk: max(1, 4096 / cin), team: team) { outputs in
             for o in outputs {
                 for c in 0 ..< cin {
                     let f = weights + (o * cin + c) * 9
@@ -101,12 +101,12 @@ public enum Winograd {
     }
 
     /// The chunking `forward` uses: tiles across and down, tile rows per chunk.
-    struct Plan {
-        let outputHeight: Int, outputWidth: Int
-        let tilesX: Int, tilesY: Int
-        let chunkRows: Int
+    @_spi(Benchmarks) public struct Plan {
+        @_spi(Benchmarks) public let outputHeight: Int, outputWidth: Int
+        @_spi(Benchmarks) public let tilesX: Int, tilesY: Int
+        @_spi(Benchmarks) public let chunkRows: Int
         /// Tiles in a full chunk.
-        var chunkTiles: Int { chunkRows * tilesX }
+        @_spi(Benchmarks) public var chunkTiles: Int { chunkRows * tilesX }
         /// `tilesX` rounded up to whole 8-lane vectors: the row stride of the output transform's
         /// scratch, so that its passes run on whole vectors.
         var paddedTilesX: Int { (tilesX + 7) & ~7 }
@@ -116,8 +116,9 @@ public enum Winograd {
         var slotFloats: Int { max(48 * (tilesX + 1), 40 * paddedTilesX) + 8 }
     }
 
-    static func plan(geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
-                     budget: Int, targetTiles: Int) -> Plan {
+    /// The chunking of `geometry` at `inputHeight` × `inputWidth` for `budget` and `targetTiles`. Pure.
+    @_spi(Benchmarks) public static func plan(geometry g: ConvolutionGeometry, inputHeight h: Int, inputWidth w: Int,
+                                              budget: Int, targetTiles: Int) -> Plan {
         let oh = g.outputHeight(inputHeight: h), ow = g.outputWidth(inputWidth: w)
         let tilesX = (ow + tileSize - 1) / tileSize, tilesY = (oh + tileSize - 1) / tileSize
         let rows = chunkRows(tileRows: tilesY, tilesX: tilesX, inputChannels: g.inputChannels,
@@ -139,7 +140,7 @@ public enum Winograd {
     }
 
     /// Floats of workspace `forward` needs for this geometry and input size with `threads` kernel
-    /// threads (scratch for fewer threads than `KernelThreads.current` only makes `forward` use
+    /// threads (scratch for fewer threads than the team's only makes `forward` use
     /// fewer): `36 × (in + out) × T` for a chunk of T tiles, `productSlack`, plus `Plan.slotFloats`
     /// per thread.
     /// Pure; callable from any thread.
@@ -156,7 +157,8 @@ public enum Winograd {
     /// output = [output +] conv(input, weights) + bias, then ReLU if `relu`, for an eligible
     /// geometry (`isEligible`), with `transformedWeights` from `transformWeights`. Same meaning as
     /// `Convolution.forward`. `workspace` must hold at least `workspaceCount(…, threads: 1, …)`
-    /// floats for the same budget and target; `output` must not overlap anything else.
+    /// floats for the same budget and target; `output` must not overlap anything else. The
+    /// transforms split over `team`; the GEMMs run on OpenBLAS's threads.
     /// Synchronous; callable from any thread, reentrant given disjoint output and workspace.
     public static func forward(geometry g: ConvolutionGeometry,
                                input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
@@ -165,7 +167,8 @@ public enum Winograd {
                                relu: Bool, accumulate: Bool,
                                workspace: UnsafeMutableBufferPointer<Float>,
                                budget: Int = Winograd.defaultBudget,
-                               targetTiles: Int = Winograd.targetTiles) {
+                               targetTiles: Int = Winograd.targetTiles,
+                               team: KernelTeam = .current) {
         require(isEligible(g), "Winograd.forward: not a 3x3 stride-1 convolution: \(g)")
         require(h >= 1 && w >= 1, "Winograd.forward: invalid input size \(h)x\(w)")
         let p = plan(geometry: g, inputHeight: h, inputWidth: w, budget: budget, targetTiles: targetTiles)
@@ -182,7 +185,7 @@ public enum Winograd {
         let products = base + transformedCount
         let scratch = base + transformedCount + productCount + productSlack
         chunks(geometry: g, input: input, inputHeight: h, inputWidth: w, plan: p, transformed: transformed,
-               products: products, scratch: scratch, slots: slots, bias: bias, output: output,
+               products: products, scratch: scratch, slots: slots, team: team, bias: bias, output: output,
                relu: relu, accumulate: accumulate) { tiles in
             for xi in 0 ..< alpha * alpha {
                 GEMM.multiply(m: cout, n: tiles, k: cin,
@@ -207,7 +210,7 @@ public enum Winograd {
                                                input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
                                                plan p: Plan, transformed: UnsafeMutablePointer<Element>,
                                                products: UnsafeMutablePointer<Float>,
-                                               scratch: UnsafeMutablePointer<Float>, slots: Int,
+                                               scratch: UnsafeMutablePointer<Float>, slots: Int, team: KernelTeam,
                                                bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                                                relu: Bool, accumulate: Bool, sliceBounds: [Int]? = nil,
                                                columns: (_ tiles: Int) -> Int = { $0 }, pool: FusedPool? = nil,
@@ -220,7 +223,7 @@ public enum Winograd {
             let tiles = rows * p.tilesX
             let stride = columns(tiles)
             // Input transform, split over input channels.
-            parallelSlots(count: cin, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles))) { slot, channels in
+            parallelSlots(count: cin, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles)), team: team) { slot, channels in
                 let local = scratch + slot * p.slotFloats
                 for c in channels {
                     inputTransform(input: input + c * h * w, height: h, width: w, pad: g.padY, padX: g.padX,
@@ -232,7 +235,7 @@ public enum Winograd {
             }
             multiply(tiles)
             // Output transform, split over output channels.
-            parallelSlots(count: cout, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles))) { slot, channels in
+            parallelSlots(count: cout, slots: slots, minimumChunk: max(1, 4096 / max(1, tiles)), team: team) { slot, channels in
                 let local = scratch + slot * p.slotFloats
                 var slice = 0
                 for o in channels {
@@ -542,18 +545,18 @@ func store8(_ values: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(pointer).storeBytes(of: values, as: SIMD8<Float>.self)
 }
 
-/// Runs `body(slot, range)` over `0..<count` in at most `min(KernelThreads.current, slots)`
-/// contiguous chunks of at least `minimumChunk` items, each with its own `slot` index in
-/// `0 ..< slots` (for per-thread scratch). Blocks until all are done.
+/// Runs `body(slot, range)` over `0..<count` in at most `min(team.threads, slots)` contiguous
+/// chunks of at least `minimumChunk` items, each with its own `slot` index in `0 ..< slots` (for
+/// per-thread scratch), on the team's pool. Blocks until all are done.
 @inline(__always)
-func parallelSlots(count: Int, slots: Int, minimumChunk: Int, _ body: (Int, Range<Int>) -> Void) {
+func parallelSlots(count: Int, slots: Int, minimumChunk: Int, team: KernelTeam, _ body: (Int, Range<Int>) -> Void) {
     guard count > 0 else { return }
-    let threads = min(KernelThreads.current, slots, max(1, count / max(1, minimumChunk)))
+    let threads = min(team.threads, slots, max(1, count / max(1, minimumChunk)))
     if threads <= 1 {
         body(0, 0..<count)
         return
     }
-    parallelChunks(count: threads, minimumChunk: 1) { range in
+    parallelChunks(count: threads, minimumChunk: 1, team: team) { range in
         for t in range {
             let start = count * t / threads, end = count * (t + 1) / threads
             if start < end { body(t, start..<end) }
