@@ -63,6 +63,9 @@ let package = Package(
         // Stage 3: inference. Kernels own the BLAS edge; the engine builds networks from model files.
         .target(name: "NetnetKernels", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: kernelSettings),
         .target(name: "NetnetEngine", dependencies: ["NetnetKernels"], swiftSettings: engineSettings),
+        // Micro-benchmarks and sweeps of the kernels (printed reports; `NetnetBenchmarksTests`
+        // runs them on demand), kept out of the library the engine links.
+        .target(name: "NetnetBenchmarks", dependencies: ["NetnetKernels"], swiftSettings: fastMath),
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),
@@ -92,6 +95,7 @@ let package = Package(
             swiftSettings: fastMath),
 
         .testTarget(name: "NetnetKernelsTests", dependencies: ["NetnetKernels"]),
+        .testTarget(name: "NetnetBenchmarksTests", dependencies: ["NetnetBenchmarks", "NetnetKernels"]),
         .testTarget(name: "NetnetEngineTests", dependencies: ["NetnetEngine", "NetnetKernels"],
                     resources: [.copy("Goldens")]),
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),

@@ -1,4 +1,4 @@
-import COpenBLAS
+@_spi(Benchmarks) import NetnetKernels
 
 extension KernelBenchmark {
     /// VGG16 / SSD-300 layers Winograd may run: conv1_2@300, conv2_2@150, conv3_3@75,

@@ -1,4 +1,5 @@
 import Testing
+import NetnetBenchmarks
 import NetnetKernels
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import COpenBLAS
+@_spi(Benchmarks) import NetnetKernels
 
 /// Micro-benchmark of the convolution path on VGG16 shapes, to see what im2col, tiling and the
 /// epilogue cost on top of the raw sgemm. Allocates its own buffers (hundreds of MB for the
@@ -83,7 +83,7 @@ public enum KernelBenchmark {
         let bias = AlignedBuffer(count: m); fill(bias)
         let output = AlignedBuffer(count: m * n)
         let fullColumns = AlignedBuffer(count: k * n)
-        Convolution.im2col(geometry: g, input: input.pointer, inputHeight: h, inputWidth: w, outputWidth: ow,
+        Convolution.im2colFloats(geometry: g, input: input.pointer, inputHeight: h, inputWidth: w, outputWidth: ow,
                            rowStart: 0, rowCount: oh, columns: fullColumns.pointer)
 
         // Every configuration, measured round-robin so that machine noise hits all of them alike.
@@ -94,11 +94,11 @@ public enum KernelBenchmark {
             labels.append(label); bodies.append(body); isGemmLike.append(gemmLike)
         }
         add("raw sgemm, untiled (\(k * n) floats of columns prebuilt)") {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1,
-                        weights.pointer, blasint(k), fullColumns.pointer, blasint(n), 0, output.pointer, blasint(n))
+            GEMM.multiply(m: m, n: n, k: k, a: weights.pointer, lda: k, b: fullColumns.pointer, ldb: n,
+                          c: output.pointer, ldc: n)
         }
         add("im2col alone, untiled", gemmLike: false) {
-            Convolution.im2col(geometry: g, input: input.pointer, inputHeight: h, inputWidth: w, outputWidth: ow,
+            Convolution.im2colFloats(geometry: g, input: input.pointer, inputHeight: h, inputWidth: w, outputWidth: ow,
                                rowStart: 0, rowCount: oh, columns: fullColumns.pointer)
         }
         var workspaces: [AlignedBuffer] = []
@@ -114,9 +114,8 @@ public enum KernelBenchmark {
                 var r = 0
                 while r < oh {
                     let rr = min(rows, oh - r)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(rr * ow), blasint(k), 1,
-                                weights.pointer, blasint(k), workspace.pointer, blasint(rr * ow), 0,
-                                output.pointer + r * ow, blasint(n))
+                    GEMM.multiply(m: m, n: rr * ow, k: k, a: weights.pointer, lda: k, b: workspace.pointer, ldb: rr * ow,
+                                  c: output.pointer + r * ow, ldc: n)
                     r += rr
                 }
             }
@@ -124,7 +123,7 @@ public enum KernelBenchmark {
                 var r = 0
                 while r < oh {
                     let rr = min(rows, oh - r)
-                    Convolution.im2col(geometry: g, input: input.pointer, inputHeight: h, inputWidth: w, outputWidth: ow,
+                    Convolution.im2colFloats(geometry: g, input: input.pointer, inputHeight: h, inputWidth: w, outputWidth: ow,
                                        rowStart: r, rowCount: rr, columns: workspace.pointer)
                     r += rr
                 }
