@@ -43,8 +43,9 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Run detection on every Nth frame; the frames between carry the last detections (\"inferred\": false).")
     var every: Int = 1
 
-    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.")
-    var policy: String?
+    @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.",
+            transform: choice("--policy", wording: "got"))
+    var policy: BackPressurePolicy?
 
     @Option(help: "Largest frame accepted, in pixels (width × height); a larger one is an error, not an allocation. Default: 8192×8192, which covers 8K.")
     var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
@@ -82,7 +83,6 @@ struct AnnotateCommand: ParsableCommand {
         guard output != nil || json != nil else { throw ValidationError("give --output FILE, --json FILE, or both") }
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
-        if let policy, BackPressurePolicy(rawValue: policy) == nil { throw ValidationError("--policy must be block or latest, got '\(policy)'") }
         guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
         guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
@@ -118,7 +118,7 @@ struct AnnotateCommand: ParsableCommand {
         options.jsonOutput = json
         options.threshold = threshold
         options.every = every
-        options.policy = policy.flatMap(BackPressurePolicy.init(rawValue:))
+        options.policy = policy
         options.codec = codec
         options.crf = crf
         options.preset = preset

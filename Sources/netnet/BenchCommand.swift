@@ -17,8 +17,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Model file (default: a random model made from --network and --width).")
     var model: String?
 
-    @Option(help: "Network, when no --model: \(NetworkName.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var network: String = "netnet-vgg16-300"
+    @Option(help: "Network, when no --model: \(NetworkName.allCases.map(\.rawValue).joined(separator: ", ")).",
+            transform: NetworkName.argument)
+    var network: NetworkName = .netnetVGG16_300
 
     @Option(help: "Width multiplier, when no --model.")
     var width: Double = 1
@@ -38,13 +39,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads for the engine's own loops: im2col, element-wise (default: all cores).")
     var kernelThreads: Int?
 
-    @Option(help: "3×3 stride-1 convolutions: auto (Winograd where measured faster), im2col, winograd (every eligible layer; on oneDNN also the dilated conv6). Default: NETNET_CONV, else auto.")
-    var conv: String?
+    @Option(help: "3×3 stride-1 convolutions: auto (Winograd where measured faster), im2col, winograd (every eligible layer; on oneDNN also the dilated conv6). Default: NETNET_CONV, else auto.",
+            transform: choice("--conv"))
+    var conv: ConvolutionAlgorithm?
 
     @OptionGroup var precision: PrecisionOptions
 
-    @Option(help: "oneDNN Winograd layers on several threads: auto (the engine's fixed rule: parts), shared (all threads on each step), parts (a part of the map per thread).")
-    var winogradWay: String = "auto"
+    @Option(help: "oneDNN Winograd layers on several threads: auto (the engine's fixed rule: parts), shared (all threads on each step), parts (a part of the map per thread).",
+            transform: choice("--winograd-way"))
+    var winogradWay: WinogradWayChoice = .auto
 
     @Flag(help: "Compare the Winograd ways in one run: frames alternate between shared, parts and auto (the rule), and each gets its median, one line each (the host's speed changes over seconds; alternating frames sees the same changes). --json and --layers do not apply.")
     var compareWays = false
@@ -57,13 +60,8 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard frames >= 1, warmup >= 0 else { throw ValidationError("--frames must be at least 1 and --warmup at least 0") }
-        if model == nil, NetworkName(rawValue: network) == nil { throw ValidationError("unknown network '\(network)'") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernelThreads, kernelThreads < 1 { throw ValidationError("--kernel-threads must be at least 1") }
-        if let conv, ConvolutionAlgorithm(rawValue: conv) == nil { throw ValidationError("--conv must be auto, im2col or winograd") }
-        if winogradWay != "auto" && OneDNNConvolution.WinogradWay(rawValue: winogradWay) == nil {
-            throw ValidationError("--winograd-way must be auto, shared or parts, not '\(winogradWay)'")
-        }
     }
 
     /// The median of ascending, non-empty `values`.
@@ -72,17 +70,22 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { BLASThreads.set(threads) }
-        if let kernelThreads { KernelThreads.set(kernelThreads) }
         let loaded: Model = reportingErrors {
             if let model { return try Model(path: model) }
             let names = (0..<numClasses).map { "class\($0)" }
-            return Model(randomFor: ModelDescription(network: NetworkName(rawValue: network)!, width: width, classes: names), seed: 1, headInit: .he)
+            return Model(randomFor: ModelDescription(network: network, width: width, classes: names), seed: 1, headInit: .he)
+        }
+        // The thread counts go to the detector, which applies them itself; flags not given keep
+        // the libraries' defaults (one per core, or OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).
+        var detectorThreads: DetectorThreads?
+        if threads != nil || kernelThreads != nil {
+            let defaults = DetectorThreads.processDefault(onOneDNN: precision.library != .openblas)
+            detectorThreads = DetectorThreads(gemm: threads ?? defaults.gemm, kernels: kernelThreads ?? defaults.kernels)
         }
         let detector = reportingErrors {
-            try precision.makeDetector(model: loaded, convolution: conv.flatMap(ConvolutionAlgorithm.init(rawValue:)) ?? .fromEnvironment)
+            try precision.makeDetector(model: loaded, convolution: conv, threads: detectorThreads)
         }
-        if let way = OneDNNConvolution.WinogradWay(rawValue: winogradWay) { detector.forceWinogradWay(way) }
+        if let way = winogradWay.way { detector.forceWinogradWay(way) }
         let winogradLayers = Set(detector.winogradLayerNames)
         var generator = SplitMix64(seed: 7)
         let size = loaded.description.inputSize
@@ -128,7 +131,7 @@ struct BenchCommand: ParsableCommand {
             var object = JSONObject()
             object.add("network", d.network.rawValue)
             object.add("width", d.width, digits: 6)
-            object.add("threads", BLASThreads.current)
+            object.add("threads", detector.threads.gemm)
             object.add("conv", detector.convolution.rawValue)
             object.add("precision", detector.precision.rawValue)
             object.add("gemm", detector.gemm.rawValue)
@@ -156,7 +159,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         print("model:      \(model ?? "random") (\(d.network.rawValue) width \(ModelDescription.formatWidth(d.width)), \(d.classes.count) classes, \(String(format: "%.2f", macs / 1e9)) GMAC)")
-        print("threads:    \(BLASThreads.current) (GEMM)")
+        print("threads:    \(detector.threads.gemm) (GEMM)")
         print("precision:  \(detector.precision.rawValue), GEMMs on \(detector.gemm == .onednn ? "oneDNN \(OneDNNRuntime.libraryVersion)" : "OpenBLAS")")
         print("conv:       \(detector.convolution.rawValue) (Winograd F(4x4,3x3) on \(detector.winogradLayerNames.count) of \(loaded.plan.layers.count) layers)")
         print("frames:     \(frames) timed after \(warmup) warm-up")

@@ -17,8 +17,8 @@ struct InitCommand: ParsableCommand {
         abstract: "Write a randomly initialised (untrained) model.",
         discussion: "He-normal convolution weights, zero biases, L2Norm scale 20; heads as --head-init says. Use such a model for tests, benchmarks and as a training start.")
 
-    @Option(help: "Network: \(NetworkName.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var network: String
+    @Option(help: "Network: \(NetworkName.allCases.map(\.rawValue).joined(separator: ", ")).", transform: NetworkName.argument)
+    var network: NetworkName
 
     @Option(help: "Channel width multiplier in (0, 4]; channels round to multiples of 8.")
     var width: Double = 1
@@ -35,27 +35,24 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
-    @Option(help: "Head initialisation: prior (zero weights, object scores start near 1 %; detects nothing until trained) or he (random like the other layers; for parity checks and benchmarks).")
-    var headInit: String = "prior"
+    @Option(help: "Head initialisation: prior (zero weights, object scores start near 1 %; detects nothing until trained) or he (random like the other layers; for parity checks and benchmarks).",
+            transform: choice("--head-init", wording: "got"))
+    var headInit: Model.HeadInit = .prior
 
     @Option(name: [.short, .long], help: "Output model file.")
     var output: String
 
     func validate() throws {
-        guard NetworkName(rawValue: network) != nil else {
-            throw ValidationError("unknown network '\(network)'; choose one of \(NetworkName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         guard width.isFinite, width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4], got \(width)") }
         guard (numClasses == nil) != (classes == nil) else { throw ValidationError("give exactly one of --num-classes and --classes") }
         if let numClasses, !(1...10_000).contains(numClasses) { throw ValidationError("--num-classes must be in 1…10000") }
-        guard Model.HeadInit(rawValue: headInit) != nil else { throw ValidationError("--head-init must be prior or he, got '\(headInit)'") }
         if let classes, classes.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) || classes.isEmpty {
             throw ValidationError("--classes has an empty name")
         }
     }
 
     func run() throws {
-        let name = NetworkName(rawValue: network)!
+        let name = network
         let names = classes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             ?? (0..<(numClasses ?? 0)).map { "class\($0)" }
         var switches: ModuleSwitches? = nil
@@ -63,16 +60,16 @@ struct InitCommand: ParsableCommand {
             let parts = Set(modules.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
             let unknown = parts.subtracting(["nnfm", "nem", "ntm", "none"])
             guard unknown.isEmpty else { throw ValidationError("--modules: unknown part(s) \(unknown.sorted().joined(separator: ", "))") }
-            guard name.isNETNet || parts.subtracting(["none"]).isEmpty else { throw ValidationError("--modules: \(network) has no NETNet parts") }
+            guard name.isNETNet || parts.subtracting(["none"]).isEmpty else { throw ValidationError("--modules: \(network.rawValue) has no NETNet parts") }
             switches = ModuleSwitches(nnfm: parts.contains("nnfm"), nem: parts.contains("nem"), ntm: parts.contains("ntm"))
         }
-        let heads = Model.HeadInit(rawValue: headInit)!
+        let heads = headInit
         let description = ModelDescription(network: name, width: width, classes: names, modules: switches,
                                            text: heads == .prior ? "untrained: random weights (seed \(seed)), detects nothing"
                                                                  : "untrained: random weights (seed \(seed)) in every layer, heads included")
         let model = Model(randomFor: description, seed: seed, headInit: heads)
         reportingErrors { try model.write(to: output) }
-        print("wrote \(output): \(network) width \(ModelDescription.formatWidth(width)), \(names.count) classes, \(model.plan.parameterCount) parameters")
+        print("wrote \(output): \(network.rawValue) width \(ModelDescription.formatWidth(width)), \(names.count) classes, \(model.plan.parameterCount) parameters")
     }
 }
 

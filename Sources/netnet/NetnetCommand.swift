@@ -64,31 +64,43 @@ func reportingErrors<T>(_ body: () throws -> T) -> T {
     }
 }
 
-/// `--precision`, shared by the commands that run the network.
+/// `--precision` and `--gemm`, shared by the commands that run the network on demand (`bench`,
+/// `detect`, `parity`, `annotate`). A flag not given falls back to its environment variable
+/// (`NETNET_PRECISION`, `NETNET_GEMM`; `EnvironmentDefaults`), checked in `validate`.
 struct PrecisionOptions: ParsableArguments {
-    @Option(help: "Arithmetic: fp32, or bf16 (weights and GEMM inputs in bfloat16, float32 accumulation; needs AVX512_BF16). Default: NETNET_PRECISION, else fp32.")
-    var precision: String?
+    @Option(help: "Arithmetic: fp32, or bf16 (weights and GEMM inputs in bfloat16, float32 accumulation; needs AVX512_BF16). Default: NETNET_PRECISION, else fp32.",
+            transform: choice("--precision"))
+    var precision: Precision?
 
-    @Option(help: "GEMM library: onednn, or openblas (fp32 only). Default: NETNET_GEMM, else onednn.")
-    var gemm: String?
+    @Option(help: "GEMM library: onednn, or openblas (fp32 only). Default: NETNET_GEMM, else onednn.",
+            transform: choice("--gemm"))
+    var gemm: GEMMLibrary?
 
     func validate() throws {
-        if let precision, Precision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16, not '\(precision)'") }
-        if let gemm, GEMMLibrary(rawValue: gemm) == nil { throw ValidationError("--gemm must be openblas or onednn, not '\(gemm)'") }
-        if value == .bf16, gemm == GEMMLibrary.openblas.rawValue { throw ValidationError("--precision bf16 needs --gemm onednn (OpenBLAS here has no bf16 GEMM)") }
+        _ = try EnvironmentDefaults.precision()
+        _ = try EnvironmentDefaults.gemm()
+        _ = try EnvironmentDefaults.convolution()
+        if value == .bf16, library == .openblas { throw ValidationError("--precision bf16 needs --gemm onednn (OpenBLAS here has no bf16 GEMM)") }
     }
 
-    /// The chosen precision (the flag, else `NETNET_PRECISION`, else fp32).
-    var value: Precision { precision.flatMap(Precision.init(rawValue:)) ?? .fromEnvironment }
+    /// The chosen precision (the flag, else `NETNET_PRECISION`, else fp32). `validate` has
+    /// checked the variable.
+    var value: Precision { precision ?? (try? EnvironmentDefaults.precision()) ?? .fp32 }
 
-    /// The chosen GEMM library, nil for the default.
-    var library: GEMMLibrary? { gemm.flatMap(GEMMLibrary.init(rawValue:)) }
+    /// The chosen GEMM library (the flag, else `NETNET_GEMM`), nil for the default.
+    var library: GEMMLibrary? { gemm ?? (try? EnvironmentDefaults.gemm()) }
 
-    /// A detector for `model` in the chosen precision; a CPU that cannot run it gets one line
-    /// naming the flag (exit 1 through `reportingErrors`).
-    func makeDetector(model: NetnetEngine.Model, convolution: ConvolutionAlgorithm = .fromEnvironment) throws -> Detector {
+    /// The convolution choice for a command without `--conv`: `NETNET_CONV`, else auto.
+    var defaultConvolution: ConvolutionAlgorithm { (try? EnvironmentDefaults.convolution()) ?? .auto }
+
+    /// A detector for `model` in the chosen precision (`convolution`: nil for
+    /// `defaultConvolution`), on `threads` (nil: the process's defaults); a CPU that cannot run it
+    /// gets one line naming the flag (exit 1 through `reportingErrors`).
+    func makeDetector(model: NetnetEngine.Model, convolution: ConvolutionAlgorithm? = nil,
+                      threads: DetectorThreads? = nil) throws -> Detector {
         do {
-            let detector = try Detector(model: model, convolution: convolution, precision: value, gemm: library)
+            let detector = try Detector(model: model, convolution: convolution ?? defaultConvolution, precision: value,
+                                        gemm: library, threads: threads)
             if let reason = detector.gemmFallback {
                 FileHandle.standardError.write(Data("netnet: warning: \(reason)\n".utf8))
             }

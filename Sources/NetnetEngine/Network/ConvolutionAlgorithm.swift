@@ -1,8 +1,9 @@
 import Foundation
 import NetnetKernels
 
-/// Which convolution kernel a `Detector` runs for its 3×3 stride-1 layers. A plain value; usable
-/// from any thread.
+/// Which convolution kernel a `Detector` runs for its 3×3 stride-1 layers, chosen once, at load.
+/// A plain value; usable from any thread. The engine reads no environment variable: callers pass
+/// it (`netnet bench --conv`; the CLI reads `NETNET_CONV` as a default).
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// Winograd where `prefersWinograd` says it pays (faster on the project's 2-core machine, and
     /// worth its 4× filter memory), im2col elsewhere.
@@ -12,16 +13,6 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// Winograd F(4×4, 3×3) for every eligible layer (3×3, stride 1, dilation 1), and on oneDNN
     /// for the dilated ones too (`usesDilatedWinograd`); im2col for the rest.
     case winograd
-
-    /// `NETNET_CONV` (`auto`, `im2col` or `winograd`) if set, else `.auto`. Traps on any other
-    /// value rather than silently benchmarking the wrong kernel. Callable from any thread.
-    public static var fromEnvironment: ConvolutionAlgorithm {
-        guard let raw = ProcessInfo.processInfo.environment["NETNET_CONV"], !raw.isEmpty else { return .auto }
-        guard let value = ConvolutionAlgorithm(rawValue: raw) else {
-            fatalError("NETNET_CONV must be auto, im2col or winograd, not '\(raw)'")
-        }
-        return value
-    }
 
     /// Whether this choice runs `geometry` at `inputHeight` × `inputWidth` with Winograd.
     /// Pure; callable from any thread.

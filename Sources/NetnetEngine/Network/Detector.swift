@@ -3,9 +3,13 @@ import NetnetKernels
 
 /// Runs one model's forward pass and post-processing on one frame at a time.
 ///
-/// Every buffer (activations, column workspace, heads, decoded boxes) is allocated once in
-/// `init`; `run` allocates nothing but the returned detections. Not thread-safe: a `Detector`
-/// belongs to one thread at a time (the inference thread); several detectors may share a `Model`.
+/// At load (`init`) the detector allocates every buffer (activations, column workspace, heads,
+/// decoded boxes) and turns the plan into a list of steps (`ForwardStep`), each holding the kernel
+/// chosen for it (im2col or Winograd, on oneDNN or OpenBLAS), its buffers and its threads;
+/// `forward` runs them in order and `detections` decodes, both allocating nothing but the returned
+/// detections. Nothing is chosen while frames run, so the same input gives the same bits on the
+/// same machine and thread count. Not thread-safe: a `Detector` belongs to one thread at a time
+/// (the inference thread); several detectors may share a `Model`.
 public final class Detector {
     /// The model this detector runs.
     public let model: Model
@@ -20,15 +24,14 @@ public final class Detector {
     private let locations: AlignedBuffer
     private let scores: AlignedBuffer
     private let boxes: AlignedBuffer
-    private let layerWeights: [UnsafePointer<Float>]
-    private let layerBiases: [UnsafePointer<Float>]
-    private let l2NormScale: UnsafePointer<Float>
-    /// Stacked loc+conf weights and biases per level, keyed by the location layer's index.
-    private let headWeights: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)]
-    /// Winograd-transformed weights of the layers that run with Winograd, by layer index (for a
-    /// head: its location layer's index, the stacked loc+conf weights).
-    private let winogradWeights: [Int: AlignedBuffer]
-    private let winogradHeads: [Int: AlignedBuffer]
+    /// The forward pass: each step with the index of the plan step it runs (a max pool fused into
+    /// the convolution before it has no step of its own).
+    private let steps: [(planStep: Int, step: any ForwardStep)]
+    /// Winograd-transformed weights of the OpenBLAS layers that run with Winograd (heads: the
+    /// stacked loc+conf weights), kept for `allocatedFloats`; the steps hold them too.
+    private let winogradWeights: [AlignedBuffer]
+    /// Stacked loc+conf weights and biases of the heads (the steps point into them).
+    private let headWeights: [AlignedBuffer]
     private var stepNanoseconds: [UInt64]
     /// Whether `forward` records time per step (`timings`, `stepTimings`); off by default.
     public var recordsTimings = false
@@ -42,50 +45,60 @@ public final class Detector {
     public let precision: Precision
     /// The library that runs the GEMMs.
     public let gemm: GEMMLibrary
+    /// The threads this detector runs on, fixed when it was made.
+    public let threads: DetectorThreads
     /// Why the default GEMM library (oneDNN) could not be used and OpenBLAS runs instead; nil
     /// when it was. Callers should show it as a warning.
     public let gemmFallback: String?
-    /// oneDNN only: the layers by step index (they keep their runtime alive), their shared column workspace.
+    /// oneDNN only: the layers by plan step index (for the reports; the steps hold them).
     private let oneDNNLayers: [Int: OneDNNConvolution]
     /// The oneDNN Winograd layers with two ways to run, and the way they run (fixed at load:
     /// `OneDNNConvolution.defaultWay`, unless a benchmark forces another).
     private let twoWayLayers: [OneDNNConvolution]
     private var winogradWay = OneDNNConvolution.defaultWay
     private let oneDNNColumns: AlignedBytes?
+    /// The team the engine's own loops run on (`threads.kernels`; on oneDNN's OpenMP threads
+    /// when the GEMMs run on oneDNN).
+    private let kernelTeam: KernelTeam
     /// Max pools done by the oneDNN Winograd layer before them: pool step index → convolution
-    /// step index. The convolution writes the pooled map and the pool step does nothing.
+    /// step index. The convolution writes the pooled map and the pool has no step.
     private let fusedPools: [Int: Int]
-    /// The output buffer each fusing convolution writes instead of its own: conv step → buffer.
-    private let fusedOutputs: [Int: Int]
 
     /// An fp32 detector: allocates every buffer the model's plan needs. `columnBudget` bounds the
     /// im2col tile (floats). `convolution` picks the kernel of the 3×3 stride-1 layers (default:
-    /// `NETNET_CONV`, else auto); Winograd layers get their weights transformed here, once.
-    /// `gemm` as in the designated initializer (by default oneDNN, falling back to OpenBLAS with
+    /// auto); Winograd layers get their weights transformed here, once. `gemm` and `threads` as
+    /// in the designated initializer (by default oneDNN, falling back to OpenBLAS with
     /// `gemmFallback` set where oneDNN cannot run). Traps only if `gemm` is `.onednn` by name and
     /// oneDNN then refuses a layer; callers that must not trap use the throwing initializer.
     public convenience init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
-                            convolution: ConvolutionAlgorithm = .fromEnvironment, gemm: GEMMLibrary? = nil) {
+                            convolution: ConvolutionAlgorithm = .auto, gemm: GEMMLibrary? = nil,
+                            threads: DetectorThreads? = nil) {
         do {
-            try self.init(model: model, columnBudget: columnBudget, convolution: convolution, precision: .fp32, gemm: gemm)
+            try self.init(model: model, columnBudget: columnBudget, convolution: convolution, precision: .fp32, gemm: gemm,
+                          threads: threads)
         } catch {
             fatalError("Detector: oneDNN refused an fp32 layer: \(error)")
         }
     }
 
-    /// As the fp32 initializer, in `precision`, with the GEMMs on `gemm` (nil: `NETNET_GEMM`,
-    /// else the precision's default, `GEMMLibrary.defaultFor`). On oneDNN every convolution gets
-    /// its weights (bf16: rounded) and primitives here, once. Throws one line if this CPU cannot
-    /// run bf16 (`OneDNNRuntime.checkBF16Support`), if bf16 is asked of OpenBLAS, or if oneDNN
-    /// refuses a layer.
+    /// As the fp32 initializer, in `precision`, with the GEMMs on `gemm` (nil: the precision's
+    /// default, `GEMMLibrary.defaultFor`, with the fallback to OpenBLAS for fp32 where oneDNN
+    /// cannot run). The detector reads no environment variable: what it runs is what its caller
+    /// passes. On oneDNN every convolution gets its weights (bf16: rounded) and primitives here,
+    /// once. Throws one line if this CPU cannot run bf16 (`OneDNNRuntime.checkBF16Support`), if
+    /// bf16 is asked of OpenBLAS, or if oneDNN refuses a layer.
+    ///
+    /// `threads`: the GEMM and kernel threads it runs on (nil: `DetectorThreads.processDefault`,
+    /// read once, here). Make it on the thread that will run it, or on one whose OpenMP settings
+    /// do not matter: oneDNN plans each primitive for the count applied on the making thread.
     ///
     /// `fusePooling`: on oneDNN, a 2×2 stride-2 max pool that alone reads a Winograd layer's
     /// output is done by that layer as it stores (`Winograd.FusedPool`), so the full-size map is
     /// never written (false: every pool runs as its own step; for tests and measurements).
     public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
-                convolution: ConvolutionAlgorithm = .fromEnvironment, precision: Precision,
-                gemm: GEMMLibrary? = nil, fusePooling: Bool = true) throws(OneDNNError) {
-        let requested = gemm ?? GEMMLibrary.fromEnvironment
+                convolution: ConvolutionAlgorithm = .auto, precision: Precision,
+                gemm requested: GEMMLibrary? = nil, threads requestedThreads: DetectorThreads? = nil,
+                fusePooling: Bool = true) throws(OneDNNError) {
         var gemm = requested ?? GEMMLibrary.defaultFor(precision)
         if precision == .bf16 && gemm == .openblas {
             throw OneDNNError(description: "bf16 needs the oneDNN GEMM (OpenBLAS 0.3.21 here has no bf16 GEMM)")
@@ -99,10 +112,14 @@ public final class Detector {
                 fallback = "GEMMs on OpenBLAS instead of oneDNN: \(error.description)"
             }
         }
+        let threads = requestedThreads ?? .processDefault(onOneDNN: gemm == .onednn)
+        let team = KernelTeam(threads: threads.kernels, onOpenMP: gemm == .onednn)
         gemmFallback = fallback
         self.convolution = convolution
         self.precision = precision
         self.gemm = gemm
+        self.threads = threads
+        self.kernelTeam = team
         self.model = model
         let plan = model.plan
         self.plan = plan
@@ -119,8 +136,9 @@ public final class Detector {
             guard case let .convolution(_, _, output, _, _) = plan.steps[step] else { return nil }
             return output
         })
-        fusedPools = Dictionary(uniqueKeysWithValues: fusing.map { ($0.value, $0.key) })
-        fusedOutputs = fusing.compactMapValues { poolStep in
+        let pooled = Dictionary(uniqueKeysWithValues: fusing.map { ($0.value, $0.key) })
+        fusedPools = pooled
+        let fusedOutputs: [Int: Int] = fusing.compactMapValues { poolStep in
             guard case let .maxPool(_, output, _, _, _, _) = plan.steps[poolStep] else { return nil }
             return output
         }
@@ -130,30 +148,43 @@ public final class Detector {
             offsets.append(total)
             if !unused.contains(index) { total += (buffer.count + 15) / 16 * 16 }
         }
-        arena = AlignedBuffer(count: total)
+        let arena = AlignedBuffer(count: total)
+        self.arena = arena
         bufferOffsets = offsets
-        var need = 1
-        func reserve(_ g: ConvolutionGeometry, _ h: Int, _ w: Int, winograd: Bool) {
-            need = max(need, winograd
-                ? Winograd.workspaceCount(geometry: g, inputHeight: h, inputWidth: w)
-                : Convolution.workspaceCount(geometry: g, inputHeight: h, inputWidth: w, columnBudget: columnBudget))
+        func pointer(_ index: Int) -> UnsafeMutablePointer<Float> { arena.pointer + offsets[index] }
+
+        // The kernel of every convolution step, and what it needs: oneDNN layers made, OpenBLAS
+        // Winograd filters transformed, the workspace sized to the largest need.
+        enum Made {
+            case oneDNN(OneDNNConvolution)
+            case blasWinograd(AlignedBuffer)
+            case blasIm2col
         }
-        layerWeights = plan.layers.map { model.tensor("\($0.name).weight")! }
-        layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
-        var transformed: [Int: AlignedBuffer] = [:]
+        var need = 1
+        var columnBytes = 0
+        var kernels: [Int: Made] = [:]
         var names: [String] = []
+        let layerWeights = plan.layers.map { model.tensor("\($0.name).weight")! }
+        let layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
         if precision == .bf16 { try OneDNNRuntime.checkBF16Support() }
         let runtime = gemm == .onednn ? try OneDNNRuntime() : nil
         if runtime != nil {
-            KernelThreads.runOnOpenMP(true)
-            BLASThreads.applyToOpenMP()   // before any primitive is planned on this thread
+            BLASThreads.applyToOpenMP(threads.gemm)   // before any primitive is planned on this thread
         }
-        var oneDNN: [Int: OneDNNConvolution] = [:]
-        var columnBytes = 0
-        func makeOneDNN(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int,
-                        weights: UnsafePointer<Float>, owner: AnyObject, kernel: OneDNNConvolution.Kernel, relu: Bool,
-                        accumulate: Bool) throws(OneDNNError) {
-            guard let runtime else { return }
+        func make(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int, weights: UnsafePointer<Float>,
+                  owner: AnyObject, winograd: Bool, dilated: Bool, relu: Bool, accumulate: Bool) throws(OneDNNError) -> Made {
+            guard let runtime else {
+                if winograd {
+                    need = max(need, Winograd.workspaceCount(geometry: geometry, inputHeight: height, inputWidth: width))
+                    let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: geometry))
+                    Winograd.transformWeights(geometry: geometry, weights: weights, transformed: buffer.pointer, team: team)
+                    return .blasWinograd(buffer)
+                }
+                need = max(need, Convolution.workspaceCount(geometry: geometry, inputHeight: height, inputWidth: width,
+                                                            columnBudget: columnBudget))
+                return .blasIm2col
+            }
+            let kernel: OneDNNConvolution.Kernel = winograd ? .winograd : dilated ? .dilatedWinograd : .im2col
             var pool: Winograd.FusedPool?
             guard fusing[step] == nil || kernel == .winograd else {
                 fatalError("Detector: step \(step) was planned to fuse its pool, and has no memory of its own, but runs \(kernel)")
@@ -163,80 +194,149 @@ public final class Detector {
                                           outputWidth: geometry.outputWidth(inputWidth: width), ceilMode: ceilMode)
             }
             let layer = try OneDNNConvolution(runtime: runtime, operands: precision == .bf16 ? .bf16 : .f32,
-                                            geometry: geometry, inputHeight: height, inputWidth: width,
-                                            weights: weights, weightsOwner: owner, kernel: kernel,
-                                            hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget,
-                                            pool: pool)
-            oneDNN[step] = layer
+                                              geometry: geometry, inputHeight: height, inputWidth: width,
+                                              weights: weights, weightsOwner: owner, kernel: kernel,
+                                              hasBias: true, relu: relu, accumulate: accumulate, columnBudget: columnBudget,
+                                              threads: min(threads.kernels, threads.gemm), team: team, pool: pool)
             columnBytes = max(columnBytes, layer.columnWorkspaceBytes)
             need = max(need, layer.floatWorkspaceCount)
+            return .oneDNN(layer)
         }
-        for (stepIndex, step) in plan.steps.enumerated() {
-            guard case let .convolution(index, _, _, relu, accumulate) = step else { continue }
-            let layer = plan.layers[index]
-            let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
-            if runtime != nil {
-                let dilated = convolution.usesDilatedWinograd(layer.geometry, inputHeight: layer.inputHeight,
-                                                              inputWidth: layer.inputWidth, precision: precision)
-                let kernel: OneDNNConvolution.Kernel = winograd ? .winograd : dilated ? .dilatedWinograd : .im2col
-                try makeOneDNN(step: stepIndex, geometry: layer.geometry, height: layer.inputHeight, width: layer.inputWidth,
-                             weights: layerWeights[index], owner: model, kernel: kernel, relu: relu, accumulate: accumulate)
-                if kernel != .im2col { names.append(layer.name) }
-                continue
-            }
-            reserve(layer.geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
-            if winograd && transformed[index] == nil {
-                let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: layer.geometry))
-                Winograd.transformWeights(geometry: layer.geometry, weights: layerWeights[index], transformed: buffer.pointer)
-                transformed[index] = buffer
-                names.append(layer.name)
-            }
-        }
-        l2NormScale = model.tensor("l2norm.weight")!
         var heads: [Int: (weights: AlignedBuffer, bias: AlignedBuffer, geometry: ConvolutionGeometry)] = [:]
-        var transformedHeads: [Int: AlignedBuffer] = [:]
         for (stepIndex, step) in plan.steps.enumerated() {
-            guard case let .heads(location, confidence, _, _, _) = step else { continue }
-            let a = plan.layers[location].geometry, b = plan.layers[confidence].geometry
-            var geometry = a
-            geometry.outputChannels = a.outputChannels + b.outputChannels
-            let weights = AlignedBuffer(count: geometry.weightCount)
-            let bias = AlignedBuffer(count: geometry.outputChannels)
-            weights.pointer.update(from: layerWeights[location], count: a.weightCount)
-            (weights.pointer + a.weightCount).update(from: layerWeights[confidence], count: b.weightCount)
-            bias.pointer.update(from: layerBiases[location], count: a.outputChannels)
-            (bias.pointer + a.outputChannels).update(from: layerBiases[confidence], count: b.outputChannels)
-            heads[location] = (weights, bias, geometry)
-            let layer = plan.layers[location]
-            let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth, precision: precision)
-            if runtime != nil {
-                try makeOneDNN(step: stepIndex, geometry: geometry, height: layer.inputHeight, width: layer.inputWidth,
-                             weights: weights.pointer, owner: weights, kernel: winograd ? .winograd : .im2col, relu: false, accumulate: false)
+            switch step {
+            case let .convolution(index, _, _, relu, accumulate):
+                let layer = plan.layers[index]
+                let winograd = convolution.usesWinograd(layer.geometry, inputHeight: layer.inputHeight,
+                                                        inputWidth: layer.inputWidth, precision: precision)
+                let dilated = runtime != nil && convolution.usesDilatedWinograd(layer.geometry, inputHeight: layer.inputHeight,
+                                                                                inputWidth: layer.inputWidth, precision: precision)
+                kernels[stepIndex] = try make(step: stepIndex, geometry: layer.geometry, height: layer.inputHeight,
+                                              width: layer.inputWidth, weights: layerWeights[index], owner: model,
+                                              winograd: winograd, dilated: dilated, relu: relu, accumulate: accumulate)
+                if winograd || dilated { names.append(layer.name) }
+            case let .heads(location, confidence, _, _, _):
+                let a = plan.layers[location].geometry, b = plan.layers[confidence].geometry
+                var geometry = a
+                geometry.outputChannels = a.outputChannels + b.outputChannels
+                let weights = AlignedBuffer(count: geometry.weightCount)
+                let bias = AlignedBuffer(count: geometry.outputChannels)
+                weights.pointer.update(from: layerWeights[location], count: a.weightCount)
+                (weights.pointer + a.weightCount).update(from: layerWeights[confidence], count: b.weightCount)
+                bias.pointer.update(from: layerBiases[location], count: a.outputChannels)
+                (bias.pointer + a.outputChannels).update(from: layerBiases[confidence], count: b.outputChannels)
+                heads[stepIndex] = (weights, bias, geometry)
+                let layer = plan.layers[location]
+                let winograd = convolution.usesWinograd(geometry, inputHeight: layer.inputHeight, inputWidth: layer.inputWidth,
+                                                        precision: precision)
+                kernels[stepIndex] = try make(step: stepIndex, geometry: geometry, height: layer.inputHeight, width: layer.inputWidth,
+                                              weights: weights.pointer, owner: weights, winograd: winograd, dilated: false,
+                                              relu: false, accumulate: false)
                 if winograd { names.append(layer.name.replacingOccurrences(of: "loc", with: "loc+conf")) }
+            default:
                 continue
             }
-            reserve(geometry, layer.inputHeight, layer.inputWidth, winograd: winograd)
-            if winograd {
-                let buffer = AlignedBuffer(count: Winograd.transformedWeightCount(geometry: geometry))
-                Winograd.transformWeights(geometry: geometry, weights: weights.pointer, transformed: buffer.pointer)
-                transformedHeads[location] = buffer
-                names.append(layer.name.replacingOccurrences(of: "loc", with: "loc+conf"))
+        }
+        winogradLayerNames = names
+        var oneDNN: [Int: OneDNNConvolution] = [:]
+        var transformed: [AlignedBuffer] = []
+        for (step, kernel) in kernels {
+            switch kernel {
+            case let .oneDNN(layer): oneDNN[step] = layer
+            case let .blasWinograd(buffer): transformed.append(buffer)
+            case .blasIm2col: break
             }
         }
-        headWeights = heads
-        winogradWeights = transformed
-        winogradHeads = transformedHeads
-        winogradLayerNames = names
         oneDNNLayers = oneDNN
+        winogradWeights = transformed
+        headWeights = heads.values.flatMap { [$0.weights, $0.bias] }
         twoWayLayers = oneDNN.keys.sorted().map { oneDNN[$0]! }.filter(\.hasTwoWays)
-        oneDNNColumns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
-        workspace = AlignedBuffer(count: need)
+        let columns = runtime == nil ? nil : AlignedBytes(count: columnBytes)
+        oneDNNColumns = columns
+        let workspace = AlignedBuffer(count: need)
+        self.workspace = workspace
         stepNanoseconds = [UInt64](repeating: 0, count: plan.steps.count)
         let p = plan.priorCount
-        locations = AlignedBuffer(count: p * 4)
-        scores = AlignedBuffer(count: p * plan.description.scoreCount)
+        let locations = AlignedBuffer(count: p * 4)
+        let scores = AlignedBuffer(count: p * plan.description.scoreCount)
+        self.locations = locations
+        self.scores = scores
         boxes = AlignedBuffer(count: p * 4)
         priors = PriorBoxes.generate(plan: plan)
+
+        // The steps, in plan order, each with its kernel, buffers and threads.
+        let l2NormScale = model.tensor("l2norm.weight")!
+        func convolutionStep(_ kernel: Made, geometry: ConvolutionGeometry, input: Int, output: UnsafeMutablePointer<Float>,
+                             weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool,
+                             accumulate: Bool) -> any ForwardStep {
+            let source = plan.buffers[input]
+            switch kernel {
+            case let .oneDNN(layer):
+                // `columns` exists whenever a oneDNN layer does.
+                return OneDNNConvolutionStep(layer: layer, input: pointer(input), bias: bias, output: output,
+                                             columns: columns!, floatWorkspace: workspace.buffer)
+            case let .blasWinograd(transformed):
+                return BLASWinogradStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
+                                        inputWidth: source.width, transformedWeights: transformed, bias: bias, output: output,
+                                        relu: relu, accumulate: accumulate, workspace: workspace.buffer, team: team)
+            case .blasIm2col:
+                return BLASConvolutionStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
+                                           inputWidth: source.width, weights: weights, bias: bias, output: output,
+                                           relu: relu, accumulate: accumulate, workspace: workspace.buffer,
+                                           columnBudget: columnBudget, team: team)
+            }
+        }
+        var list: [(planStep: Int, step: any ForwardStep)] = []
+        for (stepIndex, step) in plan.steps.enumerated() {
+            let built: any ForwardStep
+            switch step {
+            case let .convolution(layerIndex, input, output, relu, accumulate):
+                built = convolutionStep(kernels[stepIndex]!, geometry: plan.layers[layerIndex].geometry, input: input,
+                                        output: pointer(fusedOutputs[stepIndex] ?? output), weights: layerWeights[layerIndex],
+                                        bias: layerBiases[layerIndex], relu: relu, accumulate: accumulate)
+            case let .maxPool(input, output, kernel, stride, padding, ceilMode):
+                guard pooled[stepIndex] == nil else { continue }
+                let source = plan.buffers[input]
+                built = MaxPoolStep(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
+                                    kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode,
+                                    output: pointer(output), team: team)
+            case let .l2Norm(input, output):
+                let source = plan.buffers[input]
+                built = L2NormStep(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
+                                   scale: l2NormScale, output: pointer(output), team: team)
+            case let .resize(input, output):
+                let source = plan.buffers[input], target = plan.buffers[output]
+                built = ResizeStep(input: pointer(input), channels: source.channels, inputHeight: source.height,
+                                   inputWidth: source.width, output: pointer(output), outputHeight: target.height,
+                                   outputWidth: target.width, accumulate: false, relu: false, team: team)
+            case let .resizeAdd(input, output, relu):
+                let source = plan.buffers[input], target = plan.buffers[output]
+                built = ResizeStep(input: pointer(input), channels: source.channels, inputHeight: source.height,
+                                   inputWidth: source.width, output: pointer(output), outputHeight: target.height,
+                                   outputWidth: target.width, accumulate: true, relu: relu, team: team)
+            case let .gateErase(feature, gate, erased, kept):
+                built = GateEraseStep(feature: pointer(feature), gateLogits: pointer(gate), erased: erased.map(pointer),
+                                      kept: kept.map(pointer), count: plan.buffers[feature].count, team: team)
+            case let .copy(input, output):
+                built = CopyStep(input: pointer(input), output: pointer(output), count: plan.buffers[input].count, team: team)
+            case let .add(input, output, relu):
+                built = AddStep(input: pointer(input), output: pointer(output), count: plan.buffers[output].count,
+                                relu: relu, team: team)
+            case let .heads(locationLayer, _, input, scratch, priorOffset):
+                let head = heads[stepIndex]!
+                let out = plan.buffers[scratch]
+                let inner = convolutionStep(kernels[stepIndex]!, geometry: head.geometry, input: input, output: pointer(scratch),
+                                            weights: head.weights.pointer, bias: head.bias.pointer, relu: false,
+                                            accumulate: false)
+                built = HeadsStep(convolution: inner, scratch: pointer(scratch),
+                                  locationChannels: plan.layers[locationLayer].geometry.outputChannels,
+                                  channels: out.channels, height: out.height, width: out.width,
+                                  locations: locations.pointer + priorOffset * 4,
+                                  scores: scores.pointer + priorOffset * plan.description.scoreCount, team: team)
+            }
+            list.append((stepIndex, built))
+        }
+        steps = list
     }
 
     /// The convolutions whose output only a following 2×2 stride-2 max pool reads: conv step
@@ -263,7 +363,7 @@ public final class Detector {
     /// filters and oneDNN copies of weights (bf16 or transformed; counted in float-sized units).
     public var allocatedFloats: Int {
         arena.count + workspace.count + locations.count + scores.count + boxes.count
-            + winogradWeights.values.reduce(0) { $0 + $1.count } + winogradHeads.values.reduce(0) { $0 + $1.count }
+            + winogradWeights.reduce(0) { $0 + $1.count }
             + ((oneDNNColumns?.count ?? 0) + oneDNNLayers.values.reduce(0) { $0 + $1.ownedWeightBytes } + 3) / 4
     }
 
@@ -358,89 +458,26 @@ public final class Detector {
         }
     }
 
-    private func pointer(_ index: Int) -> UnsafeMutablePointer<Float> { arena.pointer + bufferOffsets[index] }
-
-    /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`.
+    /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`:
+    /// the steps made at load, in order. Call from the detector's thread.
     public func forward() {
-        if gemm == .onednn { BLASThreads.applyToOpenMP() }
+        // The GEMM libraries keep their thread counts outside the detector: OpenMP per thread
+        // (this one may not be the one that made the detector), OpenBLAS per process. Each is
+        // set to this detector's count here, once per frame, before the first GEMM.
+        if gemm == .onednn {
+            BLASThreads.applyToOpenMP(threads.gemm)
+        } else {
+            BLASThreads.applyToOpenBLAS(threads.gemm)
+        }
         if !twoWayLayers.isEmpty { winogradWayCounts[winogradWay, default: 0] += 1 }
-        let description = plan.description
-        let workspaceBuffer = workspace.buffer
-        for (stepIndex, step) in plan.steps.enumerated() {
-            let started = recordsTimings ? DispatchTime.now().uptimeNanoseconds : 0
-            switch step {
-            case let .convolution(layerIndex, input, output, relu, accumulate):
-                let layer = plan.layers[layerIndex]
-                let source = plan.buffers[input]
-                if let layer = oneDNNLayers[stepIndex], let columns = oneDNNColumns {
-                    layer.forward(input: pointer(input), bias: layerBiases[layerIndex], output: pointer(fusedOutputs[stepIndex] ?? output),
-                                  columns: columns.pointer, columnCapacityBytes: columns.count, floatWorkspace: workspaceBuffer)
-                } else if let transformed = winogradWeights[layerIndex] {
-                    Winograd.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
-                                     inputWidth: source.width, transformedWeights: transformed.pointer,
-                                     bias: layerBiases[layerIndex], output: pointer(output),
-                                     relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
-                } else {
-                    Convolution.forward(geometry: layer.geometry, input: pointer(input), inputHeight: source.height,
-                                        inputWidth: source.width, weights: layerWeights[layerIndex],
-                                        bias: layerBiases[layerIndex], output: pointer(output),
-                                        relu: relu, accumulate: accumulate, workspace: workspaceBuffer)
-                }
-            case let .maxPool(input, output, kernel, stride, padding, ceilMode):
-                guard fusedPools[stepIndex] == nil else { break }
-                let source = plan.buffers[input]
-                MaxPool.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
-                                kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, output: pointer(output))
-            case let .l2Norm(input, output):
-                let source = plan.buffers[input]
-                L2Norm.forward(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
-                               scale: l2NormScale, output: pointer(output))
-            case let .resize(input, output):
-                let source = plan.buffers[input], target = plan.buffers[output]
-                BilinearResize.forward(input: pointer(input), channels: source.channels, inputHeight: source.height,
-                                       inputWidth: source.width, output: pointer(output),
-                                       outputHeight: target.height, outputWidth: target.width)
-            case let .resizeAdd(input, output, relu):
-                let source = plan.buffers[input], target = plan.buffers[output]
-                BilinearResize.forward(input: pointer(input), channels: source.channels, inputHeight: source.height,
-                                       inputWidth: source.width, output: pointer(output),
-                                       outputHeight: target.height, outputWidth: target.width, accumulate: true, relu: relu)
-            case let .gateErase(feature, gate, erased, kept):
-                Elementwise.sigmoidGateErase(feature: pointer(feature), gateLogits: pointer(gate), erased: erased.map(pointer),
-                                      kept: kept.map(pointer), count: plan.buffers[feature].count)
-            case let .copy(input, output):
-                Elementwise.copy(pointer(input), into: pointer(output), count: plan.buffers[input].count)
-            case let .add(input, output, relu):
-                let count = plan.buffers[output].count
-                Elementwise.add(pointer(input), pointer(output), into: pointer(output), count: count)
-                if relu { Elementwise.relu(pointer(output), into: pointer(output), count: count) }
-            case let .heads(locationLayer, _, input, scratch, priorOffset):
-                let head = headWeights[locationLayer]!
-                let source = plan.buffers[input], out = plan.buffers[scratch]
-                if let layer = oneDNNLayers[stepIndex], let columns = oneDNNColumns {
-                    layer.forward(input: pointer(input), bias: head.bias.pointer, output: pointer(scratch),
-                                  columns: columns.pointer, columnCapacityBytes: columns.count, floatWorkspace: workspaceBuffer)
-                } else if let transformed = winogradHeads[locationLayer] {
-                    Winograd.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
-                                     inputWidth: source.width, transformedWeights: transformed.pointer,
-                                     bias: head.bias.pointer, output: pointer(scratch), relu: false, accumulate: false,
-                                     workspace: workspaceBuffer)
-                } else {
-                    Convolution.forward(geometry: head.geometry, input: pointer(input), inputHeight: source.height,
-                                        inputWidth: source.width, weights: head.weights.pointer, bias: head.bias.pointer,
-                                        output: pointer(scratch), relu: false, accumulate: false, workspace: workspaceBuffer)
-                }
-                let locationChannels = plan.layers[locationLayer].geometry.outputChannels
-                let columns = description.scoreCount
-                Layout.nchwToNHWC(pointer(scratch), channels: locationChannels, height: out.height, width: out.width,
-                                  into: locations.pointer + priorOffset * 4)
-                Layout.nchwToNHWC(pointer(scratch) + locationChannels * out.height * out.width,
-                                  channels: out.channels - locationChannels, height: out.height, width: out.width,
-                                  into: scores.pointer + priorOffset * columns)
-            }
-            if recordsTimings {
-                stepNanoseconds[stepIndex] += DispatchTime.now().uptimeNanoseconds - started
-            }
+        if !recordsTimings {
+            for entry in steps { entry.step.run() }
+            return
+        }
+        for (planStep, step) in steps {
+            let started = DispatchTime.now().uptimeNanoseconds
+            step.run()
+            stepNanoseconds[planStep] += DispatchTime.now().uptimeNanoseconds - started
         }
     }
 
@@ -451,7 +488,7 @@ public final class Detector {
                            settings: DetectionSettings = DetectionSettings()) -> [Detection] {
         let columns = plan.description.scoreCount
         let count = plan.priorCount
-        Softmax.rows(scores.pointer, rows: count, columns: columns, into: scores.pointer)
+        Softmax.rows(scores.pointer, rows: count, columns: columns, into: scores.pointer, team: kernelTeam)
         BoxCoder.decode(locations: locations.pointer, priors: priors, variances: plan.description.priors.variances,
                         count: count, into: boxes.pointer)
         let found = NonMaximumSuppression.run(boxes: boxes.pointer, scores: scores.pointer, priorCount: count,
