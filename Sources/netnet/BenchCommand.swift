@@ -138,9 +138,9 @@ struct BenchCommand: ParsableCommand {
             object.add("winograd_layers", detector.winogradLayerNames.count)
             if !detector.winogradWayCounts.isEmpty {
                 // Frames (warm-up included) whose Winograd layers ran each way.
-                object.add("winograd_way_frames", raw: "{" + OneDNNConvolution.WinogradWay.allCases.map {
-                    "\(JSONObject.quote($0.rawValue)): \(detector.winogradWayCounts[$0] ?? 0)"
-                }.joined(separator: ", ") + "}")
+                var counts = JSONObject()
+                for way in OneDNNConvolution.WinogradWay.allCases { counts.add(way.rawValue, detector.winogradWayCounts[way] ?? 0) }
+                object.add("winograd_way_frames", raw: counts.text)
             }
             object.add("frames", frames)
             object.add("median_ms", median)
@@ -150,10 +150,14 @@ struct BenchCommand: ParsableCommand {
             object.add("gmacs", macs / 1e9)
             object.add("peak_rss_mb", peak, digits: 1)
             if layers {
-                let parts = groupTimes.keys.sorted().map { key in
-                    "\(JSONObject.quote(key)):{\"ms\":\(JSONObject.number(groupTimes[key]!, digits: 3)),\"gflops\":\(JSONObject.number(2 * (groupMACs[key] ?? 0) / (groupTimes[key]! / 1000) / 1e9, digits: 1))}"
+                var groups = JSONObject()
+                for key in groupTimes.keys.sorted() {
+                    var group = JSONObject()
+                    group.add("ms", groupTimes[key]!, digits: 3)
+                    group.add("gflops", 2 * (groupMACs[key] ?? 0) / (groupTimes[key]! / 1000) / 1e9, digits: 1)
+                    groups.add(key, raw: group.text)
                 }
-                object.add("layers", raw: "{\(parts.joined(separator: ","))}")
+                object.add("layers", raw: groups.text)
             }
             print(object.text)
             return
