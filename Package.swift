@@ -48,6 +48,9 @@ let package = Package(
         // HTTPRequestPart / HTTPResponsePart, the types Hummingbird's HTTP/1 pipeline carries (for
         // the connection guard in NetnetHTTP); already a dependency of Hummingbird.
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
+        // ServiceGroup: the daemon's HTTP server, pipelines and sinks start in order and stop in
+        // reverse; already a dependency of Hummingbird.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, walled off at the edge.
@@ -79,6 +82,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // The daemon's composition root: sinks, HTTP server, pipelines and the control loop as
+        // services of one ServiceGroup.
+        .target(name: "NetnetService", dependencies: [
+            "NetnetDaemon", "NetnetHTTP", "NetnetPipeline", "NetnetEngine", "NetnetKernels", "NetnetMedia",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // The command-line front end.
@@ -86,7 +97,7 @@ let package = Package(
             name: "netnet",
             dependencies: [
                 "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
-                "NetnetDaemon", "NetnetHTTP",
+                "NetnetDaemon", "NetnetHTTP", "NetnetService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

@@ -1,7 +1,7 @@
 import NetnetEngine
 
 /// What one JSON line says about one frame (schema `netnet.frame/1`, docs/json-lines.md). The line
-/// number `seq` is not stored here: the `JSONLinesWriter` numbers the lines of each stream. Value
+/// number `seq` is not stored here: the stream's `FrameRecorder` numbers its records. Value
 /// type; any thread.
 public struct FrameRecord: Sendable, Equatable {
     /// The schema identifier every line carries first.

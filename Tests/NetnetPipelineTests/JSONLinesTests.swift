@@ -103,8 +103,13 @@ import NetnetEngine
         let path = dir.appendingPathComponent("out.jsonl").path
         let writer = try JSONLinesWriter(path: path)
         var seqs: [Int] = []
+        var next: [String: Int] = [:]
         for i in 0..<1000 {
-            seqs.append(try writer.write(sampleRecord(stream: i % 3 == 0 ? "a" : "b", frame: i)))
+            let record = sampleRecord(stream: i % 3 == 0 ? "a" : "b", frame: i)
+            let seq = next[record.stream, default: 0]
+            next[record.stream] = seq + 1
+            try writer.write(record, seq: seq)
+            seqs.append(seq)
         }
         try writer.close()
         try writer.close()  // idempotent
@@ -131,15 +136,15 @@ import NetnetEngine
         let path = dir.appendingPathComponent("out.jsonl").path
         for _ in 0..<2 {
             let writer = try JSONLinesWriter(path: path, append: true)
-            try writer.write(sampleRecord())
+            try writer.write(sampleRecord(), seq: 0)
             try writer.close()
         }
         let truncating = try JSONLinesWriter(path: path)
         try truncating.close()
         #expect(try String(contentsOfFile: path, encoding: .utf8).isEmpty)
         let writer = try JSONLinesWriter(path: path, append: true)
-        try writer.write(sampleRecord())
-        try writer.write(sampleRecord())
+        try writer.write(sampleRecord(), seq: 0)
+        try writer.write(sampleRecord(), seq: 0)
         try writer.close()
         #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 2)
     }
@@ -156,12 +161,12 @@ import NetnetEngine
     func diskFullThrowsAndStaysFailed() throws {
         let writer = try JSONLinesWriter(path: "/dev/full")
         #expect {
-            try writer.write(sampleRecord())
+            try writer.write(sampleRecord(), seq: 0)
         } throws: { error in
             let e = error as? OutputError
             return e?.code == ENOSPC && e?.description == "cannot write /dev/full: No space left on device"
         }
-        #expect(throws: OutputError.self) { try writer.write(sampleRecord()) }
+        #expect(throws: OutputError.self) { try writer.write(sampleRecord(), seq: 0) }
         #expect(writer.linesWritten == 0)
     }
 
@@ -196,7 +201,7 @@ import NetnetEngine
         close(fds[0])
         close(fds[1])
         #expect {
-            try writer.write(sampleRecord())
+            try writer.write(sampleRecord(), seq: 0)
         } throws: { error in
             (error as? OutputError)?.description == "cannot write \(path): Broken pipe"
         }
@@ -220,7 +225,7 @@ import NetnetEngine
         guard setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0 else { _exit(5) }
         let writer = try JSONLinesWriter(path: path)
         do {
-            for _ in 0..<100 { try writer.write(sampleRecord()) }
+            for _ in 0..<100 { try writer.write(sampleRecord(), seq: 0) }
             _exit(3)  // the limit should have stopped it
         } catch let error as OutputError {
             try error.description.write(toFile: path + ".error", atomically: false, encoding: .utf8)
