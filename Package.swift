@@ -69,13 +69,15 @@ let package = Package(
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),
-        // After inference: tracking by detection (Kalman filter, optimal assignment; no dependencies).
+        // After inference: tracking by detection (Kalman filter, optimal assignment; no dependencies),
+        // run by the pipeline's record stage.
         .target(name: "NetnetTracker", swiftSettings: fastMath),
         // Pipeline plumbing: JSON lines, progress, signals, wall clock.
-        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"], swiftSettings: fastMath),
+        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"],
+                swiftSettings: fastMath),
 
         // The daemon (`netnet serve`): configuration, supervisor, reconnects, sinks, sd_notify, metrics.
-        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"]),
+        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"]),
         // The daemon's HTTP API (the only Hummingbird importer).
         .target(name: "NetnetHTTP", dependencies: [
             "NetnetDaemon",
@@ -112,6 +114,6 @@ let package = Package(
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine"]),
-        .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine"]),
+        .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia"]),
     ]
 )

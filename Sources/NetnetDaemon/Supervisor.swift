@@ -4,6 +4,7 @@ import NetnetKernels
 import NetnetMedia
 import NetnetPipeline
 import NetnetRing
+import NetnetTracker
 
 /// One stream as the shared inference stage sees it: its `latest` mailbox (NetnetRing), its
 /// record stage (`FrameRecorder`: `seq`, carried detections), its counters and its last inferred
@@ -20,11 +21,13 @@ final class Mailbox {
     let snapshotLock = NSLock()
     let snapshotFrame = VideoFrame()
     var snapshotDetections: [Detection] = []
-    init(config: StreamConfig, stats: StreamStats, firstSeq: Int = 0) {
+    var snapshotTracks: [TrackTag] = []
+    init(config: StreamConfig, stats: StreamStats, firstSeq: Int = 0, firstTrackID: Int = 1) {
         self.config = config
         self.stats = stats
         filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
-        recorder = FrameRecorder(stream: config.id, firstSeq: firstSeq)
+        recorder = FrameRecorder(stream: config.id, firstSeq: firstSeq, firstTrackID: firstTrackID,
+                                 tracking: config.track ? TrackerSettings() : nil)
     }
 }
 
@@ -110,10 +113,10 @@ final class Scheduler: @unchecked Sendable {
         condition.lock(); mailbox.slots.detach(); condition.unlock()
     }
 
-    /// The next `seq` of a mailbox's frame lines (final once the stream is `remove`d).
-    func nextSeq(of mailbox: Mailbox) -> Int {
+    /// The next `seq` of a mailbox's frame lines and its next track id (final once the stream is `remove`d).
+    func next(of mailbox: Mailbox) -> (seq: Int, trackID: Int) {
         condition.lock(); defer { condition.unlock() }
-        return mailbox.recorder.nextSeq
+        return (mailbox.recorder.nextSeq, mailbox.recorder.nextTrackID)
     }
 
     /// Ends the thread after the frames already waiting are inferred and published; waits for it.
@@ -173,6 +176,7 @@ final class Scheduler: @unchecked Sendable {
         mailbox.snapshotLock.lock()
         try? mailbox.snapshotFrame.reference(slot.frame)
         mailbox.snapshotDetections = record.detections
+        mailbox.snapshotTracks = record.tracks
         mailbox.snapshotLock.unlock()
         let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.readMonotonicNanoseconds) / 1e9
         let now = WallClock.nowNanoseconds()
@@ -246,7 +250,7 @@ final class StreamWorker: @unchecked Sendable {
     private static let timers = DispatchQueue(label: "netnet-backoff")
 
     init(config: StreamConfig, settings: ReaderSettings, model: Model, scheduler: Scheduler, hub: EventHub,
-         log: DaemonLog, firstSeq: Int = 0, random: @escaping @Sendable () -> Double) {
+         log: DaemonLog, firstSeq: Int = 0, firstTrackID: Int = 1, random: @escaping @Sendable () -> Double) {
         self.config = config
         self.settings = settings
         self.scheduler = scheduler
@@ -254,7 +258,7 @@ final class StreamWorker: @unchecked Sendable {
         self.log = log
         self.random = random
         stats = StreamStats(id: config.id, url: config.url)
-        mailbox = Mailbox(config: config, stats: stats, firstSeq: firstSeq)
+        mailbox = Mailbox(config: config, stats: stats, firstSeq: firstSeq, firstTrackID: firstTrackID)
         self.model = model.description
         blockingBound = max(settings.openTimeout, settings.stallTimeout)
     }
@@ -500,9 +504,9 @@ public final class Supervisor: @unchecked Sendable {
         workers = config.enabledStreams.map { makeWorker($0) }
     }
 
-    private func makeWorker(_ stream: StreamConfig, firstSeq: Int = 0) -> StreamWorker {
+    private func makeWorker(_ stream: StreamConfig, carried: (seq: Int, trackID: Int) = (0, 1)) -> StreamWorker {
         StreamWorker(config: stream, settings: settings, model: model, scheduler: scheduler, hub: hub, log: log,
-                     firstSeq: firstSeq, random: random)
+                     firstSeq: carried.seq, firstTrackID: carried.trackID, random: random)
     }
 
     /// Starts the inference thread and every reader. Any thread, once.
@@ -539,7 +543,7 @@ public final class Supervisor: @unchecked Sendable {
         let wanted = config.enabledStreams
         let wantedByID = Dictionary(uniqueKeysWithValues: wanted.map { ($0.id, $0) })
         var keep: [String: StreamWorker] = [:]
-        var carriedSeq: [String: Int] = [:]
+        var carried: [String: (seq: Int, trackID: Int)] = [:]
         let settingsChanged = newSettings != settings
         settings = newSettings
         for worker in current {
@@ -551,7 +555,7 @@ public final class Supervisor: @unchecked Sendable {
                 worker.stop(reason: isChange ? "configuration changed" : "removed by reload")
                 if isChange {
                     result.changed.append(worker.config.id)
-                    carriedSeq[worker.config.id] = scheduler.nextSeq(of: worker.mailbox)   // seq goes on
+                    carried[worker.config.id] = scheduler.next(of: worker.mailbox)   // seq and track ids go on
                 } else {
                     result.removed.append(worker.config.id)
                 }
@@ -564,7 +568,7 @@ public final class Supervisor: @unchecked Sendable {
             if let worker = keep[stream.id] {
                 next.append(worker)
             } else {
-                let worker = makeWorker(stream, firstSeq: carriedSeq[stream.id] ?? 0)   // seq goes on
+                let worker = makeWorker(stream, carried: carried[stream.id] ?? (0, 1))
                 if !result.changed.contains(stream.id) { result.added.append(stream.id) }
                 next.append(worker)
                 fresh.append(worker)
@@ -627,9 +631,10 @@ public final class Supervisor: @unchecked Sendable {
         mailbox.snapshotLock.lock()
         let referenced = (try? frame.reference(mailbox.snapshotFrame)) != nil
         let detections = mailbox.snapshotDetections
+        let tracks = mailbox.snapshotTracks
         mailbox.snapshotLock.unlock()
         guard referenced, !frame.isEmpty else { return nil }
-        let boxes = detections.map { DrawnBox($0, withScore: false) }
+        let boxes = detections.indices.map { DrawnBox(detections[$0], track: $0 < tracks.count ? tracks[$0] : .untracked, withScore: false) }
         do {
             return try SnapshotEncoder().jpeg(frame, boxes: boxes)
         } catch {

@@ -3,6 +3,7 @@ import NetnetEngine
 import NetnetKernels
 import NetnetMedia
 import NetnetRing
+import NetnetTracker
 
 /// What `netnet annotate` was asked to do. Value type.
 public struct AnnotateOptions: Sendable {
@@ -14,8 +15,11 @@ public struct AnnotateOptions: Sendable {
     public var jsonOutput: String?
     /// Minimum score reported and drawn.
     public var threshold: Float = 0.5
-    /// Run detection on every Nth frame; the frames between carry the last detections.
+    /// Run detection on every Nth frame; the frames between get the tracker's predictions (or,
+    /// with `track` off, the last detections).
     public var every: Int = 1
+    /// Track detections (`track_id`, docs/json-lines.md); `--no-track` turns it off.
+    public var track: Bool = true
     /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
     /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
@@ -337,9 +341,9 @@ public final class AnnotateJob: @unchecked Sendable {
 
     private func writerLoop() {
         var written = 0, detections = 0
-        var recorder = FrameRecorder(stream: options.streamID)
+        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? TrackerSettings() : nil)
         while let (slot, _) = ring.next(stage: 2) {
-            let (seq, record) = recorder.record(slot)   // carries detections into frames not inferred
+            let (seq, record) = recorder.record(slot)   // tracks; predicted or carried boxes on frames not inferred
             do {
                 if let jsonWriter { try jsonWriter.write(record, seq: seq) }
                 if let videoWriter {
@@ -349,7 +353,10 @@ public final class AnnotateJob: @unchecked Sendable {
                             audioRing.complete(packet, stage: 1)
                         }
                     }
-                    try videoWriter.write(slot.frame, boxes: slot.detections.map { DrawnBox($0, withScore: true) })
+                    let boxes = record.detections.indices.map {
+                        DrawnBox(record.detections[$0], track: $0 < record.tracks.count ? record.tracks[$0] : .untracked, withScore: true)
+                    }
+                    try videoWriter.write(slot.frame, boxes: boxes)
                 }
             } catch {
                 ring.complete(slot, stage: 2)

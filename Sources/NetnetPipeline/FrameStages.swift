@@ -2,6 +2,7 @@ import Foundation
 import NetnetEngine
 import NetnetKernels
 import NetnetMedia
+import NetnetTracker
 
 // The stages a frame goes through, shared by both drivers: `annotate` (`AnnotateJob`, one input,
 // a `StageRing`) and `serve` (the daemon's `Supervisor`, many streams, a `LatestMailbox` each and
@@ -18,6 +19,8 @@ public final class FrameSlot {
     public let input: AlignedBuffer
     /// Whether the network runs on this frame (`FrameSampling`); set by the reader.
     public var sampled = false
+    /// The input's frame rate, if it says (for the tracker's times); set by the reader.
+    public var frameRate: Double?
     /// Wall-clock time the reader read the frame, ns since the Unix epoch: the record's `time`.
     public var readNanoseconds: Int64 = 0
     /// Monotonic time the reader read the frame, for end-to-end latency.
@@ -69,12 +72,15 @@ extension InputPreparer {
 }
 
 extension DrawnBox {
-    /// The box drawn for `detection`: its label, and its score with two decimals when `withScore`
-    /// (annotated video; snapshots show the label only). Pure.
-    public init(_ detection: Detection, withScore: Bool) {
+    /// The box drawn for `detection`: its label, its track (`person #12`) when it has one, and its
+    /// score with two decimals when `withScore` (annotated video; snapshots show no score). A
+    /// tracked box takes its track's colour, an untracked one its class's. Pure.
+    public init(_ detection: Detection, track: TrackTag = .untracked, withScore: Bool) {
+        var label = detection.label
+        if let id = track.trackID { label += " #\(id)" }
+        if withScore { label += " \(String(format: "%.2f", detection.score))" }
         self.init(x1: detection.box[0], y1: detection.box[1], x2: detection.box[2], y2: detection.box[3],
-                  label: withScore ? "\(detection.label) \(String(format: "%.2f", detection.score))" : detection.label,
-                  classIndex: detection.classIndex)
+                  label: label, classIndex: track.trackID ?? detection.classIndex)
     }
 }
 
@@ -103,6 +109,7 @@ public final class FrameReader {
         slot.readMonotonicNanoseconds = WallClock.monotonicNanoseconds()
         slot.readNanoseconds = WallClock.nowNanoseconds()
         slot.sampled = sampling.isSampled(frame: slot.frame.index)
+        slot.frameRate = source.frameRate
         slot.inferred = false
         slot.inferenceMilliseconds = nil
         slot.detections = []
@@ -164,30 +171,72 @@ public final class InferenceStep {
 }
 
 /// The record stage of one stream: turns its slots, in stream order, into `FrameRecord`s with
-/// their line number `seq` (0, 1, 2, … per stream, continuing across reconnects and reloads), and
-/// gives a frame not inferred the last inferred frame's detections (`FrameSampling`). Value type;
-/// one thread at a time (the writer or inference thread, or under its driver's lock).
+/// their line number `seq` (0, 1, 2, … per stream, continuing across reconnects and reloads).
+/// With tracking on (the default) it runs the stream's `Tracker`: each detection gets its track
+/// (`track_id`), and a frame not inferred (`FrameSampling`) gets the tracks' predicted boxes
+/// (`origin: tracker`). With tracking off, a frame not inferred carries the last inferred frame's
+/// detections. The slot keeps what the record says, for drawing. The tracker restarts when the
+/// frame index goes back (a reconnect). Value type; one thread at a time (the writer or
+/// inference thread, or under its driver's lock).
 public struct FrameRecorder: Sendable {
     /// The stream id the records carry.
     public let stream: String
     /// The `seq` the next record gets.
     public private(set) var nextSeq: Int
+    /// The tracker's settings, or nil with tracking off.
+    public let tracking: TrackerSettings?
+    private var tracker: Tracker?
+    private var firstTrackID: Int
+    private var lastFrame: Int?
     private var carried: [Detection] = []
+    private var labels: [Int: String] = [:]
 
-    /// A recorder for `stream` whose first record is line `firstSeq`. Pure.
-    public init(stream: String, firstSeq: Int = 0) {
+    /// A recorder for `stream` whose first record is line `firstSeq` and whose first track gets
+    /// id `firstTrackID`, tracking with `tracking` (nil: off). Pure.
+    public init(stream: String, firstSeq: Int = 0, firstTrackID: Int = 1, tracking: TrackerSettings? = TrackerSettings()) {
         self.stream = stream
         nextSeq = firstSeq
+        self.firstTrackID = firstTrackID
+        self.tracking = tracking
     }
 
-    /// The next record, from `slot`'s frame, read time, drops and inference; a slot not inferred
-    /// gets (and keeps in the slot, for drawing) the last inferred frame's detections.
+    /// The id the stream's next confirmed track gets (ids go on across reconnects and reloads).
+    public var nextTrackID: Int { tracker?.nextID ?? firstTrackID }
+
+    /// The next record, from `slot`'s frame, read time, drops and inference (see the type).
     public mutating func record(_ slot: FrameSlot) -> (seq: Int, record: FrameRecord) {
-        if slot.inferred { carried = slot.detections } else { slot.detections = carried }
+        var tags: [TrackTag] = []
+        if let tracking {
+            let index = slot.frame.index
+            if tracker == nil || (lastFrame.map { index <= $0 } ?? false) {
+                tracker = Tracker(settings: tracking, frameRate: slot.frameRate ?? 0, firstID: nextTrackID)
+            }
+            lastFrame = index
+            let time = slot.frame.ptsSeconds ?? Double(index) / (tracker!.frameRate)
+            if slot.inferred {
+                for detection in slot.detections { labels[detection.classIndex] = detection.label }
+                let inputs = slot.detections.map {
+                    TrackerInput(box: TrackBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3]), score: $0.score,
+                                 classIndex: $0.classIndex)
+                }
+                let (boxes, _) = tracker!.update(frame: index, time: time, detections: inputs)
+                tags = [TrackTag](repeating: .untracked, count: slot.detections.count)
+                for box in boxes { if let i = box.inputIndex { tags[i] = TrackTag(trackID: box.trackID, origin: .detector, stationary: box.stationary) } }
+            } else {
+                let (boxes, _) = tracker!.update(frame: index, time: time, detections: nil)
+                slot.detections = boxes.map {
+                    Detection(classIndex: $0.classIndex, label: labels[$0.classIndex] ?? "", score: $0.score,
+                              box: [$0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2])
+                }
+                tags = boxes.map { TrackTag(trackID: $0.trackID, origin: .tracker, stationary: $0.stationary) }
+            }
+        } else {
+            if slot.inferred { carried = slot.detections } else { slot.detections = carried }
+        }
         let record = FrameRecord(stream: stream, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
                                  timeNanoseconds: slot.readNanoseconds, width: slot.frame.width, height: slot.frame.height,
                                  dropped: slot.dropped, inferenceMilliseconds: slot.inferenceMilliseconds,
-                                 inferred: slot.inferred, detections: slot.detections)
+                                 inferred: slot.inferred, detections: slot.detections, tracks: tags)
         let seq = nextSeq
         nextSeq += 1
         return (seq, record)

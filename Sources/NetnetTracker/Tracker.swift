@@ -106,7 +106,8 @@ public struct Tracker: Sendable {
     /// Frames a second of the stream (for the seconds in the settings).
     public let frameRate: Double
     private var tracks: [Track] = []
-    private var nextID = 1
+    /// The id the next confirmed track gets.
+    public private(set) var nextID: Int
     private var lastFrame: Int?
     private var lastInferredFrame: Int?
 
@@ -128,10 +129,12 @@ public struct Tracker: Sendable {
         var stationary = false
     }
 
-    /// A tracker for a stream at `frameRate` frames a second (≤ 0: 10). Pure.
-    public init(settings: TrackerSettings = TrackerSettings(), frameRate: Double) {
+    /// A tracker for a stream at `frameRate` frames a second (≤ 0: 10) whose first track gets id
+    /// `firstID` (a stream's new tracker after a reconnect goes on from the old one's `nextID`). Pure.
+    public init(settings: TrackerSettings = TrackerSettings(), frameRate: Double, firstID: Int = 1) {
         self.settings = settings
         self.frameRate = frameRate > 0 ? frameRate : 10
+        nextID = max(1, firstID)
     }
 
     /// Confirmed and tentative tracks alive now.

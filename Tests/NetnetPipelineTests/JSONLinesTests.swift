@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NetnetTracker
 import NetnetEngine
 @testable import NetnetPipeline
 
@@ -66,7 +67,12 @@ import NetnetEngine
         #expect(line == #"{"schema": "netnet.frame/1", "stream": "cam-1", "seq": 5, "frame": 42, "pts": 1.400000, "#
                 + #""time": "2026-11-25T03:58:01.123Z", "width": 768, "height": 576, "dropped": 3, "inference_ms": 35.412, "#
                 + #""inferred": true, "detections": [{"class": 0, "label": "person", "score": 0.91234, "#
-                + #""box": [10.13, 20.50, 110.00, 220.99]}]}"#)
+                + #""box": [10.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false}]}"#)
+        var tracked = sampleRecord(detections: 2)
+        tracked.tracks = [TrackTag(trackID: 12, origin: .tracker, stationary: true)]   // the second: untracked
+        let text = tracked.jsonLine(seq: 0)
+        #expect(text.contains(#""box": [10.13, 20.50, 110.00, 220.99], "track_id": 12, "origin": "tracker", "stationary": true}"#), "\(text)")
+        #expect(text.contains(#""box": [11.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false}"#), "\(text)")
     }
 
     @Test func notInferredAndUnknownValuesAreNull() throws {
