@@ -37,9 +37,9 @@ public struct TrackBox: Sendable, Equatable {
 /// Value type.
 public struct KalmanNoise: Sendable, Equatable {
     /// Standard deviation of position, as a fraction of the height, per frame.
-    public var position: Float = 1.0 / 20
+    public var position: Float = 1.0 / 40
     /// Standard deviation of velocity, as a fraction of the height, per frame.
-    public var velocity: Float = 1.0 / 160
+    public var velocity: Float = 1.0 / 40
     /// Standard deviation of a measured position, as a fraction of the height.
     public var measurement: Float = 1.0 / 20
     /// The defaults above. Pure.

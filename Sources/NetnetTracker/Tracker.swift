@@ -68,16 +68,16 @@ public enum TrackEvent: Sendable, Equatable {
 /// time is in seconds, turned into frames with the stream's rate. Value type.
 public struct TrackerSettings: Sendable, Equatable {
     /// Detections at or above this score are matched first and may start tracks.
-    public var highScore: Float = 0.5
+    public var highScore: Float = 0.4
     /// Detections between this and `highScore` only extend tracks seen in the previous frame
     /// (ByteTrack's second stage: an occluded person's weaker box keeps the track).
     public var lowScore: Float = 0.1
     /// A new track needs a detection at least this good.
-    public var newTrackScore: Float = 0.6
+    public var newTrackScore: Float = 0.4
     /// The least IoU for the first stage's matches (tracks with high detections).
     public var matchIoU: Float = 0.2
     /// The least IoU for the second stage's matches (low detections).
-    public var lowMatchIoU: Float = 0.5
+    public var lowMatchIoU: Float = 0.3
     /// The least IoU for an unconfirmed track to take a detection.
     public var tentativeMatchIoU: Float = 0.3
     /// Consecutive detected frames before a track is confirmed (gets an id).
