@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Score netnet's tracks on a MOT sequence with py-motmetrics, beside reference trackers fed the same detections.
 
-    training/.venv/bin/python training/evaluate_tracks.py --sequence pets09 --frames 501-600
-    training/.venv/bin/python training/evaluate_tracks.py --sequence tud-campus
-    training/.venv/bin/python training/evaluate_tracks.py --self-check
+    training/.venv-tracking/bin/python training/evaluate_tracks.py --sequence pets09 --frames 501-600
+    training/.venv-tracking/bin/python training/evaluate_tracks.py --sequence tud-campus
+    training/.venv-tracking/bin/python training/evaluate_tracks.py --self-check
 
 Runs `netnet annotate VIDEO --json … --threshold T [--every N]` (tracking on) with the model,
 takes every detection that has a `track_id` as netnet's hypothesis (`origin` detector or
