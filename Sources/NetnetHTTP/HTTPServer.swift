@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import NetnetDaemon
+import NetnetEngine
 import NetnetPipeline
 
 /// The daemon's HTTP API (Hummingbird): `GET /healthz`, `/readyz`, `/metrics` (Prometheus text),
@@ -261,7 +262,7 @@ public enum SSE {
 
 /// The `/api/streams` document: `{"streams": [{"id", "url", "state", "since", "last_error",
 /// "frames_decoded", "frames_inferred", "frames_dropped", "decode_errors", "reconnects",
-/// "queue_depth", "last_frame"}]}`. Pure; any thread.
+/// "queue_depth", "last_frame"}]}`, written by `JSONText` in the frame lines' style. Pure; any thread.
 public enum StreamsJSON {
     /// Renders the streams in order. Any thread.
     public static func render(_ streams: [(id: String, stats: StreamStats.Snapshot)]) -> String {
@@ -279,7 +280,9 @@ public enum StreamsJSON {
             for (key, value) in [("frames_decoded", s.framesDecoded), ("frames_inferred", s.framesInferred),
                                  ("frames_dropped", s.framesDropped), ("decode_errors", s.decodeErrors),
                                  ("reconnects", s.reconnects), ("queue_depth", UInt64(s.queueDepth))] {
-                bytes.append(contentsOf: ", \"\(key)\": ".utf8)
+                JSONText.appendRaw(", ", to: &bytes)
+                JSONText.appendString(key, to: &bytes)
+                JSONText.appendRaw(": ", to: &bytes)
                 JSONText.appendInt(Int(value), to: &bytes)
             }
             JSONText.appendRaw(", \"last_frame\": ", to: &bytes)

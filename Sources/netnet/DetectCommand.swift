@@ -64,7 +64,7 @@ struct DetectCommand: ParsableCommand {
             object.add("file", path)
             object.add("width", image.width)
             object.add("height", image.height)
-            object.add("detections", raw: JSONObject.detections(found))
+            object.add("detections", found)
             print(object.text)
         }
         if failures > 0 { throw ExitCode(1) }
