@@ -48,6 +48,9 @@ let package = Package(
         // HTTPRequestPart / HTTPResponsePart, the types Hummingbird's HTTP/1 pipeline carries (for
         // the connection guard in NetnetHTTP); already a dependency of Hummingbird.
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
+        // ServiceGroup: the daemon's HTTP server, pipelines and sinks start in order and stop in
+        // reverse; already a dependency of Hummingbird.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, walled off at the edge.
@@ -69,11 +72,15 @@ let package = Package(
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),
+        // After inference: tracking by detection (Kalman filter, optimal assignment; no dependencies),
+        // run by the pipeline's record stage.
+        .target(name: "NetnetTracker", swiftSettings: fastMath),
         // Pipeline plumbing: JSON lines, progress, signals, wall clock.
-        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"], swiftSettings: fastMath),
+        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"],
+                swiftSettings: fastMath),
 
         // The daemon (`netnet serve`): configuration, supervisor, reconnects, sinks, sd_notify, metrics.
-        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia"]),
+        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"]),
         // The daemon's HTTP API (the only Hummingbird importer).
         .target(name: "NetnetHTTP", dependencies: [
             "NetnetDaemon",
@@ -82,6 +89,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // The daemon's composition root: sinks, HTTP server, pipelines and the control loop as
+        // services of one ServiceGroup.
+        .target(name: "NetnetService", dependencies: [
+            "NetnetDaemon", "NetnetHTTP", "NetnetPipeline", "NetnetEngine", "NetnetKernels", "NetnetMedia",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // The command-line front end.
@@ -89,7 +104,7 @@ let package = Package(
             name: "netnet",
             dependencies: [
                 "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
-                "NetnetDaemon", "NetnetHTTP",
+                "NetnetDaemon", "NetnetHTTP", "NetnetService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -101,7 +116,8 @@ let package = Package(
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
+        .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine"]),
-        .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine"]),
+        .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia"]),
     ]
 )

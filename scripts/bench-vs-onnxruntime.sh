@@ -10,7 +10,7 @@
 # Builds netnet in release mode, writes a random model per network, exports it to ONNX with the
 # PyTorch reference, times everything alternately, and prints one line per netnet configuration
 # with each peer's median and the ratios (netnet / peer; the bf16 line is also compared with
-# OpenVINO bf16). Before each round it prints scripts/cross-core-probe.c's reading of how the
+# OpenVINO bf16). Before each round it prints bench/cross-core-probe.c's reading of how the
 # two cores share data at that moment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # How the two cores share data at the start of each round (docs/performance.md: this VM's cores
 # sometimes sit on different dies, and multi-threaded figures move with it).
 probe="$work/cross-core-probe"
-"${CC:-$(command -v cc || command -v clang)}" -O2 -pthread -o "$probe" scripts/cross-core-probe.c
+"${CC:-$(command -v cc || command -v clang)}" -O2 -pthread -o "$probe" bench/cross-core-probe.c
 for network in "${networks[@]}"; do
     model="$work/$network.safetensors"
     "$bin" model init --network "$network" --width "$width" --num-classes "$classes" --seed 1 --head-init he --output "$model" >/dev/null

@@ -51,6 +51,8 @@ public struct StreamConfig: Sendable, Equatable {
     public var classes: [String] = []
     /// Whether the stream runs.
     public var enabled: Bool = true
+    /// Whether detections are tracked (`track_id`, docs/json-lines.md); `track = false` turns it off.
+    public var track: Bool = true
     /// Line of the section header (for messages).
     public var line: Int = 0
     /// Line of each key set in the section (for messages about a value found wrong later).
@@ -165,7 +167,7 @@ public enum ConfigParser {
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout"]
-    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled"]
+    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track"]
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
     /// Parses configuration text; `file` names it in errors. Throws the first `ConfigError`. Any thread.
@@ -308,6 +310,7 @@ public enum ConfigParser {
                     }
                     config.streams[i].classes = value.isEmpty ? [] : names
                 case "enabled": config.streams[i].enabled = try parseBool(key, value, number, file)
+                case "track": config.streams[i].track = try parseBool(key, value, number, file)
                 default: break
                 }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import NetnetEngine
 import NetnetPipeline
 
 /// One event on the daemon's event stream: a `netnet.frame/1` record or a `netnet.status/1`

@@ -3,44 +3,31 @@ import NetnetEngine
 import NetnetKernels
 import NetnetMedia
 import NetnetPipeline
+import NetnetRing
+import NetnetTracker
 
-/// One frame's buffers in a stream's mailbox: the decoded picture and the network input prepared
-/// from it. Three per stream, allocated once and reused; they change hands under the scheduler's lock.
-final class DaemonSlot {
-    let frame = VideoFrame()
-    let input: AlignedBuffer
-    /// Monotonic time the frame left the decoder.
-    var decodedNanoseconds: UInt64 = 0
-    /// Wall-clock time the frame was read (for the record's `time`).
-    var wallNanoseconds: Int64 = 0
-    init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
-}
-
-/// A stream's `latest` hand-over between its reader and the shared inference thread: a triple
-/// buffer while connected. The reader fills its own slot, then posts it as `ready` (a frame still
-/// waiting there is dropped and counted) and gets a free one back; inference swaps `ready` with
-/// `reading`. Slots exist only while the stream is connected: the reader makes them as it needs
-/// them after connecting, and on disconnect (`detached`) the ones nobody uses any more are let go,
-/// so a stream that is down or backing off holds no frame memory. Guarded by `Scheduler.condition`.
+/// One stream as the shared inference stage sees it: its `latest` mailbox (NetnetRing), its
+/// record stage (`FrameRecorder`: `seq`, carried detections), its counters and its last inferred
+/// frame for snapshots. Everything but the snapshot is guarded by `Scheduler.condition`.
 final class Mailbox {
     let config: StreamConfig
     let stats: StreamStats
-    var ready: DaemonSlot?
-    var reading: DaemonSlot?
-    var spare: DaemonSlot?
-    /// No connection: inference keeps no slot once done with it.
-    var detached = true
-    var droppedSinceTake = 0
-    var seq = 0
+    let slots = LatestMailbox<FrameSlot>()
+    let filter: DetectionFilter
+    var recorder: FrameRecorder
     var removed = false
     /// The last inferred frame (a second reference, no copy) and its detections, for snapshots.
     /// Guarded by `snapshotLock`, never by the scheduler's lock, so a snapshot never holds up a reader.
     let snapshotLock = NSLock()
     let snapshotFrame = VideoFrame()
     var snapshotDetections: [Detection] = []
-    init(config: StreamConfig, stats: StreamStats) {
+    var snapshotTracks: [TrackTag] = []
+    init(config: StreamConfig, stats: StreamStats, firstSeq: Int = 0, firstTrackID: Int = 1) {
         self.config = config
         self.stats = stats
+        filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
+        recorder = FrameRecorder(stream: config.id, firstSeq: firstSeq, firstTrackID: firstTrackID,
+                                 tracking: config.track ? TrackerSettings() : nil)
     }
 }
 
@@ -54,28 +41,30 @@ final class Scheduler: @unchecked Sendable {
     private var mailboxes: [Mailbox] = []
     private var next = 0
     private var stopping = false
-    private let detector: Detector
+    private let step: InferenceStep
     private let hub: EventHub
-    private let inputCount: Int
+    private let model: ModelDescription
+    /// The stream whose frame the inference thread is working on (guarded by `condition`).
+    private var inFlight: Mailbox?
     private let done = DispatchSemaphore(value: 0)
     private var heartbeat: UInt64 = WallClock.monotonicNanoseconds()
     private var inferredTotal: UInt64 = 0
 
     init(model: Model, hub: EventHub, precision: Precision, gemm: GEMMLibrary?) throws {
         do {
-            detector = try Detector(model: model, precision: precision, gemm: gemm)
+            step = try InferenceStep(model: model, precision: precision, gemm: gemm)
         } catch {
             throw error.prefixed("precision = \(precision.rawValue): ")
         }
         self.hub = hub
-        let size = model.description.inputSize
-        inputCount = 3 * size * size
+        self.model = model.description
     }
 
-    var slotInputCount: Int { inputCount }
+    /// A new frame slot for a stream's reader (made only in the first frames after connecting).
+    func makeSlot() -> FrameSlot { FrameSlot(model: model) }
 
     /// Why the inference stage runs on OpenBLAS instead of oneDNN, if it does (`Detector.gemmFallback`).
-    var gemmFallback: String? { detector.gemmFallback }
+    var gemmFallback: String? { step.gemmFallback }
 
     func start() {
         let thread = Thread { [self] in run() }
@@ -88,53 +77,46 @@ final class Scheduler: @unchecked Sendable {
         condition.lock(); mailboxes.append(mailbox); condition.unlock()
     }
 
+    /// Takes the stream out of the rotation; returns once inference has finished any frame of it
+    /// in flight, so its recorder's `nextSeq` is final.
     func remove(_ mailbox: Mailbox) {
         condition.lock()
         mailbox.removed = true
         mailboxes.removeAll { $0 === mailbox }
         if next >= mailboxes.count { next = 0 }
+        while inFlight === mailbox { condition.wait() }
         condition.unlock()
     }
 
     /// Reader thread: hands over `filled`; returns a free slot to fill next, or nil when there is
     /// none yet (the reader then makes one: only in the first frames after connecting).
-    func post(_ mailbox: Mailbox, _ filled: DaemonSlot) -> DaemonSlot? {
+    func post(_ mailbox: Mailbox, _ filled: FrameSlot) -> FrameSlot? {
         condition.lock()
-        var free: DaemonSlot?
-        if let stale = mailbox.ready {
-            mailbox.droppedSinceTake += 1
-            mailbox.stats.update { $0.framesDropped += 1 }
-            free = stale
-        } else {
-            free = mailbox.spare
-            mailbox.spare = nil
+        let (free, dropped) = mailbox.slots.post(filled)
+        mailbox.stats.update {
+            if dropped { $0.framesDropped += 1 }
+            $0.queueDepth = 1
         }
-        mailbox.ready = filled
-        mailbox.stats.update { $0.queueDepth = 1 }
-        condition.signal()
+        condition.broadcast()   // the inference thread, and a `remove` may wait here too
         condition.unlock()
         return free
     }
 
     /// Reader thread, once connected: inference may keep its slot for the reader again.
     func attach(_ mailbox: Mailbox) {
-        condition.lock(); mailbox.detached = false; condition.unlock()
+        condition.lock(); mailbox.slots.attach(); condition.unlock()
     }
 
     /// Reader thread, when the connection ends: the free slots go; a frame still waiting is
     /// inferred, and inference lets go of its slot after it.
     func detach(_ mailbox: Mailbox) {
-        condition.lock()
-        mailbox.detached = true
-        mailbox.spare = nil
-        mailbox.reading = nil   // inference holds its own reference while it runs
-        condition.unlock()
+        condition.lock(); mailbox.slots.detach(); condition.unlock()
     }
 
-    /// The next `seq` of a mailbox's frame lines.
-    func nextSeq(of mailbox: Mailbox) -> Int {
+    /// The next `seq` of a mailbox's frame lines and its next track id (final once the stream is `remove`d).
+    func next(of mailbox: Mailbox) -> (seq: Int, trackID: Int) {
         condition.lock(); defer { condition.unlock() }
-        return mailbox.seq
+        return (mailbox.recorder.nextSeq, mailbox.recorder.nextTrackID)
     }
 
     /// Ends the thread after the frames already waiting are inferred and published; waits for it.
@@ -158,7 +140,7 @@ final class Scheduler: @unchecked Sendable {
                 let count = mailboxes.count
                 for k in 0..<count {
                     let index = (next + k) % count
-                    if mailboxes[index].ready != nil {
+                    if mailboxes[index].slots.hasReady {
                         chosen = mailboxes[index]
                         next = (index + 1) % count
                         break
@@ -171,56 +153,45 @@ final class Scheduler: @unchecked Sendable {
                 condition.unlock()
                 break
             }
-            // Swap: the ready frame becomes ours; our previous one becomes the free one.
-            let slot = mailbox.ready!
-            mailbox.ready = nil
-            if !mailbox.detached && mailbox.spare == nil { mailbox.spare = mailbox.reading }
-            mailbox.reading = slot
-            let dropped = mailbox.droppedSinceTake
-            mailbox.droppedSinceTake = 0
-            let seq = mailbox.seq
-            mailbox.seq += 1
+            // The ready frame becomes ours; our previous one becomes the reader's spare.
+            let (slot, dropped) = mailbox.slots.take()!
+            slot.dropped = dropped
+            inFlight = mailbox
             condition.unlock()
             mailbox.stats.update { $0.queueDepth = 0 }
-            infer(slot, mailbox: mailbox, dropped: dropped, seq: seq)
+            infer(slot, mailbox: mailbox)
         }
         done.signal()
     }
 
-    private func infer(_ slot: DaemonSlot, mailbox: Mailbox, dropped: Int, seq: Int) {
-        let config = mailbox.config
-        let start = WallClock.monotonicNanoseconds()
-        detector.input.update(from: slot.input.pointer, count: inputCount)
-        detector.forward()
-        var detections = detector.detections(threshold: config.threshold, imageWidth: slot.frame.width,
-                                             imageHeight: slot.frame.height)
-        if !config.classes.isEmpty {
-            detections.removeAll { !config.classes.contains($0.label) }
-        }
-        let inferenceNanoseconds = WallClock.monotonicNanoseconds() - start
-        let record = FrameRecord(stream: config.id, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
-                                 timeNanoseconds: slot.wallNanoseconds, width: slot.frame.width, height: slot.frame.height,
-                                 dropped: dropped, inferenceMilliseconds: Double(inferenceNanoseconds) / 1e6, inferred: true,
-                                 detections: detections)
+    private func infer(_ slot: FrameSlot, mailbox: Mailbox) {
+        step.run(slot, filter: mailbox.filter)
+        condition.lock()
+        let (seq, record) = mailbox.recorder.record(slot)
+        condition.unlock()
         var line: [UInt8] = []
-        line.reserveCapacity(256 + 96 * detections.count)
+        line.reserveCapacity(256 + 96 * record.detections.count)
         record.appendJSONLine(seq: seq, to: &line)
-        hub.publish(DaemonEvent(kind: .frame, stream: config.id, line: line))
+        hub.publish(DaemonEvent(kind: .frame, stream: record.stream, line: line))
         mailbox.snapshotLock.lock()
         try? mailbox.snapshotFrame.reference(slot.frame)
-        mailbox.snapshotDetections = detections
+        mailbox.snapshotDetections = record.detections
+        mailbox.snapshotTracks = record.tracks
         mailbox.snapshotLock.unlock()
-        let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.decodedNanoseconds) / 1e9
+        let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.readMonotonicNanoseconds) / 1e9
         let now = WallClock.nowNanoseconds()
+        let inferenceSeconds = (slot.inferenceMilliseconds ?? 0) / 1e3
         mailbox.stats.update {
             $0.framesInferred += 1
-            $0.inference.observe(Double(inferenceNanoseconds) / 1e9)
+            $0.inference.observe(inferenceSeconds)
             $0.endToEnd.observe(endToEnd)
             $0.lastFrameNanoseconds = now
         }
         condition.lock()
         inferredTotal += 1
-        if mailbox.detached && mailbox.reading === slot { mailbox.reading = nil }
+        mailbox.slots.finished(slot)
+        inFlight = nil
+        condition.broadcast()
         condition.unlock()
     }
 }
@@ -257,8 +228,7 @@ final class StreamWorker: @unchecked Sendable {
     private let scheduler: Scheduler
     private let hub: EventHub
     private let log: DaemonLog
-    private let normalisation: Normalisation
-    private let inputSize: Int
+    private let model: ModelDescription
     private let random: @Sendable () -> Double
     private let interrupter = Interrupter()
     private let condition = NSCondition()
@@ -280,7 +250,7 @@ final class StreamWorker: @unchecked Sendable {
     private static let timers = DispatchQueue(label: "netnet-backoff")
 
     init(config: StreamConfig, settings: ReaderSettings, model: Model, scheduler: Scheduler, hub: EventHub,
-         log: DaemonLog, random: @escaping @Sendable () -> Double) {
+         log: DaemonLog, firstSeq: Int = 0, firstTrackID: Int = 1, random: @escaping @Sendable () -> Double) {
         self.config = config
         self.settings = settings
         self.scheduler = scheduler
@@ -288,11 +258,8 @@ final class StreamWorker: @unchecked Sendable {
         self.log = log
         self.random = random
         stats = StreamStats(id: config.id, url: config.url)
-        mailbox = Mailbox(config: config, stats: stats)
-        let d = model.description
-        inputSize = d.inputSize
-        normalisation = Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
-                                      mean: d.normalisation.mean, std: d.normalisation.std)
+        mailbox = Mailbox(config: config, stats: stats, firstSeq: firstSeq, firstTrackID: firstTrackID)
+        self.model = model.description
         blockingBound = max(settings.openTimeout, settings.stallTimeout)
     }
 
@@ -422,14 +389,15 @@ final class StreamWorker: @unchecked Sendable {
         options.onWarning = { log.debug("stream \(streamID): \($0)") }
         var reason: String
         var stalled = false
+        var failed = false   // a read or decode error, not the input's end
         do {
             let source = try VideoSource(options: options)
             beat()
             // Frame memory exists from here to the end of the connection only.
-            let preparer = InputPreparer(inputSize: inputSize, normalisation: normalisation)
+            let reader = FrameReader(source: source, model: model, sampling: FrameSampling(every: config.every))
             scheduler.attach(mailbox)
             defer { scheduler.detach(mailbox) }
-            var slot: DaemonSlot?
+            var slot: FrameSlot?
             var streamingSince: UInt64?
             var lastDecoded = 0, lastErrors = 0
             // A file (or finite HTTP file) is played at its frame rate, like a camera, instead of
@@ -439,9 +407,9 @@ final class StreamWorker: @unchecked Sendable {
             reason = "ended"
             do {
                 while !isStopping {
-                    let current = slot ?? DaemonSlot(inputCount: scheduler.slotInputCount)
+                    let current = slot ?? scheduler.makeSlot()
                     slot = current
-                    guard try source.nextFrame(into: current.frame, audioSink: nil) else { break }
+                    guard try reader.read(into: current, audioSink: nil) else { break }
                     if paced, let pts = current.frame.ptsSeconds {
                         if let origin = pacingOrigin {
                             let due = Double(origin.clock) / 1e9 + (pts - origin.pts)
@@ -467,21 +435,20 @@ final class StreamWorker: @unchecked Sendable {
                     }
                     lastDecoded = decoded
                     lastErrors = errors
-                    guard current.frame.index % config.every == 0 else { continue }
-                    try preparer.prepare(frame: current.frame, into: current.input.pointer)
-                    current.decodedNanoseconds = now
-                    current.wallNanoseconds = WallClock.nowNanoseconds()
+                    // A live stream reports the frames it infers only (FrameSampling).
+                    guard current.sampled else { continue }
                     slot = scheduler.post(mailbox, current)
                 }
             } catch {
                 reason = "\(error)"
-                stalled = (error as? MediaError)?.code == -ETIMEDOUT
+                failed = true
+                stalled = (error as? MediaError)?.kind == .timedOut
             }
             // A connection that delivered frames for a while earns a fresh backoff.
             if let since = streamingSince, Double(WallClock.monotonicNanoseconds() - since) / 1e9 >= max(settings.backoff.cap, 10) {
                 attempt = 0
             }
-            if streamingSince != nil && reason != "ended" && !stalled { attempt = 0 }
+            if streamingSince != nil && failed && !stalled { attempt = 0 }
         } catch {
             reason = "\(error)"
         }
@@ -534,11 +501,12 @@ public final class Supervisor: @unchecked Sendable {
         settings = ReaderSettings(config: config)
         scheduler = try Scheduler(model: model, hub: hub, precision: config.precision, gemm: config.gemm)
         if let reason = scheduler.gemmFallback { log.warning(reason) }
-        workers = config.enabledStreams.map(makeWorker)
+        workers = config.enabledStreams.map { makeWorker($0) }
     }
 
-    private func makeWorker(_ stream: StreamConfig) -> StreamWorker {
-        StreamWorker(config: stream, settings: settings, model: model, scheduler: scheduler, hub: hub, log: log, random: random)
+    private func makeWorker(_ stream: StreamConfig, carried: (seq: Int, trackID: Int) = (0, 1)) -> StreamWorker {
+        StreamWorker(config: stream, settings: settings, model: model, scheduler: scheduler, hub: hub, log: log,
+                     firstSeq: carried.seq, firstTrackID: carried.trackID, random: random)
     }
 
     /// Starts the inference thread and every reader. Any thread, once.
@@ -575,7 +543,7 @@ public final class Supervisor: @unchecked Sendable {
         let wanted = config.enabledStreams
         let wantedByID = Dictionary(uniqueKeysWithValues: wanted.map { ($0.id, $0) })
         var keep: [String: StreamWorker] = [:]
-        var carriedSeq: [String: Int] = [:]
+        var carried: [String: (seq: Int, trackID: Int)] = [:]
         let settingsChanged = newSettings != settings
         settings = newSettings
         for worker in current {
@@ -587,7 +555,7 @@ public final class Supervisor: @unchecked Sendable {
                 worker.stop(reason: isChange ? "configuration changed" : "removed by reload")
                 if isChange {
                     result.changed.append(worker.config.id)
-                    carriedSeq[worker.config.id] = scheduler.nextSeq(of: worker.mailbox)   // seq goes on
+                    carried[worker.config.id] = scheduler.next(of: worker.mailbox)   // seq and track ids go on
                 } else {
                     result.removed.append(worker.config.id)
                 }
@@ -600,8 +568,7 @@ public final class Supervisor: @unchecked Sendable {
             if let worker = keep[stream.id] {
                 next.append(worker)
             } else {
-                let worker = makeWorker(stream)
-                worker.mailbox.seq = carriedSeq[stream.id] ?? 0   // not yet shared with the scheduler
+                let worker = makeWorker(stream, carried: carried[stream.id] ?? (0, 1))
                 if !result.changed.contains(stream.id) { result.added.append(stream.id) }
                 next.append(worker)
                 fresh.append(worker)
@@ -664,11 +631,10 @@ public final class Supervisor: @unchecked Sendable {
         mailbox.snapshotLock.lock()
         let referenced = (try? frame.reference(mailbox.snapshotFrame)) != nil
         let detections = mailbox.snapshotDetections
+        let tracks = mailbox.snapshotTracks
         mailbox.snapshotLock.unlock()
         guard referenced, !frame.isEmpty else { return nil }
-        let boxes = detections.map {
-            DrawnBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3], label: $0.label, classIndex: $0.classIndex)
-        }
+        let boxes = detections.indices.map { DrawnBox(detections[$0], track: $0 < tracks.count ? tracks[$0] : .untracked, withScore: false) }
         do {
             return try SnapshotEncoder().jpeg(frame, boxes: boxes)
         } catch {

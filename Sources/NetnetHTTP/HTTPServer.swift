@@ -3,15 +3,17 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import ServiceLifecycle
 import NetnetDaemon
+import NetnetEngine
 import NetnetPipeline
 
 /// The daemon's HTTP API (Hummingbird): `GET /healthz`, `/readyz`, `/metrics` (Prometheus text),
 /// `/api/streams` (status JSON), `/api/events` (Server-Sent Events, `?stream=ID` filter) and
 /// `/api/streams/{id}/snapshot.jpg`. Runs on Swift's concurrency pool; it only reads the
 /// supervisor's counters and subscribes to its event hub, never blocking a pipeline thread.
-/// `start` and `stop` from any thread.
-public final class HTTPServer: @unchecked Sendable {
+/// A `Service`: `run()` from a `ServiceGroup` (the daemon's), `boundPort()` from any task.
+public final class HTTPServer: Service, @unchecked Sendable {
     /// What the handlers read; provided by the daemon. All closures are called from the HTTP tasks.
     public struct Sources: Sendable {
         /// The supervisor whose streams are reported.
@@ -47,12 +49,10 @@ public final class HTTPServer: @unchecked Sendable {
     private let limits: HTTPLimits
     private let limiter: ConnectionLimiter
     private let lock = NSLock()
-    private var task: Task<Void, Never>?
-    private var boundPort: Int?
-    private var failure: String?
+    private var binding: Result<Int, Error>?
+    private var bindingWaiters: [CheckedContinuation<Int, Error>] = []
     private var streams: [Int: AsyncStream<DaemonEvent>.Continuation] = [:]
     private var nextStream = 0
-    private let started = DispatchSemaphore(value: 0)
 
     /// A server for `host:port` (port 0: any free port) holding its connections to `limits`. Any thread.
     public init(host: String, port: Int, sources: Sources, limits: HTTPLimits = HTTPLimits()) {
@@ -66,10 +66,11 @@ public final class HTTPServer: @unchecked Sendable {
     /// Connections open, refused and timed out so far. Any thread.
     public var connectionCounts: HTTPConnectionCounts { limiter.snapshot }
 
-    /// Binds and starts serving; returns the bound port once listening, or throws a one-line
-    /// error (`cannot listen on 127.0.0.1:8080: Address already in use`). Blocks the calling
-    /// thread (not a cooperative one) until bound or failed.
-    public func start() throws -> Int {
+    /// Serves until the service group shuts down (or cancels): binds `host:port`, reports the
+    /// bound port to `boundPort()`, and on graceful shutdown ends every SSE response so the
+    /// server can drain. Throws a one-line error when it cannot listen
+    /// (`cannot listen on 127.0.0.1:8080: Address already in use`). Run by a `ServiceGroup`.
+    public func run() async throws {
         let router = makeRouter()
         let logger: Logger = {
             var logger = Logger(label: "netnet-http", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -82,36 +83,58 @@ public final class HTTPServer: @unchecked Sendable {
         }
         let app = Application(router: router, server: server,
                               configuration: .init(address: .hostname(host, port: port), serverName: "netnet"),
-                              onServerRunning: { [self] channel in
-                                  let bound = channel.localAddress?.port ?? port
-                                  lock.withLock { boundPort = bound }
-                                  started.signal()
-                              },
+                              onServerRunning: { [self] channel in bound(.success(channel.localAddress?.port ?? port)) },
                               logger: logger)
-        let t = Task { [self] in
-            do {
+        do {
+            try await withGracefulShutdownHandler {
                 try await app.run()
-            } catch {
-                lock.withLock { if failure == nil { failure = "\(error)" } }
+            } onGracefulShutdown: { [self] in
+                finishStreams()
             }
-            started.signal()
+        } catch {
+            let failure = HTTPServerError(message: "cannot listen on \(host):\(port): \(error)")
+            bound(.failure(failure))
+            throw isBound ? error : failure
         }
-        lock.lock(); task = t; lock.unlock()
-        started.wait()
-        lock.lock(); defer { lock.unlock() }
-        if let port = boundPort { return port }
-        throw HTTPServerError(message: "cannot listen on \(host):\(port): \(failure ?? "the server ended")")
+        bound(.failure(HTTPServerError(message: "cannot listen on \(host):\(port): the server ended")))
     }
 
-    /// Ends every SSE response and stops the server. Any thread.
-    public func stop() {
+    /// The port the server listens on, once it does; throws the reason it could not. Any task.
+    public func boundPort() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            lock.lock()
+            if let binding {
+                lock.unlock()
+                continuation.resume(with: binding)
+            } else {
+                bindingWaiters.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+
+    private var isBound: Bool {
+        lock.withLock { if case .success = binding { return true } else { return false } }
+    }
+
+    /// Records the first outcome of binding and wakes whoever waits for it.
+    private func bound(_ outcome: Result<Int, Error>) {
+        lock.lock()
+        guard binding == nil else { lock.unlock(); return }
+        binding = outcome
+        let waiters = bindingWaiters
+        bindingWaiters = []
+        lock.unlock()
+        for waiter in waiters { waiter.resume(with: outcome) }
+    }
+
+    /// Ends every SSE response (their clients see the stream close). Any thread.
+    private func finishStreams() {
         lock.lock()
         let open = streams.values
         streams.removeAll()
-        let t = task
         lock.unlock()
         for continuation in open { continuation.finish() }
-        t?.cancel()
     }
 
     private func makeRouter() -> Router<BasicRequestContext> {
@@ -239,7 +262,7 @@ public enum SSE {
 
 /// The `/api/streams` document: `{"streams": [{"id", "url", "state", "since", "last_error",
 /// "frames_decoded", "frames_inferred", "frames_dropped", "decode_errors", "reconnects",
-/// "queue_depth", "last_frame"}]}`. Pure; any thread.
+/// "queue_depth", "last_frame"}]}`, written by `JSONText` in the frame lines' style. Pure; any thread.
 public enum StreamsJSON {
     /// Renders the streams in order. Any thread.
     public static func render(_ streams: [(id: String, stats: StreamStats.Snapshot)]) -> String {
@@ -257,7 +280,9 @@ public enum StreamsJSON {
             for (key, value) in [("frames_decoded", s.framesDecoded), ("frames_inferred", s.framesInferred),
                                  ("frames_dropped", s.framesDropped), ("decode_errors", s.decodeErrors),
                                  ("reconnects", s.reconnects), ("queue_depth", UInt64(s.queueDepth))] {
-                bytes.append(contentsOf: ", \"\(key)\": ".utf8)
+                JSONText.appendRaw(", ", to: &bytes)
+                JSONText.appendString(key, to: &bytes)
+                JSONText.appendRaw(": ", to: &bytes)
                 JSONText.appendInt(Int(value), to: &bytes)
             }
             JSONText.appendRaw(", \"last_frame\": ", to: &bytes)

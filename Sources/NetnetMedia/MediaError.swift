@@ -17,6 +17,36 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
         self.code = code
     }
 
+    /// What kind of failure this is, for callers that act on it (a stream reconnects after
+    /// `timedOut` as a stall, stops quietly after `interrupted`). Decided from `code`, never from
+    /// the message. Value type.
+    public enum Kind: Sendable, Equatable {
+        /// An open or read took longer than its timeout (AVERROR(ETIMEDOUT)).
+        case timedOut
+        /// An `Interrupter` cut an open or read short (AVERROR_EXIT): a stop was asked for.
+        case interrupted
+        /// The input ended (AVERROR_EOF) where more was needed.
+        case endOfFile
+        /// A frame over the `maxFramePixels` limit (AVERROR(ERANGE)).
+        case frameTooLarge
+        /// Any other FFmpeg error, with its (negative) code.
+        case ffmpeg(Int32)
+        /// Found by netnet itself, no FFmpeg code.
+        case netnet
+    }
+
+    /// The kind of failure, from `code`. Any thread.
+    public var kind: Kind {
+        switch code {
+        case 0: return .netnet
+        case netnet_averror_etimedout(): return .timedOut
+        case netnet_averror_exit(): return .interrupted
+        case netnet_averror_eof(): return .endOfFile
+        case netnet_averror_erange(): return .frameTooLarge
+        default: return .ffmpeg(code)
+        }
+    }
+
     /// FFmpeg's text for an error code (av_strerror), e.g. "Invalid data found when processing input".
     /// Any thread.
     public static func ffmpegMessage(for code: Int32) -> String {

@@ -3,6 +3,7 @@ import NetnetEngine
 import NetnetKernels
 import NetnetMedia
 import NetnetRing
+import NetnetTracker
 
 /// What `netnet annotate` was asked to do. Value type.
 public struct AnnotateOptions: Sendable {
@@ -14,8 +15,11 @@ public struct AnnotateOptions: Sendable {
     public var jsonOutput: String?
     /// Minimum score reported and drawn.
     public var threshold: Float = 0.5
-    /// Run detection on every Nth frame; the frames between carry the last detections.
+    /// Run detection on every Nth frame; the frames between get the tracker's predictions (or,
+    /// with `track` off, the last detections).
     public var every: Int = 1
+    /// Track detections (`track_id`, docs/json-lines.md); `--no-track` turns it off.
+    public var track: Bool = true
     /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
     /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
@@ -94,25 +98,16 @@ public struct AnnotateSummary: Sendable {
     public var audioPacketsDropped = 0
 }
 
-/// One frame's trip through the pipeline: the decoded picture, the network input prepared from
-/// it, and the detections. Allocated once per ring slot; reused for every frame.
-final class FrameSlot {
-    let frame = VideoFrame()
-    let input: AlignedBuffer
-    var detections: [Detection] = []
-    var inferenceMilliseconds: Double?
-    var inferred = false
-    var dropped = 0
-    init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
-}
-
 /// The offline-annotation pipeline, `netnet annotate`: a reader thread (demux, decode,
 /// preprocess), one or more inference threads ("workers", each with its own `Detector`, taking
 /// frames in turn) and a writer thread (JSON lines, draw, encode, mux), joined by a `StageRing`
 /// of preallocated frame slots and, for the audio packets copied to the output, a second ring.
 /// The ring hands frames to the writer in frame order whichever worker finishes first.
 ///
-/// Ownership: `source` and `preparer` belong to the reader thread, `detectors[i]` to inference
+/// The stages are the shared ones (`FrameReader`, `InferenceStep`, `FrameRecorder`, FrameStages.swift);
+/// this type is their `annotate` driver: one input, every frame reported, a `StageRing` between.
+///
+/// Ownership: `reader` (and its source) belongs to the reader thread, `steps[i]` to inference
 /// thread i, `videoWriter`, `jsonWriter` and `progress` to the writer thread; slots change hands
 /// only through the rings, which synchronise. `run()` is called once, from any thread, and
 /// blocks until the job ends; `requestStop()` may be called from any thread (a signal handler's).
@@ -125,8 +120,9 @@ public final class AnnotateJob: @unchecked Sendable {
     public let expectedFrames: Int?
 
     private let source: VideoSource
-    private let preparer: InputPreparer
-    private let detectors: [Detector]
+    private let reader: FrameReader
+    private let steps: [InferenceStep]
+    private let filter: DetectionFilter
     private let videoWriter: VideoWriter?
     private let jsonWriter: JSONLinesWriter?
     private let ring: StageRing<FrameSlot>
@@ -153,9 +149,8 @@ public final class AnnotateJob: @unchecked Sendable {
         policy = options.policy ?? (source.isLive && !source.isPipe ? .latest : .block)
         expectedFrames = source.isLive ? nil : source.estimatedFrameCount
         let d = model.description
-        preparer = InputPreparer(inputSize: d.inputSize,
-                                 normalisation: Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
-                                                              mean: d.normalisation.mean, std: d.normalisation.std))
+        reader = FrameReader(source: source, model: d, sampling: FrameSampling(every: options.every))
+        filter = DetectionFilter(threshold: options.threshold)
         let workers = options.inferenceWorkers > 0
             ? options.inferenceWorkers
             : Self.automaticWorkers(policy: policy, multiplyAccumulates: NetworkPlan(d).multiplyAccumulates)
@@ -167,17 +162,16 @@ public final class AnnotateJob: @unchecked Sendable {
             KernelThreads.set(perWorker)
         }
         do {
-            var made: [Detector] = []
+            var made: [InferenceStep] = []
             for _ in 0..<workers {
-                made.append(try Detector(model: model, precision: options.precision, gemm: options.gemm))
+                made.append(try InferenceStep(model: model, precision: options.precision, gemm: options.gemm))
             }
-            detectors = made
+            steps = made
             if let reason = made[0].gemmFallback { warn(reason) }
         } catch {
             throw error.prefixed("--precision \(options.precision.rawValue): ")
         }
-        let inputCount = 3 * d.inputSize * d.inputSize
-        ring = StageRing(slots: (0..<max(options.slots, 2 + workers)).map { _ in FrameSlot(inputCount: inputCount) },
+        ring = StageRing(slots: (0..<max(options.slots, 2 + workers)).map { _ in FrameSlot(model: d) },
                          stageCount: 2, policy: policy)
         if let path = options.videoOutput {
             if source.width == 0 || source.height == 0 {
@@ -261,9 +255,9 @@ public final class AnnotateJob: @unchecked Sendable {
             thread.start()
         }
         start("netnet-reader") { [self] in readerLoop() }
-        for worker in detectors.indices {
-            start(detectors.count == 1 ? "netnet-inference" : "netnet-inference-\(worker)") { [self] in
-                inferenceLoop(detectors[worker])
+        for worker in steps.indices {
+            start(steps.count == 1 ? "netnet-inference" : "netnet-inference-\(worker)") { [self] in
+                inferenceLoop(steps[worker])
             }
         }
         start("netnet-writer") { [self] in writerLoop() }
@@ -312,7 +306,7 @@ public final class AnnotateJob: @unchecked Sendable {
         while !shouldStop {
             guard let slot = ring.acquire() else { return }
             do {
-                guard try source.nextFrame(into: slot.frame, audioSink: audioSink) else {
+                guard try reader.read(into: slot, audioSink: audioSink) else {
                     ring.release(slot)
                     if source.framesDecoded == 0 && !shouldStop {
                         // Writing "0 frames" and exiting 0 would hide a broken input.
@@ -320,9 +314,6 @@ public final class AnnotateJob: @unchecked Sendable {
                         return
                     }
                     break
-                }
-                if slot.frame.index % options.every == 0 {
-                    try preparer.prepare(frame: slot.frame, into: slot.input.pointer)
                 }
                 ring.submit(slot)
             } catch {
@@ -337,45 +328,24 @@ public final class AnnotateJob: @unchecked Sendable {
     }
 
     /// One inference worker: takes the next frame (the ring hands each frame to one worker and
-    /// passes them on in frame order), runs `detector` on every Nth frame. The frames between get
-    /// their detections from the writer, which sees the frames in order.
-    private func inferenceLoop(_ detector: Detector) {
-        let count = detector.plan.description.inputSize * detector.plan.description.inputSize * 3
+    /// passes them on in frame order) and runs its step on it (the network on sampled frames only;
+    /// the writer's recorder gives the others the last detections, in frame order).
+    private func inferenceLoop(_ step: InferenceStep) {
         while let (slot, dropped) = ring.next(stage: 1) {
             slot.dropped = dropped
-            if slot.frame.index % options.every == 0 {
-                let start = WallClock.monotonicNanoseconds()
-                detector.input.update(from: slot.input.pointer, count: count)
-                detector.forward()
-                slot.detections = detector.detections(threshold: options.threshold, imageWidth: slot.frame.width,
-                                                      imageHeight: slot.frame.height)
-                slot.inferenceMilliseconds = Double(WallClock.monotonicNanoseconds() - start) / 1e6
-                slot.inferred = true
-                lock.lock(); summary.framesInferred += 1; lock.unlock()
-            } else {
-                slot.inferenceMilliseconds = nil
-                slot.inferred = false
-                slot.detections = []
-            }
+            step.run(slot, filter: filter)
+            if slot.inferred { lock.lock(); summary.framesInferred += 1; lock.unlock() }
             ring.complete(slot, stage: 1)
         }
     }
 
     private func writerLoop() {
         var written = 0, detections = 0
-        var last: [Detection] = []
+        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? TrackerSettings() : nil)
         while let (slot, _) = ring.next(stage: 2) {
-            // --every N: a frame not run through the network carries the last detections in frame order.
-            if slot.inferred { last = slot.detections } else { slot.detections = last }
+            let (seq, record) = recorder.record(slot)   // tracks; predicted or carried boxes on frames not inferred
             do {
-                if let jsonWriter {
-                    let record = FrameRecord(stream: options.streamID, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
-                                             timeNanoseconds: WallClock.nowNanoseconds(), width: slot.frame.width,
-                                             height: slot.frame.height, dropped: slot.dropped,
-                                             inferenceMilliseconds: slot.inferenceMilliseconds, inferred: slot.inferred,
-                                             detections: slot.detections)
-                    _ = try jsonWriter.write(record)
-                }
+                if let jsonWriter { try jsonWriter.write(record, seq: seq) }
                 if let videoWriter {
                     if let audioRing {
                         while audioRing.depths.first ?? 0 > 0, let (packet, _) = audioRing.next(stage: 1) {
@@ -383,9 +353,8 @@ public final class AnnotateJob: @unchecked Sendable {
                             audioRing.complete(packet, stage: 1)
                         }
                     }
-                    let boxes = slot.detections.map {
-                        DrawnBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3],
-                                 label: "\($0.label) \(String(format: "%.2f", $0.score))", classIndex: $0.classIndex)
+                    let boxes = record.detections.indices.map {
+                        DrawnBox(record.detections[$0], track: $0 < record.tracks.count ? record.tracks[$0] : .untracked, withScore: true)
                     }
                     try videoWriter.write(slot.frame, boxes: boxes)
                 }

@@ -1,7 +1,26 @@
 import NetnetEngine
+import NetnetTracker
+
+/// What the tracker says of one detection in a frame line: its track (`track_id`, nil while the
+/// track is unconfirmed or with tracking off), whether the box is this frame's detection or the
+/// tracker's prediction (`origin`), and whether the object has stood still (`stationary`). Value type.
+public struct TrackTag: Sendable, Equatable {
+    /// The track id, or nil.
+    public var trackID: Int?
+    /// Detector or tracker.
+    public var origin: TrackOrigin
+    /// The track has not moved for the configured time.
+    public var stationary: Bool
+    /// A tag. Pure.
+    public init(trackID: Int? = nil, origin: TrackOrigin = .detector, stationary: Bool = false) {
+        self.trackID = trackID; self.origin = origin; self.stationary = stationary
+    }
+    /// An untracked detection of this frame.
+    public static let untracked = TrackTag()
+}
 
 /// What one JSON line says about one frame (schema `netnet.frame/1`, docs/json-lines.md). The line
-/// number `seq` is not stored here: the `JSONLinesWriter` numbers the lines of each stream. Value
+/// number `seq` is not stored here: the stream's `FrameRecorder` numbers its records. Value
 /// type; any thread.
 public struct FrameRecord: Sendable, Equatable {
     /// The schema identifier every line carries first.
@@ -29,10 +48,14 @@ public struct FrameRecord: Sendable, Equatable {
     public var inferenceMilliseconds: Double?
     /// The detections, boxes in this frame's pixels.
     public var detections: [Detection]
+    /// Per detection (same order): its track, origin and stationary flag; missing entries are
+    /// written as `TrackTag.untracked`.
+    public var tracks: [TrackTag]
 
     /// A record; `inferred` defaults to whether an inference time is given. Any thread.
     public init(stream: String, frame: Int, pts: Double?, timeNanoseconds: Int64, width: Int, height: Int,
-                dropped: Int, inferenceMilliseconds: Double?, inferred: Bool? = nil, detections: [Detection]) {
+                dropped: Int, inferenceMilliseconds: Double?, inferred: Bool? = nil, detections: [Detection],
+                tracks: [TrackTag] = []) {
         self.stream = stream
         self.frame = frame
         self.pts = pts
@@ -43,6 +66,7 @@ public struct FrameRecord: Sendable, Equatable {
         self.inferenceMilliseconds = inferenceMilliseconds
         self.inferred = inferred ?? (inferenceMilliseconds != nil)
         self.detections = detections
+        self.tracks = tracks
     }
 
     /// Appends the JSON line for this record as line `seq` of its stream, newline included, with
@@ -78,14 +102,15 @@ public struct FrameRecord: Sendable, Equatable {
         }
         JSONText.appendRaw(inferred ? ", \"inferred\": true" : ", \"inferred\": false", to: &bytes)
         JSONText.appendRaw(", \"detections\": [", to: &bytes)
-        Self.appendDetectionObjects(detections, to: &bytes)
+        Self.appendDetectionObjects(detections, tracks: tracks, to: &bytes)
         JSONText.appendRaw("]}\n", to: &bytes)
     }
 
     /// Appends the objects of a `detections` array, comma-separated, without the brackets:
-    /// `{"class": i, "label": "…", "score": 0.91234, "box": [x1, y1, x2, y2]}`. Shared by the
-    /// frame records and `netnet detect`. Any thread.
-    public static func appendDetectionObjects(_ detections: [Detection], to bytes: inout [UInt8]) {
+    /// `{"class": i, "label": "…", "score": 0.91234, "box": [x1, y1, x2, y2]}`, and with `tracks`
+    /// (frame records) `"track_id": n|null, "origin": "detector"|"tracker", "stationary": bool`
+    /// after the box. Shared by the frame records (`tracks` given) and `netnet detect` (nil). Any thread.
+    public static func appendDetectionObjects(_ detections: [Detection], tracks: [TrackTag]? = nil, to bytes: inout [UInt8]) {
         for (i, detection) in detections.enumerated() {
             if i > 0 { JSONText.appendRaw(", ", to: &bytes) }
             JSONText.appendRaw("{\"class\": ", to: &bytes)
@@ -103,7 +128,15 @@ public struct FrameRecord: Sendable, Equatable {
                     JSONText.appendNull(to: &bytes)
                 }
             }
-            JSONText.appendRaw("]}", to: &bytes)
+            JSONText.appendRaw("]", to: &bytes)
+            if let tracks {
+                let tag = i < tracks.count ? tracks[i] : .untracked
+                JSONText.appendRaw(", \"track_id\": ", to: &bytes)
+                if let id = tag.trackID { JSONText.appendInt(id, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+                JSONText.appendRaw(tag.origin == .detector ? ", \"origin\": \"detector\"" : ", \"origin\": \"tracker\"", to: &bytes)
+                JSONText.appendRaw(tag.stationary ? ", \"stationary\": true" : ", \"stationary\": false", to: &bytes)
+            }
+            JSONText.appendRaw("}", to: &bytes)
         }
     }
 

@@ -38,7 +38,7 @@ public struct OutputError: Error, Equatable, Sendable, CustomStringConvertible {
 /// line; this assumes no other process writes to that file. Errors (disk full, EPIPE) throw
 /// `OutputError` naming the path; after an error the writer refuses further lines.
 ///
-/// Numbers `seq` per stream: the first line of each stream id is `seq` 0. One thread at a time (it
+/// Lines carry the `seq` their `FrameRecorder` gave them. One thread at a time (it
 /// may be created on one thread and handed to the writer thread).
 ///
 /// EPIPE (the reader of a pipe went away) arrives as an error only when SIGPIPE is ignored, which
@@ -54,7 +54,6 @@ public final class JSONLinesWriter: @unchecked Sendable {
     private var committedOffset: off_t?
     private var failed: OutputError?
     private var buffer: [UInt8] = []
-    private var nextSeq: [String: Int] = [:]
 
     /// Opens `path` for writing, truncating it (or appending, if `append`), created with mode 0644;
     /// `-` writes to standard output (never closed by the writer). Throws `OutputError` if the file
@@ -88,17 +87,13 @@ public final class JSONLinesWriter: @unchecked Sendable {
         if ownsDescriptor && fd >= 0 { _ = systemClose(fd) }
     }
 
-    /// Writes `record` as the next line of its stream and returns the `seq` it was given. Throws
+    /// Writes `record` as line `seq` of its stream (`FrameRecorder` numbers them). Throws
     /// `OutputError` on a failed write (and on every call after one). Allocates nothing in steady
-    /// state (the line buffer is reused; a new stream id costs one dictionary entry). Writer thread.
-    @discardableResult
-    public func write(_ record: FrameRecord) throws -> Int {
-        let seq = nextSeq[record.stream, default: 0]
+    /// state (the line buffer is reused). Writer thread.
+    public func write(_ record: FrameRecord, seq: Int) throws {
         buffer.removeAll(keepingCapacity: true)
         record.appendJSONLine(seq: seq, to: &buffer)
         try writeLine(buffer)
-        nextSeq[record.stream] = seq + 1
-        return seq
     }
 
     /// Writes one already-encoded line; `bytes` must end with a newline and hold no other. Same

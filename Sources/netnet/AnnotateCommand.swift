@@ -40,8 +40,11 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Minimum score to report and draw, in [0, 1].")
     var threshold: Float = 0.5
 
-    @Option(help: "Run detection on every Nth frame; the frames between carry the last detections (\"inferred\": false).")
+    @Option(help: "Run detection on every Nth frame; the frames between get the tracker's predicted boxes (\"inferred\": false, \"origin\": \"tracker\"; with --no-track, the last detections).")
     var every: Int = 1
+
+    @Flag(help: "Do not track: no track ids (\"track_id\": null), and --every carries the last detections.")
+    var noTrack = false
 
     @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.",
             transform: choice("--policy", wording: "got"))
@@ -118,6 +121,7 @@ struct AnnotateCommand: ParsableCommand {
         options.jsonOutput = json
         options.threshold = threshold
         options.every = every
+        options.track = !noTrack
         options.policy = policy
         options.codec = codec
         options.crf = crf

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NetnetEngine
 import NetnetMedia
+import NetnetPipeline
 
 /// `netnet detect`: detections on still images, one JSON line per image.
 struct DetectCommand: ParsableCommand {
@@ -42,10 +43,7 @@ struct DetectCommand: ParsableCommand {
         FFmpegLog.setLevel(.quiet)  // failures are reported once, by us, with FFmpeg's reason
         let loaded = reportingErrors { try DefaultModel.load(model) }
         let detector = reportingErrors { try precision.makeDetector(model: loaded) }
-        let d = loaded.description
-        let normalisation = Normalisation(order: d.normalisation.order == "rgb" ? .rgb : .bgr,
-                                          mean: d.normalisation.mean, std: d.normalisation.std)
-        let preparer = InputPreparer(inputSize: d.inputSize, normalisation: normalisation)
+        let preparer = InputPreparer(model: loaded.description)
         var failures = 0
         for (index, path) in images.enumerated() {
             let image: BGRImage
@@ -66,7 +64,7 @@ struct DetectCommand: ParsableCommand {
             object.add("file", path)
             object.add("width", image.width)
             object.add("height", image.height)
-            object.add("detections", raw: JSONObject.detections(found))
+            object.add("detections", found)
             print(object.text)
         }
         if failures > 0 { throw ExitCode(1) }

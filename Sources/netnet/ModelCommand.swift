@@ -100,8 +100,16 @@ struct InfoCommand: ParsableCommand {
             object.add("parameters", plan.parameterCount)
             object.add("macs", plan.multiplyAccumulates)
             object.add("priors", plan.priorCount)
-            object.add("modules", raw: "{\"nnfm\":\(d.modules.nnfm),\"nem\":\(d.modules.nem),\"ntm\":\(d.modules.ntm)}")
-            object.add("normalisation", raw: "{\"order\":\(JSONObject.quote(d.normalisation.order)),\"mean\":[\(d.normalisation.mean.map { JSONObject.number(Double($0), digits: 4) }.joined(separator: ","))],\"std\":[\(d.normalisation.std.map { JSONObject.number(Double($0), digits: 4) }.joined(separator: ","))]}")
+            var modules = JSONObject()
+            modules.add("nnfm", d.modules.nnfm)
+            modules.add("nem", d.modules.nem)
+            modules.add("ntm", d.modules.ntm)
+            object.add("modules", modules)
+            var normalisation = JSONObject()
+            normalisation.add("order", d.normalisation.order)
+            normalisation.add("mean", d.normalisation.mean.map { Double($0) }, digits: 4)
+            normalisation.add("std", d.normalisation.std.map { Double($0) }, digits: 4)
+            object.add("normalisation", normalisation)
             if let text = d.text { object.add("description", text) }
             print(object.text)
             return

@@ -5,7 +5,7 @@ import NetnetKernels
 
 /// The `netnet` command: object detection on images and video with NETNet.
 @main
-struct NetnetCommand: ParsableCommand {
+struct NetnetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netnet",
         abstract: "Video object detection with NETNet (SSD + Neighbor Erasing and Transferring) on the CPU.",
@@ -21,12 +21,14 @@ struct NetnetCommand: ParsableCommand {
     /// the kernels' module); help and `--version` (`asksForHelp`) work on any CPU. Then parses
     /// and runs the command. `NETNET_CPUINFO` names a file read instead of `/proc/cpuinfo` (the
     /// tests use it to stand in for an older CPU).
-    static func main() {
+    /// Async because `serve` runs the daemon's `ServiceGroup`; the other commands are synchronous
+    /// and block the main thread, which is theirs.
+    static func main() async {
         if !asksForHelp(Array(CommandLine.arguments.dropFirst())) {
             let cpuinfo = ProcessInfo.processInfo.environment["NETNET_CPUINFO"] ?? "/proc/cpuinfo"
             if let problem = CPURequirement.problem(cpuinfoPath: cpuinfo) { exitWithError(problem) }
         }
-        main(nil)
+        await main(nil)
     }
 
     /// Whether `arguments` only ask for help or the version: none at all, `help …`, or any of

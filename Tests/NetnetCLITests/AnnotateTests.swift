@@ -135,24 +135,40 @@ struct AnnotateTests {
         }
     }
 
-    @Test("--every N: frames between carry the last detections and inferred=false")
+    @Test("--every N: frames between get the tracker's predictions (origin tracker); with --no-track they carry the last detections")
     func every() throws {
         let clip = scratch.file("every.mp4")
         try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=160x120:rate=25:duration=1 -c:v libx264 -pix_fmt yuv420p \(clip)")
-        let json = scratch.file("every.jsonl")
-        let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", json, "--every", "5",
-                                           "--threshold", "0.0001", "--quiet"])
-        #expect(result.status == 0, "\(result.stderr)")
-        let lines = try jsonLines(json)
-        #expect(lines.count == 25)
-        for (index, line) in lines.enumerated() {
-            let inferred = line["inferred"] as? Bool
-            #expect(inferred == (index % 5 == 0), "line \(index)")
-            if index % 5 != 0 {
+        for tracking in [true, false] {
+            let json = scratch.file("every-\(tracking).jsonl")
+            let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", json, "--every", "5",
+                                               "--threshold", "0.0001", "--quiet"] + (tracking ? [] : ["--no-track"]))
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = try jsonLines(json)
+            #expect(lines.count == 25)
+            var predicted = 0
+            for (index, line) in lines.enumerated() {
+                let inferred = line["inferred"] as? Bool
+                #expect(inferred == (index % 5 == 0), "line \(index)")
+                let detections = (line["detections"] as? [[String: Any]]) ?? []
+                let previous = (lines[index - index % 5]["detections"] as? [[String: Any]]) ?? []
+                if index % 5 == 0 {
+                    #expect(detections.allSatisfy { $0["origin"] as? String == "detector" }, "line \(index)")
+                    continue
+                }
                 #expect(line["inference_ms"] is NSNull)
-                let previous = lines[index - index % 5]["detections"] as? [[String: Any]]
-                #expect((line["detections"] as? [[String: Any]])?.count == previous?.count)
+                if tracking {
+                    // Predictions of the confirmed tracks seen at the last inference, nothing else.
+                    let seen = Set(previous.compactMap { $0["track_id"] as? Int })
+                    #expect(detections.allSatisfy { $0["origin"] as? String == "tracker" }, "line \(index)")
+                    #expect(detections.allSatisfy { ($0["track_id"] as? Int).map(seen.contains) ?? false }, "line \(index)")
+                    predicted += detections.count
+                } else {
+                    #expect(detections.count == previous.count)
+                    #expect(detections.allSatisfy { $0["track_id"] is NSNull && $0["origin"] as? String == "detector" })
+                }
             }
+            if tracking { #expect(predicted > 0, "the tracks confirmed by frame 10 are predicted on the frames after it") }
         }
     }
 

@@ -140,6 +140,15 @@ struct CLITests {
         #expect(object["classes"] as? [String] == ["person", "car"])
         #expect(((object["parameters"] as? NSNumber)?.intValue ?? 0) > 100_000)
         #expect(((object["macs"] as? NSNumber)?.intValue ?? 0) > 100_000_000)
+        // Keys in the documented order, nested objects in the frame lines' style (JSONText).
+        let line = result.stdout
+        let positions = ["file", "network", "width", "input_size", "classes", "parameters", "macs", "priors",
+                         "modules", "normalisation", "description"].map { line.range(of: "\"\($0)\": ")?.lowerBound }
+        #expect(!positions.contains(nil) && positions.map { $0! } == positions.map { $0! }.sorted(), "\(line)")
+        #expect(line.contains(#""width": 0.125, "input_size": 300, "classes": ["person", "car"], "#), "\(line)")
+        #expect(line.contains(#""modules": {"nnfm": true, "nem": true, "ntm": true}, "normalisation": {"order": "bgr", "mean": [104, 117, 123], "std": [1, 1, 1]}"#),
+                "\(line)")
+        #expect(line.hasSuffix("}\n") && line.split(separator: "\n").count == 1, "\(line)")
         let text = try NetnetBinary.run(["model", "info", path])
         #expect(text.stdout.contains("netnet-vgg16-300") && text.stdout.contains("MACs/frame"))
     }

@@ -329,6 +329,82 @@ struct ServeResilienceTests {
         #expect(serve.waitExit(10) == 0, "\(serve.stderr)")
     }
 
+    /// Sends `GET path` on an open keep-alive connection and returns the status code and body
+    /// (empty strings if no whole response came within `seconds`).
+    func keepAliveGet(_ fd: Int32, _ path: String, within seconds: Double = 5) -> (code: String, body: String) {
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return ("", "") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while Date() < deadline {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { received += buffer[0..<n] } else if n == 0 { break }
+            let text = String(decoding: received, as: UTF8.self)
+            guard let end = text.range(of: "\r\n\r\n") else { continue }
+            let head = text[..<end.lowerBound]
+            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 0
+            let body = String(text[end.upperBound...])
+            if body.utf8.count >= length {
+                return (String(head.split(separator: " ").dropFirst().first ?? ""), body)
+            }
+        }
+        return ("", "")
+    }
+
+    @Test("a rotation under EMFILE (the descriptor limit squeezed while running): drops counted, /readyz says why, recovery",
+          .enabled(if: hasFFmpeg && hasCurl && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs ffmpeg, curl and prlimit"))
+    func rotationUnderEMFILE() throws {
+        let clip = try ServeClips.make(in: scratch, loops: 60)
+        let events = scratch.file("emfile-events.jsonl")
+        let config = try writeConfig("""
+            [global]
+            listen = 127.0.0.1:0
+            json_lines = \(events)
+            json_lines_max_bytes = 64K
+            json_lines_keep = 1
+            [stream a]
+            url = \(clip)
+            [stream b]
+            url = \(clip)
+            """)
+        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
+        guard let port = serve.port() else { Issue.record("no port: \(serve.stderr)"); return }
+        let pid = serve.process.processIdentifier
+        #expect(waitFor(60) { ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains("netnet.frame/1") })
+        // A connection opened (and used) before the squeeze: the only way to ask while no
+        // descriptor can be had.
+        let fd = idleConnection(port: port)
+        defer { close(fd) }
+        #expect(keepAliveGet(fd, "/readyz") == ("200", "ready\n"))
+        // No new descriptor from here: open takes the lowest free descriptor number and fails
+        // with EMFILE when that is not below the soft limit. The limit goes to the events file's
+        // own number, so even the number the rotation frees by closing the file is refused.
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap(Int.init)
+        let fileDescriptor = fds.first { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == events }
+        guard let fileDescriptor else { Issue.record("\(events) is not open in \(pid)"); return }
+        let hard = try capture("prlimit --pid \(pid) --nofile --noheadings --output HARD").trimmingCharacters(in: .whitespacesAndNewlines)
+        try shell("prlimit --pid \(pid) --nofile=\(fileDescriptor):\(hard)")
+        var readyz = ("", "")
+        #expect(waitFor(90) { readyz = keepAliveGet(fd, "/readyz"); return readyz.0 == "503" }, "\(readyz)")
+        #expect(readyz.1.contains("file sink failing since ") && readyz.1.contains("Too many open files"), "\(readyz.1)")
+        var metrics = ""
+        #expect(waitFor(30) { metrics = keepAliveGet(fd, "/metrics").body; return (metric(metrics, "netnet_events_dropped_total{sink=\"file\"}") ?? 0) >= 3 }, "\(metrics)")
+        #expect(metric(metrics, "netnet_sink_up{sink=\"file\"}") == 0)
+        // The limit comes back: the sink writes again by itself; the drops stay counted.
+        try shell("prlimit --pid \(pid) --nofile=\(hard):\(hard)")
+        #expect(waitFor(60) { keepAliveGet(fd, "/readyz") == ("200", "ready\n") })
+        metrics = keepAliveGet(fd, "/metrics").body
+        #expect(metric(metrics, "netnet_sink_recoveries_total{sink=\"file\"}") ?? 0 >= 1, "\(metrics)")
+        #expect(waitFor(30) { ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains("netnet.frame/1") })
+        #expect(serve.process.isRunning, "\(serve.stderr)")
+        serve.signal(SIGTERM)
+        #expect(serve.waitExit(10) == 0, "\(serve.stderr)")
+    }
+
     /// `count` streams at a closed port on 127.0.0.1 (each connection attempt is refused at once).
     func deadStreams(_ count: Int, port: Int) -> String {
         "[global]\nlisten = 127.0.0.1:0\nbackoff_base = 2\nbackoff_cap = 4\n"

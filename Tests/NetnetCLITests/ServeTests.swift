@@ -63,13 +63,6 @@ struct ServeTests {
         #expect(result.stderr.hasPrefix("netnet: \(config):5: [stream a] classes: 'unicorn' is not a class of the model"), "\(result.stderr)")
     }
 
-    @Test("the example configuration in systemd/ is valid", .enabled(if: hasFFmpeg))
-    func exampleConfigIsValid() throws {
-        let result = try NetnetBinary.run(["serve", "--check-config", "\(repositoryRoot)/systemd/netnet.conf.example"])
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("2 streams (1 enabled)"))
-    }
-
     @Test("a port in use is a one-line error and exit 1", .enabled(if: hasFFmpeg))
     func portInUse() throws {
         let clip = try ServeClips.make(in: scratch)

@@ -1,64 +1,8 @@
 import Foundation
 import Testing
+import NetnetTracker
 import NetnetEngine
 @testable import NetnetPipeline
-
-@Suite struct JSONTextTests {
-    private func fixed(_ value: Double, _ decimals: Int) -> String {
-        var bytes: [UInt8] = []
-        JSONText.appendFixed(value, decimals: decimals, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    @Test func fixedDecimals() {
-        #expect(fixed(0.912341, 5) == "0.91234")
-        #expect(fixed(Double(Float(0.91234)), 5) == "0.91234")
-        #expect(fixed(1.4, 6) == "1.400000")
-        #expect(fixed(-3.5, 2) == "-3.50")
-        #expect(fixed(-0.001, 2) == "0.00")
-        #expect(fixed(-0.0, 3) == "0.000")
-        #expect(fixed(0.125, 2) == "0.13")
-        #expect(fixed(1234567.891, 0) == "1234568")
-        #expect(Double(fixed(1e300, 2)) == 1e300 && fixed(1e300, 2).hasSuffix(".00"))
-        #expect(fixed(.nan, 2) == "null")
-        #expect(fixed(.infinity, 2) == "null")
-        #expect(fixed(-.infinity, 5) == "null")
-    }
-
-    @Test func fixedAgreesWithPrintfExceptOnTies() {
-        var rng = SystemRandomNumberGenerator()
-        for _ in 0..<20_000 {
-            let decimals = Int.random(in: 0...6, using: &rng)
-            let value = Double.random(in: -5000...5000, using: &rng) * (Bool.random(using: &rng) ? 1 : 0.001)
-            let mine = fixed(value, decimals)
-            var theirs = String(format: "%.\(decimals)f", value)
-            if theirs.hasPrefix("-") && Double(theirs) == 0 { theirs.removeFirst() }
-            if mine != theirs {
-                // Only a value within rounding noise of a half-way point may round differently.
-                let scaled = value * pow(10, Double(decimals))
-                let distanceToTie = abs(abs(scaled - scaled.rounded(.down)) - 0.5)
-                #expect(distanceToTie < 1e-6, "\(value) with \(decimals): \(mine) vs printf \(theirs)")
-            }
-        }
-    }
-
-    @Test func integers() {
-        for value in [0, 7, 10, 42, -1, -1234567, Int.max, Int.min] {
-            var bytes: [UInt8] = []
-            JSONText.appendInt(value, to: &bytes)
-            #expect(String(decoding: bytes, as: UTF8.self) == String(value))
-        }
-    }
-
-    @Test func stringsRoundTripThroughJSONSerialization() throws {
-        for text in ["person", "say \"hi\"", "back\\slash", "tab\tnew\nline\r", "\u{0}\u{1}\u{1f}\u{7f}", "café 🚗 ψ", ""] {
-            var bytes: [UInt8] = []
-            JSONText.appendString(text, to: &bytes)
-            let parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) as? String
-            #expect(parsed == text)
-        }
-    }
-}
 
 @Suite struct FrameRecordTests {
     @Test func lineHasTheDocumentedKeysInOrder() {
@@ -66,7 +10,12 @@ import NetnetEngine
         #expect(line == #"{"schema": "netnet.frame/1", "stream": "cam-1", "seq": 5, "frame": 42, "pts": 1.400000, "#
                 + #""time": "2026-11-25T03:58:01.123Z", "width": 768, "height": 576, "dropped": 3, "inference_ms": 35.412, "#
                 + #""inferred": true, "detections": [{"class": 0, "label": "person", "score": 0.91234, "#
-                + #""box": [10.13, 20.50, 110.00, 220.99]}]}"#)
+                + #""box": [10.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false}]}"#)
+        var tracked = sampleRecord(detections: 2)
+        tracked.tracks = [TrackTag(trackID: 12, origin: .tracker, stationary: true)]   // the second: untracked
+        let text = tracked.jsonLine(seq: 0)
+        #expect(text.contains(#""box": [10.13, 20.50, 110.00, 220.99], "track_id": 12, "origin": "tracker", "stationary": true}"#), "\(text)")
+        #expect(text.contains(#""box": [11.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false}"#), "\(text)")
     }
 
     @Test func notInferredAndUnknownValuesAreNull() throws {
@@ -103,8 +52,13 @@ import NetnetEngine
         let path = dir.appendingPathComponent("out.jsonl").path
         let writer = try JSONLinesWriter(path: path)
         var seqs: [Int] = []
+        var next: [String: Int] = [:]
         for i in 0..<1000 {
-            seqs.append(try writer.write(sampleRecord(stream: i % 3 == 0 ? "a" : "b", frame: i)))
+            let record = sampleRecord(stream: i % 3 == 0 ? "a" : "b", frame: i)
+            let seq = next[record.stream, default: 0]
+            next[record.stream] = seq + 1
+            try writer.write(record, seq: seq)
+            seqs.append(seq)
         }
         try writer.close()
         try writer.close()  // idempotent
@@ -131,15 +85,15 @@ import NetnetEngine
         let path = dir.appendingPathComponent("out.jsonl").path
         for _ in 0..<2 {
             let writer = try JSONLinesWriter(path: path, append: true)
-            try writer.write(sampleRecord())
+            try writer.write(sampleRecord(), seq: 0)
             try writer.close()
         }
         let truncating = try JSONLinesWriter(path: path)
         try truncating.close()
         #expect(try String(contentsOfFile: path, encoding: .utf8).isEmpty)
         let writer = try JSONLinesWriter(path: path, append: true)
-        try writer.write(sampleRecord())
-        try writer.write(sampleRecord())
+        try writer.write(sampleRecord(), seq: 0)
+        try writer.write(sampleRecord(), seq: 0)
         try writer.close()
         #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 2)
     }
@@ -156,12 +110,12 @@ import NetnetEngine
     func diskFullThrowsAndStaysFailed() throws {
         let writer = try JSONLinesWriter(path: "/dev/full")
         #expect {
-            try writer.write(sampleRecord())
+            try writer.write(sampleRecord(), seq: 0)
         } throws: { error in
             let e = error as? OutputError
             return e?.code == ENOSPC && e?.description == "cannot write /dev/full: No space left on device"
         }
-        #expect(throws: OutputError.self) { try writer.write(sampleRecord()) }
+        #expect(throws: OutputError.self) { try writer.write(sampleRecord(), seq: 0) }
         #expect(writer.linesWritten == 0)
     }
 
@@ -196,7 +150,7 @@ import NetnetEngine
         close(fds[0])
         close(fds[1])
         #expect {
-            try writer.write(sampleRecord())
+            try writer.write(sampleRecord(), seq: 0)
         } throws: { error in
             (error as? OutputError)?.description == "cannot write \(path): Broken pipe"
         }
@@ -220,7 +174,7 @@ import NetnetEngine
         guard setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0 else { _exit(5) }
         let writer = try JSONLinesWriter(path: path)
         do {
-            for _ in 0..<100 { try writer.write(sampleRecord()) }
+            for _ in 0..<100 { try writer.write(sampleRecord(), seq: 0) }
             _exit(3)  // the limit should have stopped it
         } catch let error as OutputError {
             try error.description.write(toFile: path + ".error", atomically: false, encoding: .utf8)

@@ -90,18 +90,18 @@ sys.exit(1 if failures else 0)
         defer { try? FileManager.default.removeItem(at: dir) }
         let output = dir.appendingPathComponent("out.jsonl").path
         let writer = try JSONLinesWriter(path: output)
-        try writer.write(sampleRecord(detections: 3))
-        try writer.write(sampleRecord(frame: 43, detections: 3, inferred: false))
+        try writer.write(sampleRecord(detections: 3), seq: 0)
+        try writer.write(sampleRecord(frame: 43, detections: 3, inferred: false), seq: 0)
         var odd = sampleRecord(stream: "ünïcode \"cam\"\n", frame: 0, detections: 0)
         odd.pts = nil
-        try writer.write(odd)
+        try writer.write(odd, seq: 0)
         var early = sampleRecord(frame: 7, detections: 1)
         early.pts = -0.033367
         early.timeNanoseconds = -1
         early.detections[0].score = 1
         early.detections[0].box = [-3.333, 0, 1e6, 0.005]
-        try writer.write(early)
-        for i in 0..<50 { try writer.write(sampleRecord(stream: "bulk", frame: i, detections: i % 4)) }
+        try writer.write(early, seq: 0)
+        for i in 0..<50 { try writer.write(sampleRecord(stream: "bulk", frame: i, detections: i % 4), seq: i) }
         try writer.close()
 
         let scriptPath = dir.appendingPathComponent("validate.py").path

@@ -291,22 +291,11 @@ public enum SafetensorsWriter {
     /// Writes `tensors` and `metadata` to `path` atomically (a temporary file renamed into place).
     public static func write(_ tensors: [String: Tensor], metadata: [String: String], to path: String) throws(ModelFileError) {
         let names = tensors.keys.sorted()
-        var entries: [String] = []
-        var offset = 0
-        for name in names {
-            let tensor = tensors[name]!
-            let bytes = tensor.values.count * 4
-            entries.append("\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
-            offset += bytes
-        }
-        if !metadata.isEmpty {
-            let items = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
-            entries.insert("\"__metadata__\":{\(items.joined(separator: ","))}", at: 0)
-        }
-        var header = Array("{\(entries.joined(separator: ","))}".utf8)
+        var header = headerJSON(tensors, names: names, metadata: metadata)
+        let dataBytes = names.reduce(0) { $0 + tensors[$1]!.values.count * 4 }
         while (header.count + 8) % 8 != 0 { header.append(0x20) }
         var out = [UInt8]()
-        out.reserveCapacity(8 + header.count + offset)
+        out.reserveCapacity(8 + header.count + dataBytes)
         let length = UInt64(header.count)
         for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8((length >> UInt64(shift)) & 0xff)) }
         out.append(contentsOf: header)
@@ -324,24 +313,46 @@ public enum SafetensorsWriter {
         }
     }
 
-    /// JSON string literal for `text` (quotes and escapes included).
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    result += String(format: "\\u%04x", scalar.value)
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
+    /// The header's JSON text, compact as the safetensors tools write it:
+    /// `{"__metadata__":{"key":"value",…},"name":{"dtype":"F32","shape":[…],"data_offsets":[begin,end]},…}`,
+    /// metadata keys sorted, tensors in `names` order with their data back to back. Written with
+    /// `JSONText`, like the rest of netnet's JSON.
+    static func headerJSON(_ tensors: [String: Tensor], names: [String], metadata: [String: String]) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        var first = true
+        func separate() {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
         }
-        return result + "\""
+        if !metadata.isEmpty {
+            separate()
+            JSONText.appendRaw("\"__metadata__\":{", to: &bytes)
+            for (i, key) in metadata.keys.sorted().enumerated() {
+                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                JSONText.appendString(key, to: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                JSONText.appendString(metadata[key]!, to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+        var offset = 0
+        for name in names {
+            let tensor = tensors[name]!
+            separate()
+            JSONText.appendString(name, to: &bytes)
+            JSONText.appendRaw(":{\"dtype\":\"F32\",\"shape\":[", to: &bytes)
+            for (i, dimension) in tensor.shape.enumerated() {
+                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                JSONText.appendInt(dimension, to: &bytes)
+            }
+            JSONText.appendRaw("],\"data_offsets\":[", to: &bytes)
+            JSONText.appendInt(offset, to: &bytes)
+            bytes.append(UInt8(ascii: ","))
+            offset += tensor.values.count * 4
+            JSONText.appendInt(offset, to: &bytes)
+            JSONText.appendRaw("]}", to: &bytes)
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 }

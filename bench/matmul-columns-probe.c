@@ -2,7 +2,7 @@
  * row-major) for a Winograd layer's shapes, at n and at n rounded up to a multiple of 16: the
  * measurement behind OneDNNConvolution.matmulColumns. One thread; best of 20 runs.
  *
- *   cc -O2 scripts/matmul-columns-probe.c -o /tmp/matmul-columns-probe -ldnnl
+ *   cc -O2 bench/matmul-columns-probe.c -o /tmp/matmul-columns-probe -ldnnl
  *   OMP_NUM_THREADS=1 /tmp/matmul-columns-probe 36 255 25 1024   # batch m n k
  *
  * A fifth argument gives C's row stride (default n; then n alone is timed, not rounded up): an

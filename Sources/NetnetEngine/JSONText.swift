@@ -1,8 +1,13 @@
 import Foundation
 
-/// Appenders for the JSON text the writers produce: strings, integers and fixed-decimal numbers,
-/// straight into a byte buffer (no `JSONEncoder`, no intermediate strings). Non-finite numbers
-/// become `null`: the output never holds NaN or infinity. Stateless; any thread.
+/// The one JSON writer: appenders for strings, integers and fixed-decimal numbers, straight into a
+/// byte buffer (no `JSONEncoder`, no intermediate strings). The JSON netnet writes goes through
+/// it: the `netnet.frame/1` and `netnet.status/1` lines, `/api/streams`, the `--json` objects of
+/// the command line and the safetensors header. (The model metadata's values, JSON inside that
+/// header's strings, stay `Codable` in `ModelDescription`: their floats need the shortest text
+/// that reads back exactly, not fixed decimals.) It lives in the engine, the lowest module that
+/// writes JSON, so that all of them can reach it. Non-finite numbers become `null`: the output
+/// never holds NaN or infinity. Stateless; any thread.
 public enum JSONText {
     /// Appends `value` as a JSON string literal (quotes included): `"` and `\` escaped, control
     /// characters as `\n`, `\t`, … or `\u00XX`; everything else as its UTF-8 bytes.
@@ -70,6 +75,17 @@ public enum JSONText {
                 i -= 1
             }
         }
+    }
+
+    /// Appends `value` as `appendFixed` does with `maxDecimals` (0…9), then drops the trailing zeros
+    /// after the point and a bare point (`0.125`, `3`, `-2.5`): for figures such as a width or a
+    /// mean whose reader needs no fixed column of digits. `null` if `value` is NaN or infinite.
+    public static func appendTrimmed(_ value: Double, maxDecimals: Int, to bytes: inout [UInt8]) {
+        let start = bytes.count
+        appendFixed(value, decimals: maxDecimals, to: &bytes)
+        guard maxDecimals > 0, value.isFinite, bytes[start...].contains(UInt8(ascii: ".")) else { return }
+        while bytes.last == UInt8(ascii: "0") { bytes.removeLast() }
+        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
     }
 
     /// Appends `null`.

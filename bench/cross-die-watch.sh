@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Waits for this VM's cross-die state and measures what it costs, for docs/performance.md:
-#   bash scripts/cross-die-watch.sh MODEL [SECONDS]     (default 600 s; bf16)
-# Reads scripts/cross-core-probe.c every 2 s. At each reading of the cross-die state (the
+#   bash bench/cross-die-watch.sh MODEL [SECONDS]     (default 600 s; bf16)
+# Reads bench/cross-core-probe.c every 2 s. At each reading of the cross-die state (the
 # two-core barrier above 300 ns), and at the first two normal readings for comparison, prints one
 # line: single-thread `bench` pinned to vCPU 0 and to vCPU 1 alone, then both at once (two
 # processes), then the two-thread bench with each Winograd way, and the probe's barrier after.
@@ -14,7 +14,7 @@ model="${1:?usage: cross-die-watch.sh MODEL [SECONDS]}"; seconds="${2:-600}"
 swift build -c release --product netnet >&2
 bin="$(swift build -c release --show-bin-path)/netnet"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-"${CC:-$(command -v cc || command -v clang)}" -O2 -pthread -o "$work/probe" scripts/cross-core-probe.c
+"${CC:-$(command -v cc || command -v clang)}" -O2 -pthread -o "$work/probe" bench/cross-core-probe.c
 barrier() { "$work/probe" | sed -E 's/^barrier ([0-9]+) ns.*/\1/'; }
 median() { grep median | tr -s ' ' | cut -d' ' -f2; }
 single() { taskset -c "$1" "$bin" bench --model "$model" --precision bf16 --frames 3 --warmup 1 --threads 1 --kernel-threads 1 2>&1 | median; }

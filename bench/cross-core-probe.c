@@ -7,7 +7,7 @@
 // with it (docs/performance.md). Last, both cores at once read 8 MiB each that they wrote
 // themselves: about what the last-level cache holds, which other tenants of the host can
 // crowd (usually ~90–110 GB/s here, sometimes ~50–70).
-//   cc -O2 -pthread -o probe scripts/cross-core-probe.c && ./probe
+//   cc -O2 -pthread -o probe bench/cross-core-probe.c && ./probe
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>

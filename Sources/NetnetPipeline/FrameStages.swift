@@ -1,0 +1,244 @@
+import Foundation
+import NetnetEngine
+import NetnetKernels
+import NetnetMedia
+import NetnetTracker
+
+// The stages a frame goes through, shared by both drivers: `annotate` (`AnnotateJob`, one input,
+// a `StageRing`) and `serve` (the daemon's `Supervisor`, many streams, a `LatestMailbox` each and
+// one inference stage serving them in turn). Reader → inference → record → sinks; each stage here
+// exists once and the drivers only decide how slots travel between the threads.
+
+/// One frame's trip through a pipeline: the decoded picture, the network input prepared from it,
+/// when it was read, and what inference found. Allocated once per ring or mailbox slot and reused
+/// for every frame; it belongs to whichever stage holds it (the ring or mailbox hands it over).
+public final class FrameSlot {
+    /// The decoded picture (a reference to the decoder's buffers).
+    public let frame = VideoFrame()
+    /// The network input prepared from `frame` (only when `sampled`).
+    public let input: AlignedBuffer
+    /// Whether the network runs on this frame (`FrameSampling`); set by the reader.
+    public var sampled = false
+    /// The input's frame rate, if it says (for the tracker's times); set by the reader.
+    public var frameRate: Double?
+    /// Wall-clock time the reader read the frame, ns since the Unix epoch: the record's `time`.
+    public var readNanoseconds: Int64 = 0
+    /// Monotonic time the reader read the frame, for end-to-end latency.
+    public var readMonotonicNanoseconds: UInt64 = 0
+    /// Frames dropped (by the `latest` policy) since the previous frame of this stream that
+    /// reached the record stage; set by the driver when the frame leaves its ring or mailbox.
+    public var dropped = 0
+    /// Whether inference ran on this frame.
+    public var inferred = false
+    /// Forward pass plus post-processing, ms; nil when not inferred.
+    public var inferenceMilliseconds: Double?
+    /// The detections inference found (empty when not inferred: the recorder carries them).
+    public var detections: [Detection] = []
+
+    /// A slot whose network input holds `inputCount` floats. Any thread.
+    public init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
+
+    /// A slot sized for `model`'s input. Any thread.
+    public convenience init(model: ModelDescription) { self.init(inputCount: 3 * model.inputSize * model.inputSize) }
+}
+
+/// Which frames go through the network: `every = N` (`--every N`, a stream's `every`) runs it on
+/// frame 0 and every N-th frame after it (the frame index counts every decoded frame). A frame in
+/// between is not inferred; where a pipeline reports it (annotate reports every frame; a live
+/// stream reports only the frames it infers, since its mailbox hands over the newest sampled
+/// frame), it carries the last inferred frame's detections (`FrameRecorder`). Value type.
+public struct FrameSampling: Sendable, Equatable {
+    /// N: one frame in N is inferred (≥ 1).
+    public let every: Int
+    /// Every N-th frame; `every` below 1 counts as 1.
+    public init(every: Int) { self.every = max(1, every) }
+    /// Whether frame `index` (0-based) goes through the network. Pure.
+    public func isSampled(frame index: Int) -> Bool { index % every == 0 }
+}
+
+extension Normalisation {
+    /// The input normalisation a model file's header names (channel order, mean, std). Pure.
+    public init(_ description: ModelDescription) {
+        self.init(order: description.normalisation.order == "rgb" ? .rgb : .bgr,
+                  mean: description.normalisation.mean, std: description.normalisation.std)
+    }
+}
+
+extension InputPreparer {
+    /// A preparer for `model`'s input size and normalisation. Any thread; then one thread at a time.
+    public convenience init(model: ModelDescription) {
+        self.init(inputSize: model.inputSize, normalisation: Normalisation(model))
+    }
+}
+
+extension DrawnBox {
+    /// The box drawn for `detection`: its label, its track (`person #12`) when it has one, and its
+    /// score with two decimals when `withScore` (annotated video; snapshots show no score). A
+    /// tracked box takes its track's colour, an untracked one its class's. Pure.
+    public init(_ detection: Detection, track: TrackTag = .untracked, withScore: Bool) {
+        var label = detection.label
+        if let id = track.trackID { label += " #\(id)" }
+        if withScore { label += " \(String(format: "%.2f", detection.score))" }
+        self.init(x1: detection.box[0], y1: detection.box[1], x2: detection.box[2], y2: detection.box[3],
+                  label: label, classIndex: track.trackID ?? detection.classIndex)
+    }
+}
+
+/// The reader stage: decodes the next frame of a `VideoSource` into a slot, stamps when it was
+/// read, and prepares the network input when the frame is sampled. Owns its `InputPreparer`; one
+/// thread at a time (the reader thread), the source too while it reads.
+public final class FrameReader {
+    /// The input it reads.
+    public let source: VideoSource
+    /// Which frames are prepared for the network.
+    public let sampling: FrameSampling
+    private let preparer: InputPreparer
+
+    /// A reader of `source` for `model`'s input, preparing the frames `sampling` picks. Any thread.
+    public init(source: VideoSource, model: ModelDescription, sampling: FrameSampling) {
+        self.source = source
+        self.sampling = sampling
+        preparer = InputPreparer(model: model)
+    }
+
+    /// Reads the next frame into `slot` (audio packets met on the way go to `audioSink`): stamps
+    /// its read time and `sampled`, and prepares its input if sampled. Returns false at the end of
+    /// the input; throws `MediaError` (a read, decode or size-limit failure). Reader thread.
+    public func read(into slot: FrameSlot, audioSink: ((AudioPacket) -> Void)?) throws -> Bool {
+        guard try source.nextFrame(into: slot.frame, audioSink: audioSink) else { return false }
+        slot.readMonotonicNanoseconds = WallClock.monotonicNanoseconds()
+        slot.readNanoseconds = WallClock.nowNanoseconds()
+        slot.sampled = sampling.isSampled(frame: slot.frame.index)
+        slot.frameRate = source.frameRate
+        slot.inferred = false
+        slot.inferenceMilliseconds = nil
+        slot.detections = []
+        if slot.sampled { try preparer.prepare(frame: slot.frame, into: slot.input.pointer) }
+        return true
+    }
+}
+
+/// What inference keeps of a frame's detections: those at or above `threshold` and, when
+/// `classes` is not empty, only those classes (a stream's `classes`). Value type.
+public struct DetectionFilter: Sendable, Equatable {
+    /// The lowest score kept.
+    public var threshold: Float
+    /// Labels kept; empty keeps every class.
+    public var classes: Set<String>
+    /// A filter keeping scores ≥ `threshold` of `classes` (empty: all). Pure.
+    public init(threshold: Float, classes: Set<String> = []) {
+        self.threshold = threshold
+        self.classes = classes
+    }
+}
+
+/// The inference stage: one `Detector` run on sampled slots. Owns the detector; one thread at a
+/// time (an inference thread). Several steps may share a `Model`.
+public final class InferenceStep {
+    /// The detector it runs.
+    public let detector: Detector
+    private let inputCount: Int
+
+    /// A step running `model` at `precision` on `gemm` (nil: the default library). Throws the
+    /// detector's one-line error (bf16 without AVX512_BF16, oneDNN refusing). Any thread.
+    public init(model: Model, precision: Precision, gemm: GEMMLibrary?) throws(OneDNNError) {
+        detector = try Detector(model: model, precision: precision, gemm: gemm)
+        inputCount = 3 * model.description.inputSize * model.description.inputSize
+    }
+
+    /// Why the detector runs on OpenBLAS instead of oneDNN, if it does: a warning to show once.
+    public var gemmFallback: String? { detector.gemmFallback }
+
+    /// Runs the network on `slot` if it is sampled and keeps what `filter` passes, with the time it
+    /// took; a slot not sampled comes out not inferred, with no detections. Inference thread.
+    public func run(_ slot: FrameSlot, filter: DetectionFilter) {
+        guard slot.sampled else {
+            slot.inferred = false
+            slot.inferenceMilliseconds = nil
+            slot.detections = []
+            return
+        }
+        let start = WallClock.monotonicNanoseconds()
+        detector.input.update(from: slot.input.pointer, count: inputCount)
+        detector.forward()
+        var detections = detector.detections(threshold: filter.threshold, imageWidth: slot.frame.width,
+                                             imageHeight: slot.frame.height)
+        if !filter.classes.isEmpty { detections.removeAll { !filter.classes.contains($0.label) } }
+        slot.detections = detections
+        slot.inferenceMilliseconds = Double(WallClock.monotonicNanoseconds() - start) / 1e6
+        slot.inferred = true
+    }
+}
+
+/// The record stage of one stream: turns its slots, in stream order, into `FrameRecord`s with
+/// their line number `seq` (0, 1, 2, … per stream, continuing across reconnects and reloads).
+/// With tracking on (the default) it runs the stream's `Tracker`: each detection gets its track
+/// (`track_id`), and a frame not inferred (`FrameSampling`) gets the tracks' predicted boxes
+/// (`origin: tracker`). With tracking off, a frame not inferred carries the last inferred frame's
+/// detections. The slot keeps what the record says, for drawing. The tracker restarts when the
+/// frame index goes back (a reconnect). Value type; one thread at a time (the writer or
+/// inference thread, or under its driver's lock).
+public struct FrameRecorder: Sendable {
+    /// The stream id the records carry.
+    public let stream: String
+    /// The `seq` the next record gets.
+    public private(set) var nextSeq: Int
+    /// The tracker's settings, or nil with tracking off.
+    public let tracking: TrackerSettings?
+    private var tracker: Tracker?
+    private var firstTrackID: Int
+    private var lastFrame: Int?
+    private var carried: [Detection] = []
+    private var labels: [Int: String] = [:]
+
+    /// A recorder for `stream` whose first record is line `firstSeq` and whose first track gets
+    /// id `firstTrackID`, tracking with `tracking` (nil: off). Pure.
+    public init(stream: String, firstSeq: Int = 0, firstTrackID: Int = 1, tracking: TrackerSettings? = TrackerSettings()) {
+        self.stream = stream
+        nextSeq = firstSeq
+        self.firstTrackID = firstTrackID
+        self.tracking = tracking
+    }
+
+    /// The id the stream's next confirmed track gets (ids go on across reconnects and reloads).
+    public var nextTrackID: Int { tracker?.nextID ?? firstTrackID }
+
+    /// The next record, from `slot`'s frame, read time, drops and inference (see the type).
+    public mutating func record(_ slot: FrameSlot) -> (seq: Int, record: FrameRecord) {
+        var tags: [TrackTag] = []
+        if let tracking {
+            let index = slot.frame.index
+            if tracker == nil || (lastFrame.map { index <= $0 } ?? false) {
+                tracker = Tracker(settings: tracking, frameRate: slot.frameRate ?? 0, firstID: nextTrackID)
+            }
+            lastFrame = index
+            let time = slot.frame.ptsSeconds ?? Double(index) / (tracker!.frameRate)
+            if slot.inferred {
+                for detection in slot.detections { labels[detection.classIndex] = detection.label }
+                let inputs = slot.detections.map {
+                    TrackerInput(box: TrackBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3]), score: $0.score,
+                                 classIndex: $0.classIndex)
+                }
+                let (boxes, _) = tracker!.update(frame: index, time: time, detections: inputs)
+                tags = [TrackTag](repeating: .untracked, count: slot.detections.count)
+                for box in boxes { if let i = box.inputIndex { tags[i] = TrackTag(trackID: box.trackID, origin: .detector, stationary: box.stationary) } }
+            } else {
+                let (boxes, _) = tracker!.update(frame: index, time: time, detections: nil)
+                slot.detections = boxes.map {
+                    Detection(classIndex: $0.classIndex, label: labels[$0.classIndex] ?? "", score: $0.score,
+                              box: [$0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2])
+                }
+                tags = boxes.map { TrackTag(trackID: $0.trackID, origin: .tracker, stationary: $0.stationary) }
+            }
+        } else {
+            if slot.inferred { carried = slot.detections } else { slot.detections = carried }
+        }
+        let record = FrameRecord(stream: stream, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
+                                 timeNanoseconds: slot.readNanoseconds, width: slot.frame.width, height: slot.frame.height,
+                                 dropped: slot.dropped, inferenceMilliseconds: slot.inferenceMilliseconds,
+                                 inferred: slot.inferred, detections: slot.detections, tracks: tags)
+        let seq = nextSeq
+        nextSeq += 1
+        return (seq, record)
+    }
+}

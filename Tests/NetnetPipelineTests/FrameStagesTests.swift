@@ -1,0 +1,93 @@
+import Testing
+import NetnetEngine
+@testable import NetnetMedia
+import NetnetTracker
+@testable import NetnetPipeline
+
+/// The stage pieces both drivers (annotate, serve) share.
+@Suite struct FrameStagesTests {
+    @Test func samplingPicksFrameZeroAndEveryNth() {
+        #expect((0..<10).filter(FrameSampling(every: 3).isSampled(frame:)) == [0, 3, 6, 9])
+        #expect((0..<4).allSatisfy(FrameSampling(every: 1).isSampled(frame:)))
+        #expect(FrameSampling(every: 0).every == 1)
+    }
+
+    @Test func recorderNumbersCarriesAndStampsReadTime() {
+        var recorder = FrameRecorder(stream: "cam", firstSeq: 7, tracking: nil)
+        let person = Detection(classIndex: 0, label: "person", score: 0.9, box: [1, 2, 3, 4])
+        let car = Detection(classIndex: 1, label: "car", score: 0.8, box: [5, 6, 7, 8])
+        let plan: [(inferred: Bool, found: [Detection])] = [(true, [person]), (false, []), (false, []), (true, [car]), (false, [])]
+        var records: [(Int, FrameRecord)] = []
+        for (i, step) in plan.enumerated() {
+            let slot = FrameSlot(inputCount: 1)
+            slot.inferred = step.inferred
+            slot.inferenceMilliseconds = step.inferred ? 2.5 : nil
+            slot.detections = step.found
+            slot.readNanoseconds = Int64(1_000 + i)
+            slot.frame.index = i
+            slot.dropped = i
+            records.append(recorder.record(slot))
+            #expect(slot.detections == records.last!.1.detections, "the slot keeps what is drawn")
+        }
+        #expect(records.map(\.0) == [7, 8, 9, 10, 11])
+        #expect(recorder.nextSeq == 12)
+        #expect(records.map(\.1.detections) == [[person], [person], [person], [car], [car]])
+        #expect(records.map(\.1.inferred) == plan.map(\.inferred))
+        #expect(records.map(\.1.timeNanoseconds) == [1_000, 1_001, 1_002, 1_003, 1_004])
+        #expect(records.map(\.1.dropped) == [0, 1, 2, 3, 4])
+        #expect(records.allSatisfy { $0.1.stream == "cam" })
+    }
+
+    @Test("with tracking: ids once confirmed, predicted boxes on frames not inferred, labels kept")
+    func recorderTracks() {
+        var recorder = FrameRecorder(stream: "cam")
+        var tags: [[TrackTag]] = []
+        var boxes: [[Detection]] = []
+        for i in 0..<12 {
+            let slot = FrameSlot(inputCount: 1)
+            slot.frameRate = 10
+            slot.frame.index = i
+            slot.inferred = i % 2 == 0   // every 2nd frame inferred
+            let x = Float(100 + 5 * i)
+            slot.detections = slot.inferred ? [Detection(classIndex: 0, label: "person", score: 0.9, box: [x, 50, x + 40, 150])] : []
+            let (_, record) = recorder.record(slot)
+            tags.append(record.tracks)
+            boxes.append(record.detections)
+            #expect(record.tracks.count == record.detections.count)
+        }
+        // Confirmed at its 3rd detection (frame 4); before, no id and no prediction.
+        #expect(tags[0] == [TrackTag()] && tags[2] == [TrackTag()] && tags[1].isEmpty && tags[3].isEmpty)
+        #expect(tags[4] == [TrackTag(trackID: 1, origin: .detector)])
+        for i in stride(from: 5, to: 12, by: 2) {
+            #expect(tags[i] == [TrackTag(trackID: 1, origin: .tracker)], "frame \(i): \(tags[i])")
+            #expect(boxes[i].first?.label == "person")
+            // The prediction lies between the detections around it (5 px a frame).
+            let predicted = boxes[i].first?.box[0] ?? 0
+            #expect(abs(predicted - Float(100 + 5 * i)) < 5, "frame \(i): \(predicted)")
+        }
+    }
+
+    @Test("a reconnect (the frame index going back) starts a new tracker; its ids go on, never reused")
+    func trackIDsSurviveReconnects() {
+        var recorder = FrameRecorder(stream: "cam", firstTrackID: 5)
+        var ids: [Int] = []
+        for connection in 0..<2 {
+            for i in 0..<4 {
+                let slot = FrameSlot(inputCount: 1)
+                slot.frame.index = i
+                slot.inferred = true
+                slot.detections = [Detection(classIndex: 0, label: "person", score: 0.9, box: [10, 10, 50, 110])]
+                ids += recorder.record(slot).record.tracks.compactMap(\.trackID)
+            }
+            #expect(recorder.nextTrackID == 6 + connection)
+        }
+        #expect(ids == [5, 5, 6, 6], "confirmed at the 3rd frame of each connection: \(ids)")
+    }
+
+    @Test func drawnBoxShowsTheScoreOnlyWhenAsked() {
+        let detection = Detection(classIndex: 2, label: "dog", score: 0.876, box: [1, 2, 3, 4])
+        #expect(DrawnBox(detection, withScore: true).label == "dog 0.88")
+        #expect(DrawnBox(detection, withScore: false) == DrawnBox(x1: 1, y1: 2, x2: 3, y2: 4, label: "dog", classIndex: 2))
+        #expect(DrawnBox(detection, track: TrackTag(trackID: 12), withScore: true).label == "dog #12 0.88")
+    }
+}
