@@ -107,7 +107,7 @@ public struct DaemonConfig: Sendable, Equatable {
     public var inferenceThreads = 0
     /// The arithmetic of the shared inference stage (`fp32`, or `bf16` on AVX512_BF16 CPUs).
     public var precision: Precision = .fp32
-    /// The GEMM library of the inference stage (nil: `NETNET_GEMM`, else oneDNN).
+    /// The GEMM library of the inference stage (nil: oneDNN, or OpenBLAS where oneDNN cannot run).
     public var gemm: GEMMLibrary?
     /// Most HTTP connections open at once (0: automatic, sized from the descriptor limit; see
     /// `DescriptorBudget`). Connections beyond it are answered 503 and closed, and counted.

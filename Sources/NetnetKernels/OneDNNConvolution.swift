@@ -56,7 +56,7 @@ public final class OneDNNConvolution {
     /// of 16 when that adds at most 7 columns, else `tiles`. oneDNN's bf16 brgemm works on
     /// 16-column blocks and runs a tail of 9–15 columns at a full block's cost or worse: with 25
     /// tiles (a 19×19 map) and 1024 input channels, 36×255×25 took 6.3 ms against 3.2 for 32
-    /// columns (one thread, `scripts/matmul-columns-probe.c`); shorter tails gain nothing from
+    /// columns (one thread, `bench/matmul-columns-probe.c`); shorter tails gain nothing from
     /// padding (36 → 48 costs 5 %). Pure.
     public static func matmulColumns(tiles: Int) -> Int {
         tiles % 16 > 8 ? (tiles + 15) / 16 * 16 : tiles

@@ -39,8 +39,10 @@ public struct AnnotateOptions: Sendable {
     public var encoderThreads: Int = 0
     /// The arithmetic of the network's convolutions (bf16 needs AVX512_BF16).
     public var precision: Precision = .fp32
-    /// The GEMM library (nil: `NETNET_GEMM`, else oneDNN).
+    /// The GEMM library (nil: oneDNN, or OpenBLAS where oneDNN cannot run).
     public var gemm: GEMMLibrary?
+    /// Which 3×3 convolutions run as Winograd (`auto`: the measured rule).
+    public var convolution: ConvolutionAlgorithm = .auto
     /// Inference workers: detectors that each take the next frame, in parallel, each on its share
     /// of the GEMM threads (0: `AnnotateJob.automaticWorkers`).
     public var inferenceWorkers: Int = 0
@@ -164,7 +166,8 @@ public final class AnnotateJob: @unchecked Sendable {
         do {
             var made: [InferenceStep] = []
             for _ in 0..<workers {
-                made.append(try InferenceStep(model: model, precision: options.precision, gemm: options.gemm))
+                made.append(try InferenceStep(model: model, precision: options.precision, gemm: options.gemm,
+                                              convolution: options.convolution))
             }
             steps = made
             if let reason = made[0].gemmFallback { warn(reason) }

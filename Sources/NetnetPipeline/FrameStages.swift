@@ -139,10 +139,11 @@ public final class InferenceStep {
     public let detector: Detector
     private let inputCount: Int
 
-    /// A step running `model` at `precision` on `gemm` (nil: the default library). Throws the
-    /// detector's one-line error (bf16 without AVX512_BF16, oneDNN refusing). Any thread.
-    public init(model: Model, precision: Precision, gemm: GEMMLibrary?) throws(OneDNNError) {
-        detector = try Detector(model: model, precision: precision, gemm: gemm)
+    /// A step running `model` at `precision` on `gemm` (nil: the default library) with
+    /// `convolution`'s Winograd rule. Throws the detector's one-line error (bf16 without
+    /// AVX512_BF16, oneDNN refusing). Any thread.
+    public init(model: Model, precision: Precision, gemm: GEMMLibrary?, convolution: ConvolutionAlgorithm = .auto) throws(OneDNNError) {
+        detector = try Detector(model: model, convolution: convolution, precision: precision, gemm: gemm)
         inputCount = 3 * model.description.inputSize * model.description.inputSize
     }
 

@@ -131,6 +131,7 @@ struct AnnotateCommand: ParsableCommand {
         options.encoderThreads = encoderThreads
         options.precision = precision.value
         options.gemm = precision.library
+        options.convolution = precision.defaultConvolution
         options.inferenceWorkers = inferenceWorkers
         options.maxFramePixels = maxFramePixels
         options.interrupter = interrupter
