@@ -104,7 +104,7 @@ let package = Package(
             name: "netnet",
             dependencies: [
                 "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
-                "NetnetDaemon", "NetnetHTTP", "NetnetService",
+                "NetnetDaemon", "NetnetHTTP", "NetnetService", "NetnetTracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

@@ -58,6 +58,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object: median_ms, fps, gflops, peak_rss_mb, …")
     var json = false
 
+    @Flag(help: "Time the tracker instead of the network: microseconds per frame at 10, 50 and 200 boxes (a synthetic scene; one thread, like the tracker). With --json, one object.")
+    var tracker = false
+
     func validate() throws {
         guard frames >= 1, warmup >= 0 else { throw ValidationError("--frames must be at least 1 and --warmup at least 0") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -70,6 +73,29 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if tracker {
+            var rows: [(boxes: Int, median: Double, mean: Double, tracks: Int)] = []
+            for boxes in [10, 50, 200] {
+                let (median, mean, tracks) = TrackerBenchmark.run(boxes: boxes, frames: max(frames, 100), warmup: max(warmup, 20))
+                rows.append((boxes, median, mean, tracks))
+            }
+            if json {
+                var object = JSONObject()
+                for row in rows {
+                    var entry = JSONObject()
+                    entry.add("median_us", row.median, digits: 2)
+                    entry.add("mean_us", row.mean, digits: 2)
+                    entry.add("tracks", row.tracks)
+                    object.add("boxes_\(row.boxes)", entry)
+                }
+                print(object.text)
+            } else {
+                for row in rows {
+                    print("tracker: \(row.boxes) boxes a frame: \(String(format: "%.1f", row.median)) µs a frame median, \(String(format: "%.1f", row.mean)) mean (\(row.tracks) tracks alive)")
+                }
+            }
+            return
+        }
         let loaded: Model = reportingErrors {
             if let model { return try Model(path: model) }
             let names = (0..<numClasses).map { "class\($0)" }

@@ -264,6 +264,20 @@ struct CLITests {
         for key in ["conv", "winograd_layers"] { #expect(object[key] != nil, "missing \(key)") }
     }
 
+    @Test("bench --tracker --json times the tracker at 10, 50 and 200 boxes, and tracks them")
+    func benchTracker() throws {
+        let result = try NetnetBinary.run(["bench", "--tracker", "--json", "--frames", "100", "--warmup", "20"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try jsonObject(Substring(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        for boxes in [10, 50, 200] {
+            let entry = object["boxes_\(boxes)"] as? [String: Any]
+            #expect(((entry?["median_us"] as? NSNumber)?.doubleValue ?? 0) > 0, "boxes_\(boxes): \(result.stdout)")
+            // Every walker is followed by one track (a few more while ones that left are kept).
+            let tracks = (entry?["tracks"] as? Int) ?? 0
+            #expect(tracks >= boxes && tracks <= boxes + boxes / 2 + 5, "boxes_\(boxes): \(tracks) tracks")
+        }
+    }
+
     @Test("bench --conv picks the kernel of the 3x3 stride-1 layers and rejects unknown names")
     func benchConv() throws {
         var counts: [String: Int] = [:]
