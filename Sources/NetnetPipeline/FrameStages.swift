@@ -187,7 +187,7 @@ public struct FrameRecorder: Sendable {
     /// The tracker's settings, or nil with tracking off.
     public let tracking: TrackerSettings?
     private var tracker: Tracker?
-    private var firstTrackID: Int
+    private let firstTrackID: Int
     private var lastFrame: Int?
     private var carried: [Detection] = []
     private var labels: [Int: String] = [:]
