@@ -15,7 +15,6 @@ final class Mailbox {
     let slots = LatestMailbox<FrameSlot>()
     let filter: DetectionFilter
     var recorder: FrameRecorder
-    var removed = false
     /// The last inferred frame (a second reference, no copy) and its detections, for snapshots.
     /// Guarded by `snapshotLock`, never by the scheduler's lock, so a snapshot never holds up a reader.
     let snapshotLock = NSLock()
@@ -81,7 +80,6 @@ final class Scheduler: @unchecked Sendable {
     /// in flight, so its recorder's `nextSeq` is final.
     func remove(_ mailbox: Mailbox) {
         condition.lock()
-        mailbox.removed = true
         mailboxes.removeAll { $0 === mailbox }
         if next >= mailboxes.count { next = 0 }
         while inFlight === mailbox { condition.wait() }
