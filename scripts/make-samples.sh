@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Writes the example outputs in samples/ from real runs of netnet on the sample clip, so that no
 # example line is written by hand:
-#   samples/annotate.jsonl  `netnet annotate --every 2` on the clip's first 8 frames (netnet.frame/1)
-#   samples/serve.jsonl     `netnet serve` on the clip's first 14 frames, played as a looping camera,
-#                           until it has ended and reconnected once, then SIGTERM (netnet.frame/1
-#                           and netnet.status/1)
+#   samples/annotate.jsonl         `netnet annotate --every 2` on the clip's first 8 frames (netnet.frame/1)
+#   samples/annotate-events.jsonl  its `--events` (netnet.event/1)
+#   samples/serve.jsonl            `netnet serve` on the clip's first 14 frames, played as a looping
+#                                  camera, until it has ended and reconnected once, then SIGTERM
+#                                  (netnet.frame/1, netnet.event/1 and netnet.status/1)
 #   bash scripts/make-samples.sh        (NETNET=path/to/netnet; default: the debug build)
 # The tests (SamplesTests) check the lines against docs/schemas; run this again when a schema or
 # the writers' format changes.
@@ -19,8 +20,9 @@ work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 # annotate: 8 frames, the network on every second (0, 2, 4, 6); tracks are confirmed at their
 # third detected frame (4), so frames 5 and 7 hold the tracker's predictions with track ids.
 ffmpeg -loglevel error -i samples/vtest.avi -frames:v 8 -c copy "$work/vtest.avi"
-(cd "$work" && "$bin" annotate vtest.avi --every 2 --json annotate.jsonl --quiet)
+(cd "$work" && "$bin" annotate vtest.avi --every 2 --json annotate.jsonl --events annotate-events.jsonl --quiet)
 mv "$work/annotate.jsonl" samples/annotate.jsonl
+mv "$work/annotate-events.jsonl" samples/annotate-events.jsonl
 
 # serve: 14 frames (1.4 s at the file's 10 fps) as stream "sample", every 3rd frame inferred
 # (0, 3, 6, 9, 12: tracks confirmed from frame 6; a reconnect starts a new tracker).
@@ -47,4 +49,4 @@ done
 kill -TERM "$pid"
 wait "$pid" || { cat "$work/serve.log" >&2; exit 1; }
 mv "$work/serve.jsonl" samples/serve.jsonl
-wc -l samples/annotate.jsonl samples/serve.jsonl >&2
+wc -l samples/annotate.jsonl samples/annotate-events.jsonl samples/serve.jsonl >&2

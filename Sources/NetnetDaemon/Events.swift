@@ -2,12 +2,13 @@ import Foundation
 import NetnetEngine
 import NetnetPipeline
 
-/// One event on the daemon's event stream: a `netnet.frame/1` record or a `netnet.status/1`
-/// record (docs/json-lines.md), already encoded as one JSON line with its newline. Value type; any thread.
+/// One event on the daemon's event stream: a `netnet.frame/1`, `netnet.event/1` or
+/// `netnet.status/1` record (docs/json-lines.md), already encoded as one JSON line with its
+/// newline. Value type; any thread.
 public struct DaemonEvent: Sendable {
-    /// Which schema the line has.
-    public enum Kind: String, Sendable { case frame, status }
-    /// Frame or status.
+    /// Which schema the line has (the SSE event name).
+    public enum Kind: String, Sendable { case frame, event, status }
+    /// Frame, object event or status.
     public var kind: Kind
     /// The stream the event is about.
     public var stream: String

@@ -21,19 +21,28 @@ final class Mailbox {
     let snapshotFrame = VideoFrame()
     var snapshotDetections: [Detection] = []
     var snapshotTracks: [TrackTag] = []
-    init(config: StreamConfig, stats: StreamStats, firstSeq: Int = 0, firstTrackID: Int = 1) {
+    init(config: StreamConfig, stats: StreamStats, carried: StreamNumbering = StreamNumbering()) {
         self.config = config
         self.stats = stats
         filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
-        recorder = FrameRecorder(stream: config.id, firstSeq: firstSeq, firstTrackID: firstTrackID,
-                                 tracking: config.track ? TrackerSettings() : nil)
+        recorder = FrameRecorder(stream: config.id, firstSeq: carried.seq, firstEventSeq: carried.eventSeq,
+                                 firstTrackID: carried.trackID, tracking: config.track ? TrackerSettings() : nil)
     }
+}
+
+/// Where a stream's numbering stands: the next frame line's and event line's `seq` and the next
+/// track id. A stream restarted by a reload goes on from its old numbering. Value type.
+struct StreamNumbering: Sendable, Equatable {
+    var seq = 0
+    var eventSeq = 0
+    var trackID = 1
 }
 
 /// The one inference stage all streams share: one thread owning the `Detector`, serving the
 /// streams' mailboxes round-robin (each turn takes the next stream after the last one served that
 /// has a frame ready, so a fast camera cannot starve a slow one). Publishes a `netnet.frame/1`
-/// event per inferred frame. Created and stopped from any thread; the detector is used only on
+/// line per frame (the frames between `every` ones ride with the next sampled one and are
+/// recorded first, with the tracker's predictions) and the `netnet.event/1` lines they cause. Created and stopped from any thread; the detector is used only on
 /// the inference thread.
 final class Scheduler: @unchecked Sendable {
     let condition = NSCondition()
@@ -91,6 +100,14 @@ final class Scheduler: @unchecked Sendable {
     func post(_ mailbox: Mailbox, _ filled: FrameSlot) -> FrameSlot? {
         condition.lock()
         let (free, dropped) = mailbox.slots.post(filled)
+        if dropped, let stale = free {
+            // The stale frame gets no line; the frames read before it still do, first, and the
+            // first line after it counts it (and the drops it carried).
+            let lost = stale.dropped + 1
+            if filled.between.isEmpty { filled.dropped += lost } else { filled.between[0].dropped += lost }
+            if !stale.between.isEmpty { filled.between.insert(contentsOf: stale.between, at: 0) }
+            stale.between.removeAll(keepingCapacity: true)
+        }
         mailbox.stats.update {
             if dropped { $0.framesDropped += 1 }
             $0.queueDepth = 1
@@ -111,10 +128,26 @@ final class Scheduler: @unchecked Sendable {
         condition.lock(); mailbox.slots.detach(); condition.unlock()
     }
 
-    /// The next `seq` of a mailbox's frame lines and its next track id (final once the stream is `remove`d).
-    func next(of mailbox: Mailbox) -> (seq: Int, trackID: Int) {
+    /// Reader thread, after `detach`: once the stream's last frame is recorded, records the
+    /// frames read after it (`trailing`, not inferred) and ends the stream's open objects
+    /// (`object_end`, `stream_end`), publishing their lines. The next connection's tracker starts afresh.
+    func endConnection(_ mailbox: Mailbox, trailing: [FrameFacts]) {
+        condition.lock()
+        while mailbox.slots.hasReady || inFlight === mailbox { condition.wait() }
+        var outputs = trailing.map { mailbox.recorder.record($0, inference: nil) }
+        let ended = mailbox.recorder.finish()
+        condition.unlock()
+        if !ended.isEmpty {
+            if outputs.isEmpty { publish(events: ended, stream: mailbox.config.id) } else { outputs[outputs.count - 1].events += ended }
+        }
+        for output in outputs { publish(output) }
+    }
+
+    /// Where a mailbox's numbering stands (final once the stream is `remove`d).
+    func next(of mailbox: Mailbox) -> StreamNumbering {
         condition.lock(); defer { condition.unlock() }
-        return (mailbox.recorder.nextSeq, mailbox.recorder.nextTrackID)
+        return StreamNumbering(seq: mailbox.recorder.nextSeq, eventSeq: mailbox.recorder.nextEventSeq,
+                               trackID: mailbox.recorder.nextTrackID)
     }
 
     /// Ends the thread after the frames already waiting are inferred and published; waits for it.
@@ -152,8 +185,8 @@ final class Scheduler: @unchecked Sendable {
                 break
             }
             // The ready frame becomes ours; our previous one becomes the reader's spare.
-            let (slot, dropped) = mailbox.slots.take()!
-            slot.dropped = dropped
+            // Drops were counted into the slot (or the frames riding with it) by `post`.
+            let (slot, _) = mailbox.slots.take()!
             inFlight = mailbox
             condition.unlock()
             mailbox.stats.update { $0.queueDepth = 0 }
@@ -162,15 +195,37 @@ final class Scheduler: @unchecked Sendable {
         done.signal()
     }
 
+    /// Publishes a frame's line, then its events' lines.
+    private func publish(_ output: FrameRecorder.Output) {
+        var line: [UInt8] = []
+        line.reserveCapacity(256 + 96 * output.record.detections.count)
+        output.record.appendJSONLine(seq: output.seq, to: &line)
+        hub.publish(DaemonEvent(kind: .frame, stream: output.record.stream, line: line))
+        publish(events: output.events, stream: output.record.stream)
+    }
+
+    private func publish(events: [FrameRecorder.NumberedEvent], stream: String) {
+        for (seq, event) in events {
+            var line: [UInt8] = []
+            event.appendJSONLine(seq: seq, to: &line)
+            hub.publish(DaemonEvent(kind: .event, stream: stream, line: line))
+        }
+    }
+
     private func infer(_ slot: FrameSlot, mailbox: Mailbox) {
+        if !slot.between.isEmpty {
+            condition.lock()
+            let predicted = slot.between.map { mailbox.recorder.record($0, inference: nil) }
+            condition.unlock()
+            slot.between.removeAll(keepingCapacity: true)
+            for output in predicted { publish(output) }
+        }
         step.run(slot, filter: mailbox.filter)
         condition.lock()
-        let (seq, record) = mailbox.recorder.record(slot)
+        let output = mailbox.recorder.record(slot)
         condition.unlock()
-        var line: [UInt8] = []
-        line.reserveCapacity(256 + 96 * record.detections.count)
-        record.appendJSONLine(seq: seq, to: &line)
-        hub.publish(DaemonEvent(kind: .frame, stream: record.stream, line: line))
+        publish(output)
+        let record = output.record
         mailbox.snapshotLock.lock()
         try? mailbox.snapshotFrame.reference(slot.frame)
         mailbox.snapshotDetections = record.detections
@@ -248,7 +303,7 @@ final class StreamWorker: @unchecked Sendable {
     private static let timers = DispatchQueue(label: "netnet-backoff")
 
     init(config: StreamConfig, settings: ReaderSettings, model: Model, scheduler: Scheduler, hub: EventHub,
-         log: DaemonLog, firstSeq: Int = 0, firstTrackID: Int = 1, random: @escaping @Sendable () -> Double) {
+         log: DaemonLog, carried: StreamNumbering = StreamNumbering(), random: @escaping @Sendable () -> Double) {
         self.config = config
         self.settings = settings
         self.scheduler = scheduler
@@ -256,7 +311,7 @@ final class StreamWorker: @unchecked Sendable {
         self.log = log
         self.random = random
         stats = StreamStats(id: config.id, url: config.url)
-        mailbox = Mailbox(config: config, stats: stats, firstSeq: firstSeq, firstTrackID: firstTrackID)
+        mailbox = Mailbox(config: config, stats: stats, carried: carried)
         self.model = model.description
         blockingBound = max(settings.openTimeout, settings.stallTimeout)
     }
@@ -394,7 +449,12 @@ final class StreamWorker: @unchecked Sendable {
             // Frame memory exists from here to the end of the connection only.
             let reader = FrameReader(source: source, model: model, sampling: FrameSampling(every: config.every))
             scheduler.attach(mailbox)
-            defer { scheduler.detach(mailbox) }
+            // Frames read since the last sampled one: they ride with the next (`FrameSlot.between`).
+            var notInferred: [FrameFacts] = []
+            defer {
+                scheduler.detach(mailbox)
+                scheduler.endConnection(mailbox, trailing: notInferred)
+            }
             var slot: FrameSlot?
             var streamingSince: UInt64?
             var lastDecoded = 0, lastErrors = 0
@@ -433,8 +493,13 @@ final class StreamWorker: @unchecked Sendable {
                     }
                     lastDecoded = decoded
                     lastErrors = errors
-                    // A live stream reports the frames it infers only (FrameSampling).
-                    guard current.sampled else { continue }
+                    current.dropped = 0
+                    guard current.sampled else {
+                        notInferred.append(FrameFacts(current))
+                        continue
+                    }
+                    swap(&current.between, &notInferred)
+                    notInferred.removeAll(keepingCapacity: true)
                     slot = scheduler.post(mailbox, current)
                 }
             } catch {
@@ -502,9 +567,9 @@ public final class Supervisor: @unchecked Sendable {
         workers = config.enabledStreams.map { makeWorker($0) }
     }
 
-    private func makeWorker(_ stream: StreamConfig, carried: (seq: Int, trackID: Int) = (0, 1)) -> StreamWorker {
+    private func makeWorker(_ stream: StreamConfig, carried: StreamNumbering = StreamNumbering()) -> StreamWorker {
         StreamWorker(config: stream, settings: settings, model: model, scheduler: scheduler, hub: hub, log: log,
-                     firstSeq: carried.seq, firstTrackID: carried.trackID, random: random)
+                     carried: carried, random: random)
     }
 
     /// Starts the inference thread and every reader. Any thread, once.
@@ -541,7 +606,7 @@ public final class Supervisor: @unchecked Sendable {
         let wanted = config.enabledStreams
         let wantedByID = Dictionary(uniqueKeysWithValues: wanted.map { ($0.id, $0) })
         var keep: [String: StreamWorker] = [:]
-        var carried: [String: (seq: Int, trackID: Int)] = [:]
+        var carried: [String: StreamNumbering] = [:]
         let settingsChanged = newSettings != settings
         settings = newSettings
         for worker in current {
@@ -553,7 +618,7 @@ public final class Supervisor: @unchecked Sendable {
                 worker.stop(reason: isChange ? "configuration changed" : "removed by reload")
                 if isChange {
                     result.changed.append(worker.config.id)
-                    carried[worker.config.id] = scheduler.next(of: worker.mailbox)   // seq and track ids go on
+                    carried[worker.config.id] = scheduler.next(of: worker.mailbox)   // seqs and track ids go on
                 } else {
                     result.removed.append(worker.config.id)
                 }
@@ -566,7 +631,7 @@ public final class Supervisor: @unchecked Sendable {
             if let worker = keep[stream.id] {
                 next.append(worker)
             } else {
-                let worker = makeWorker(stream, carried: carried[stream.id] ?? (0, 1))
+                let worker = makeWorker(stream, carried: carried[stream.id] ?? StreamNumbering())
                 if !result.changed.contains(stream.id) { result.added.append(stream.id) }
                 next.append(worker)
                 fresh.append(worker)

@@ -250,7 +250,7 @@ public enum Readiness {
 
 /// Server-Sent Events framing. Pure; any thread.
 public enum SSE {
-    /// `event: frame|status`, `data: <the JSON line>`, blank line.
+    /// `event: frame|event|status`, `data: <the JSON line>`, blank line.
     public static func encode(_ event: DaemonEvent) -> [UInt8] {
         var bytes = Array("event: \(event.kind.rawValue)\ndata: ".utf8)
         bytes.reserveCapacity(bytes.count + event.line.count + 2)

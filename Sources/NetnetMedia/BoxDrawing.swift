@@ -23,15 +23,18 @@ public struct DrawnBox: Sendable, Hashable {
     public var label: String
     /// Class index: picks the colour.
     public var classIndex: Int
+    /// Drawn dashed: a box the tracker predicted on a frame without inference.
+    public var dashed: Bool
 
     /// Stores the values as given (corners in any order; they are sorted when drawing). Any thread.
-    public init(x1: Float, y1: Float, x2: Float, y2: Float, label: String, classIndex: Int) {
+    public init(x1: Float, y1: Float, x2: Float, y2: Float, label: String, classIndex: Int, dashed: Bool = false) {
         self.x1 = x1
         self.y1 = y1
         self.x2 = x2
         self.y2 = y2
         self.label = label
         self.classIndex = classIndex
+        self.dashed = dashed
     }
 
     /// The palette colour (red, green, blue) used for `classIndex`. Any thread.
@@ -56,6 +59,8 @@ struct BoxPainter {
 
     /// Outline thickness in luma pixels (even, >= 2).
     let thickness: Int
+    /// A dashed outline's dash and gap, in luma pixels (even, so luma and chroma dashes coincide).
+    static let dash = 8
     /// Palette converted to (Y, Cb, Cr) for the picture's matrix and range.
     let yuv: [(UInt8, UInt8, UInt8)]
 
@@ -108,25 +113,39 @@ struct BoxPainter {
             guard let r = Self.rectangle(box, width: width, height: height) else { continue }
             let colour = yuv[box.classIndex >= 0 ? box.classIndex % yuv.count : 0]
             let t = min(thickness, r.x2 - r.x1 + 1, r.y2 - r.y1 + 1)
+            let dash = box.dashed ? Self.dash : 0
             Self.outline(yData, stride: yStride, planeWidth: width, planeHeight: height,
-                         x1: r.x1, y1: r.y1, x2: r.x2, y2: r.y2, thickness: t, value: colour.0)
+                         x1: r.x1, y1: r.y1, x2: r.x2, y2: r.y2, thickness: t, dash: dash, value: colour.0)
             let c = (x1: r.x1 / 2, y1: r.y1 / 2, x2: r.x2 / 2, y2: r.y2 / 2, t: max(1, t / 2))
             Self.outline(uData, stride: uStride, planeWidth: chromaWidth, planeHeight: chromaHeight,
-                         x1: c.x1, y1: c.y1, x2: c.x2, y2: c.y2, thickness: c.t, value: colour.1)
+                         x1: c.x1, y1: c.y1, x2: c.x2, y2: c.y2, thickness: c.t, dash: dash / 2, value: colour.1)
             Self.outline(vData, stride: vStride, planeWidth: chromaWidth, planeHeight: chromaHeight,
-                         x1: c.x1, y1: c.y1, x2: c.x2, y2: c.y2, thickness: c.t, value: colour.2)
+                         x1: c.x1, y1: c.y1, x2: c.x2, y2: c.y2, thickness: c.t, dash: dash / 2, value: colour.2)
         }
     }
 
-    /// A hollow rectangle x1…x2 × y1…y2 (inclusive) with lines `thickness` wide, inside the rectangle.
+    /// A hollow rectangle x1…x2 × y1…y2 (inclusive) with lines `thickness` wide, inside the
+    /// rectangle; with `dash` > 0, dashes and gaps `dash` long counted from the top-left corner.
     private static func outline(_ plane: UnsafeMutablePointer<UInt8>, stride: Int, planeWidth: Int, planeHeight: Int,
-                                x1: Int, y1: Int, x2: Int, y2: Int, thickness: Int, value: UInt8) {
+                                x1: Int, y1: Int, x2: Int, y2: Int, thickness: Int, dash: Int = 0, value: UInt8) {
         let x2 = min(x2, planeWidth - 1), y2 = min(y2, planeHeight - 1)
         guard x1 <= x2, y1 <= y2 else { return }
         let w = x2 - x1 + 1, t = max(1, thickness)
         for y in y1...y2 {
             let row = plane + y * stride
-            if y < y1 + t || y > y2 - t {
+            if dash > 0 {
+                if y < y1 + t || y > y2 - t {
+                    var x = x1
+                    while x <= x2 {
+                        (row + x).update(repeating: value, count: min(dash, x2 - x + 1))
+                        x += 2 * dash
+                    }
+                } else if (y - y1) / dash % 2 == 0 {
+                    (row + x1).update(repeating: value, count: min(t, w))
+                    let right = max(x1, x2 - t + 1)
+                    (row + right).update(repeating: value, count: x2 - right + 1)
+                }
+            } else if y < y1 + t || y > y2 - t {
                 (row + x1).update(repeating: value, count: w)
             } else {
                 (row + x1).update(repeating: value, count: min(t, w))

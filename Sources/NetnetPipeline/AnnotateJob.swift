@@ -13,6 +13,9 @@ public struct AnnotateOptions: Sendable {
     public var videoOutput: String?
     /// JSON lines output ("-" for standard output), or nil.
     public var jsonOutput: String?
+    /// Object events (`netnet.event/1` lines; "-" for standard output), or nil. The same path as
+    /// `jsonOutput` writes both kinds of line to that one output, in order.
+    public var eventsOutput: String?
     /// Minimum score reported and drawn.
     public var threshold: Float = 0.5
     /// Run detection on every Nth frame; the frames between get the tracker's predictions (or,
@@ -85,6 +88,8 @@ public struct AnnotateSummary: Sendable {
     public var framesWritten = 0
     /// Detections over all written frames.
     public var detections = 0
+    /// Object events (`object_start`, `object_end`) over the run, written or not.
+    public var objectEvents = 0
     /// Frames dropped by the `latest` policy.
     public var dropped = 0
     /// Corrupt packets or frames skipped by the decoder.
@@ -127,6 +132,7 @@ public final class AnnotateJob: @unchecked Sendable {
     private let filter: DetectionFilter
     private let videoWriter: VideoWriter?
     private let jsonWriter: JSONLinesWriter?
+    private let eventsWriter: JSONLinesWriter?
     private let ring: StageRing<FrameSlot>
     private let audioRing: StageRing<AudioPacket>?
     private let progress: ProgressReporter
@@ -202,6 +208,8 @@ public final class AnnotateJob: @unchecked Sendable {
             audioRing = nil
         }
         jsonWriter = try options.jsonOutput.map { try JSONLinesWriter(path: $0) }
+        eventsWriter = options.eventsOutput == nil ? nil
+            : options.eventsOutput == options.jsonOutput ? jsonWriter : try JSONLinesWriter(path: options.eventsOutput!)
         progress = ProgressReporter(total: expectedFrames, quiet: quiet)
     }
 
@@ -269,6 +277,7 @@ public final class AnnotateJob: @unchecked Sendable {
         do {
             try videoWriter?.finish()
             try jsonWriter?.close()
+            if eventsWriter !== jsonWriter { try eventsWriter?.close() }
         } catch {
             fail(error)
         }
@@ -343,12 +352,23 @@ public final class AnnotateJob: @unchecked Sendable {
     }
 
     private func writerLoop() {
-        var written = 0, detections = 0
+        var written = 0, detections = 0, events = 0
         var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? TrackerSettings() : nil)
+        var eventLine: [UInt8] = []
+        func write(_ numbered: [FrameRecorder.NumberedEvent]) throws {
+            events += numbered.count
+            guard let eventsWriter else { return }
+            for (seq, event) in numbered {
+                eventLine.removeAll(keepingCapacity: true)
+                event.appendJSONLine(seq: seq, to: &eventLine)
+                try eventsWriter.writeLine(eventLine)
+            }
+        }
         while let (slot, _) = ring.next(stage: 2) {
-            let (seq, record) = recorder.record(slot)   // tracks; predicted or carried boxes on frames not inferred
+            let (seq, record, found) = recorder.record(slot)   // tracks; predicted or carried boxes on frames not inferred
             do {
                 if let jsonWriter { try jsonWriter.write(record, seq: seq) }
+                try write(found)
                 if let videoWriter {
                     if let audioRing {
                         while audioRing.depths.first ?? 0 > 0, let (packet, _) = audioRing.next(stage: 1) {
@@ -371,7 +391,9 @@ public final class AnnotateJob: @unchecked Sendable {
             ring.complete(slot, stage: 2)
             progress.update(frames: written)
         }
-        // The input has ended: the audio read after the last video frame still belongs in the file.
+        // The input has ended (or the run stops): the objects still in view end with it.
+        do { try write(recorder.finish()) } catch { fail(error) }
+        // The audio read after the last video frame still belongs in the file.
         if let videoWriter, let audioRing {
             while let (packet, _) = audioRing.next(stage: 1) {
                 do { try videoWriter.writeAudio(packet) } catch { fail(error); break }
@@ -381,6 +403,7 @@ public final class AnnotateJob: @unchecked Sendable {
         lock.lock()
         summary.framesWritten = written
         summary.detections = detections
+        summary.objectEvents = events
         lock.unlock()
     }
 }

@@ -34,6 +34,11 @@ public final class FrameSlot {
     public var inferenceMilliseconds: Double?
     /// The detections inference found (empty when not inferred: the recorder carries them).
     public var detections: [Detection] = []
+    /// Frames read before this one, after the stream's previous sampled frame, that are not
+    /// inferred (`serve` hands only sampled frames to its shared inference stage; these ride
+    /// along so their lines are recorded in frame order). Empty in `annotate`, whose ring
+    /// carries every frame.
+    public var between: [FrameFacts] = []
 
     /// A slot whose network input holds `inputCount` floats. Any thread.
     public init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
@@ -44,9 +49,8 @@ public final class FrameSlot {
 
 /// Which frames go through the network: `every = N` (`--every N`, a stream's `every`) runs it on
 /// frame 0 and every N-th frame after it (the frame index counts every decoded frame). A frame in
-/// between is not inferred; where a pipeline reports it (annotate reports every frame; a live
-/// stream reports only the frames it infers, since its mailbox hands over the newest sampled
-/// frame), it carries the last inferred frame's detections (`FrameRecorder`). Value type.
+/// between is not inferred: its record holds the tracker's predictions (or, with tracking off,
+/// the last inferred frame's detections; `FrameRecorder`), in `annotate` and `serve` alike. Value type.
 public struct FrameSampling: Sendable, Equatable {
     /// N: one frame in N is inferred (≥ 1).
     public let every: Int
@@ -74,13 +78,14 @@ extension InputPreparer {
 extension DrawnBox {
     /// The box drawn for `detection`: its label, its track (`person #12`) when it has one, and its
     /// score with two decimals when `withScore` (annotated video; snapshots show no score). A
-    /// tracked box takes its track's colour, an untracked one its class's. Pure.
+    /// tracked box takes its track's colour, an untracked one its class's; a predicted one
+    /// (`origin: tracker`) is dashed. Pure.
     public init(_ detection: Detection, track: TrackTag = .untracked, withScore: Bool) {
         var label = detection.label
         if let id = track.trackID { label += " #\(id)" }
         if withScore { label += " \(String(format: "%.2f", detection.score))" }
         self.init(x1: detection.box[0], y1: detection.box[1], x2: detection.box[2], y2: detection.box[3],
-                  label: label, classIndex: track.trackID ?? detection.classIndex)
+                  label: label, classIndex: track.trackID ?? detection.classIndex, dashed: track.origin == .tracker)
     }
 }
 
@@ -171,75 +176,140 @@ public final class InferenceStep {
     }
 }
 
-/// The record stage of one stream: turns its slots, in stream order, into `FrameRecord`s with
-/// their line number `seq` (0, 1, 2, … per stream, continuing across reconnects and reloads).
+/// The record stage of one stream: turns its frames, in stream order, into `FrameRecord`s with
+/// their line number `seq` (0, 1, 2, … per stream, continuing across reconnects and reloads), and
+/// the tracker's starts and ends into `ObjectEvent`s numbered the same way in their own sequence.
 /// With tracking on (the default) it runs the stream's `Tracker`: each detection gets its track
 /// (`track_id`), and a frame not inferred (`FrameSampling`) gets the tracks' predicted boxes
 /// (`origin: tracker`). With tracking off, a frame not inferred carries the last inferred frame's
-/// detections. The slot keeps what the record says, for drawing. The tracker restarts when the
-/// frame index goes back (a reconnect). Value type; one thread at a time (the writer or
-/// inference thread, or under its driver's lock).
+/// detections. The slot keeps what the record says, for drawing. When the frame index goes back
+/// (a reconnect) or `finish` is called (the stream ended), the open objects end (`stream_end`)
+/// and the next frame starts a new tracker whose ids go on. Value type; one thread at a time (the
+/// writer or inference thread, or under its driver's lock).
 public struct FrameRecorder: Sendable {
+    /// An object event with its line number among the stream's events.
+    public typealias NumberedEvent = (seq: Int, event: ObjectEvent)
+    /// A frame's line number and record, and the events it caused (after the frame's line).
+    public typealias Output = (seq: Int, record: FrameRecord, events: [NumberedEvent])
+
     /// The stream id the records carry.
     public let stream: String
     /// The `seq` the next record gets.
     public private(set) var nextSeq: Int
+    /// The `seq` the next event gets.
+    public private(set) var nextEventSeq: Int
     /// The tracker's settings, or nil with tracking off.
     public let tracking: TrackerSettings?
     private var tracker: Tracker?
     private let firstTrackID: Int
-    private var lastFrame: Int?
+    private var lastFacts: FrameFacts?
     private var carried: [Detection] = []
     private var labels: [Int: String] = [:]
 
-    /// A recorder for `stream` whose first record is line `firstSeq` and whose first track gets
-    /// id `firstTrackID`, tracking with `tracking` (nil: off). Pure.
-    public init(stream: String, firstSeq: Int = 0, firstTrackID: Int = 1, tracking: TrackerSettings? = TrackerSettings()) {
+    /// A recorder for `stream` whose first record is line `firstSeq`, whose first event is event
+    /// line `firstEventSeq` and whose first track gets id `firstTrackID`, tracking with
+    /// `tracking` (nil: off). Pure.
+    public init(stream: String, firstSeq: Int = 0, firstEventSeq: Int = 0, firstTrackID: Int = 1,
+                tracking: TrackerSettings? = TrackerSettings()) {
         self.stream = stream
         nextSeq = firstSeq
+        nextEventSeq = firstEventSeq
         self.firstTrackID = firstTrackID
         self.tracking = tracking
     }
 
     /// The id the stream's next confirmed track gets (ids go on across reconnects and reloads).
-    public var nextTrackID: Int { tracker?.nextID ?? firstTrackID }
+    public var nextTrackID: Int { tracker?.nextID ?? pendingTrackID }
+    private var pendingTrackID: Int { retiredNextID ?? firstTrackID }
+    private var retiredNextID: Int?
 
-    /// The next record, from `slot`'s frame, read time, drops and inference (see the type).
-    public mutating func record(_ slot: FrameSlot) -> (seq: Int, record: FrameRecord) {
+    /// The next record, from `slot`'s frame, read time, drops and inference (see the type); the
+    /// slot's detections become the record's (predicted or carried on a frame not inferred).
+    public mutating func record(_ slot: FrameSlot) -> Output {
+        let output = record(FrameFacts(slot), inference: slot.inferred ? (slot.detections, slot.inferenceMilliseconds) : nil)
+        slot.detections = output.record.detections
+        return output
+    }
+
+    /// The next record for a frame with `facts`, inferred with these detections and time, or not
+    /// inferred (nil: the tracker's predictions, or the carried detections with tracking off).
+    /// A frame index that goes back without `finish` first ends the open objects here: their
+    /// `stream_end` events come first in `events`.
+    public mutating func record(_ facts: FrameFacts, inference: (detections: [Detection], milliseconds: Double?)?) -> Output {
+        var events: [NumberedEvent] = []
+        var detections: [Detection]
         var tags: [TrackTag] = []
         if let tracking {
-            let index = slot.frame.index
-            if tracker == nil || (lastFrame.map { index <= $0 } ?? false) {
-                tracker = Tracker(settings: tracking, frameRate: slot.frameRate ?? 0, firstID: nextTrackID)
+            if let last = lastFacts, facts.index <= last.index { events += finish() }
+            if tracker == nil {
+                tracker = Tracker(settings: tracking, frameRate: facts.frameRate ?? 0, firstID: pendingTrackID)
             }
-            lastFrame = index
-            let time = slot.frame.ptsSeconds ?? Double(index) / (tracker!.frameRate)
-            if slot.inferred {
-                for detection in slot.detections { labels[detection.classIndex] = detection.label }
-                let inputs = slot.detections.map {
+            let time = facts.pts ?? Double(facts.index) / tracker!.frameRate
+            let trackEvents: [TrackEvent]
+            if let inference {
+                detections = inference.detections
+                for detection in detections { labels[detection.classIndex] = detection.label }
+                let inputs = detections.map {
                     TrackerInput(box: TrackBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3]), score: $0.score,
                                  classIndex: $0.classIndex)
                 }
-                let (boxes, _) = tracker!.update(frame: index, time: time, detections: inputs)
-                tags = [TrackTag](repeating: .untracked, count: slot.detections.count)
+                let (boxes, found) = tracker!.update(frame: facts.index, time: time, stamp: facts.readNanoseconds, detections: inputs)
+                trackEvents = found
+                tags = [TrackTag](repeating: .untracked, count: detections.count)
                 for box in boxes { if let i = box.inputIndex { tags[i] = TrackTag(trackID: box.trackID, origin: .detector, stationary: box.stationary) } }
             } else {
-                let (boxes, _) = tracker!.update(frame: index, time: time, detections: nil)
-                slot.detections = boxes.map {
+                let (boxes, found) = tracker!.update(frame: facts.index, time: time, stamp: facts.readNanoseconds, detections: nil)
+                trackEvents = found
+                detections = boxes.map {
                     Detection(classIndex: $0.classIndex, label: labels[$0.classIndex] ?? "", score: $0.score,
                               box: [$0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2])
                 }
                 tags = boxes.map { TrackTag(trackID: $0.trackID, origin: .tracker, stationary: $0.stationary) }
             }
+            lastFacts = facts
+            for event in trackEvents { events.append(number(event, at: facts, reason: .lost)) }
         } else {
-            if slot.inferred { carried = slot.detections } else { slot.detections = carried }
+            if let inference { carried = inference.detections }
+            detections = carried
         }
-        let record = FrameRecord(stream: stream, frame: slot.frame.index, pts: slot.frame.ptsSeconds,
-                                 timeNanoseconds: slot.readNanoseconds, width: slot.frame.width, height: slot.frame.height,
-                                 dropped: slot.dropped, inferenceMilliseconds: slot.inferenceMilliseconds,
-                                 inferred: slot.inferred, detections: slot.detections, tracks: tags)
+        let record = FrameRecord(stream: stream, frame: facts.index, pts: facts.pts,
+                                 timeNanoseconds: facts.readNanoseconds, width: facts.width, height: facts.height,
+                                 dropped: facts.dropped, inferenceMilliseconds: inference?.milliseconds,
+                                 inferred: inference != nil, detections: detections, tracks: tags)
         let seq = nextSeq
         nextSeq += 1
-        return (seq, record)
+        return (seq, record, events)
+    }
+
+    /// The stream ended (or stopped, or reconnects): every open object ends (`stream_end`, decided
+    /// on the last recorded frame), and the next record starts a new tracker whose ids go on.
+    public mutating func finish() -> [NumberedEvent] {
+        guard var ending = tracker, let last = lastFacts else { tracker = nil; lastFacts = nil; return [] }
+        let events = ending.finish().map { number($0, at: last, reason: .streamEnd) }
+        retiredNextID = ending.nextID
+        tracker = nil
+        lastFacts = nil
+        return events
+    }
+
+    private mutating func number(_ event: TrackEvent, at facts: FrameFacts, reason: ObjectEndReason) -> NumberedEvent {
+        let object: ObjectEvent
+        switch event {
+        case let .started(trackID, classIndex, box, score):
+            object = ObjectEvent(stream: stream, frame: facts, kind: .objectStart, trackID: trackID, classIndex: classIndex,
+                                 label: labels[classIndex] ?? "", score: score, box: [box.x1, box.y1, box.x2, box.y2])
+        case let .ended(summary):
+            let life = ObjectLife(reason: reason, firstFrame: summary.firstFrame, lastFrame: summary.lastFrame,
+                                  firstNanoseconds: summary.firstStamp, lastNanoseconds: summary.lastStamp,
+                                  duration: summary.duration, bestScore: summary.bestScore, bestFrame: summary.bestFrame,
+                                  bestBox: [summary.bestBox.x1, summary.bestBox.y1, summary.bestBox.x2, summary.bestBox.y2])
+            let box = summary.lastBox
+            object = ObjectEvent(stream: stream, frame: facts, kind: .objectEnd, trackID: summary.trackID,
+                                 classIndex: summary.classIndex, label: labels[summary.classIndex] ?? "",
+                                 score: summary.lastScore, box: [box.x1, box.y1, box.x2, box.y2], life: life)
+        }
+        let seq = nextEventSeq
+        nextEventSeq += 1
+        return (seq, object)
     }
 }

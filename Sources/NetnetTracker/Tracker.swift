@@ -48,6 +48,10 @@ public struct TrackSummary: Sendable, Equatable {
     public var firstFrame: Int, lastFrame: Int
     /// Their timestamps (seconds, as given to `update`).
     public var firstTime: Double, lastTime: Double
+    /// Their wall-clock stamps (as given to `update`, e.g. ns since the epoch when each frame was read).
+    public var firstStamp: Int64, lastStamp: Int64
+    /// The last detection's score and box.
+    public var lastScore: Float, lastBox: TrackBox
     /// The best detection's score, frame and box.
     public var bestScore: Float, bestFrame: Int
     /// The best detection's box.
@@ -121,6 +125,8 @@ public struct Tracker: Sendable {
         var score: Float
         var firstFrame: Int, lastFrame: Int
         var firstTime: Double, lastTime: Double
+        var firstStamp: Int64, lastStamp: Int64
+        var lastBox: TrackBox
         var bestScore: Float, bestFrame: Int
         var bestBox: TrackBox
         /// Where it was when it last moved (centre), and since which time it has stayed near.
@@ -142,9 +148,11 @@ public struct Tracker: Sendable {
 
     private var maxLostFrames: Int { max(1, Int((settings.maxLostSeconds * frameRate).rounded())) }
 
-    /// Advances to `frame` (at `time` seconds) with its `detections` (nil: no inference on this
-    /// frame) and returns the boxes to report, then the events it caused, in that order.
-    public mutating func update(frame: Int, time: Double, detections: [TrackerInput]?) -> (boxes: [TrackedBox], events: [TrackEvent]) {
+    /// Advances to `frame` (at `time` seconds; `stamp` is kept as is for the tracks' first and last
+    /// detection, e.g. the frame's wall-clock read time) with its `detections` (nil: no inference
+    /// on this frame) and returns the boxes to report, then the events it caused, in that order.
+    public mutating func update(frame: Int, time: Double, stamp: Int64 = 0,
+                                detections: [TrackerInput]?) -> (boxes: [TrackedBox], events: [TrackEvent]) {
         let steps = lastFrame.map { max(1, frame - $0) } ?? 1
         lastFrame = frame
         for i in tracks.indices {
@@ -181,6 +189,8 @@ public struct Tracker: Sendable {
             tracks[t].score = detection.score
             tracks[t].lastFrame = frame
             tracks[t].lastTime = time
+            tracks[t].lastStamp = stamp
+            tracks[t].lastBox = detection.box
             if detection.score > tracks[t].bestScore {
                 tracks[t].bestScore = detection.score
                 tracks[t].bestFrame = frame
@@ -206,7 +216,7 @@ public struct Tracker: Sendable {
             let detection = detections[d]
             tracks.append(Track(filter: KalmanBox(box: detection.box), classIndex: detection.classIndex, score: detection.score,
                                 firstFrame: frame, lastFrame: frame, firstTime: time, lastTime: time,
-                                bestScore: detection.score, bestFrame: frame, bestBox: detection.box,
+                                firstStamp: stamp, lastStamp: stamp, lastBox: detection.box, bestScore: detection.score, bestFrame: frame, bestBox: detection.box,
                                 anchorX: detection.box.centerX, anchorY: detection.box.centerY, stillSince: time))
             trackMatched.append(true)
             matchedTrack[d] = tracks.count - 1
@@ -260,7 +270,9 @@ public struct Tracker: Sendable {
     private static func summary(of track: Track) -> TrackSummary? {
         guard let id = track.id else { return nil }
         return TrackSummary(trackID: id, classIndex: track.classIndex, firstFrame: track.firstFrame, lastFrame: track.lastFrame,
-                            firstTime: track.firstTime, lastTime: track.lastTime, bestScore: track.bestScore,
+                            firstTime: track.firstTime, lastTime: track.lastTime,
+                            firstStamp: track.firstStamp, lastStamp: track.lastStamp,
+                            lastScore: track.score, lastBox: track.lastBox, bestScore: track.bestScore,
                             bestFrame: track.bestFrame, bestBox: track.bestBox)
     }
 

@@ -19,6 +19,8 @@ struct AnnotateCommand: ParsableCommand {
             streams; give it for a pipe fed by a live source) drops frames that wait for inference while a newer \
             one is ready, and counts each drop in the JSON lines' "dropped". \
             JSON lines: one object per written frame, schema netnet.frame/1 (docs/json-lines.md). \
+            --events: a line per object that appears (object_start) or ends (object_end), schema \
+            netnet.event/1; give it the --json path to have both in one file. \
             SIGINT/SIGTERM stop reading, finish the frames in flight and close the outputs properly \
             (exit status 130/143); a second signal exits at once.
             """)
@@ -31,6 +33,9 @@ struct AnnotateCommand: ParsableCommand {
 
     @Option(help: "JSON lines to write, one object per frame (- for standard output).")
     var json: String?
+
+    @Option(help: "Object events to write, netnet.event/1 lines (- for standard output; the --json path: both in one file).")
+    var events: String?
 
     @Option(help: "Model file (default: the bundled default model).")
     var model: String?
@@ -83,7 +88,9 @@ struct AnnotateCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard output != nil || json != nil else { throw ValidationError("give --output FILE, --json FILE, or both") }
+        guard output != nil || json != nil || events != nil else { throw ValidationError("give --output FILE, --json FILE, --events FILE, or more than one") }
+        if events != nil && noTrack { throw ValidationError("--events needs tracking: drop --no-track") }
+        if let events, events == output { throw ValidationError("--events and --output name the same file \(events)") }
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
         guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
@@ -119,6 +126,7 @@ struct AnnotateCommand: ParsableCommand {
         var options = AnnotateOptions(input: input)
         options.videoOutput = output
         options.jsonOutput = json
+        options.eventsOutput = events
         options.threshold = threshold
         options.every = every
         options.track = !noTrack

@@ -36,23 +36,55 @@ func probeVideo(_ path: String) throws -> (frames: Int, duration: Double) {
     return (Int(frames) ?? -1, Double(duration) ?? -1)
 }
 
-/// Validates every line of a JSON lines file against docs/schemas/netnet.frame.schema.json.
+/// Validates every line of a JSON lines file against its schema in docs/schemas (chosen by the
+/// line's `schema`: netnet.frame/1, netnet.event/1 or netnet.status/1; any other fails).
 func validateAgainstSchema(_ path: String) throws {
     let script = """
         import json, sys
         from jsonschema import Draft202012Validator
-        schema = json.load(open(sys.argv[1]))
-        validator = Draft202012Validator(schema)
+        files = {"netnet.frame/1": "netnet.frame.schema.json", "netnet.event/1": "netnet.event.schema.json",
+                 "netnet.status/1": "netnet.status.schema.json"}
+        validators = {k: Draft202012Validator(json.load(open(sys.argv[1] + "/docs/schemas/" + f))) for k, f in files.items()}
         bad = 0
         for number, line in enumerate(open(sys.argv[2]), 1):
-            errors = list(validator.iter_errors(json.loads(line)))
+            record = json.loads(line)
+            validator = validators.get(record.get("schema"))
+            errors = ["unknown schema"] if validator is None else [e.message for e in validator.iter_errors(record)]
             if errors:
                 bad += 1
-                print(f"line {number}: {errors[0].message}")
+                print(f"line {number}: {errors[0]}")
         sys.exit(1 if bad else 0)
         """
-    let output = try? capture("python3 -c '\(script)' '\(repositoryRoot)/docs/schemas/netnet.frame.schema.json' '\(path)' 2>&1")
+    let output = try? capture("python3 -c '\(script)' '\(repositoryRoot)' '\(path)' 2>&1")
     #expect(output != nil, "schema validation failed for \(path)")
+}
+
+/// Checks a stream's `netnet.event/1` lines against its frame lines: event `seq` 0, 1, 2, …;
+/// every track id in the frames has exactly one `object_start` (on the frame where the id first
+/// appears) and, the stream having ended, exactly one later `object_end` whose first and last
+/// frames bracket the frames that show the id; schema-valid.
+func checkObjectEvents(_ path: String, frames: [[String: Any]], stream: String) throws {
+    let events = try jsonLines(path).filter { $0["stream"] as? String == stream && $0["schema"] as? String == "netnet.event/1" }
+    #expect(events.compactMap { $0["seq"] as? Int } == Array(0..<events.count), "event seq")
+    var seen: [Int: [Int]] = [:]   // track id → frame indices that show it
+    for line in frames {
+        for detection in (line["detections"] as? [[String: Any]]) ?? [] {
+            if let id = detection["track_id"] as? Int { seen[id, default: []].append(line["frame"] as? Int ?? -1) }
+        }
+    }
+    #expect(!seen.isEmpty, "no track in the frame lines")
+    for (id, shown) in seen {
+        let starts = events.filter { $0["kind"] as? String == "object_start" && $0["track_id"] as? Int == id }
+        let ends = events.filter { $0["kind"] as? String == "object_end" && $0["track_id"] as? Int == id }
+        #expect(starts.count == 1 && ends.count == 1, "track \(id): \(starts.count) starts, \(ends.count) ends")
+        guard let start = starts.first, let end = ends.first else { continue }
+        #expect(start["frame"] as? Int == shown.min(), "track \(id) starts at \(start["frame"] ?? "?"), first shown at \(shown.min()!)")
+        let first = end["first_frame"] as? Int ?? -1, last = end["last_frame"] as? Int ?? -1
+        #expect(first <= shown.min()! && last <= shown.max()! && (end["frame"] as? Int ?? -1) >= last, "track \(id): \(end)")
+        #expect((start["seq"] as? Int ?? 0) < (end["seq"] as? Int ?? 0))
+    }
+    #expect(events.count == 2 * seen.count, "\(events.count) events for \(seen.count) tracks")
+    if hasJSONSchema { try validateAgainstSchema(path) }
 }
 
 func jsonLines(_ path: String) throws -> [[String: Any]] {
@@ -73,11 +105,11 @@ struct AnnotateTests {
         return path
     }
 
-    @Test("vtest.avi: a playable MP4 with the input's frames and duration, and one schema-valid JSON line per frame",
+    @Test("vtest.avi: a playable MP4 with the input's frames and duration, one schema-valid JSON line per frame, and one start and one end event per track",
           .enabled(if: hasVtest, "samples/vtest.avi is missing: bash scripts/fetch-vtest.sh"))
     func vtest() throws {
-        let out = scratch.file("out.mp4"), json = scratch.file("out.jsonl")
-        let result = try NetnetBinary.run(["annotate", vtestPath, "--output", out, "--json", json])
+        let out = scratch.file("out.mp4"), json = scratch.file("out.jsonl"), events = scratch.file("events.jsonl")
+        let result = try NetnetBinary.run(["annotate", vtestPath, "--output", out, "--json", json, "--events", events])
         #expect(result.status == 0, "\(result.stderr)")
         let input = try probeVideo(vtestPath), output = try probeVideo(out)
         #expect(abs(output.frames - input.frames) <= 1, "frames: input \(input.frames), output \(output.frames)")
@@ -87,6 +119,7 @@ struct AnnotateTests {
         #expect(lines.enumerated().allSatisfy { ($1["frame"] as? Int) == $0 && ($1["seq"] as? Int) == $0 })
         if hasJSONSchema { try validateAgainstSchema(json) }
         #expect(result.stderr.contains("795 frames"), "summary: \(result.stderr)")
+        try checkObjectEvents(events, frames: lines, stream: "0")
     }
 
     @Test("a clip with audio keeps its audio; boxes are drawn; block loses no frame")
@@ -170,6 +203,27 @@ struct AnnotateTests {
             }
             if tracking { #expect(predicted > 0, "the tracks confirmed by frame 10 are predicted on the frames after it") }
         }
+    }
+
+    @Test("--events given the --json path: both kinds of line in one file, a frame's events right after its line; --events needs tracking")
+    func eventsInTheFrameFile() throws {
+        let clip = scratch.file("events.mp4")
+        try shell("ffmpeg -loglevel error -f lavfi -i testsrc2=size=160x120:rate=25:duration=1 -c:v libx264 -pix_fmt yuv420p \(clip)")
+        let json = scratch.file("both.jsonl")
+        let result = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--json", json, "--events", json,
+                                           "--threshold", "0.0001", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try jsonLines(json)
+        let frames = lines.filter { $0["schema"] as? String == "netnet.frame/1" }
+        #expect(frames.count == 25)
+        var lastFrame = -1
+        for line in lines {
+            if line["schema"] as? String == "netnet.frame/1" { lastFrame = line["frame"] as? Int ?? -2; continue }
+            #expect(line["frame"] as? Int == lastFrame, "an event out of place: \(line)")
+        }
+        try checkObjectEvents(json, frames: frames, stream: "0")
+        let refused = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--events", json, "--no-track"])
+        #expect(refused.status != 0 && refused.stderr.contains("--events needs tracking"), "\(refused.stderr)")
     }
 
     @Test("--inference-workers 2 writes the same frames, in order, as one worker; bad counts are refused")

@@ -10,7 +10,8 @@ struct SamplesTests {
     static let samples = "\(repositoryRoot)/samples"
 
     /// The example outputs and the schemas their lines must have.
-    static let outputs = [("annotate.jsonl", ["netnet.frame/1"]), ("serve.jsonl", ["netnet.frame/1", "netnet.status/1"])]
+    static let outputs = [("annotate.jsonl", ["netnet.frame/1"]), ("annotate-events.jsonl", ["netnet.event/1"]),
+                          ("serve.jsonl", ["netnet.frame/1", "netnet.status/1", "netnet.event/1"])]
 
     @Test("samples/netnet.conf passes serve --check-config", .enabled(if: hasFFmpeg))
     func exampleConfigIsValid() throws {
@@ -27,7 +28,8 @@ from jsonschema import Draft202012Validator
 
 folder, path, wanted = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 schemas = {}
-for name, file in (("netnet.frame/1", "netnet.frame.schema.json"), ("netnet.status/1", "netnet.status.schema.json")):
+for name, file in (("netnet.frame/1", "netnet.frame.schema.json"), ("netnet.status/1", "netnet.status.schema.json"),
+                   ("netnet.event/1", "netnet.event.schema.json")):
     schema = json.load(open(f"{folder}/{file}"))
     schemas[name] = (schema, Draft202012Validator(schema))
 
@@ -35,7 +37,8 @@ def no_constants(name):
     raise ValueError("non-JSON constant " + name)
 
 # The writers' fixed decimals (docs/json-lines.md), checked on the text, not the parsed value.
-decimals = {"netnet.frame/1": [("pts", 6), ("inference_ms", 3)], "netnet.status/1": [("retry_in", 3)]}
+decimals = {"netnet.frame/1": [("pts", 6), ("inference_ms", 3)], "netnet.status/1": [("retry_in", 3)],
+            "netnet.event/1": [("pts", 6), ("score", 5), ("duration", 3), ("best_score", 5)]}
 
 text = open(path, encoding="utf-8").read()
 failures = []
@@ -55,10 +58,14 @@ for n, line in enumerate(lines, 1):
     errors = [e.message for e in validator.iter_errors(record)]
     if errors:
         failures.append(f"line {n}: {errors[0]}")
-    if [k for k, _ in pairs] != schema["required"]:
+    order = schema["required"]
+    if kind == "netnet.event/1":
+        order = order + next(b["then"].get("required", []) for b in schema["allOf"]
+                             if b["if"]["properties"]["kind"]["const"] == record["kind"])
+    if [k for k, _ in pairs] != order:
         failures.append(f"line {n}: key order {[k for k, _ in pairs]}")
     for key, places in decimals[kind]:
-        if record[key] is not None and not re.search(r'"%s": -?[0-9]+\.[0-9]{%d}[,}]' % (key, places), line):
+        if record.get(key) is not None and not re.search(r'"%s": -?[0-9]+\.[0-9]{%d}[,}]' % (key, places), line):
             failures.append(f"line {n}: {key} not written with {places} decimals")
     if kind == "netnet.frame/1":
         order = schema["properties"]["detections"]["items"]["required"]

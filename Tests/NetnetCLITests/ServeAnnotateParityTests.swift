@@ -50,7 +50,7 @@ struct ServeAnnotateParityTests {
                 if line["reason"] as? String == "ended" { break }
                 continue
             }
-            served.append(line)
+            if line["schema"] as? String == "netnet.frame/1" { served.append(line) }
         }
         #expect(served.count >= 5, "serve inferred only \(served.count) frames of 30")
         #expect(served.map { $0["seq"] as? Int } == served.indices.map { $0 }, "seq counts the stream's lines from 0")
@@ -74,5 +74,63 @@ struct ServeAnnotateParityTests {
             #expect(problems.isEmpty, "frame \(frame), serve vs annotate: \(problems)")
         }
         #expect(boxes > served.count, "the default model should find the walking people: \(boxes) boxes")
+    }
+
+    @Test("every = 3 in serve means what --every 3 means in annotate: a line per frame, the tracker's predictions between; object events in the file and on SSE",
+          .enabled(if: hasVtest && hasCurl, "needs samples/vtest.avi (scripts/fetch-vtest.sh) and curl"))
+    func everyAndEvents() throws {
+        let clip = scratch.file("vtest-60.mp4")
+        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 60 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+        let events = scratch.file("every.jsonl")
+        let config = scratch.file("every.conf")
+        try """
+            [global]
+            listen = 127.0.0.1:0
+            json_lines = \(events)
+            backoff_base = 30
+            backoff_cap = 30
+            [stream clip]
+            url = \(clip)
+            every = 3
+            """.write(toFile: config, atomically: false, encoding: .utf8)
+        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
+        guard let port = serve.port() else { Issue.record("no port: \(serve.stderr)"); return }
+        // The clip plays once (6 s at 10 fps) while SSE listens; then it ends and backs off for 30 s.
+        let sse = try curl(["-N", "--max-time", "12", "http://127.0.0.1:\(port)/api/events"])
+        let ended = waitFor(120) {
+            ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains(#""reason": "ended""#)
+        }
+        #expect(ended, "the clip never ended: \(serve.stderr)")
+        serve.signal(SIGTERM)
+        #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
+
+        // The first play: the lines before its `ended` (a stream's object ends come before it).
+        let all = try jsonLines(events)
+        let lines = Array(all.prefix { !($0["schema"] as? String == "netnet.status/1" && $0["reason"] as? String == "ended") })
+        let frames = lines.filter { $0["schema"] as? String == "netnet.frame/1" }
+        // Every frame has a line (or is counted as dropped before one), in order.
+        let indices = frames.compactMap { $0["frame"] as? Int }
+        let dropped = frames.compactMap { $0["dropped"] as? Int }
+        #expect(indices.first == 0 && indices.count == frames.count)
+        for k in indices.indices.dropFirst() {
+            #expect(indices[k] == indices[k - 1] + dropped[k] + 1, "line \(k): frame \(indices[k]) after \(indices[k - 1]) with \(dropped[k]) dropped")
+        }
+        #expect(indices.count + dropped.reduce(0, +) >= 58, "\(indices.count) lines, \(dropped.reduce(0, +)) dropped of 60 frames")
+        var predicted = 0
+        for line in frames {
+            let frame = line["frame"] as? Int ?? -1
+            let detections = (line["detections"] as? [[String: Any]]) ?? []
+            #expect((line["inferred"] as? Bool) == (frame % 3 == 0), "frame \(frame)")
+            let origin = frame % 3 == 0 ? "detector" : "tracker"
+            #expect(detections.allSatisfy { $0["origin"] as? String == origin }, "frame \(frame)")
+            if frame % 3 != 0 { predicted += detections.count }
+        }
+        #expect(predicted > 0, "no predicted box between the inferred frames")
+        try checkObjectEvents(events, frames: frames, stream: "clip")
+        let ends = lines.filter { $0["kind"] as? String == "object_end" }
+        #expect(ends.contains { $0["reason"] as? String == "stream_end" }, "the people in view when the clip ended end with it")
+        let received = sseEvents(sse.body)
+        #expect(received.contains { $0.event == "event" && $0.object["schema"] as? String == "netnet.event/1" }, "\(sse.body.prefix(400))")
+        #expect(received.allSatisfy { ($0.event == "event") == ($0.object["schema"] as? String == "netnet.event/1") })
     }
 }

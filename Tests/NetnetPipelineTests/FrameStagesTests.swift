@@ -26,7 +26,7 @@ import NetnetTracker
             slot.readNanoseconds = Int64(1_000 + i)
             slot.frame.index = i
             slot.dropped = i
-            records.append(recorder.record(slot))
+            let output = recorder.record(slot); records.append((output.seq, output.record))
             #expect(slot.detections == records.last!.1.detections, "the slot keeps what is drawn")
         }
         #expect(records.map(\.0) == [7, 8, 9, 10, 11])
@@ -50,7 +50,7 @@ import NetnetTracker
             slot.inferred = i % 2 == 0   // every 2nd frame inferred
             let x = Float(100 + 5 * i)
             slot.detections = slot.inferred ? [Detection(classIndex: 0, label: "person", score: 0.9, box: [x, 50, x + 40, 150])] : []
-            let (_, record) = recorder.record(slot)
+            let record = recorder.record(slot).record
             tags.append(record.tracks)
             boxes.append(record.detections)
             #expect(record.tracks.count == record.detections.count)
@@ -84,10 +84,67 @@ import NetnetTracker
         #expect(ids == [5, 5, 6, 6], "confirmed at the 3rd frame of each connection: \(ids)")
     }
 
+    /// A slot of frame `index` at 10 fps read at `index` ms after the epoch, inferred with `found`.
+    static func slot(_ index: Int, _ found: [Detection]) -> FrameSlot {
+        let slot = FrameSlot(inputCount: 1)
+        slot.frameRate = 10
+        slot.frame.index = index
+        slot.readNanoseconds = Int64(index) * 1_000_000
+        slot.inferred = true
+        slot.detections = found
+        return slot
+    }
+
+    @Test("object events: one start at confirmation and one end per object (lost, or at the stream's end), numbered apart from the frames")
+    func recorderEvents() {
+        var recorder = FrameRecorder(stream: "cam", firstEventSeq: 3)
+        var events: [FrameRecorder.NumberedEvent] = []
+        for i in 0..<40 {
+            var found: [Detection] = []
+            // A walks right for the whole stream; B stands at the left for frames 5–9, then leaves.
+            let x = Float(300 + 4 * i)
+            if i < 40 { found.append(Detection(classIndex: 0, label: "person", score: i == 12 ? 0.97 : 0.9, box: [x, 50, x + 40, 150])) }
+            if (5...9).contains(i) { found.append(Detection(classIndex: 0, label: "person", score: 0.8, box: [10, 60, 50, 160])) }
+            let output = recorder.record(Self.slot(i, found))
+            #expect(output.seq == i)
+            events += output.events
+        }
+        events += recorder.finish()
+        let summary = events.map { "\($0.seq) \($0.event.kind.rawValue) #\($0.event.trackID) @\($0.event.frame.index) \($0.event.life?.reason.rawValue ?? "")" }
+        // B: confirmed at its 3rd frame (7), last seen at 9, lost after 1.5 s (15 frames) → ends at 25.
+        #expect(summary == ["3 object_start #1 @2 ", "4 object_start #2 @7 ", "5 object_end #2 @25 lost", "6 object_end #1 @39 stream_end"],
+                "\(summary)")
+        #expect(recorder.nextEventSeq == 7)
+        guard events.count == 4, let a = events[3].event.life, let b = events[2].event.life else { return }
+        #expect(a.firstFrame == 0 && a.lastFrame == 39 && a.bestFrame == 12 && a.bestScore == 0.97)
+        #expect(a.firstNanoseconds == 0 && a.lastNanoseconds == 39_000_000)
+        #expect(abs(a.duration - 3.9) < 1e-9)
+        #expect(a.bestBox == [348, 50, 388, 150])
+        #expect(events[3].event.box == [456, 50, 496, 150], "the end carries the last detection")
+        #expect(b.firstFrame == 5 && b.lastFrame == 9 && abs(b.duration - 0.4) < 1e-9)
+        #expect(events.allSatisfy { $0.event.label == "person" && $0.event.stream == "cam" })
+        #expect(recorder.finish().isEmpty, "finish twice ends nothing twice")
+    }
+
+    @Test("a frame index going back ends the open objects (stream_end) before the new connection's frame")
+    func reconnectEndsObjects() {
+        var recorder = FrameRecorder(stream: "cam")
+        let person = [Detection(classIndex: 0, label: "person", score: 0.9, box: [10, 10, 50, 110])]
+        var kinds: [String] = []
+        for connection in 0..<2 {
+            for i in 0..<4 {
+                kinds += recorder.record(Self.slot(i, person)).events.map { "\(connection):\(i) \($0.event.kind.rawValue) #\($0.event.trackID)" }
+            }
+        }
+        #expect(kinds == ["0:2 object_start #1", "1:0 object_end #1", "1:2 object_start #2"], "\(kinds)")
+    }
+
     @Test func drawnBoxShowsTheScoreOnlyWhenAsked() {
         let detection = Detection(classIndex: 2, label: "dog", score: 0.876, box: [1, 2, 3, 4])
         #expect(DrawnBox(detection, withScore: true).label == "dog 0.88")
         #expect(DrawnBox(detection, withScore: false) == DrawnBox(x1: 1, y1: 2, x2: 3, y2: 4, label: "dog", classIndex: 2))
         #expect(DrawnBox(detection, track: TrackTag(trackID: 12), withScore: true).label == "dog #12 0.88")
+        #expect(!DrawnBox(detection, track: TrackTag(trackID: 12), withScore: true).dashed)
+        #expect(DrawnBox(detection, track: TrackTag(trackID: 12, origin: .tracker), withScore: true).dashed, "predicted boxes are dashed")
     }
 }
