@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
-        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine"]),
+        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia"]),
     ]
 )

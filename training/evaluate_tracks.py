@@ -20,6 +20,7 @@ example of py-motmetrics' README (3 frames: MOTA 0.5, MOTP 0.34) and exits non-z
 """
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,18 +70,24 @@ def read_ground_truth(path):
     return rows
 
 
-def run_netnet(netnet, model, video, threshold, every):
-    """netnet's frame lines for `video` (tracking on): list indexed by decoded frame."""
+def run_netnet(netnet, model, video, threshold, every, track_options=()):
+    """netnet's frame lines for `video` (tracking on): list indexed by decoded frame; the run's
+    wall-clock seconds and CPU seconds (user + system, all of netnet's threads)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "tracks.jsonl"
         cmd = [netnet, "annotate", str(video), "--json", str(out), "--threshold", str(threshold), "--every", str(every), "--quiet"]
         if model:
             cmd += ["--model", str(model)]
+        for option in track_options:
+            cmd += ["--track-option", option]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.time()
         subprocess.run(cmd, check=True)
         seconds = time.time() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         lines = [json.loads(line) for line in out.read_text().splitlines()]
-    return lines, seconds
+    return lines, seconds, cpu
 
 
 def inside(box, region):
@@ -132,6 +139,8 @@ def main(argv=None):
     p.add_argument("--netnet", default=None, help="the netnet binary (default: .build/release/netnet, then debug)")
     p.add_argument("--threshold", type=float, default=0.1, help="netnet annotate --threshold (default: %(default)s)")
     p.add_argument("--every", type=int, default=1, help="netnet annotate --every (default: %(default)s)")
+    p.add_argument("--track-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="netnet annotate --track-option (repeatable)")
     p.add_argument("--no-references", action="store_true", help="score netnet only")
     p.add_argument("--self-check", action="store_true", help="check the scorer on py-motmetrics' README example and exit")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
@@ -148,7 +157,7 @@ def main(argv=None):
         print("evaluate_tracks: no netnet binary; build it (swift build -c release) or pass --netnet", file=sys.stderr)
         return 1
     ground_truth = read_ground_truth(gt_path)
-    lines, seconds = run_netnet(netnet, args.model, video, args.threshold, args.every)
+    lines, seconds, cpu = run_netnet(netnet, args.model, video, args.threshold, args.every, args.track_option)
     ours, detections = {}, {}
     for line in lines:
         frame = line["frame"]
@@ -162,12 +171,16 @@ def main(argv=None):
         for name in ("SORT", "ByteTrack", "OC-SORT"):
             rows[name] = score(reference_tracks(name, detections, frame_rate), ground_truth, frames)
     result = {"sequence": args.sequence, "frames": f"{frames[0]}-{frames[1]}", "threshold": args.threshold,
-              "every": args.every, "annotate_seconds": round(seconds, 1), "decoded_frames": len(lines), "trackers": rows}
+              "every": args.every, "track_options": args.track_option, "annotate_seconds": round(seconds, 1),
+              "cpu_ms_per_frame": round(1000 * cpu / max(len(lines), 1), 2), "netnet": netnet,
+              "decoded_frames": len(lines), "trackers": rows}
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.sequence} MOT frames {frames[0]}-{frames[1]}, netnet annotate --threshold {args.threshold} "
-              f"--every {args.every} ({len(lines)} frames in {seconds:.1f} s)")
+        options = "".join(f" --track-option {o}" for o in args.track_option)
+        print(f"{args.sequence} MOT frames {frames[0]}-{frames[1]}, {netnet} annotate --threshold {args.threshold} "
+              f"--every {args.every}{options} ({len(lines)} frames in {seconds:.1f} s, "
+              f"{1000 * cpu / max(len(lines), 1):.2f} CPU ms a frame)")
         print(f"{'tracker':<10} {'IDF1':>6} {'MOTA':>6} {'IDsw':>5} {'FP':>5} {'FN':>5} {'GT':>5}")
         for name, r in rows.items():
             print(f"{name:<10} {r['IDF1']:>6.1f} {r['MOTA']:>6.1f} {r['IDsw']:>5} {r['FP']:>5} {r['FN']:>5} {r['GT']:>5}")

@@ -1,5 +1,6 @@
 import Foundation
 import NetnetEngine
+import NetnetTracker
 
 /// A configuration problem, with the file and (when it is about one line) the line:
 /// `netnet.conf:12: unknown key 'treshold' in [stream cam1]`. Value type; any thread.
@@ -53,6 +54,8 @@ public struct StreamConfig: Sendable, Equatable {
     public var enabled: Bool = true
     /// Whether detections are tracked (`track_id`, docs/json-lines.md); `track = false` turns it off.
     public var track: Bool = true
+    /// How it tracks: the `track_NAME` keys (`TrackerSettingKey`), defaults otherwise.
+    public var tracking = TrackerSettings()
     /// Line of the section header (for messages).
     public var line: Int = 0
     /// Line of each key set in the section (for messages about a value found wrong later).
@@ -168,6 +171,7 @@ public enum ConfigParser {
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track"]
+        + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
     /// Parses configuration text; `file` names it in errors. Throws the first `ConfigError`. Any thread.
@@ -311,7 +315,14 @@ public enum ConfigParser {
                     config.streams[i].classes = value.isEmpty ? [] : names
                 case "enabled": config.streams[i].enabled = try parseBool(key, value, number, file)
                 case "track": config.streams[i].track = try parseBool(key, value, number, file)
-                default: break
+                default:
+                    if key.hasPrefix("track_"), let setting = TrackerSettingKey(rawValue: String(key.dropFirst(6))) {
+                        do {
+                            try config.streams[i].tracking.set(setting, from: value)
+                        } catch {
+                            throw fail(number, "track_" + error.description)
+                        }
+                    }
                 }
             }
         }

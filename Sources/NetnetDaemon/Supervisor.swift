@@ -26,7 +26,7 @@ final class Mailbox {
         self.stats = stats
         filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
         recorder = FrameRecorder(stream: config.id, firstSeq: carried.seq, firstEventSeq: carried.eventSeq,
-                                 firstTrackID: carried.trackID, tracking: config.track ? TrackerSettings() : nil)
+                                 firstTrackID: carried.trackID, tracking: config.track ? config.tracking : nil)
     }
 }
 

@@ -23,6 +23,8 @@ public struct AnnotateOptions: Sendable {
     public var every: Int = 1
     /// Track detections (`track_id`, docs/json-lines.md); `--no-track` turns it off.
     public var track: Bool = true
+    /// How it tracks (`--track-option NAME=VALUE`).
+    public var tracking = TrackerSettings()
     /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
     /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
@@ -353,7 +355,7 @@ public final class AnnotateJob: @unchecked Sendable {
 
     private func writerLoop() {
         var written = 0, detections = 0, events = 0
-        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? TrackerSettings() : nil)
+        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? options.tracking : nil)
         var eventLine: [UInt8] = []
         func write(_ numbered: [FrameRecorder.NumberedEvent]) throws {
             events += numbered.count

@@ -84,10 +84,11 @@ public struct TrackerSettings: Sendable, Equatable {
     public var lowMatchIoU: Float = 0.3
     /// The least IoU for an unconfirmed track to take a detection.
     public var tentativeMatchIoU: Float = 0.3
-    /// Consecutive detected frames before a track is confirmed (gets an id).
+    /// Consecutive detected frames before a track is confirmed (gets an id); with inference on
+    /// one frame in N, two detections spanning as many frames do.
     public var confirmFrames: Int = 3
     /// How long a confirmed track survives without a detection.
-    public var maxLostSeconds: Double = 1.5
+    public var maxLostSeconds: Double = 2
     /// A track that moved less than `stationaryMotion` × its height over this long is stationary.
     public var stationarySeconds: Double = 10
     /// See `stationarySeconds`.
@@ -172,13 +173,16 @@ public struct Tracker: Sendable {
         let confirmedOrLost = tracks.indices.filter { tracks[$0].id != nil }
         let tentative = tracks.indices.filter { tracks[$0].id == nil }
         // Stage 1: confident detections against the established tracks.
-        associate(confirmedOrLost, high, detections, minIoU: settings.matchIoU, &matchedTrack, &trackMatched)
+        // With inference on one frame in N a prediction runs N frames ahead and misses by more:
+        // the IoU gates widen with the square root of the gap (the growth of a random walk's spread).
+        let widen = Float(sinceInference).squareRoot()
+        associate(confirmedOrLost, high, detections, minIoU: settings.matchIoU / widen, &matchedTrack, &trackMatched)
         // Stage 2: weak detections against the established tracks seen last frame and still unmatched.
         let recent = confirmedOrLost.filter { !trackMatched[$0] && tracks[$0].seenLastFrame }
-        associate(recent, low, detections, minIoU: settings.lowMatchIoU, &matchedTrack, &trackMatched)
+        associate(recent, low, detections, minIoU: settings.lowMatchIoU / widen, &matchedTrack, &trackMatched)
         // Stage 3: the tentative tracks take what confident detections are left.
         let leftHigh = high.filter { matchedTrack[$0] == nil }
-        associate(tentative, leftHigh, detections, minIoU: settings.tentativeMatchIoU, &matchedTrack, &trackMatched)
+        associate(tentative, leftHigh, detections, minIoU: settings.tentativeMatchIoU / widen, &matchedTrack, &trackMatched)
 
         for (d, t) in matchedTrack.enumerated() {
             guard let t else { continue }
@@ -197,7 +201,7 @@ public struct Tracker: Sendable {
                 tracks[t].bestBox = detection.box
             }
             updateStationary(&tracks[t], box: detection.box, time: time)
-            if tracks[t].id == nil && tracks[t].hits >= settings.confirmFrames {
+            if tracks[t].id == nil && isConfirmed(tracks[t], at: frame) {
                 tracks[t].id = nextID
                 nextID += 1
                 events.append(.started(trackID: tracks[t].id!, classIndex: tracks[t].classIndex, box: detection.box, score: detection.score))
@@ -235,6 +239,13 @@ public struct Tracker: Sendable {
         }
         events += expire()
         return (boxes, events)
+    }
+
+    /// A tentative track is confirmed by `confirmFrames` detections in a row, or, when inference
+    /// skips frames (`every = N`), by two that span as many frames: the same evidence in time, so
+    /// a track is not kept waiting N times longer for its id.
+    private func isConfirmed(_ track: Track, at frame: Int) -> Bool {
+        track.hits >= settings.confirmFrames || (track.hits >= 2 && frame - track.firstFrame >= settings.confirmFrames - 1)
     }
 
     /// Ends every confirmed track (the stream stopped) and returns their `ended` events.
@@ -314,5 +325,99 @@ public struct Tracker: Sendable {
         for d in matchedTrack.indices {
             if let t = matchedTrack[d], t > removed { matchedTrack[d] = t - 1 }
         }
+    }
+}
+
+/// A tracker setting given by name (`serve`'s `track_NAME = VALUE` keys, `annotate
+/// --track-option NAME=VALUE`), with its unit and the range it must lie in. Value type.
+public enum TrackerSettingKey: String, CaseIterable, Sendable {
+    case highScore = "high_score"
+    case lowScore = "low_score"
+    case newTrackScore = "new_track_score"
+    case matchIoU = "match_iou"
+    case lowMatchIoU = "low_match_iou"
+    case tentativeMatchIoU = "tentative_match_iou"
+    case confirmFrames = "confirm_frames"
+    case maxLost = "max_lost"
+    case stationary = "stationary"
+    case stationaryMotion = "stationary_motion"
+
+    /// The values it accepts.
+    public var range: ClosedRange<Double> {
+        switch self {
+        case .highScore, .lowScore, .newTrackScore, .matchIoU, .lowMatchIoU, .tentativeMatchIoU: 0...1
+        case .confirmFrames: 1...100
+        case .maxLost: 0...3600
+        case .stationary: 0...86_400
+        case .stationaryMotion: 0...10
+        }
+    }
+
+    /// Whether it counts (frames) rather than measures.
+    public var isInteger: Bool { self == .confirmFrames }
+}
+
+/// A tracker setting that could not be applied: the message names the key, the value and what is
+/// allowed. Value type.
+public struct TrackerSettingError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// One line.
+    public var description: String
+}
+
+extension TrackerSettings {
+    /// The setting's current value. Pure.
+    public func value(of key: TrackerSettingKey) -> Double {
+        switch key {
+        case .highScore: Double(highScore)
+        case .lowScore: Double(lowScore)
+        case .newTrackScore: Double(newTrackScore)
+        case .matchIoU: Double(matchIoU)
+        case .lowMatchIoU: Double(lowMatchIoU)
+        case .tentativeMatchIoU: Double(tentativeMatchIoU)
+        case .confirmFrames: Double(confirmFrames)
+        case .maxLost: maxLostSeconds
+        case .stationary: stationarySeconds
+        case .stationaryMotion: Double(stationaryMotion)
+        }
+    }
+
+    /// Sets `key` from its text `value` (a plain decimal number in the key's range; an integer for
+    /// `confirm_frames`); throws a one-line `TrackerSettingError` otherwise. Pure.
+    public mutating func set(_ key: TrackerSettingKey, from value: String) throws(TrackerSettingError) {
+        // Decimal only: Double("0x10") would read hexadecimal, and "nan"/"inf" are not settings.
+        let allowed = Set("0123456789.+-eE")
+        guard !value.isEmpty, value.allSatisfy(allowed.contains), let number = Double(value), number.isFinite else {
+            throw TrackerSettingError(description: "\(key.rawValue) must be a number (got '\(value)')")
+        }
+        guard key.range.contains(number), !key.isInteger || number == number.rounded() else {
+            let bounds = "\(Self.format(key.range.lowerBound))-\(Self.format(key.range.upperBound))"
+            throw TrackerSettingError(description: "\(key.rawValue) = \(value) is out of range \(bounds)\(key.isInteger ? " (a whole number)" : "")")
+        }
+        switch key {
+        case .highScore: highScore = Float(number)
+        case .lowScore: lowScore = Float(number)
+        case .newTrackScore: newTrackScore = Float(number)
+        case .matchIoU: matchIoU = Float(number)
+        case .lowMatchIoU: lowMatchIoU = Float(number)
+        case .tentativeMatchIoU: tentativeMatchIoU = Float(number)
+        case .confirmFrames: confirmFrames = Int(number)
+        case .maxLost: maxLostSeconds = number
+        case .stationary: stationarySeconds = number
+        case .stationaryMotion: stationaryMotion = Float(number)
+        }
+    }
+
+    /// Applies `NAME=VALUE` (annotate's `--track-option`); throws naming the unknown key or bad value. Pure.
+    public mutating func apply(_ assignment: String) throws(TrackerSettingError) {
+        let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let key = TrackerSettingKey(rawValue: parts[0]) else {
+            throw TrackerSettingError(description: "'\(assignment)' is not NAME=VALUE with NAME one of "
+                                      + TrackerSettingKey.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        try set(key, from: parts[1])
+    }
+
+    private static func format(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
     }
 }

@@ -5,6 +5,7 @@ import NetnetMedia
 import NetnetPipeline
 import NetnetRing
 import NetnetKernels
+import NetnetTracker
 
 /// `netnet annotate`: detect on every frame of a video; write an annotated video and/or JSON lines.
 struct AnnotateCommand: ParsableCommand {
@@ -51,6 +52,11 @@ struct AnnotateCommand: ParsableCommand {
     @Flag(help: "Do not track: no track ids (\"track_id\": null), and --every carries the last detections.")
     var noTrack = false
 
+    @Option(name: .customLong("track-option"), help: ArgumentHelp(
+        "A tracker setting, NAME=VALUE (repeatable; docs/tracking.md).",
+        discussion: "NAME: " + TrackerSettingKey.allCases.map(\.rawValue).joined(separator: ", ") + "."))
+    var trackOptions: [String] = []
+
     @Option(help: "Back-pressure policy: block (never drop) or latest (drop stale frames). Default: block for files and pipes, latest for network streams.",
             transform: choice("--policy", wording: "got"))
     var policy: BackPressurePolicy?
@@ -90,6 +96,7 @@ struct AnnotateCommand: ParsableCommand {
     func validate() throws {
         guard output != nil || json != nil || events != nil else { throw ValidationError("give --output FILE, --json FILE, --events FILE, or more than one") }
         if events != nil && noTrack { throw ValidationError("--events needs tracking: drop --no-track") }
+        _ = try trackerSettings()
         if let events, events == output { throw ValidationError("--events and --output name the same file \(events)") }
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
@@ -102,6 +109,15 @@ struct AnnotateCommand: ParsableCommand {
             throw ValidationError("--inference-workers must be 0 (automatic) to \(cores) (the cores here), got \(inferenceWorkers)")
         }
         if let output, output == input { throw ValidationError("--output would overwrite the input \(input)") }
+    }
+
+    /// The tracker's settings: the defaults with each `--track-option` applied in order.
+    func trackerSettings() throws -> TrackerSettings {
+        var settings = TrackerSettings()
+        for option in trackOptions {
+            do { try settings.apply(option) } catch { throw ValidationError("--track-option: \(error.description)") }
+        }
+        return settings
     }
 
     func run() throws {
@@ -130,6 +146,7 @@ struct AnnotateCommand: ParsableCommand {
         options.threshold = threshold
         options.every = every
         options.track = !noTrack
+        options.tracking = try trackerSettings()
         options.policy = policy
         options.codec = codec
         options.crf = crf

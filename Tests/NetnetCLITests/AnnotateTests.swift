@@ -224,6 +224,10 @@ struct AnnotateTests {
         try checkObjectEvents(json, frames: frames, stream: "0")
         let refused = try NetnetBinary.run(["annotate", clip, "--model", try model(), "--events", json, "--no-track"])
         #expect(refused.status != 0 && refused.stderr.contains("--events needs tracking"), "\(refused.stderr)")
+        let badOption = try NetnetBinary.run(["annotate", clip, "--json", json, "--track-option", "max_lost=soon"])
+        #expect(badOption.status != 0 && badOption.stderr.contains("--track-option: max_lost must be a number (got 'soon')"), "\(badOption.stderr)")
+        let unknown = try NetnetBinary.run(["annotate", clip, "--json", json, "--track-option", "speed=2"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("'speed=2' is not NAME=VALUE with NAME one of high_score,"), "\(unknown.stderr)")
     }
 
     @Test("--inference-workers 2 writes the same frames, in order, as one worker; bad counts are refused")

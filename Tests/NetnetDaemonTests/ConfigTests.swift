@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NetnetDaemon
+import NetnetTracker
 
 /// The configuration file: every key, and every rejection names the file and line.
 @Suite("configuration")
@@ -27,6 +28,8 @@ struct ConfigTests {
         threshold = 0.6
         every = 3
         classes = person, car
+        track_max_lost = 2.5
+        track_confirm_frames = 2
         ; a comment
         [stream yard]
         url = "tcp://127.0.0.1:9000"
@@ -47,6 +50,10 @@ struct ConfigTests {
         #expect(c.streams.map(\.id) == ["front-door", "yard"])
         #expect(c.streams[0].url == "rtsp://192.0.2.10:554/stream1")
         #expect(c.streams[0].threshold == 0.6 && c.streams[0].every == 3 && c.streams[0].classes == ["person", "car"])
+        var tracking = TrackerSettings()
+        tracking.maxLostSeconds = 2.5
+        tracking.confirmFrames = 2
+        #expect(c.streams[0].tracking == tracking && c.streams[1].tracking == TrackerSettings())
         #expect(c.streams[0].line == 17)
         #expect(c.streams[1].url == "tcp://127.0.0.1:9000" && !c.streams[1].enabled)
         #expect(c.enabledStreams.map(\.id) == ["front-door"])
@@ -76,6 +83,10 @@ struct ConfigTests {
         ("[stream a]\nurl = /x\nthreshold = 1.5\n", 3, "threshold = 1.5 is out of range 0-1"),
         ("[stream a]\nurl = /x\nthreshold = high\n", 3, "threshold must be a number"),
         ("[stream a]\nurl = /x\nevery = 0\n", 3, "every = 0 is out of range 1-1000"),
+        ("[stream a]\nurl = /x\ntrack_max_lost = -1\n", 3, "track_max_lost = -1 is out of range 0-3600"),
+        ("[stream a]\nurl = /x\ntrack_confirm_frames = 2.5\n", 3, "track_confirm_frames = 2.5 is out of range 1-100 (a whole number)"),
+        ("[stream a]\nurl = /x\ntrack_high_score = 0x1\n", 3, "track_high_score must be a number (got '0x1')"),
+        ("[stream a]\nurl = /x\ntrack_speed = 1\n", 3, "unknown key 'track_speed' in [stream a]"),
         ("[stream a]\nurl = /x\nenabled = maybe\n", 3, "enabled must be true or false"),
         ("[stream a]\nurl = camera1\n", 2, "neither an absolute path nor a URL"),
         ("[stream a]\nurl = gopher://x/y\n", 2, "unsupported scheme 'gopher'"),

@@ -55,10 +55,11 @@ import NetnetTracker
             boxes.append(record.detections)
             #expect(record.tracks.count == record.detections.count)
         }
-        // Confirmed at its 3rd detection (frame 4); before, no id and no prediction.
-        #expect(tags[0] == [TrackTag()] && tags[2] == [TrackTag()] && tags[1].isEmpty && tags[3].isEmpty)
-        #expect(tags[4] == [TrackTag(trackID: 1, origin: .detector)])
-        for i in stride(from: 5, to: 12, by: 2) {
+        // Confirmed at its 2nd detection (frame 2: two detections spanning 3 frames, the evidence
+        // of 3 in a row); before, no id and no prediction.
+        #expect(tags[0] == [TrackTag()] && tags[1].isEmpty)
+        #expect(tags[2] == [TrackTag(trackID: 1, origin: .detector)] && tags[4] == [TrackTag(trackID: 1, origin: .detector)])
+        for i in stride(from: 3, to: 12, by: 2) {
             #expect(tags[i] == [TrackTag(trackID: 1, origin: .tracker)], "frame \(i): \(tags[i])")
             #expect(boxes[i].first?.label == "person")
             // The prediction lies between the detections around it (5 px a frame).
@@ -111,8 +112,8 @@ import NetnetTracker
         }
         events += recorder.finish()
         let summary = events.map { "\($0.seq) \($0.event.kind.rawValue) #\($0.event.trackID) @\($0.event.frame.index) \($0.event.life?.reason.rawValue ?? "")" }
-        // B: confirmed at its 3rd frame (7), last seen at 9, lost after 1.5 s (15 frames) → ends at 25.
-        #expect(summary == ["3 object_start #1 @2 ", "4 object_start #2 @7 ", "5 object_end #2 @25 lost", "6 object_end #1 @39 stream_end"],
+        // B: confirmed at its 3rd frame (7), last seen at 9, lost after 2 s (20 frames) → ends at 30.
+        #expect(summary == ["3 object_start #1 @2 ", "4 object_start #2 @7 ", "5 object_end #2 @30 lost", "6 object_end #1 @39 stream_end"],
                 "\(summary)")
         #expect(recorder.nextEventSeq == 7)
         guard events.count == 4, let a = events[3].event.life, let b = events[2].event.life else { return }
