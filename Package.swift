@@ -75,6 +75,8 @@ let package = Package(
         // After inference: tracking by detection (Kalman filter, optimal assignment; no dependencies),
         // run by the pipeline's record stage.
         .target(name: "NetnetTracker", swiftSettings: fastMath),
+        // After tracking: scene rules (lines, zones, masks) over the tracks (pure geometry; no dependencies).
+        .target(name: "NetnetScene"),
         // Pipeline plumbing: JSON lines, progress, signals, wall clock.
         .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"],
                 swiftSettings: fastMath),
@@ -117,6 +119,7 @@ let package = Package(
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
+        .testTarget(name: "NetnetSceneTests", dependencies: ["NetnetScene"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia"]),
     ]
