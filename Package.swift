@@ -78,11 +78,11 @@ let package = Package(
         // After tracking: scene rules (lines, zones, masks) over the tracks (pure geometry; no dependencies).
         .target(name: "NetnetScene"),
         // Pipeline plumbing: JSON lines, progress, signals, wall clock.
-        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"],
+        .target(name: "NetnetPipeline", dependencies: ["NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker", "NetnetScene"],
                 swiftSettings: fastMath),
 
         // The daemon (`netnet serve`): configuration, supervisor, reconnects, sinks, sd_notify, metrics.
-        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker"]),
+        .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker", "NetnetScene"]),
         // The daemon's HTTP API (the only Hummingbird importer).
         .target(name: "NetnetHTTP", dependencies: [
             "NetnetDaemon",
@@ -106,7 +106,7 @@ let package = Package(
             name: "netnet",
             dependencies: [
                 "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
-                "NetnetDaemon", "NetnetHTTP", "NetnetService", "NetnetTracker",
+                "NetnetDaemon", "NetnetHTTP", "NetnetService", "NetnetTracker", "NetnetScene",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

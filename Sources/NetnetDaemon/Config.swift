@@ -1,5 +1,6 @@
 import Foundation
 import NetnetEngine
+import NetnetScene
 import NetnetTracker
 
 /// A configuration problem, with the file and (when it is about one line) the line:
@@ -56,6 +57,8 @@ public struct StreamConfig: Sendable, Equatable {
     public var track: Bool = true
     /// How it tracks: the `track_NAME` keys (`TrackerSettingKey`), defaults otherwise.
     public var tracking = TrackerSettings()
+    /// The stream's scene (`scene = FILE`: lines, zones, masks), read with the configuration.
+    public var scene: Scene?
     /// Line of the section header (for messages).
     public var line: Int = 0
     /// Line of each key set in the section (for messages about a value found wrong later).
@@ -170,7 +173,7 @@ public enum ConfigParser {
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout"]
-    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track"]
+    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
@@ -315,6 +318,7 @@ public enum ConfigParser {
                     config.streams[i].classes = value.isEmpty ? [] : names
                 case "enabled": config.streams[i].enabled = try parseBool(key, value, number, file)
                 case "track": config.streams[i].track = try parseBool(key, value, number, file)
+                case "scene": config.streams[i].scene = try readScene(value, line: number, file: file)
                 default:
                     if key.hasPrefix("track_"), let setting = TrackerSettingKey(rawValue: String(key.dropFirst(6))) {
                         do {
@@ -419,6 +423,23 @@ public enum ConfigParser {
             throw ConfigError(file: file, line: line, message: "\(key) = \(number) is out of range \(low)-\(high)")
         }
         return number
+    }
+
+    /// The scene file `path` names (absolute, a regular file), parsed; its problems come back as
+    /// this configuration line's error, with the scene file's own line.
+    static func readScene(_ path: String, line: Int, file: String) throws -> Scene {
+        guard path.hasPrefix("/") else { throw ConfigError(file: file, line: line, message: "scene must be an absolute path (got '\(path)')") }
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError(file: file, line: line, message: "scene \(path): no such file") }
+        // A FIFO or device would block the read forever.
+        guard (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular,
+              let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: file, line: line, message: "scene \(path): not a readable regular text file")
+        }
+        do {
+            return try SceneParser.parse(text, file: path)
+        } catch {
+            throw ConfigError(file: file, line: line, message: "scene: \(error.description)")
+        }
     }
 
     static func parseDouble(_ key: String, _ value: String, _ low: Double, _ high: Double, _ line: Int, _ file: String) throws -> Double {

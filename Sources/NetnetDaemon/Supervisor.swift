@@ -26,7 +26,8 @@ final class Mailbox {
         self.stats = stats
         filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
         recorder = FrameRecorder(stream: config.id, firstSeq: carried.seq, firstEventSeq: carried.eventSeq,
-                                 firstTrackID: carried.trackID, tracking: config.track ? config.tracking : nil)
+                                 firstTrackID: carried.trackID, tracking: config.track ? config.tracking : nil,
+                                 scene: config.track ? config.scene : nil)
     }
 }
 
@@ -446,6 +447,8 @@ final class StreamWorker: @unchecked Sendable {
         do {
             let source = try VideoSource(options: options)
             beat()
+            // A scene drawn for another camera (a point outside this one's frame) cannot apply.
+            if config.track { try config.scene?.check(width: source.width, height: source.height) }
             // Frame memory exists from here to the end of the connection only.
             let reader = FrameReader(source: source, model: model, sampling: FrameSampling(every: config.every))
             scheduler.attach(mailbox)

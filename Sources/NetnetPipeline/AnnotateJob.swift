@@ -3,6 +3,7 @@ import NetnetEngine
 import NetnetKernels
 import NetnetMedia
 import NetnetRing
+import NetnetScene
 import NetnetTracker
 
 /// What `netnet annotate` was asked to do. Value type.
@@ -25,6 +26,8 @@ public struct AnnotateOptions: Sendable {
     public var track: Bool = true
     /// How it tracks (`--track-option NAME=VALUE`).
     public var tracking = TrackerSettings()
+    /// Lines, zones and masks (`--scene FILE`), or nil; checked against the input's frame size.
+    public var scene: Scene?
     /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
     /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
@@ -158,6 +161,7 @@ public final class AnnotateJob: @unchecked Sendable {
         // goes on sending while we are busy.
         policy = options.policy ?? (source.isLive && !source.isPipe ? .latest : .block)
         expectedFrames = source.isLive ? nil : source.estimatedFrameCount
+        try options.scene?.check(width: source.width, height: source.height)
         let d = model.description
         reader = FrameReader(source: source, model: d, sampling: FrameSampling(every: options.every))
         filter = DetectionFilter(threshold: options.threshold)
@@ -355,7 +359,7 @@ public final class AnnotateJob: @unchecked Sendable {
 
     private func writerLoop() {
         var written = 0, detections = 0, events = 0
-        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? options.tracking : nil)
+        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? options.tracking : nil, scene: options.scene)
         var eventLine: [UInt8] = []
         func write(_ numbered: [FrameRecorder.NumberedEvent]) throws {
             events += numbered.count

@@ -2,6 +2,7 @@ import Foundation
 import NetnetEngine
 import NetnetKernels
 import NetnetMedia
+import NetnetScene
 import NetnetTracker
 
 // The stages a frame goes through, shared by both drivers: `annotate` (`AnnotateJob`, one input,
@@ -200,7 +201,10 @@ public struct FrameRecorder: Sendable {
     public private(set) var nextEventSeq: Int
     /// The tracker's settings, or nil with tracking off.
     public let tracking: TrackerSettings?
+    /// The scene whose rules run over the tracks (masks drop detections first), or nil.
+    public let scene: Scene?
     private var tracker: Tracker?
+    private var rules: SceneRules?
     private let firstTrackID: Int
     private var lastFacts: FrameFacts?
     private var carried: [Detection] = []
@@ -209,13 +213,17 @@ public struct FrameRecorder: Sendable {
     /// A recorder for `stream` whose first record is line `firstSeq`, whose first event is event
     /// line `firstEventSeq` and whose first track gets id `firstTrackID`, tracking with
     /// `tracking` (nil: off). Pure.
+    /// With `scene`, its masks drop detections before tracking and its lines and zones turn the
+    /// confirmed tracks into `cross`, `enter`, `leave` and `loiter` events (tracking must be on).
     public init(stream: String, firstSeq: Int = 0, firstEventSeq: Int = 0, firstTrackID: Int = 1,
-                tracking: TrackerSettings? = TrackerSettings()) {
+                tracking: TrackerSettings? = TrackerSettings(), scene: Scene? = nil) {
         self.stream = stream
         nextSeq = firstSeq
         nextEventSeq = firstEventSeq
         self.firstTrackID = firstTrackID
         self.tracking = tracking
+        self.scene = scene
+        rules = scene.map(SceneRules.init)
     }
 
     /// The id the stream's next confirmed track gets (ids go on across reconnects and reloads).
@@ -248,6 +256,9 @@ public struct FrameRecorder: Sendable {
             let trackEvents: [TrackEvent]
             if let inference {
                 detections = inference.detections
+                if let scene, !scene.masks.isEmpty {
+                    detections.removeAll { scene.isMasked(Scene.anchor(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3])) }
+                }
                 for detection in detections { labels[detection.classIndex] = detection.label }
                 let inputs = detections.map {
                     TrackerInput(box: TrackBox(x1: $0.box[0], y1: $0.box[1], x2: $0.box[2], y2: $0.box[3]), score: $0.score,
@@ -267,7 +278,12 @@ public struct FrameRecorder: Sendable {
                 tags = boxes.map { TrackTag(trackID: $0.trackID, origin: .tracker, stationary: $0.stationary) }
             }
             lastFacts = facts
-            for event in trackEvents { events.append(number(event, at: facts, reason: .lost)) }
+            for event in trackEvents where event.isStart { events.append(number(event, at: facts, reason: .lost)) }
+            if rules != nil { events += sceneEvents(detections: detections, tags: tags, at: facts, time: time) }
+            for event in trackEvents where !event.isStart {
+                if case let .ended(summary) = event { events += leaving(summary, at: facts) }
+                events.append(number(event, at: facts, reason: .lost))
+            }
         } else {
             if let inference { carried = inference.detections }
             detections = carried
@@ -285,11 +301,52 @@ public struct FrameRecorder: Sendable {
     /// on the last recorded frame), and the next record starts a new tracker whose ids go on.
     public mutating func finish() -> [NumberedEvent] {
         guard var ending = tracker, let last = lastFacts else { tracker = nil; lastFacts = nil; return [] }
-        let events = ending.finish().map { number($0, at: last, reason: .streamEnd) }
+        var events: [NumberedEvent] = []
+        for event in ending.finish() {
+            if case let .ended(summary) = event { events += leaving(summary, at: last) }
+            events.append(number(event, at: last, reason: .streamEnd))
+        }
         retiredNextID = ending.nextID
         tracker = nil
         lastFacts = nil
+        rules = scene.map(SceneRules.init)
         return events
+    }
+
+    /// The scene rules' events for this frame's confirmed tracks, numbered.
+    private mutating func sceneEvents(detections: [Detection], tags: [TrackTag], at facts: FrameFacts, time: Double) -> [NumberedEvent] {
+        var objects: [SceneObject] = []
+        var byTrack: [Int: Detection] = [:]
+        for (i, detection) in detections.enumerated() {
+            guard i < tags.count, let id = tags[i].trackID else { continue }
+            byTrack[id] = detection
+            objects.append(SceneObject(trackID: id, label: detection.label,
+                                       position: Scene.anchor(x1: detection.box[0], y1: detection.box[1], x2: detection.box[2], y2: detection.box[3])))
+        }
+        guard let found = rules?.update(frame: facts.index, time: time, objects: objects), !found.isEmpty else { return [] }
+        return found.map { event in
+            let detection = byTrack[event.trackID]!
+            return numbered(ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind(event.kind), trackID: event.trackID,
+                                        classIndex: detection.classIndex, label: detection.label, score: detection.score,
+                                        box: detection.box, scene: event))
+        }
+    }
+
+    /// The `leave` events of a track that ended inside zones, numbered (before its `object_end`).
+    private mutating func leaving(_ summary: TrackSummary, at facts: FrameFacts) -> [NumberedEvent] {
+        guard let found = rules?.end(trackID: summary.trackID), !found.isEmpty else { return [] }
+        let box = summary.lastBox
+        return found.map {
+            numbered(ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind($0.kind), trackID: summary.trackID,
+                                 classIndex: summary.classIndex, label: labels[summary.classIndex] ?? "", score: summary.lastScore,
+                                 box: [box.x1, box.y1, box.x2, box.y2], scene: $0))
+        }
+    }
+
+    private mutating func numbered(_ event: ObjectEvent) -> NumberedEvent {
+        let seq = nextEventSeq
+        nextEventSeq += 1
+        return (seq, event)
     }
 
     private mutating func number(_ event: TrackEvent, at facts: FrameFacts, reason: ObjectEndReason) -> NumberedEvent {
@@ -308,8 +365,11 @@ public struct FrameRecorder: Sendable {
                                  classIndex: summary.classIndex, label: labels[summary.classIndex] ?? "",
                                  score: summary.lastScore, box: [box.x1, box.y1, box.x2, box.y2], life: life)
         }
-        let seq = nextEventSeq
-        nextEventSeq += 1
-        return (seq, object)
+        return numbered(object)
     }
+}
+
+extension TrackEvent {
+    /// Whether it is a track's start (`object_start`).
+    var isStart: Bool { if case .started = self { true } else { false } }
 }

@@ -1,4 +1,5 @@
 import NetnetEngine
+import NetnetScene
 import NetnetTracker
 
 /// What happened to an object: the `kind` of a `netnet.event/1` line. Value type.
@@ -7,6 +8,24 @@ public enum ObjectEventKind: String, Sendable, Equatable, CaseIterable {
     case objectStart = "object_start"
     /// A confirmed track ended: lost for longer than the tracker keeps it, or its stream stopped.
     case objectEnd = "object_end"
+    /// It crossed a scene line (`--scene`, `scene =`).
+    case cross
+    /// It entered a scene zone.
+    case enter
+    /// It left a scene zone (or ended inside it).
+    case leave
+    /// It has been in a scene zone for the zone's `loiter` seconds (once per visit).
+    case loiter
+
+    /// The kind of a scene rule's event. Pure.
+    public init(_ kind: SceneEventKind) {
+        switch kind {
+        case .cross: self = .cross
+        case .enter: self = .enter
+        case .leave: self = .leave
+        case .loiter: self = .loiter
+        }
+    }
 }
 
 /// Why an object ended. Value type.
@@ -71,8 +90,9 @@ public struct ObjectLife: Sendable, Equatable {
 /// One `netnet.event/1` line (docs/json-lines.md, docs/schemas/netnet.event.schema.json): an
 /// object started or ended on a stream. The common keys (schema, stream, seq, time, pts, frame,
 /// kind, track_id, label, score, box, class) come first in that order; the kind's own keys follow
-/// (`object_end`: its life). The scene kinds of zones and lines are added beside these. Value
-/// type; any thread.
+/// (`object_end`: its life; `cross`: line, direction, from_frame, from, to_frame, to; `enter`:
+/// zone and the same positions; `leave`, `loiter`: zone, dwell and the positions). Value type;
+/// any thread.
 public struct ObjectEvent: Sendable, Equatable {
     /// The schema identifier every event line carries first.
     public static let schema = "netnet.event/1"
@@ -91,12 +111,15 @@ public struct ObjectEvent: Sendable, Equatable {
     public var score: Float, box: [Float]
     /// `object_end` only: the object's life.
     public var life: ObjectLife?
+    /// Scene kinds only: the rule's event, with the inputs that decided it.
+    public var scene: SceneEvent?
 
     /// An event. Pure.
     public init(stream: String, frame: FrameFacts, kind: ObjectEventKind, trackID: Int, classIndex: Int, label: String,
-                score: Float, box: [Float], life: ObjectLife? = nil) {
+                score: Float, box: [Float], life: ObjectLife? = nil, scene: SceneEvent? = nil) {
         self.stream = stream; self.frame = frame; self.kind = kind; self.trackID = trackID
         self.classIndex = classIndex; self.label = label; self.score = score; self.box = box; self.life = life
+        self.scene = scene
     }
 
     /// Appends this event as line `seq` of its stream's events, newline included. Numbers as in
@@ -146,6 +169,26 @@ public struct ObjectEvent: Sendable, Equatable {
             JSONText.appendRaw(", \"best_box\": ", to: &bytes)
             Self.appendBox(life.bestBox, to: &bytes)
         }
+        if let scene {
+            JSONText.appendRaw(scene.kind == .cross ? ", \"line\": " : ", \"zone\": ", to: &bytes)
+            JSONText.appendString(scene.rule, to: &bytes)
+            if let direction = scene.direction {
+                JSONText.appendRaw(", \"direction\": ", to: &bytes)
+                JSONText.appendString(direction.rawValue, to: &bytes)
+            }
+            if let dwell = scene.dwell {
+                JSONText.appendRaw(", \"dwell\": ", to: &bytes)
+                JSONText.appendFixed(max(0, dwell), decimals: 3, to: &bytes)
+            }
+            JSONText.appendRaw(", \"from_frame\": ", to: &bytes)
+            JSONText.appendInt(scene.fromFrame, to: &bytes)
+            JSONText.appendRaw(", \"from\": ", to: &bytes)
+            Self.appendPoint(scene.from, to: &bytes)
+            JSONText.appendRaw(", \"to_frame\": ", to: &bytes)
+            JSONText.appendInt(scene.toFrame, to: &bytes)
+            JSONText.appendRaw(", \"to\": ", to: &bytes)
+            Self.appendPoint(scene.to, to: &bytes)
+        }
         JSONText.appendRaw("}\n", to: &bytes)
     }
 
@@ -155,6 +198,14 @@ public struct ObjectEvent: Sendable, Equatable {
         appendJSONLine(seq: seq, to: &bytes)
         bytes.removeLast()
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func appendPoint(_ point: ScenePoint, to bytes: inout [UInt8]) {
+        JSONText.appendRaw("[", to: &bytes)
+        JSONText.appendFixed(point.x, decimals: 2, to: &bytes)
+        JSONText.appendRaw(", ", to: &bytes)
+        JSONText.appendFixed(point.y, decimals: 2, to: &bytes)
+        JSONText.appendRaw("]", to: &bytes)
     }
 
     private static func appendBox(_ box: [Float], to bytes: inout [UInt8]) {

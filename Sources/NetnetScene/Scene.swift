@@ -144,6 +144,8 @@ public struct SceneError: Error, Equatable, Sendable, CustomStringConvertible {
     public var line: Int?
     /// What is wrong, one line.
     public var message: String
+    /// An error about `file` (at `line`, if one is to blame). Pure.
+    public init(file: String, line: Int?, message: String) { self.file = file; self.line = line; self.message = message }
     /// `file:line: message`.
     public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
 }

@@ -5,6 +5,7 @@ import NetnetMedia
 import NetnetPipeline
 import NetnetRing
 import NetnetKernels
+import NetnetScene
 import NetnetTracker
 
 /// `netnet annotate`: detect on every frame of a video; write an annotated video and/or JSON lines.
@@ -52,6 +53,9 @@ struct AnnotateCommand: ParsableCommand {
     @Flag(help: "Do not track: no track ids (\"track_id\": null), and --every carries the last detections.")
     var noTrack = false
 
+    @Option(help: "Scene file: lines, zones and masks whose events (cross, enter, leave, loiter) go to --events (docs/tracking.md).")
+    var scene: String?
+
     @Option(name: .customLong("track-option"), help: ArgumentHelp(
         "A tracker setting, NAME=VALUE (repeatable; docs/tracking.md).",
         discussion: "NAME: " + TrackerSettingKey.allCases.map(\.rawValue).joined(separator: ", ") + "."))
@@ -96,6 +100,7 @@ struct AnnotateCommand: ParsableCommand {
     func validate() throws {
         guard output != nil || json != nil || events != nil else { throw ValidationError("give --output FILE, --json FILE, --events FILE, or more than one") }
         if events != nil && noTrack { throw ValidationError("--events needs tracking: drop --no-track") }
+        if scene != nil && noTrack { throw ValidationError("--scene needs tracking: drop --no-track") }
         _ = try trackerSettings()
         if let events, events == output { throw ValidationError("--events and --output name the same file \(events)") }
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
@@ -118,6 +123,18 @@ struct AnnotateCommand: ParsableCommand {
             do { try settings.apply(option) } catch { throw ValidationError("--track-option: \(error.description)") }
         }
         return settings
+    }
+
+    /// The scene file at `path`, parsed; a missing, unreadable or broken file is one line naming it.
+    func loadScene(_ path: String) throws -> Scene {
+        guard FileManager.default.fileExists(atPath: path) else { throw SceneError(file: path, line: nil, message: "no such scene file") }
+        // A FIFO or device would block the read forever.
+        guard (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular else {
+            throw SceneError(file: path, line: nil, message: "not a regular file")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw SceneError(file: path, line: nil, message: "cannot read it") }
+        guard let text = String(data: data, encoding: .utf8) else { throw SceneError(file: path, line: nil, message: "not UTF-8 text") }
+        return try SceneParser.parse(text, file: path)
     }
 
     func run() throws {
@@ -147,6 +164,7 @@ struct AnnotateCommand: ParsableCommand {
         options.every = every
         options.track = !noTrack
         options.tracking = try trackerSettings()
+        if let scene { options.scene = reportingErrors { try loadScene(scene) } }
         options.policy = policy
         options.codec = codec
         options.crf = crf
