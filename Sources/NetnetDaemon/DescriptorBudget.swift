@@ -74,3 +74,134 @@ public struct DescriptorBudgetError: Error, CustomStringConvertible, Sendable {
     /// The message.
     public var description: String { message }
 }
+
+/// Keeps a descriptor number free below the soft RLIMIT_NOFILE for the runtime, whatever squeezes
+/// the limit. libdispatch's worker monitor (which Swift concurrency's pool runs on) opens
+/// `/proc/<tid>/stat` once a second and aborts the process (SIGILL, "registered worker exited
+/// prematurely") when that open fails; Linux's `open` takes the lowest free number and fails with
+/// EMFILE when that number is not below the soft limit, so what matters is free numbers below the
+/// limit, not a count. The policy (docs/operations.md, "File descriptors"):
+/// - spares: `count` descriptors on /dev/null, opened at start so they get low numbers, below any
+///   limit a squeeze (`prlimit --pid`) is likely to leave;
+/// - `relieve()`: with no free number below the limit, one spare is closed, so the monitor has one;
+/// - `mayOpen()`: the daemon's own openers (a sink's reopen and rotation, a stream's connection)
+///   open only while `openHeadroom` numbers are free, so what they keep never takes the last one;
+/// - `maintain()`, every `watchInterval` on a thread of its own: relieves a squeeze nobody of ours
+///   has met yet, and takes the spares back once there is room again.
+/// One owner per descriptor: the spares are closed only here. Any thread.
+public final class DescriptorSpares: @unchecked Sendable {
+    /// Free numbers below the soft limit an opener that keeps its descriptor needs: it takes one,
+    /// one stays for the runtime.
+    public static let openHeadroom = 2
+    /// How often the watcher checks: well under the monitor's 1 s, so a squeeze from outside leaves
+    /// no free number for at most this long.
+    public static let watchInterval = 0.1
+    /// Spares held when there is room.
+    public let count: Int
+    private let lock = NSLock()
+    private var spares: [Int32] = []
+    private var released: UInt64 = 0
+    private var watching = false
+    private let watcherDone = DispatchSemaphore(value: 0)
+
+    /// Opens `count` spares now; call early, before the streams, sinks and HTTP server open theirs,
+    /// so the spares get low numbers. Any thread.
+    public init(count: Int = 2) {
+        self.count = count
+        for _ in 0..<count { if let fd = Self.openSpare() { spares.append(fd) } }
+    }
+
+    deinit {
+        for fd in spares { close(fd) }
+    }
+
+    /// Spares held now. Any thread.
+    public var held: Int { lock.withLock { spares.count } }
+
+    /// Spares closed to make room so far. Any thread.
+    public var releases: UInt64 { lock.withLock { released } }
+
+    /// The free descriptor numbers below the soft limit, counted from the limit down and no further
+    /// than `needed` (`fcntl(F_GETFD)` answers EBADF for a free number; nothing is opened). Cheap
+    /// while the top of the table is free, as it is unless the limit was squeezed. Any thread.
+    public static func freeBelowLimit(upTo needed: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return needed }
+        var n = limit.rlim_cur >= rlim_t(Int32.max) ? Int32.max - 1 : Int32(limit.rlim_cur) - 1
+        var found = 0
+        while n >= 0 && found < needed {
+            if fcntl(n, F_GETFD) == -1 && errno == EBADF { found += 1 }
+            n -= 1
+        }
+        return found
+    }
+
+    /// Whether the daemon may open a descriptor it will keep: true while `openHeadroom` numbers
+    /// below the soft limit are free. False otherwise, after `relieve()`: the caller then counts
+    /// the attempt as failed with EMFILE, without opening. Any thread.
+    public func mayOpen() -> Bool {
+        if Self.freeBelowLimit(upTo: Self.openHeadroom) >= Self.openHeadroom { return true }
+        relieve()
+        return false
+    }
+
+    /// Called when an open failed with EMFILE (or `mayOpen` said no): with no free number below the
+    /// soft limit, closes one spare (the lowest, most likely below a squeezed limit). Any thread.
+    public func relieve() {
+        lock.withLock {
+            if Self.freeBelowLimit(upTo: 1) == 0 { releaseLowest() }
+        }
+    }
+
+    /// Relieves a squeeze, or takes one spare back when more than `openHeadroom` numbers are free
+    /// (so the daemon's openers still may open after it). Any thread; the watcher calls it.
+    public func maintain() {
+        lock.withLock {
+            let free = Self.freeBelowLimit(upTo: Self.openHeadroom + 1)
+            if free == 0 {
+                releaseLowest()
+            } else if free > Self.openHeadroom, spares.count < count, let fd = Self.openSpare() {
+                spares.append(fd)
+            }
+        }
+    }
+
+    /// Starts the watcher thread, which calls `maintain()` every `watchInterval` until
+    /// `stopWatching()`, and `changed(held, before)` on that thread when the spares held changed
+    /// since its last look (for the log). Any thread, once.
+    public func startWatching(changed: @escaping @Sendable (_ held: Int, _ before: Int) -> Void = { _, _ in }) {
+        lock.withLock { watching = true }
+        let thread = Thread { [self] in
+            var lastHeld = held
+            while lock.withLock({ watching }) {
+                maintain()
+                let now = held
+                if now != lastHeld { changed(now, lastHeld) }
+                lastHeld = now
+                Thread.sleep(forTimeInterval: Self.watchInterval)
+            }
+            watcherDone.signal()
+        }
+        thread.name = "netnet-descriptors"
+        thread.stackSize = 1 << 18
+        thread.start()
+    }
+
+    /// Stops the watcher and waits for it (at most `watchInterval`). Any thread, once, after `startWatching`.
+    public func stopWatching() {
+        lock.withLock { watching = false }
+        watcherDone.wait()
+    }
+
+    /// Closes the lowest-numbered spare, if any. Under `lock`.
+    private func releaseLowest() {
+        guard let lowest = spares.indices.min(by: { spares[$0] < spares[$1] }) else { return }
+        close(spares.remove(at: lowest))
+        released += 1
+    }
+
+    private static func openSpare() -> Int32? {
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? fd : nil
+    }
+}

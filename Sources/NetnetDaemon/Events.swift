@@ -207,7 +207,9 @@ public final class BoundedEventQueue: @unchecked Sendable {
 /// no descriptor left, a rotation that cannot open the new file, a directory gone), every event
 /// it could not write is counted in the hub's drops under the sink's name, `health` reports the
 /// failure, and the sink retries (reopening the file) with exponential backoff, at most
-/// `retryCap` seconds apart, until it writes again. Created and closed from any thread; the
+/// `retryCap` seconds apart, until it writes again. With `descriptors`, a reopen or a rotation
+/// opens only while that leaves the runtime a free descriptor number (`DescriptorSpares.mayOpen`),
+/// else it fails with EMFILE as a refused open would. Created and closed from any thread; the
 /// writing happens on the sink's thread.
 public final class LineSink: @unchecked Sendable {
     /// Whether a sink is writing, or since when and why it is not. Value type; any thread.
@@ -240,6 +242,7 @@ public final class LineSink: @unchecked Sendable {
     private var subscription: Int?
     private weak var hub: EventHub?
     private let retry: Backoff
+    private let descriptors: DescriptorSpares?
     /// Sink thread only: the retry attempt and when the next one may be made (monotonic ns).
     private var attempt = 0
     private var nextRetryNanoseconds: UInt64 = 0
@@ -251,15 +254,17 @@ public final class LineSink: @unchecked Sendable {
     /// Opens the output (a file is appended to, created 0644) and starts the sink's thread,
     /// subscribed to `hub`. Throws `OutputError` naming the path if the first open fails (the
     /// daemon then refuses to start). `retryBase`/`retryCap`: the reopen backoff after a
-    /// failure, seconds. Any thread.
+    /// failure, seconds. `descriptors`: the daemon's spare-descriptor policy, nil for none. Any thread.
     public init(name: String, path: String, maxBytes: Int64 = .max, keep: Int = 0, queueCapacity: Int,
-                hub: EventHub, log: DaemonLog, retryBase: Double = 0.25, retryCap: Double = 5) throws {
+                hub: EventHub, log: DaemonLog, retryBase: Double = 0.25, retryCap: Double = 5,
+                descriptors: DescriptorSpares? = nil) throws {
         self.name = name
         self.path = path
         self.maxBytes = maxBytes
         self.keep = keep
         self.log = log
         retry = Backoff(base: retryBase, cap: retryCap)
+        self.descriptors = descriptors
         state = Health(sink: name)
         queue = BoundedEventQueue(capacity: queueCapacity)
         writer = try JSONLinesWriter(path: path, append: true)
@@ -311,7 +316,7 @@ public final class LineSink: @unchecked Sendable {
             // Failing: retry only when the backoff allows; until then the event is lost, counted.
             guard WallClock.monotonicNanoseconds() >= nextRetryNanoseconds else { return drop() }
             do {
-                writer = try JSONLinesWriter(path: path, append: true)
+                writer = try openWriter(append: true)
                 size = currentSize()
             } catch let error as OutputError {
                 return fail(error)
@@ -391,11 +396,25 @@ public final class LineSink: @unchecked Sendable {
             if rename(path, "\(path).1") != 0 && errno != ENOENT {
                 throw OutputError(operation: "rename", path: path, code: errno)
             }
-            writer = try JSONLinesWriter(path: path, append: true)
+            writer = try openWriter(append: true)
         } else {
-            writer = try JSONLinesWriter(path: path, append: false)
+            writer = try openWriter(append: false)
         }
         size = currentSize()
         lock.lock(); rotationCount += 1; lock.unlock()
+    }
+
+    /// The output, opened unless the descriptor policy says an open now would take the runtime's
+    /// last free number: that, like a refused open, throws EMFILE (and a refused one relieves).
+    /// Standard output opens nothing. Sink thread.
+    private func openWriter(append: Bool) throws -> JSONLinesWriter {
+        guard path != "-" else { return try JSONLinesWriter(path: path, append: append) }
+        if let descriptors, !descriptors.mayOpen() { throw OutputError(operation: "open", path: path, code: EMFILE) }
+        do {
+            return try JSONLinesWriter(path: path, append: append)
+        } catch let error as OutputError where error.code == EMFILE || error.code == ENFILE {
+            descriptors?.relieve()
+            throw error
+        }
     }
 }

@@ -284,6 +284,7 @@ final class StreamWorker: @unchecked Sendable {
     private let log: DaemonLog
     private let model: ModelDescription
     private let random: @Sendable () -> Double
+    private let descriptors: DescriptorSpares?
     private let interrupter = Interrupter()
     private let condition = NSCondition()
     private var stopping = false
@@ -304,8 +305,10 @@ final class StreamWorker: @unchecked Sendable {
     private static let timers = DispatchQueue(label: "netnet-backoff")
 
     init(config: StreamConfig, settings: ReaderSettings, model: Model, scheduler: Scheduler, hub: EventHub,
-         log: DaemonLog, carried: StreamNumbering = StreamNumbering(), random: @escaping @Sendable () -> Double) {
+         log: DaemonLog, carried: StreamNumbering = StreamNumbering(), random: @escaping @Sendable () -> Double,
+         descriptors: DescriptorSpares?) {
         self.config = config
+        self.descriptors = descriptors
         self.settings = settings
         self.scheduler = scheduler
         self.hub = hub
@@ -445,7 +448,18 @@ final class StreamWorker: @unchecked Sendable {
         var stalled = false
         var failed = false   // a read or decode error, not the input's end
         do {
-            let source = try VideoSource(options: options)
+            // A connection keeps its descriptors: without room for them and one for the runtime
+            // the attempt fails as a refused open would, and backs off.
+            if let descriptors, !descriptors.mayOpen() {
+                throw MediaError("\(config.url): \(String(cString: strerror(EMFILE)))", code: -EMFILE)
+            }
+            let source: VideoSource
+            do {
+                source = try VideoSource(options: options)
+            } catch let error as MediaError where error.code == -EMFILE || error.code == -ENFILE {
+                descriptors?.relieve()
+                throw error
+            }
             beat()
             // A scene drawn for another camera (a point outside this one's frame) cannot apply.
             if config.track { try config.scene?.check(width: source.width, height: source.height) }
@@ -547,6 +561,7 @@ public final class Supervisor: @unchecked Sendable {
     private let log: DaemonLog
     private let scheduler: Scheduler
     private let random: @Sendable () -> Double
+    private let descriptors: DescriptorSpares?
     private let lock = NSLock()
     private let applyLock = NSLock()
     private var workers: [StreamWorker] = []
@@ -556,10 +571,14 @@ public final class Supervisor: @unchecked Sendable {
     private let started = WallClock.monotonicNanoseconds()
 
     /// A supervisor for `config`'s enabled streams sharing `model`; nothing runs before `start`.
-    /// `random` gives the backoff jitter (uniform in [0, 1)). Throws one line if the inference
-    /// stage cannot run in `config.precision` (bf16 on a CPU without it). Any thread.
+    /// `random` gives the backoff jitter (uniform in [0, 1)); `descriptors`, the daemon's
+    /// spare-descriptor policy, makes a connection attempt wait for descriptor room (nil: none).
+    /// Throws one line if the inference stage cannot run in `config.precision` (bf16 on a CPU
+    /// without it). Any thread.
     public init(config: DaemonConfig, model: Model, hub: EventHub, log: DaemonLog,
-                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) throws {
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                descriptors: DescriptorSpares? = nil) throws {
+        self.descriptors = descriptors
         self.model = model
         self.hub = hub
         self.log = log
@@ -572,7 +591,7 @@ public final class Supervisor: @unchecked Sendable {
 
     private func makeWorker(_ stream: StreamConfig, carried: StreamNumbering = StreamNumbering()) -> StreamWorker {
         StreamWorker(config: stream, settings: settings, model: model, scheduler: scheduler, hub: hub, log: log,
-                     carried: carried, random: random)
+                     carried: carried, random: random, descriptors: descriptors)
     }
 
     /// Starts the inference thread and every reader. Any thread, once.

@@ -31,16 +31,20 @@ public struct HTTPLimits: Sendable, Equatable {
 
 /// Counts the HTTP server's connections and decides whether a new one may open: the open count
 /// never passes the cap, so idle or hostile clients cannot take the descriptors the streams,
-/// sinks and the runtime need. Any thread (the event loops call it).
+/// sinks and the runtime need. With `descriptors`, a connection whose accept took the last free
+/// descriptor number below the soft limit is refused too (and a spare released), so the runtime
+/// gets the number back as soon as the refusal is written. Any thread (the event loops call it).
 final class ConnectionLimiter: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: HTTPConnectionCounts
     private let configured: Int
     private let reserve: Int?
+    private let descriptors: DescriptorSpares?
 
-    init(limit: Int, reserve: Int?) {
+    init(limit: Int, reserve: Int?, descriptors: DescriptorSpares? = nil) {
         configured = limit
         self.reserve = reserve
+        self.descriptors = descriptors
         counts = HTTPConnectionCounts(limit: limit)
     }
 
@@ -57,9 +61,14 @@ final class ConnectionLimiter: @unchecked Sendable {
     /// Takes a place for a new connection; false (and counted as refused) when all are taken.
     func open() -> Bool {
         let limit = currentLimit()
+        var famine = false
+        if let descriptors, DescriptorSpares.freeBelowLimit(upTo: 1) == 0 {
+            descriptors.relieve()
+            famine = true
+        }
         lock.lock(); defer { lock.unlock() }
         counts.limit = limit
-        guard counts.open < counts.limit else {
+        guard !famine, counts.open < counts.limit else {
             counts.refused += 1
             return false
         }

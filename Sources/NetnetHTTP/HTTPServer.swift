@@ -54,13 +54,16 @@ public final class HTTPServer: Service, @unchecked Sendable {
     private var streams: [Int: AsyncStream<DaemonEvent>.Continuation] = [:]
     private var nextStream = 0
 
-    /// A server for `host:port` (port 0: any free port) holding its connections to `limits`. Any thread.
-    public init(host: String, port: Int, sources: Sources, limits: HTTPLimits = HTTPLimits()) {
+    /// A server for `host:port` (port 0: any free port) holding its connections to `limits`;
+    /// `descriptors`, the daemon's spare-descriptor policy, also refuses a connection that took the
+    /// last free descriptor number (nil: none). Any thread.
+    public init(host: String, port: Int, sources: Sources, limits: HTTPLimits = HTTPLimits(),
+                descriptors: DescriptorSpares? = nil) {
         self.host = host
         self.port = port
         self.sources = sources
         self.limits = limits
-        limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve)
+        limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve, descriptors: descriptors)
     }
 
     /// Connections open, refused and timed out so far. Any thread.

@@ -54,6 +54,9 @@ public final class Daemon: Sendable {
         // Signals first, before the pipelines start their threads (SignalTrap's rule).
         let trap = try SignalTrap.install { event in control.signal(event) }
         defer { trap.remove() }
+        // Spares before anything else opens, so they get low numbers: below whatever limit a
+        // squeeze leaves, releasing one gives the runtime a number it can open (DescriptorSpares).
+        let descriptors = DescriptorSpares()
         let config = try ConfigParser.load(path: configPath)
         let log = DaemonLog(level: config.logLevel)
         FFmpegLog.setLevel(.error)
@@ -69,7 +72,15 @@ public final class Daemon: Sendable {
         if !ConfigParser.isLoopback(host: config.listenHost) {
             log.warning("listen = \(config.listenHost):\(config.listenPort) is not a loopback address and the HTTP API has no authentication: anyone who can reach the port can read every stream's events and snapshots")
         }
-        log.info("file descriptors: limit \(budget.limit), \(budget.reserve) reserved for the daemon and \(config.streams.count) streams, up to \(budget.connections) HTTP connections")
+        log.info("file descriptors: limit \(budget.limit), \(budget.reserve) reserved for the daemon and \(config.streams.count) streams, up to \(budget.connections) HTTP connections, \(descriptors.held) spares held")
+        descriptors.startWatching { [count = descriptors.count] held, before in
+            if held < before {
+                log.warning("file descriptors: no free descriptor number below the limit; \(count - held) of \(count) spares released for the runtime, and the sinks and streams open only while \(DescriptorSpares.openHeadroom) are free (docs/operations.md, \"File descriptors\")")
+            } else if held == count {
+                log.info("file descriptors: room again, \(held) spares held")
+            }
+        }
+        defer { descriptors.stopWatching() }
         log.info("model \(modelPath ?? "default"): \(model.description.network.rawValue) width \(ModelDescription.formatWidth(model.description.width)), \(model.description.classes.count) classes")
         if config.inferenceThreads > 0 { BLASThreads.set(config.inferenceThreads) }
 
@@ -77,11 +88,12 @@ public final class Daemon: Sendable {
         var sinks: [LineSink] = []
         do {
             if config.stdoutSink {
-                sinks.append(try LineSink(name: "stdout", path: "-", queueCapacity: config.sinkQueue, hub: hub, log: log))
+                sinks.append(try LineSink(name: "stdout", path: "-", queueCapacity: config.sinkQueue, hub: hub, log: log,
+                                          descriptors: descriptors))
             }
             if let path = config.jsonLinesPath {
                 sinks.append(try LineSink(name: "file", path: path, maxBytes: config.jsonLinesMaxBytes, keep: config.jsonLinesKeep,
-                                          queueCapacity: config.sinkQueue, hub: hub, log: log))
+                                          queueCapacity: config.sinkQueue, hub: hub, log: log, descriptors: descriptors))
             }
         } catch {
             for sink in sinks { sink.close() }
@@ -94,7 +106,7 @@ public final class Daemon: Sendable {
             return
         }
         let supervisor: Supervisor
-        do { supervisor = try Supervisor(config: config, model: model, hub: hub, log: log) } catch {
+        do { supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors) } catch {
             sinkService.close()
             throw error
         }
@@ -106,7 +118,8 @@ public final class Daemon: Sendable {
             snapshot: { supervisor.snapshotJPEG(stream: $0) },
             sinks: { [sinks] in sinks.map(\.health) }),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
-                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve))
+                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve),
+            descriptors: descriptors)
         let notifier = SystemdNotifier()
         let pipelines = PipelineService(supervisor: supervisor, server: server, control: control, notifier: notifier,
                                         log: log, listenHost: config.listenHost, streams: config.enabledStreams.count)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import NetnetDaemon
 
@@ -33,5 +34,62 @@ struct DescriptorBudgetTests {
         #expect(try DescriptorBudget.make(config: config(streams: 2), limit: 74 + 16).connections == 16)
         #expect(try DescriptorBudget.make(config: config(streams: 2, connections: 100), limit: 174).connections == 100)
         #expect(throws: DescriptorBudgetError.self) { try DescriptorBudget.make(config: config(streams: 2, connections: 101), limit: 174) }
+    }
+
+    /// The headroom check and the spares under a squeezed limit, in a child process: while the
+    /// limit is squeezed the child has no free descriptor number for a moment, which would abort
+    /// the test runner if its libdispatch monitor ticked then.
+    @Test func headroomAndSparesUnderASqueezedLimit() async {
+        await #expect(processExitsWith: .success) {
+            DescriptorBudgetTests.squeeze()
+        }
+    }
+
+    /// The child's body; exits 1 naming the first check that failed.
+    static func squeeze() {
+        func check(_ ok: Bool, _ what: String, line: Int = #line) {
+            guard !ok else { return }
+            FileHandle.standardError.write(Data("line \(line): \(what)\n".utf8))
+            exit(1)
+        }
+        let spares = DescriptorSpares(count: 2)
+        check(spares.held == 2, "two spares at start")
+        check(DescriptorSpares.freeBelowLimit(upTo: 3) == 3, "room at the full limit")
+        var saved = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        // open takes the lowest free number: every number below x is in use.
+        let x = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        check(x > 0, "open")
+        close(x)
+        var squeezed = saved
+        squeezed.rlim_cur = rlim_t(x + 1)
+        check(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &squeezed) == 0, "setrlimit")
+        defer { setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved) }
+        check(DescriptorSpares.freeBelowLimit(upTo: 3) == 1, "only x free below x + 1")
+        check(!spares.mayOpen(), "no opening with one number free")
+        spares.maintain()
+        check(spares.held == 2, "one number free is not a famine")
+        // Take the last number: the next open fails although only a few descriptors are open.
+        let y = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let refused = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let code = errno
+        spares.relieve()
+        check(y == x, "the last number is x")
+        check(refused == -1 && code == EMFILE, "EMFILE with no number free")
+        check(spares.held == 1 && spares.releases == 1, "relieve releases one spare")
+        check(DescriptorSpares.freeBelowLimit(upTo: 3) == 1, "the released spare's number is free")
+        let z = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        check(z >= 0 && z < x, "the runtime can open again, below the limit")
+        close(z)
+        spares.relieve()
+        check(spares.held == 1, "no release while a number is free")
+        close(y)
+        check(spares.mayOpen(), "two numbers free: the daemon may open")
+        spares.maintain()
+        check(spares.held == 1, "no spare taken back that would leave fewer than two free")
+        check(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved) == 0, "restore")
+        spares.maintain()
+        check(spares.held == 2, "the spare taken back once there is room")
+        exit(0)
     }
 }
