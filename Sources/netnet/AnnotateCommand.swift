@@ -53,7 +53,7 @@ struct AnnotateCommand: ParsableCommand {
     @Flag(help: "Do not track: no track ids (\"track_id\": null), and --every carries the last detections.")
     var noTrack = false
 
-    @Option(help: "Scene file: lines, zones and masks whose events (cross, enter, leave, loiter) go to --events (docs/tracking.md).")
+    @Option(help: "Scene file: lines, zones and masks whose events (cross, enter, leave, loiter) go to --events (docs/scenes.md).")
     var scene: String?
 
     @Option(name: .customLong("track-option"), help: ArgumentHelp(

@@ -87,6 +87,8 @@ struct ConfigTests {
         ("[stream a]\nurl = /x\ntrack_confirm_frames = 2.5\n", 3, "track_confirm_frames = 2.5 is out of range 1-100 (a whole number)"),
         ("[stream a]\nurl = /x\ntrack_high_score = 0x1\n", 3, "track_high_score must be a number (got '0x1')"),
         ("[stream a]\nurl = /x\ntrack_speed = 1\n", 3, "unknown key 'track_speed' in [stream a]"),
+        ("[stream a]\nurl = /x\nscene = door.scene\n", 3, "scene must be an absolute path (got 'door.scene')"),
+        ("[stream a]\nurl = /x\nscene = /nonexistent/door.scene\n", 3, "scene /nonexistent/door.scene: no such file"),
         ("[stream a]\nurl = /x\nenabled = maybe\n", 3, "enabled must be true or false"),
         ("[stream a]\nurl = camera1\n", 2, "neither an absolute path nor a URL"),
         ("[stream a]\nurl = gopher://x/y\n", 2, "unsupported scheme 'gopher'"),
@@ -215,6 +217,19 @@ struct BackoffTests {
                 let d = b.delay(attempt: attempt, unit: Double.random(in: 0..<1, using: &generator))
                 #expect(d >= 0 && d < b.bound(attempt: attempt))
             }
+        }
+    }
+
+    @Test("scene = FILE is read with the configuration; its problems name both files' lines")
+    func sceneKey() throws {
+        let path = "/tmp/netnet-config-test-\(getpid()).scene"
+        defer { unlink(path) }
+        try "[line door]\npoints = 10,10 100,10\n[zone bay]\npoints = 0,0 50,0 50,50\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try ConfigParser.parse("[stream a]\nurl = /x\nscene = \(path)\n", file: "t.conf")
+        #expect(config.streams[0].scene?.lines.map(\.name) == ["door"] && config.streams[0].scene?.zones.map(\.name) == ["bay"])
+        try "[line door]\npoints = 10,10\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError(file: "t.conf", line: 3, message: "scene: \(path):2: a line has 2 points, got 1")) {
+            try ConfigParser.parse("[stream a]\nurl = /x\nscene = \(path)\n", file: "t.conf")
         }
     }
 }
