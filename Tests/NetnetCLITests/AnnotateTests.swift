@@ -64,7 +64,13 @@ func validateAgainstSchema(_ path: String) throws {
 /// appears) and, the stream having ended, exactly one later `object_end` whose first and last
 /// frames bracket the frames that show the id; schema-valid.
 func checkObjectEvents(_ path: String, frames: [[String: Any]], stream: String) throws {
-    let events = try jsonLines(path).filter { $0["stream"] as? String == stream && $0["schema"] as? String == "netnet.event/1" }
+    try checkObjectEvents(try jsonLines(path), frames: frames, stream: stream)
+    if hasJSONSchema { try validateAgainstSchema(path) }
+}
+
+/// The same check on lines already read (a part of a file: one play of a looping stream).
+func checkObjectEvents(_ lines: [[String: Any]], frames: [[String: Any]], stream: String) throws {
+    let events = lines.filter { $0["stream"] as? String == stream && $0["schema"] as? String == "netnet.event/1" }
     #expect(events.compactMap { $0["seq"] as? Int } == Array(0..<events.count), "event seq")
     var seen: [Int: [Int]] = [:]   // track id → frame indices that show it
     for line in frames {
@@ -84,7 +90,6 @@ func checkObjectEvents(_ path: String, frames: [[String: Any]], stream: String) 
         #expect((start["seq"] as? Int ?? 0) < (end["seq"] as? Int ?? 0))
     }
     #expect(events.count == 2 * seen.count, "\(events.count) events for \(seen.count) tracks")
-    if hasJSONSchema { try validateAgainstSchema(path) }
 }
 
 func jsonLines(_ path: String) throws -> [[String: Any]] {

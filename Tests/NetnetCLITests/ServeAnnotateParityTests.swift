@@ -126,7 +126,9 @@ struct ServeAnnotateParityTests {
             if frame % 3 != 0 { predicted += detections.count }
         }
         #expect(predicted > 0, "no predicted box between the inferred frames")
-        try checkObjectEvents(events, frames: frames, stream: "clip")
+        // The first play's lines only: the stream may have started its second play before SIGTERM.
+        try checkObjectEvents(lines, frames: frames, stream: "clip")
+        if hasJSONSchema { try validateAgainstSchema(events) }
         let ends = lines.filter { $0["kind"] as? String == "object_end" }
         #expect(ends.contains { $0["reason"] as? String == "stream_end" }, "the people in view when the clip ended end with it")
         let received = sseEvents(sse.body)
