@@ -429,11 +429,12 @@ public enum ConfigParser {
     /// this configuration line's error, with the scene file's own line.
     static func readScene(_ path: String, line: Int, file: String) throws -> Scene {
         guard path.hasPrefix("/") else { throw ConfigError(file: file, line: line, message: "scene must be an absolute path (got '\(path)')") }
-        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError(file: file, line: line, message: "scene \(path): no such file") }
-        // A FIFO or device would block the read forever.
-        guard (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular,
-              let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError(file: file, line: line, message: "scene \(path): not a readable regular text file")
+        let text: String
+        do {
+            text = try SceneParser.read(path)
+        } catch {
+            let why = error == .missing ? "no such file" : "not a readable regular text file"
+            throw ConfigError(file: file, line: line, message: "scene \(path): \(why)")
         }
         do {
             return try SceneParser.parse(text, file: path)

@@ -127,13 +127,18 @@ struct AnnotateCommand: ParsableCommand {
 
     /// The scene file at `path`, parsed; a missing, unreadable or broken file is one line naming it.
     func loadScene(_ path: String) throws -> Scene {
-        guard FileManager.default.fileExists(atPath: path) else { throw SceneError(file: path, line: nil, message: "no such scene file") }
-        // A FIFO or device would block the read forever.
-        guard (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular else {
-            throw SceneError(file: path, line: nil, message: "not a regular file")
+        let text: String
+        do {
+            text = try SceneParser.read(path)
+        } catch {
+            let message = switch error {
+            case .missing: "no such scene file"
+            case .notRegular: "not a regular file"
+            case .unreadable: "cannot read it"
+            case .notText: "not UTF-8 text"
+            }
+            throw SceneError(file: path, line: nil, message: message)
         }
-        guard let data = FileManager.default.contents(atPath: path) else { throw SceneError(file: path, line: nil, message: "cannot read it") }
-        guard let text = String(data: data, encoding: .utf8) else { throw SceneError(file: path, line: nil, message: "not UTF-8 text") }
         return try SceneParser.parse(text, file: path)
     }
 

@@ -12,6 +12,36 @@ import Glibc
 struct ServeAnnotateParityTests {
     let scratch = Scratch()
 
+    /// Runs `serve` on `clip` as stream "clip" (with `keys` added to its section) until the file
+    /// has played once and ended, then SIGTERM; `whileRunning` gets the HTTP port meanwhile.
+    /// Returns the JSON lines file's path and the first play's lines (those before its `ended`
+    /// status line; a stream's object ends come before it).
+    func playOnce(_ clip: String, name: String, keys: String,
+                  whileRunning: (Int) throws -> Void = { _ in }) throws -> (path: String, lines: [[String: Any]]) {
+        let events = scratch.file("\(name).jsonl")
+        let config = scratch.file("\(name).conf")
+        // A 30 s backoff keeps a second play out of the file in most runs; the lines are cut at
+        // the first `ended` anyway.
+        try """
+            [global]
+            listen = 127.0.0.1:0
+            json_lines = \(events)
+            backoff_base = 30
+            backoff_cap = 30
+            [stream clip]
+            url = \(clip)
+            \(keys)
+            """.write(toFile: config, atomically: false, encoding: .utf8)
+        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
+        if let port = serve.port() { try whileRunning(port) } else { Issue.record("no port: \(serve.stderr)") }
+        let ended = waitFor(120) { ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains(#""reason": "ended""#) }
+        #expect(ended, "the clip never ended: \(serve.stderr)")
+        serve.signal(SIGTERM)
+        #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
+        let all = try jsonLines(events)
+        return (events, Array(all.prefix { !($0["schema"] as? String == "netnet.status/1" && $0["reason"] as? String == "ended") }))
+    }
+
     @Test("serve on a file URL and annotate on the same file find the same detections frame by frame",
           .enabled(if: hasVtest, "needs samples/vtest.avi (scripts/fetch-vtest.sh)"))
     func sameDetectionsAsAnnotate() throws {
@@ -24,34 +54,9 @@ struct ServeAnnotateParityTests {
         let byFrame = Dictionary(uniqueKeysWithValues: try jsonLines(annotated).map { ($0["frame"] as! Int, $0) })
         #expect(byFrame.count == 30)
 
-        let events = scratch.file("events.jsonl")
-        let config = scratch.file("netnet.conf")
-        try """
-            [global]
-            listen = 127.0.0.1:0
-            json_lines = \(events)
-            [stream clip]
-            url = \(clip)
-            threshold = \(threshold)
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
-        // The file plays once (3 s at 10 fps), ends, and the stream backs off: then stop.
-        let ended = waitFor(120) {
-            ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains(#""reason": "ended""#)
-        }
-        #expect(ended, "the clip never ended: \(serve.stderr)")
-        serve.signal(SIGTERM)
-        #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
-
-        // The first play: frame lines up to the first `ended`.
-        var served: [[String: Any]] = []
-        for line in try jsonLines(events) {
-            if line["schema"] as? String == "netnet.status/1" {
-                if line["reason"] as? String == "ended" { break }
-                continue
-            }
-            if line["schema"] as? String == "netnet.frame/1" { served.append(line) }
-        }
+        // The file plays once (3 s at 10 fps): its frame lines.
+        let served = try playOnce(clip, name: "parity", keys: "threshold = \(threshold)").lines
+            .filter { $0["schema"] as? String == "netnet.frame/1" }
         #expect(served.count >= 5, "serve inferred only \(served.count) frames of 30")
         #expect(served.map { $0["seq"] as? Int } == served.indices.map { $0 }, "seq counts the stream's lines from 0")
         let tolerance = DetectionTolerance(threshold: threshold)
@@ -81,32 +86,11 @@ struct ServeAnnotateParityTests {
     func everyAndEvents() throws {
         let clip = scratch.file("vtest-60.mp4")
         try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 60 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
-        let events = scratch.file("every.jsonl")
-        let config = scratch.file("every.conf")
-        try """
-            [global]
-            listen = 127.0.0.1:0
-            json_lines = \(events)
-            backoff_base = 30
-            backoff_cap = 30
-            [stream clip]
-            url = \(clip)
-            every = 3
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
-        guard let port = serve.port() else { Issue.record("no port: \(serve.stderr)"); return }
-        // The clip plays once (6 s at 10 fps) while SSE listens; then it ends and backs off for 30 s.
-        let sse = try curl(["-N", "--max-time", "12", "http://127.0.0.1:\(port)/api/events"])
-        let ended = waitFor(120) {
-            ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains(#""reason": "ended""#)
+        // The clip plays once (6 s at 10 fps) while SSE listens.
+        var sseBody = ""
+        let (events, lines) = try playOnce(clip, name: "every", keys: "every = 3") { port in
+            sseBody = try curl(["-N", "--max-time", "12", "http://127.0.0.1:\(port)/api/events"]).body
         }
-        #expect(ended, "the clip never ended: \(serve.stderr)")
-        serve.signal(SIGTERM)
-        #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
-
-        // The first play: the lines before its `ended` (a stream's object ends come before it).
-        let all = try jsonLines(events)
-        let lines = Array(all.prefix { !($0["schema"] as? String == "netnet.status/1" && $0["reason"] as? String == "ended") })
         let frames = lines.filter { $0["schema"] as? String == "netnet.frame/1" }
         // Every frame has a line (or is counted as dropped before one), in order.
         let indices = frames.compactMap { $0["frame"] as? Int }
@@ -131,8 +115,8 @@ struct ServeAnnotateParityTests {
         if hasJSONSchema { try validateAgainstSchema(events) }
         let ends = lines.filter { $0["kind"] as? String == "object_end" }
         #expect(ends.contains { $0["reason"] as? String == "stream_end" }, "the people in view when the clip ended end with it")
-        let received = sseEvents(sse.body)
-        #expect(received.contains { $0.event == "event" && $0.object["schema"] as? String == "netnet.event/1" }, "\(sse.body.prefix(400))")
+        let received = sseEvents(sseBody)
+        #expect(received.contains { $0.event == "event" && $0.object["schema"] as? String == "netnet.event/1" }, "\(sseBody.prefix(400))")
         #expect(received.allSatisfy { ($0.event == "event") == ($0.object["schema"] as? String == "netnet.event/1") })
     }
 
@@ -159,25 +143,7 @@ struct ServeAnnotateParityTests {
         #expect(fromAnnotate.contains { $0.contains(" cross door ") } && fromAnnotate.contains { $0.contains(" enter right ") },
                 "the clip should have people crossing the line and entering the zone: \(fromAnnotate)")
 
-        let events = scratch.file("serve-events.jsonl")
-        let config = scratch.file("scene.conf")
-        try """
-            [global]
-            listen = 127.0.0.1:0
-            json_lines = \(events)
-            backoff_base = 30
-            backoff_cap = 30
-            [stream clip]
-            url = \(clip)
-            scene = \(scene)
-            """.write(toFile: config, atomically: false, encoding: .utf8)
-        let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch)
-        let ended = waitFor(120) { ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").contains(#""reason": "ended""#) }
-        #expect(ended, "the clip never ended: \(serve.stderr)")
-        serve.signal(SIGTERM)
-        #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
-        let all = try jsonLines(events)
-        let first = Array(all.prefix { !($0["schema"] as? String == "netnet.status/1" && $0["reason"] as? String == "ended") })
+        let (events, first) = try playOnce(clip, name: "scene", keys: "scene = \(scene)")
         let dropped = first.compactMap { $0["dropped"] as? Int }.reduce(0, +)
         let fromServe = sceneEvents(first)
         if dropped == 0 {
