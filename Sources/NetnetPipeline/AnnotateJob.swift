@@ -28,6 +28,9 @@ public struct AnnotateOptions: Sendable {
     public var tracking = TrackerSettings()
     /// Lines, zones and masks (`--scene FILE`), or nil; checked against the input's frame size.
     public var scene: Scene?
+    /// Where the scene's counts go at the end (`--counts FILE`, a `netnet.counts/1` document
+    /// written atomically; `-` for standard output), or nil. Needs `scene`.
+    public var countsOutput: String?
     /// Back-pressure policy; nil picks `block` for files and pipes (standard input, `pipe:`, a
     /// FIFO: their writer waits) and `latest` for live network inputs.
     public var policy: BackPressurePolicy?
@@ -108,6 +111,8 @@ public struct AnnotateSummary: Sendable {
     /// Audio packets dropped because the input read far more audio than video ahead (over 1024
     /// packets; a badly interleaved input), rather than stalling the pipeline.
     public var audioPacketsDropped = 0
+    /// The scene's counts at the end (nil without a scene).
+    public var counts: SceneCounts?
 }
 
 /// The offline-annotation pipeline, `netnet annotate`: a reader thread (demux, decode,
@@ -216,6 +221,7 @@ public final class AnnotateJob: @unchecked Sendable {
         jsonWriter = try options.jsonOutput.map { try JSONLinesWriter(path: $0) }
         eventsWriter = options.eventsOutput == nil ? nil
             : options.eventsOutput == options.jsonOutput ? jsonWriter : try JSONLinesWriter(path: options.eventsOutput!)
+        if let path = options.countsOutput, path != "-" { try AtomicFile.checkWritable(path) }
         progress = ProgressReporter(total: expectedFrames, quiet: quiet)
     }
 
@@ -284,6 +290,7 @@ public final class AnnotateJob: @unchecked Sendable {
             try videoWriter?.finish()
             try jsonWriter?.close()
             if eventsWriter !== jsonWriter { try eventsWriter?.close() }
+            try writeCounts()
         } catch {
             fail(error)
         }
@@ -410,6 +417,22 @@ public final class AnnotateJob: @unchecked Sendable {
         summary.framesWritten = written
         summary.detections = detections
         summary.objectEvents = events
+        summary.counts = recorder.counts
         lock.unlock()
+    }
+
+    /// Writes the counts document to `countsOutput` (after the run, even a stopped one).
+    private func writeCounts() throws {
+        guard let path = options.countsOutput, let counts = summary.counts else { return }
+        lock.lock(); let frames = summary.framesWritten; lock.unlock()
+        let bytes = CountsDocument.render(stream: options.streamID, scene: options.scene?.file, counts: counts, frames: frames,
+                                          timeNanoseconds: WallClock.nowNanoseconds())
+        if path == "-" {
+            do { try FileHandle.standardOutput.write(contentsOf: Data(bytes)) } catch {
+                throw OutputError(operation: "write", path: "-", code: (error as NSError).code == 0 ? EIO : Int32((error as NSError).code))
+            }
+        } else {
+            try AtomicFile.write(bytes, to: path)
+        }
     }
 }

@@ -40,6 +40,8 @@ public final class FrameSlot {
     /// along so their lines are recorded in frame order). Empty in `annotate`, whose ring
     /// carries every frame.
     public var between: [FrameFacts] = []
+    /// The scene's counts once this frame is recorded (nil without a scene), for drawing.
+    public var counts: SceneCounts?
 
     /// A slot whose network input holds `inputCount` floats. Any thread.
     public init(inputCount: Int) { input = AlignedBuffer(count: inputCount) }
@@ -203,6 +205,9 @@ public struct FrameRecorder: Sendable {
     public let tracking: TrackerSettings?
     /// The scene whose rules run over the tracks (masks drop detections first), or nil.
     public let scene: Scene?
+    /// The scene's counts so far (nil without a scene): crossings and entries since counting
+    /// began (carried from `init`'s `counts`), objects in the zones now.
+    public private(set) var counts: SceneCounts?
     private var tracker: Tracker?
     private var rules: SceneRules?
     private let firstTrackID: Int
@@ -214,9 +219,10 @@ public struct FrameRecorder: Sendable {
     /// line `firstEventSeq` and whose first track gets id `firstTrackID`, tracking with
     /// `tracking` (nil: off). Pure.
     /// With `scene`, its masks drop detections before tracking and its lines and zones turn the
-    /// confirmed tracks into `cross`, `enter`, `leave` and `loiter` events (tracking must be on).
+    /// confirmed tracks into `cross`, `enter`, `leave` and `loiter` events (tracking must be on);
+    /// its counts go on from `counts` (a restart's or reload's, `SceneCounts.carried(to:)`).
     public init(stream: String, firstSeq: Int = 0, firstEventSeq: Int = 0, firstTrackID: Int = 1,
-                tracking: TrackerSettings? = TrackerSettings(), scene: Scene? = nil) {
+                tracking: TrackerSettings? = TrackerSettings(), scene: Scene? = nil, counts: SceneCounts? = nil) {
         self.stream = stream
         nextSeq = firstSeq
         nextEventSeq = firstEventSeq
@@ -224,6 +230,7 @@ public struct FrameRecorder: Sendable {
         self.tracking = tracking
         self.scene = scene
         rules = scene.map(SceneRules.init)
+        self.counts = scene.map { counts?.carried(to: $0) ?? SceneCounts(scene: $0) }
     }
 
     /// The id the stream's next confirmed track gets (ids go on across reconnects and reloads).
@@ -236,6 +243,7 @@ public struct FrameRecorder: Sendable {
     public mutating func record(_ slot: FrameSlot) -> Output {
         let output = record(FrameFacts(slot), inference: slot.inferred ? (slot.detections, slot.inferenceMilliseconds) : nil)
         slot.detections = output.record.detections
+        slot.counts = counts
         return output
     }
 
@@ -324,6 +332,7 @@ public struct FrameRecorder: Sendable {
                                        position: Scene.anchor(x1: detection.box[0], y1: detection.box[1], x2: detection.box[2], y2: detection.box[3])))
         }
         guard let found = rules?.update(frame: facts.index, time: time, objects: objects), !found.isEmpty else { return [] }
+        for event in found { counts?.apply(event) }
         return found.map { event in
             let detection = byTrack[event.trackID]!
             return numbered(ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind(event.kind), trackID: event.trackID,
@@ -335,6 +344,7 @@ public struct FrameRecorder: Sendable {
     /// The `leave` events of a track that ended inside zones, numbered (before its `object_end`).
     private mutating func leaving(_ summary: TrackSummary, at facts: FrameFacts) -> [NumberedEvent] {
         guard let found = rules?.end(trackID: summary.trackID), !found.isEmpty else { return [] }
+        for event in found { counts?.apply(event) }
         let box = summary.lastBox
         return found.map {
             numbered(ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind($0.kind), trackID: summary.trackID,

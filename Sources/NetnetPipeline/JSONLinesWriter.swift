@@ -134,7 +134,7 @@ public final class JSONLinesWriter: @unchecked Sendable {
 }
 
 // The C functions, named apart from this type's `write` and `close` methods.
-@inline(__always) private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+@inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Darwin)
     return Darwin.write(fd, buffer, count)
     #elseif canImport(Musl)

@@ -1,4 +1,5 @@
 import Foundation
+import NetnetScene
 
 /// A one-line progress display for long jobs on a terminal:
 /// `frames 120/795 (15%)  24.3 fps  ETA 0:28`, rewritten in place with `\r` at most 4 times a
@@ -151,5 +152,34 @@ public struct Summary: Sendable, Equatable {
     public var line: String {
         "netnet: \(frames) frames, \(detections) detections, \(ProgressReporter.formatRate(framesPerSecond)) fps, "
             + "\(dropped) dropped, \(decodeErrors) decode errors"
+    }
+}
+
+/// The scene's counts after the summary line, one line per line and zone:
+/// `netnet: line door: 3 in, 1 out (person 3 in, 1 out)` and
+/// `netnet: zone bay: 5 entered, 0 inside (person 5 entered)`; labels sorted, only those seen.
+/// Pure; any thread.
+public enum CountsSummary {
+    /// The lines, each ending in a newline (empty for a scene without lines or zones).
+    public static func lines(_ counts: SceneCounts) -> String {
+        var text = ""
+        func total(_ labels: [String: Int]) -> Int { labels.values.reduce(0, +) }
+        for line in counts.lines {
+            text += "netnet: line \(line.name): \(total(line.inward)) in, \(total(line.outward)) out"
+            let labels = Set(line.inward.keys).union(line.outward.keys).sorted()
+            if !labels.isEmpty {
+                text += " (" + labels.map { "\($0) \(line.inward[$0] ?? 0) in, \(line.outward[$0] ?? 0) out" }.joined(separator: "; ") + ")"
+            }
+            text += "\n"
+        }
+        for zone in counts.zones {
+            text += "netnet: zone \(zone.name): \(total(zone.entered)) entered, \(total(zone.objects)) inside"
+            let labels = Set(zone.entered.keys).union(zone.objects.keys).sorted()
+            if !labels.isEmpty {
+                text += " (" + labels.map { "\($0) \(zone.entered[$0] ?? 0) entered, \(zone.objects[$0] ?? 0) inside" }.joined(separator: "; ") + ")"
+            }
+            text += "\n"
+        }
+        return text
     }
 }

@@ -56,6 +56,9 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Scene file: lines, zones and masks whose events (cross, enter, leave, loiter) go to --events (docs/scenes.md).")
     var scene: String?
 
+    @Option(help: "Write the scene's counts at the end, a netnet.counts/1 document (- for standard output; needs --scene).")
+    var counts: String?
+
     @Option(name: .customLong("track-option"), help: ArgumentHelp(
         "A tracker setting, NAME=VALUE (repeatable; docs/tracking.md).",
         discussion: "NAME: " + TrackerSettingKey.allCases.map(\.rawValue).joined(separator: ", ") + "."))
@@ -101,6 +104,11 @@ struct AnnotateCommand: ParsableCommand {
         guard output != nil || json != nil || events != nil else { throw ValidationError("give --output FILE, --json FILE, --events FILE, or more than one") }
         if events != nil && noTrack { throw ValidationError("--events needs tracking: drop --no-track") }
         if scene != nil && noTrack { throw ValidationError("--scene needs tracking: drop --no-track") }
+        if let counts {
+            guard scene != nil else { throw ValidationError("--counts needs --scene FILE") }
+            if counts == "-" && (json == "-" || events == "-") { throw ValidationError("--counts - and another output both write to standard output") }
+            if counts != "-" && [output, json, events].contains(counts) { throw ValidationError("--counts names the same file as another output: \(counts)") }
+        }
         _ = try trackerSettings()
         if let events, events == output { throw ValidationError("--events and --output name the same file \(events)") }
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
@@ -165,6 +173,7 @@ struct AnnotateCommand: ParsableCommand {
         options.videoOutput = output
         options.jsonOutput = json
         options.eventsOutput = events
+        options.countsOutput = counts
         options.threshold = threshold
         options.every = every
         options.track = !noTrack
@@ -202,6 +211,7 @@ struct AnnotateCommand: ParsableCommand {
             let line = Summary(frames: summary.framesWritten, detections: summary.detections, seconds: summary.seconds,
                                dropped: summary.dropped, decodeErrors: summary.decodeErrors).line
             FileHandle.standardError.write(Data((line + (summary.interrupted ? " (stopped by signal)" : "") + "\n").utf8))
+            if let counts = summary.counts { FileHandle.standardError.write(Data(CountsSummary.lines(counts).utf8)) }
         }
         if summary.audioPacketsDropped > 0 {
             FileHandle.standardError.write(Data("netnet: warning: \(summary.audioPacketsDropped) audio packets dropped (input interleaved over 1024 packets apart)\n".utf8))

@@ -14,7 +14,7 @@ struct NetnetCommand: AsyncParsableCommand {
             model is used; `netnet model info` says what it is.
             """,
         version: NetnetVersion.string,
-        subcommands: [AnnotateCommand.self, ServeCommand.self, DetectCommand.self, ModelCommand.self, BenchCommand.self, ParityCommand.self])
+        subcommands: [AnnotateCommand.self, ServeCommand.self, DetectCommand.self, ModelCommand.self, BenchCommand.self, ParityCommand.self, SceneCommand.self])
 
     /// Refuses, with one line and exit status 1, a CPU the kernels were not built for, before
     /// any of them can run, and before the arguments are parsed (validating them may call into
