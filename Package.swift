@@ -85,7 +85,7 @@ let package = Package(
         .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker", "NetnetScene"]),
         // The daemon's HTTP API (the only Hummingbird importer).
         .target(name: "NetnetHTTP", dependencies: [
-            "NetnetDaemon",
+            "NetnetDaemon", "NetnetPipeline", "NetnetScene",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),

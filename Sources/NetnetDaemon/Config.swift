@@ -123,6 +123,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Seconds a kept-alive HTTP connection may stay idle between a response and the next
     /// request head (1…86400). Server-Sent Events responses are not idle.
     public var httpIdleTimeout = 60.0
+    /// Where `serve` keeps what must survive a restart (the scene counts), an absolute path; nil:
+    /// `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else nothing is kept (`CountsStore.stateDirectory`).
+    public var stateDirectory: String?
     /// The streams, in file order.
     public var streams: [StreamConfig] = []
 
@@ -172,7 +175,7 @@ public enum ConfigParser {
     static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
-                                       "http_max_connections", "http_header_timeout", "http_idle_timeout"]
+                                       "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
@@ -268,6 +271,9 @@ public enum ConfigParser {
                     config.jsonLinesPath = value
                 case "json_lines_max_bytes":
                     config.jsonLinesMaxBytes = Int64(try parseSize(key, value, 65_536, 1 << 40, number, file))
+                case "state_directory":
+                    guard value.hasPrefix("/") else { throw fail(number, "state_directory must be an absolute path (got '\(value)')") }
+                    config.stateDirectory = value
                 case "json_lines_keep": config.jsonLinesKeep = try parseInt(key, value, 0, 100, number, file)
                 case "sink_queue": config.sinkQueue = try parseInt(key, value, 16, 100_000, number, file)
                 case "stall_timeout": config.stallTimeout = try parseDouble(key, value, 1, 3600, number, file)

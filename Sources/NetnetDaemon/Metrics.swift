@@ -1,4 +1,5 @@
 import Foundation
+import NetnetScene
 
 /// Where a stream's reader is. The names are the `state` of status events and of `/metrics`. Any thread.
 public enum StreamState: String, Sendable, CaseIterable {
@@ -82,6 +83,9 @@ public final class StreamStats: @unchecked Sendable {
         public var inference = Histogram()
         /// From the frame leaving the decoder to its event being published, seconds.
         public var endToEnd = Histogram()
+        /// The scene's counts (nil: the stream has no scene): crossings and entries since counting
+        /// began, kept across restarts in the state directory; objects in the zones now.
+        public var counts: SceneCounts?
     }
 
     /// Stats for stream `id` reading `url`. Any thread.
@@ -193,6 +197,38 @@ public enum MetricsText {
         }
         histogram("netnet_inference_seconds", "Forward pass plus post-processing time per inferred frame.") { $0.inference }
         histogram("netnet_end_to_end_seconds", "From the decoded frame to its event being published.") { $0.endToEnd }
+        let scened = streams.filter { $0.stats.counts != nil }
+        if !scened.isEmpty {
+            // One series per line, direction and label seen (labels appear with their first count).
+            family("netnet_line_crossings_total", "counter", "Scene line crossings by confirmed tracks, by direction and label (kept across restarts).")
+            for (id, s) in scened {
+                for line in s.counts!.lines {
+                    for direction in [CrossingDirection.in, .out] {
+                        let byLabel = line.crossings(direction)
+                        for label in byLabel.keys.sorted() {
+                            out += "netnet_line_crossings_total{stream=\"\(escape(id))\",line=\"\(escape(line.name))\",direction=\"\(direction.rawValue)\",label=\"\(escape(label))\"} \(byLabel[label]!)\n"
+                        }
+                    }
+                }
+            }
+            family("netnet_zone_objects", "gauge", "Objects inside a scene zone now, by label.")
+            for (id, s) in scened {
+                for zone in s.counts!.zones {
+                    // A label seen entering stays as a 0 series once its objects left, so a graph drops to 0.
+                    for label in zone.entered.keys.sorted() {
+                        out += "netnet_zone_objects{stream=\"\(escape(id))\",zone=\"\(escape(zone.name))\",label=\"\(escape(label))\"} \(zone.objects[label] ?? 0)\n"
+                    }
+                }
+            }
+            family("netnet_zone_entries_total", "counter", "Entries into a scene zone, by label (kept across restarts).")
+            for (id, s) in scened {
+                for zone in s.counts!.zones {
+                    for label in zone.entered.keys.sorted() {
+                        out += "netnet_zone_entries_total{stream=\"\(escape(id))\",zone=\"\(escape(zone.name))\",label=\"\(escape(label))\"} \(zone.entered[label]!)\n"
+                    }
+                }
+            }
+        }
         family("netnet_events_dropped_total", "counter", "Events dropped because a consumer's queue was full.")
         for (sink, dropped) in sinkDrops { out += "netnet_events_dropped_total{sink=\"\(escape(sink))\"} \(dropped)\n" }
         if !sinks.isEmpty {

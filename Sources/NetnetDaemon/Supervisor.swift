@@ -4,6 +4,7 @@ import NetnetKernels
 import NetnetMedia
 import NetnetPipeline
 import NetnetRing
+import NetnetScene
 import NetnetTracker
 
 /// One stream as the shared inference stage sees it: its `latest` mailbox (NetnetRing), its
@@ -27,16 +28,27 @@ final class Mailbox {
         filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
         recorder = FrameRecorder(stream: config.id, firstSeq: carried.seq, firstEventSeq: carried.eventSeq,
                                  firstTrackID: carried.trackID, tracking: config.track ? config.tracking : nil,
-                                 scene: config.track ? config.scene : nil)
+                                 scene: config.track ? config.scene : nil, counts: carried.counts)
+        let counts = recorder.counts
+        stats.update { $0.counts = counts }
+    }
+
+    /// Copies the recorder's counts into the stats (for the API, `/metrics` and the state file).
+    /// Under `Scheduler.condition`, where the recorder is.
+    func publishCounts() {
+        guard let counts = recorder.counts else { return }
+        stats.update { $0.counts = counts }
     }
 }
 
-/// Where a stream's numbering stands: the next frame line's and event line's `seq` and the next
-/// track id. A stream restarted by a reload goes on from its old numbering. Value type.
+/// Where a stream's numbering stands: the next frame line's and event line's `seq`, the next
+/// track id and the scene's counts. A stream restarted by a reload goes on from its old
+/// numbering; a stream started with the daemon, from the counts in the state directory. Value type.
 struct StreamNumbering: Sendable, Equatable {
     var seq = 0
     var eventSeq = 0
     var trackID = 1
+    var counts: SceneCounts?
 }
 
 /// The one inference stage all streams share: one thread owning the `Detector`, serving the
@@ -137,6 +149,7 @@ final class Scheduler: @unchecked Sendable {
         while mailbox.slots.hasReady || inFlight === mailbox { condition.wait() }
         var outputs = trailing.map { mailbox.recorder.record($0, inference: nil) }
         let ended = mailbox.recorder.finish()
+        mailbox.publishCounts()
         condition.unlock()
         if !ended.isEmpty {
             if outputs.isEmpty { publish(events: ended, stream: mailbox.config.id) } else { outputs[outputs.count - 1].events += ended }
@@ -148,7 +161,7 @@ final class Scheduler: @unchecked Sendable {
     func next(of mailbox: Mailbox) -> StreamNumbering {
         condition.lock(); defer { condition.unlock() }
         return StreamNumbering(seq: mailbox.recorder.nextSeq, eventSeq: mailbox.recorder.nextEventSeq,
-                               trackID: mailbox.recorder.nextTrackID)
+                               trackID: mailbox.recorder.nextTrackID, counts: mailbox.recorder.counts)
     }
 
     /// Ends the thread after the frames already waiting are inferred and published; waits for it.
@@ -224,6 +237,7 @@ final class Scheduler: @unchecked Sendable {
         step.run(slot, filter: mailbox.filter)
         condition.lock()
         let output = mailbox.recorder.record(slot)
+        mailbox.publishCounts()
         condition.unlock()
         publish(output)
         let record = output.record
@@ -562,6 +576,11 @@ public final class Supervisor: @unchecked Sendable {
     private let scheduler: Scheduler
     private let random: @Sendable () -> Double
     private let descriptors: DescriptorSpares?
+    private let countsStore: CountsStore?
+    private let saver = NSCondition()
+    private var saverStopping = false
+    private var saverRunning = false
+    private let saverDone = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private let applyLock = NSLock()
     private var workers: [StreamWorker] = []
@@ -572,13 +591,16 @@ public final class Supervisor: @unchecked Sendable {
 
     /// A supervisor for `config`'s enabled streams sharing `model`; nothing runs before `start`.
     /// `random` gives the backoff jitter (uniform in [0, 1)); `descriptors`, the daemon's
-    /// spare-descriptor policy, makes a connection attempt wait for descriptor room (nil: none).
+    /// spare-descriptor policy, makes a connection attempt wait for descriptor room (nil: none);
+    /// `counts` keeps the scene counts across restarts (streams start from what it holds, and
+    /// a thread writes them back once a second while they change; nil: memory only).
     /// Throws one line if the inference stage cannot run in `config.precision` (bf16 on a CPU
     /// without it). Any thread.
     public init(config: DaemonConfig, model: Model, hub: EventHub, log: DaemonLog,
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                descriptors: DescriptorSpares? = nil) throws {
+                descriptors: DescriptorSpares? = nil, counts: CountsStore? = nil) throws {
         self.descriptors = descriptors
+        countsStore = counts
         self.model = model
         self.hub = hub
         self.log = log
@@ -586,7 +608,13 @@ public final class Supervisor: @unchecked Sendable {
         settings = ReaderSettings(config: config)
         scheduler = try Scheduler(model: model, hub: hub, precision: config.precision, gemm: config.gemm)
         if let reason = scheduler.gemmFallback { log.warning(reason) }
-        workers = config.enabledStreams.map { makeWorker($0) }
+        workers = config.enabledStreams.map { makeWorker($0, carried: kept($0)) }
+    }
+
+    /// A stream's numbering when it starts afresh: zero, with the counts the store kept.
+    private func kept(_ stream: StreamConfig) -> StreamNumbering {
+        guard stream.track, let scene = stream.scene, let countsStore else { return StreamNumbering() }
+        return StreamNumbering(counts: countsStore.load(stream: stream.id, scene: scene))
     }
 
     private func makeWorker(_ stream: StreamConfig, carried: StreamNumbering = StreamNumbering()) -> StreamWorker {
@@ -599,6 +627,31 @@ public final class Supervisor: @unchecked Sendable {
         scheduler.start()
         lock.lock(); let current = workers; lock.unlock()
         for worker in current { worker.start() }
+        if countsStore != nil {
+            saver.lock(); saverRunning = true; saver.unlock()
+            let thread = Thread { [self] in saveCountsLoop() }
+            thread.name = "netnet-counts"
+            thread.start()
+        }
+    }
+
+    /// The counts thread: once a second, each stream's counts that changed go to the store.
+    private func saveCountsLoop() {
+        while true {
+            saver.lock()
+            if !saverStopping { _ = saver.wait(until: Date(timeIntervalSinceNow: 1)) }
+            let stopping = saverStopping
+            saver.unlock()
+            if stopping { break }
+            lock.lock(); let current = workers; lock.unlock()
+            for worker in current { saveCounts(of: worker) }
+        }
+        saverDone.signal()
+    }
+
+    private func saveCounts(of worker: StreamWorker) {
+        guard let countsStore, let counts = worker.stats.snapshot().counts else { return }
+        countsStore.save(stream: worker.config.id, scene: worker.config.scene?.file, counts: counts)
     }
 
     /// What a reload changed, by stream id. Value type.
@@ -638,6 +691,7 @@ public final class Supervisor: @unchecked Sendable {
             } else {
                 let isChange = wantedByID[worker.config.id] != nil
                 worker.stop(reason: isChange ? "configuration changed" : "removed by reload")
+                saveCounts(of: worker)
                 if isChange {
                     result.changed.append(worker.config.id)
                     carried[worker.config.id] = scheduler.next(of: worker.mailbox)   // seqs and track ids go on
@@ -653,7 +707,7 @@ public final class Supervisor: @unchecked Sendable {
             if let worker = keep[stream.id] {
                 next.append(worker)
             } else {
-                let worker = makeWorker(stream, carried: carried[stream.id] ?? StreamNumbering())
+                let worker = makeWorker(stream, carried: carried[stream.id] ?? kept(stream))
                 if !result.changed.contains(stream.id) { result.added.append(stream.id) }
                 next.append(worker)
                 fresh.append(worker)
@@ -680,6 +734,14 @@ public final class Supervisor: @unchecked Sendable {
         for worker in current { worker.requestStop(reason: "daemon stopping") }
         for worker in current { worker.waitStopped() }
         scheduler.stop()
+        saver.lock()
+        saverStopping = true
+        let running = saverRunning
+        saver.broadcast()
+        saver.unlock()
+        if running { saverDone.wait() }
+        // The last counts, after the open objects left their zones.
+        for worker in current { saveCounts(of: worker) }
     }
 
     /// The running streams' stats, in configuration order. Any thread.

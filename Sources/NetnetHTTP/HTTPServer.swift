@@ -7,10 +7,12 @@ import ServiceLifecycle
 import NetnetDaemon
 import NetnetEngine
 import NetnetPipeline
+import NetnetScene
 
 /// The daemon's HTTP API (Hummingbird): `GET /healthz`, `/readyz`, `/metrics` (Prometheus text),
-/// `/api/streams` (status JSON), `/api/events` (Server-Sent Events, `?stream=ID` filter) and
-/// `/api/streams/{id}/snapshot.jpg`. Runs on Swift's concurrency pool; it only reads the
+/// `/api/streams` (status JSON), `/api/events` (Server-Sent Events, `?stream=ID` filter),
+/// `/api/streams/{id}/snapshot.jpg` and `/api/streams/{id}/counts` (`netnet.counts/1`). Runs on
+/// Swift's concurrency pool; it only reads the
 /// supervisor's counters and subscribes to its event hub, never blocking a pipeline thread.
 /// A `Service`: `run()` from a `ServiceGroup` (the daemon's), `boundPort()` from any task.
 public final class HTTPServer: Service, @unchecked Sendable {
@@ -166,6 +168,19 @@ public final class HTTPServer: Service, @unchecked Sendable {
             let supervisor = sources.supervisor()
             let body = StreamsJSON.render(supervisor.streamStats().map { ($0.id, $0.snapshot()) })
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("/api/streams/:id/counts") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            let supervisor = sources.supervisor()
+            guard let stats = supervisor.streamStats().first(where: { $0.id == id }) else {
+                return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "no stream '\(id)'\n")))
+            }
+            let scene = supervisor.streamConfigs().first { $0.id == id }?.scene
+            let counts = stats.snapshot().counts ?? SceneCounts(lines: [], zones: [])
+            let body = CountsDocument.render(stream: id, scene: scene?.file, counts: counts, frames: nil,
+                                             timeNanoseconds: WallClock.nowNanoseconds())
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/api/streams/:id/snapshot.jpg") { _, context -> Response in
             let id = context.parameters.get("id") ?? ""

@@ -69,22 +69,27 @@ public enum CountsDocument {
     /// not a non-negative integer).
     public static func parse(_ bytes: [UInt8]) throws(CountsDocumentProblem) -> (stream: String, counts: SceneCounts) {
         if bytes.isEmpty { throw CountsDocumentProblem(reason: "empty file") }
+        guard (try? JSONSerialization.jsonObject(with: Data(bytes))) != nil else {
+            throw CountsDocumentProblem(reason: "not JSON (torn or overwritten?)")
+        }
         let stored: Stored
         do {
             stored = try JSONDecoder().decode(Stored.self, from: Data(bytes))
-        } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
-            throw CountsDocumentProblem(reason: "not JSON (torn or overwritten?)")
         } catch let error as DecodingError {
             throw CountsDocumentProblem(reason: Self.describe(error))
         } catch {
-            throw CountsDocumentProblem(reason: "not JSON (torn or overwritten?)")
+            throw CountsDocumentProblem(reason: "not a counts document")
         }
         guard stored.schema == schema else { throw CountsDocumentProblem(reason: "schema is not \"\(schema)\"") }
-        func checked(_ labels: [String: Int], _ place: String) throws(CountsDocumentProblem) -> [String: Int] {
-            if let (label, _) = labels.first(where: { $0.value < 0 }) {
-                throw CountsDocumentProblem(reason: "\(place).\(label) is negative")
+        // Read as numbers, so that a fraction is named like any other bad count.
+        func checked(_ labels: [String: Double], _ place: String) throws(CountsDocumentProblem) -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for (label, value) in labels {
+                guard let count = Int(exactly: value) else { throw CountsDocumentProblem(reason: "\(place).\(label) is not a whole number") }
+                guard count >= 0 else { throw CountsDocumentProblem(reason: "\(place).\(label) is negative") }
+                counts[label] = count
             }
-            return labels
+            return counts
         }
         var lines: [SceneCounts.LineCount] = []
         for name in stored.lines.keys.sorted() {
@@ -111,8 +116,8 @@ public enum CountsDocument {
     }
 
     private struct StoredLine: Decodable {
-        var inward: [String: Int]
-        var outward: [String: Int]
+        var inward: [String: Double]
+        var outward: [String: Double]
         enum CodingKeys: String, CodingKey {
             case inward = "in"
             case outward = "out"
@@ -120,18 +125,20 @@ public enum CountsDocument {
     }
 
     private struct StoredZone: Decodable {
-        var entered: [String: Int]
-        var objects: [String: Int]
+        var entered: [String: Double]
+        var objects: [String: Double]
     }
 
     /// A decoding failure as one line naming the key.
     private static func describe(_ error: DecodingError) -> String {
-        func path(_ keys: [any CodingKey]) -> String { keys.map(\.stringValue).joined(separator: ".") }
+        func path(_ keys: [any CodingKey]) -> String { keys.isEmpty ? "the document" : keys.map(\.stringValue).joined(separator: ".") }
         switch error {
         case let .keyNotFound(key, context): return "no \"\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))\""
+        case let .typeMismatch(_, context) where context.codingPath.isEmpty: return "not a JSON object"
         case let .typeMismatch(_, context): return "\(path(context.codingPath)) is not of the right type"
         case let .valueNotFound(_, context): return "\(path(context.codingPath)) is null"
-        case let .dataCorrupted(context): return "\(path(context.codingPath)): \(context.debugDescription)"
+        case let .dataCorrupted(context) where context.codingPath.isEmpty: return "a value is not of the right type"
+        case let .dataCorrupted(context): return "\(path(context.codingPath)) is not of the right type"
         @unknown default: return "not a counts document"
         }
     }

@@ -106,7 +106,15 @@ public final class Daemon: Sendable {
             return
         }
         let supervisor: Supervisor
-        do { supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors) } catch {
+        do {
+            var counts: CountsStore?
+            if let state = CountsStore.stateDirectory(config: config) {
+                counts = try CountsStore(stateDirectory: state, log: log, descriptors: descriptors)
+            } else if config.enabledStreams.contains(where: { $0.scene != nil }) {
+                log.warning("no state_directory (and no $STATE_DIRECTORY): scene counts start from zero at every start (docs/scenes.md, \"Counts\")")
+            }
+            supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors, counts: counts)
+        } catch {
             sinkService.close()
             throw error
         }
@@ -356,7 +364,8 @@ final class ControlService: Service, @unchecked Sendable {
                                      ("sink_queue", "\(config.sinkQueue)", "\(newConfig.sinkQueue)"),
                                      ("http_max_connections", "\(config.httpMaxConnections)", "\(newConfig.httpMaxConnections)"),
                                      ("http_header_timeout", "\(config.httpHeaderTimeout)", "\(newConfig.httpHeaderTimeout)"),
-                                     ("http_idle_timeout", "\(config.httpIdleTimeout)", "\(newConfig.httpIdleTimeout)")] where old != new {
+                                     ("http_idle_timeout", "\(config.httpIdleTimeout)", "\(newConfig.httpIdleTimeout)"),
+                                     ("state_directory", config.stateDirectory ?? "", newConfig.stateDirectory ?? "")] where old != new {
                 log.warning("reload: \(name) changed; it takes effect at the next restart")
             }
             log.setLevel(newConfig.logLevel)
