@@ -134,7 +134,7 @@ struct AnnotateCommand: ParsableCommand {
     }
 
     /// The scene file at `path`, parsed; a missing, unreadable or broken file is one line naming it.
-    func loadScene(_ path: String) throws -> Scene {
+    static func loadScene(_ path: String) throws -> Scene {
         let text: String
         do {
             text = try SceneParser.read(path)
@@ -178,7 +178,7 @@ struct AnnotateCommand: ParsableCommand {
         options.every = every
         options.track = !noTrack
         options.tracking = try trackerSettings()
-        if let scene { options.scene = reportingErrors { try loadScene(scene) } }
+        if let scene { options.scene = reportingErrors { try Self.loadScene(scene) } }
         options.policy = policy
         options.codec = codec
         options.crf = crf

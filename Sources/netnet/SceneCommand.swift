@@ -5,5 +5,5 @@ struct SceneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scene",
         abstract: "Check scene files (lines, zones, masks) against video and tracks.",
-        subcommands: [])
+        subcommands: [SceneCountCommand.self])
 }
