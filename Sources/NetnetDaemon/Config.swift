@@ -1,5 +1,6 @@
 import Foundation
 import NetnetEngine
+import NetnetMedia
 import NetnetScene
 import NetnetTracker
 
@@ -20,10 +21,11 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// `FILE:LINE: message` or `FILE: message`.
+    /// `FILE:LINE: message` or `FILE: message`, credentials masked (`Redaction`): a message
+    /// may quote a URL from the file.
     public var description: String {
-        if let line { return "\(file):\(line): \(message)" }
-        return "\(file): \(message)"
+        if let line { return Redaction.redact("\(file):\(line): \(message)") }
+        return Redaction.redact("\(file): \(message)")
     }
 }
 
@@ -59,6 +61,10 @@ public struct StreamConfig: Sendable, Equatable {
     public var tracking = TrackerSettings()
     /// The stream's scene (`scene = FILE`: lines, zones, masks), read with the configuration.
     public var scene: Scene?
+    /// `username`: put into the URL with the password of `password_file` (nil: none).
+    public var username: String?
+    /// `password_file` as written (nil: none); the password it holds is in `url` and nowhere else.
+    public var passwordFile: String?
     /// Line of the section header (for messages).
     public var line: Int = 0
     /// Line of each key set in the section (for messages about a value found wrong later).
@@ -176,12 +182,16 @@ public enum ConfigParser {
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory"]
-    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene"]
+    static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
+                                       "username", "password_file"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
     /// Parses configuration text; `file` names it in errors. Throws the first `ConfigError`. Any thread.
-    public static func parse(_ text: String, file: String) throws -> DaemonConfig {
+    /// `environment` gives `$CREDENTIALS_DIRECTORY`, where a relative `password_file` is found
+    /// (systemd's `LoadCredential=`).
+    public static func parse(_ text: String, file: String,
+                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
         var config = DaemonConfig()
         enum Section { case none, global, stream(Int) }
         var section = Section.none
@@ -325,6 +335,14 @@ public enum ConfigParser {
                 case "enabled": config.streams[i].enabled = try parseBool(key, value, number, file)
                 case "track": config.streams[i].track = try parseBool(key, value, number, file)
                 case "scene": config.streams[i].scene = try readScene(value, line: number, file: file)
+                case "username":
+                    guard !value.isEmpty, !value.contains(where: { $0.isWhitespace }) else {
+                        throw fail(number, "username must be a name without blanks")
+                    }
+                    config.streams[i].username = value
+                case "password_file":
+                    guard !value.isEmpty else { throw fail(number, "password_file must not be empty") }
+                    config.streams[i].passwordFile = value
                 default:
                     if key.hasPrefix("track_"), let setting = TrackerSettingKey(rawValue: String(key.dropFirst(6))) {
                         do {
@@ -343,6 +361,9 @@ public enum ConfigParser {
         }
         for stream in config.streams where stream.url.isEmpty {
             throw fail(stream.line, "[stream \(stream.id)] has no url")
+        }
+        for i in config.streams.indices {
+            try addCredentials(&config.streams[i], file: file, environment: environment)
         }
         guard !config.enabledStreams.isEmpty else {
             throw ConfigError(file: file, line: nil, message: "no enabled stream (add a [stream ID] section with a url)")
@@ -433,6 +454,64 @@ public enum ConfigParser {
 
     /// The scene file `path` names (absolute, a regular file), parsed; its problems come back as
     /// this configuration line's error, with the scene file's own line.
+    /// Puts `username` and the password of `password_file` into the stream's URL (percent-encoded)
+    /// and registers every password, inline or from a file, with `Redaction` so that no message
+    /// shows it. A relative `password_file` is a systemd credential (`$CREDENTIALS_DIRECTORY/NAME`)
+    /// when that is set, else relative to the configuration's folder.
+    static func addCredentials(_ stream: inout StreamConfig, file: String, environment: [String: String]) throws {
+        if let inline = URLComponents(string: stream.url)?.password, !inline.isEmpty {
+            Redaction.register(secret: inline)
+            if let decoded = inline.removingPercentEncoding { Redaction.register(secret: decoded) }
+        }
+        guard stream.username != nil || stream.passwordFile != nil else { return }
+        let line = stream.keyLines["password_file"] ?? stream.keyLines["username"] ?? stream.line
+        func fail(_ message: String) -> ConfigError { ConfigError(file: file, line: line, message: "[stream \(stream.id)] \(message)") }
+        guard let marker = stream.url.range(of: "://"), !stream.url.hasPrefix("file:") else {
+            throw fail("username and password_file need a network URL (rtsp://, http://, …)")
+        }
+        let authorityEnd = stream.url[marker.upperBound...].firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? stream.url.endIndex
+        guard !stream.url[marker.upperBound..<authorityEnd].contains("@") else {
+            throw fail("the url already has a user name or password; give them in the url or in username and password_file, not both")
+        }
+        var password: String?
+        if let name = stream.passwordFile {
+            let path: String
+            if name.hasPrefix("/") {
+                path = name
+            } else if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+                path = credentials + "/" + name
+            } else {
+                path = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(name).path
+            }
+            password = try readPassword(path, fail: fail)
+            Redaction.register(secret: password!)
+        }
+        let user = (stream.username ?? "").addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? ""
+        var userinfo = user
+        if let password {
+            let encoded = password.addingPercentEncoding(withAllowedCharacters: .urlPasswordAllowed) ?? password
+            Redaction.register(secret: encoded)
+            userinfo += ":" + encoded
+        }
+        stream.url = String(stream.url[..<marker.upperBound]) + userinfo + "@" + stream.url[marker.upperBound...]
+    }
+
+    /// The password in `path`: its first line, without the newline; one line naming the file when
+    /// it is missing, unreadable, empty, too long or holds more than one line.
+    static func readPassword(_ path: String, fail: (String) -> ConfigError) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw fail("password_file \(path): \(String(cString: strerror(errno)))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("password_file \(path): not a regular file") }
+        guard info.st_size <= 4096 else { throw fail("password_file \(path): larger than 4096 bytes; it should hold one password") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw fail("password_file \(path): cannot read it") }
+        guard var text = String(data: data, encoding: .utf8) else { throw fail("password_file \(path): not UTF-8 text") }
+        // "\r\n" is one Character in Swift: either ending goes with one removeLast.
+        if text.hasSuffix("\r\n") || text.hasSuffix("\n") { text.removeLast() }
+        guard !text.isEmpty else { throw fail("password_file \(path): empty") }
+        guard !text.contains(where: \.isNewline) else { throw fail("password_file \(path): more than one line; it should hold one password") }
+        return text
+    }
+
     static func readScene(_ path: String, line: Int, file: String) throws -> Scene {
         guard path.hasPrefix("/") else { throw ConfigError(file: file, line: line, message: "scene must be an absolute path (got '\(path)')") }
         let text: String

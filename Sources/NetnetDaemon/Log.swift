@@ -1,8 +1,10 @@
 import Foundation
+import NetnetMedia
 
 /// The daemon's log: one line per message on standard error, `netnet: LEVEL: message`. Under
 /// systemd (`JOURNAL_STREAM` set) each line starts with the syslog priority `<3>`…`<7>` instead, so
-/// the journal records the level. Lines below the level are not written. Any thread.
+/// the journal records the level. Lines below the level are not written. Every line goes through
+/// `Redaction.redact` first, so no URL password or registered secret reaches the log. Any thread.
 public final class DaemonLog: @unchecked Sendable {
     private let lock = NSLock()
     private var level: LogLevel
@@ -38,7 +40,7 @@ public final class DaemonLog: @unchecked Sendable {
     /// Writes `message` at `messageLevel` if enabled. Any thread.
     public func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
         guard enabled(messageLevel) else { return }
-        let text = message().replacingOccurrences(of: "\n", with: " ")
+        let text = Redaction.redact(message().replacingOccurrences(of: "\n", with: " "))
         if journal {
             let priority = [LogLevel.error: 3, .warning: 4, .info: 6, .debug: 7][messageLevel]!
             write("<\(priority)>\(text)\n")

@@ -328,7 +328,7 @@ final class StreamWorker: @unchecked Sendable {
         self.hub = hub
         self.log = log
         self.random = random
-        stats = StreamStats(id: config.id, url: config.url)
+        stats = StreamStats(id: config.id, url: Redaction.redact(config.url))
         mailbox = Mailbox(config: config, stats: stats, carried: carried)
         self.model = model.description
         blockingBound = max(settings.openTimeout, settings.stallTimeout)
@@ -424,6 +424,8 @@ final class StreamWorker: @unchecked Sendable {
     private func transition(_ state: StreamState, reason: String? = nil, attempt: Int? = nil, retryIn: Double? = nil,
                             reconnect: Bool = false) {
         beat()
+        // The reason may quote a URL or an FFmpeg message: status lines and the API never show credentials.
+        let reason = reason.map(Redaction.redact)
         let now = WallClock.nowNanoseconds()
         let (previous, reconnects) = stats.update { s -> (StreamState?, UInt64) in
             let previous = s.transitions.isEmpty ? nil : s.state
@@ -465,7 +467,7 @@ final class StreamWorker: @unchecked Sendable {
             // A connection keeps its descriptors: without room for them and one for the runtime
             // the attempt fails as a refused open would, and backs off.
             if let descriptors, !descriptors.mayOpen() {
-                throw MediaError("\(config.url): \(String(cString: strerror(EMFILE)))", code: -EMFILE)
+                throw MediaError("\(Redaction.redact(config.url)): \(String(cString: strerror(EMFILE)))", code: -EMFILE)
             }
             let source: VideoSource
             do {

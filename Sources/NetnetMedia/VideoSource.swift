@@ -138,9 +138,10 @@ public final class VideoSource {
     /// "URL: timed out after 10 s while opening", …. Call on the reader thread.
     public init(options: VideoSourceOptions) throws {
         self.options = options
-        let url = options.url
-        let isStdin = url == "-"
-        let openURL = isStdin ? "pipe:0" : url
+        // Every message names the input without its credentials; only FFmpeg gets them.
+        let url = Redaction.redact(options.url)
+        let isStdin = options.url == "-"
+        let openURL = isStdin ? "pipe:0" : options.url
         name = url
         let scheme = Self.scheme(of: openURL)
         let isNetwork = scheme.map { !["file", "pipe", "fd", "data", "subfile", "cache", "concat", "crypto"].contains($0) } ?? false
