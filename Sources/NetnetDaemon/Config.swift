@@ -129,6 +129,15 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Seconds a kept-alive HTTP connection may stay idle between a response and the next
     /// request head (1…86400). Server-Sent Events responses are not idle.
     public var httpIdleTimeout = 60.0
+    /// `auth_token_file` as written (nil: the API needs no token).
+    public var authTokenFile: String?
+    /// The bearer token every `/api/*` request (and `/metrics`, unless `metricsPublic`) must
+    /// carry, read from `auth_token_file` (nil: none). Registered with `Redaction`.
+    public var authToken: String?
+    /// `metrics_public`: `/metrics` answers without the token.
+    public var metricsPublic = false
+    /// `allow_unauthenticated`: listening on a non-loopback address without a token is allowed.
+    public var allowUnauthenticated = false
     /// Where `serve` keeps what must survive a restart (the scene counts), an absolute path; nil:
     /// `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else nothing is kept (`CountsStore.stateDirectory`).
     public var stateDirectory: String?
@@ -181,7 +190,8 @@ public enum ConfigParser {
     static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
-                                       "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory"]
+                                       "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory",
+                                       "auth_token_file", "metrics_public", "allow_unauthenticated"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
                                        "username", "password_file"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
@@ -198,7 +208,7 @@ public enum ConfigParser {
         var seenGlobal = false
         var seenKeys: Set<String> = []
         var streamIDs: [String: Int] = [:]
-        var listenLine = 0, backoffLine = 0
+        var listenLine = 0, backoffLine = 0, authTokenLine = 0
 
         func fail(_ line: Int, _ message: String) -> ConfigError { ConfigError(file: file, line: line, message: message) }
 
@@ -281,6 +291,12 @@ public enum ConfigParser {
                     config.jsonLinesPath = value
                 case "json_lines_max_bytes":
                     config.jsonLinesMaxBytes = Int64(try parseSize(key, value, 65_536, 1 << 40, number, file))
+                case "auth_token_file":
+                    guard !value.isEmpty else { throw fail(number, "auth_token_file must not be empty") }
+                    config.authTokenFile = value
+                    authTokenLine = number
+                case "metrics_public": config.metricsPublic = try parseBool(key, value, number, file)
+                case "allow_unauthenticated": config.allowUnauthenticated = try parseBool(key, value, number, file)
                 case "state_directory":
                     guard value.hasPrefix("/") else { throw fail(number, "state_directory must be an absolute path (got '\(value)')") }
                     config.stateDirectory = value
@@ -355,7 +371,6 @@ public enum ConfigParser {
             }
         }
 
-        _ = listenLine
         if config.backoffCap < config.backoffBase {
             throw fail(backoffLine, "backoff_cap (\(config.backoffCap)) must be at least backoff_base (\(config.backoffBase))")
         }
@@ -364,6 +379,18 @@ public enum ConfigParser {
         }
         for i in config.streams.indices {
             try addCredentials(&config.streams[i], file: file, environment: environment)
+        }
+        if let name = config.authTokenFile {
+            let path = credentialPath(name, file: file, environment: environment)
+            let token = try readPassword(path) { ConfigError(file: file, line: authTokenLine, message: "auth_token_file: \($0)") }
+            guard token.utf8.count >= 16, !token.contains(where: \.isWhitespace) else {
+                throw fail(authTokenLine, "auth_token_file \(path): the token must be at least 16 characters without blanks (e.g. openssl rand -hex 32)")
+            }
+            config.authToken = token
+            Redaction.register(secret: token)
+        }
+        if !isLoopback(host: config.listenHost), config.authToken == nil, !config.allowUnauthenticated {
+            throw fail(listenLine, "listen = \(config.listenHost):\(config.listenPort) is not a loopback address and there is no auth_token_file: anyone who can reach the port could read every stream; set auth_token_file, or allow_unauthenticated = true to run open anyway")
         }
         guard !config.enabledStreams.isEmpty else {
             throw ConfigError(file: file, line: nil, message: "no enabled stream (add a [stream ID] section with a url)")
@@ -459,9 +486,15 @@ public enum ConfigParser {
     /// shows it. A relative `password_file` is a systemd credential (`$CREDENTIALS_DIRECTORY/NAME`)
     /// when that is set, else relative to the configuration's folder.
     static func addCredentials(_ stream: inout StreamConfig, file: String, environment: [String: String]) throws {
-        if let inline = URLComponents(string: stream.url)?.password, !inline.isEmpty {
-            Redaction.register(secret: inline)
-            if let decoded = inline.removingPercentEncoding { Redaction.register(secret: decoded) }
+        if let components = URLComponents(string: stream.url) {
+            if let inline = components.percentEncodedPassword, !inline.isEmpty {
+                Redaction.register(secret: inline)
+                if let decoded = inline.removingPercentEncoding { Redaction.register(secret: decoded) }
+            }
+            // A secret in the query (?token=…) is masked wherever it shows up, whole.
+            for item in components.queryItems ?? [] where Redaction.secretParameters.contains(item.name.lowercased()) {
+                if let value = item.value { Redaction.register(secret: value) }
+            }
         }
         guard stream.username != nil || stream.passwordFile != nil else { return }
         let line = stream.keyLines["password_file"] ?? stream.keyLines["username"] ?? stream.line
@@ -475,15 +508,8 @@ public enum ConfigParser {
         }
         var password: String?
         if let name = stream.passwordFile {
-            let path: String
-            if name.hasPrefix("/") {
-                path = name
-            } else if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
-                path = credentials + "/" + name
-            } else {
-                path = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(name).path
-            }
-            password = try readPassword(path, fail: fail)
+            let path = credentialPath(name, file: file, environment: environment)
+            password = try readPassword(path) { fail("password_file \($0)") }
             Redaction.register(secret: password!)
         }
         let user = (stream.username ?? "").addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? ""
@@ -496,19 +522,28 @@ public enum ConfigParser {
         stream.url = String(stream.url[..<marker.upperBound]) + userinfo + "@" + stream.url[marker.upperBound...]
     }
 
-    /// The password in `path`: its first line, without the newline; one line naming the file when
-    /// it is missing, unreadable, empty, too long or holds more than one line.
+    /// Where a secret file named in the configuration is: an absolute path as it is; a relative
+    /// one is a systemd credential (`$CREDENTIALS_DIRECTORY/NAME`, `LoadCredential=`) when that is
+    /// set, else relative to the configuration's folder. Pure.
+    static func credentialPath(_ name: String, file: String, environment: [String: String]) -> String {
+        if name.hasPrefix("/") { return name }
+        if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty { return credentials + "/" + name }
+        return URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// The secret in `path`: its one line, without the newline. `fail` makes the error from
+    /// "PATH: what is wrong" when it is missing, unreadable, empty, too long or more than one line.
     static func readPassword(_ path: String, fail: (String) -> ConfigError) throws -> String {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw fail("password_file \(path): \(String(cString: strerror(errno)))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("password_file \(path): not a regular file") }
-        guard info.st_size <= 4096 else { throw fail("password_file \(path): larger than 4096 bytes; it should hold one password") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw fail("password_file \(path): cannot read it") }
-        guard var text = String(data: data, encoding: .utf8) else { throw fail("password_file \(path): not UTF-8 text") }
+        guard stat(path, &info) == 0 else { throw fail("\(path): \(String(cString: strerror(errno)))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("\(path): not a regular file") }
+        guard info.st_size <= 4096 else { throw fail("\(path): larger than 4096 bytes; it should hold one line") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw fail("\(path): cannot read it") }
+        guard var text = String(data: data, encoding: .utf8) else { throw fail("\(path): not UTF-8 text") }
         // "\r\n" is one Character in Swift: either ending goes with one removeLast.
         if text.hasSuffix("\r\n") || text.hasSuffix("\n") { text.removeLast() }
-        guard !text.isEmpty else { throw fail("password_file \(path): empty") }
-        guard !text.contains(where: \.isNewline) else { throw fail("password_file \(path): more than one line; it should hold one password") }
+        guard !text.isEmpty else { throw fail("\(path): empty") }
+        guard !text.contains(where: \.isNewline) else { throw fail("\(path): more than one line; it should hold one line") }
         return text
     }
 

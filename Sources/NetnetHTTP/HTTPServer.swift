@@ -30,12 +30,15 @@ public final class HTTPServer: Service, @unchecked Sendable {
         public var snapshot: @Sendable (String) -> [UInt8]?
         /// The sinks' health: a failing one makes `/readyz` answer 503 with the reason.
         public var sinks: @Sendable () -> [LineSink.Health]
+        /// Who may use the API (the bearer token).
+        public var access: HTTPAccess
 
         /// Bundles the closures. Any thread.
         public init(supervisor: @escaping @Sendable () -> Supervisor, ready: @escaping @Sendable () -> Bool,
                     reloads: @escaping @Sendable () -> (applied: UInt64, rejected: UInt64), sseQueue: Int,
                     snapshot: @escaping @Sendable (String) -> [UInt8]?,
-                    sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }) {
+                    sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }, access: HTTPAccess = HTTPAccess()) {
+            self.access = access
             self.supervisor = supervisor
             self.ready = ready
             self.reloads = reloads
@@ -145,6 +148,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let sources = self.sources
+        // First, so that it guards every route added below, and the catch-all at the end.
+        router.add(middleware: BearerAuthMiddleware(access: sources.access))
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
@@ -214,6 +219,11 @@ public final class HTTPServer: Service, @unchecked Sendable {
                 }
                 try await writer.finish(nil)
             })
+        }
+        // Unknown API paths answer 404 after the token check, so they reveal nothing to a stranger.
+        router.get("/api/**") { request, _ -> Response in
+            Response(status: .notFound, headers: Problem.headers,
+                     body: .init(byteBuffer: Problem.body(status: 404, title: "Not Found", detail: "no such endpoint: \(request.uri.path)")))
         }
         return router
     }

@@ -76,7 +76,8 @@ public enum Redaction {
             guard nameEnd < text.endIndex, text[nameEnd] == "=", secretParameters.contains(text[index..<nameEnd].lowercased()) else { continue }
             result += text[index...nameEnd]
             result += mask
-            index = text[text.index(after: nameEnd)...].firstIndex { $0 == "&" || $0 == "#" || $0.isWhitespace || $0 == "\"" || $0 == "'" } ?? text.endIndex
+            // The value ends where a URL's query would, or at a ':' (an error message's "URL: reason").
+            index = text[text.index(after: nameEnd)...].firstIndex { $0 == "&" || $0 == "#" || $0 == ":" || $0.isWhitespace || $0 == "\"" || $0 == "'" } ?? text.endIndex
         }
         return result
     }

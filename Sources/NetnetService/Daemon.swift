@@ -69,8 +69,9 @@ public final class Daemon: Sendable {
         let modelPath = Self.modelPath(config, configPath: configPath)
         let model = try loadModel(modelPath)
         try ConfigParser.checkClasses(config, file: configPath, modelClasses: model.description.classes)
-        if !ConfigParser.isLoopback(host: config.listenHost) {
-            log.warning("listen = \(config.listenHost):\(config.listenPort) is not a loopback address and the HTTP API has no authentication: anyone who can reach the port can read every stream's events and snapshots")
+        if !ConfigParser.isLoopback(host: config.listenHost) && config.authToken == nil {
+            // Only with allow_unauthenticated = true (the parser refuses otherwise).
+            log.warning("listen = \(config.listenHost):\(config.listenPort) is not a loopback address and the HTTP API has no authentication (allow_unauthenticated = true): anyone who can reach the port can read every stream's events and snapshots")
         }
         log.info("file descriptors: limit \(budget.limit), \(budget.reserve) reserved for the daemon and \(config.streams.count) streams, up to \(budget.connections) HTTP connections, \(descriptors.held) spares held")
         descriptors.startWatching { [count = descriptors.count] held, before in
@@ -124,7 +125,8 @@ public final class Daemon: Sendable {
             reloads: { control.reloads },
             sseQueue: config.sinkQueue,
             snapshot: { supervisor.snapshotJPEG(stream: $0) },
-            sinks: { [sinks] in sinks.map(\.health) }),
+            sinks: { [sinks] in sinks.map(\.health) },
+            access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic)),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
                                idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve),
             descriptors: descriptors)
@@ -365,7 +367,9 @@ final class ControlService: Service, @unchecked Sendable {
                                      ("http_max_connections", "\(config.httpMaxConnections)", "\(newConfig.httpMaxConnections)"),
                                      ("http_header_timeout", "\(config.httpHeaderTimeout)", "\(newConfig.httpHeaderTimeout)"),
                                      ("http_idle_timeout", "\(config.httpIdleTimeout)", "\(newConfig.httpIdleTimeout)"),
-                                     ("state_directory", config.stateDirectory ?? "", newConfig.stateDirectory ?? "")] where old != new {
+                                     ("state_directory", config.stateDirectory ?? "", newConfig.stateDirectory ?? ""),
+                                     ("auth_token_file", config.authToken ?? "", newConfig.authToken ?? ""),
+                                     ("metrics_public", "\(config.metricsPublic)", "\(newConfig.metricsPublic)")] where old != new {
                 log.warning("reload: \(name) changed; it takes effect at the next restart")
             }
             log.setLevel(newConfig.logLevel)

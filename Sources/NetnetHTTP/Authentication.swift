@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Who may use the API: with a `token` (`auth_token_file`), every `/api/*` request and, unless
+/// `metricsPublic`, `/metrics` must carry `Authorization: Bearer TOKEN`; `/healthz` and `/readyz`
+/// stay open for probes. Value type; any thread.
+public struct HTTPAccess: Sendable, Equatable {
+    /// The bearer token, or nil: the API is open (loopback, or `allow_unauthenticated`).
+    public var token: String?
+    /// Whether `/metrics` answers without the token (`metrics_public`).
+    public var metricsPublic: Bool
+    /// Access settings. Pure.
+    public init(token: String? = nil, metricsPublic: Bool = false) {
+        self.token = token
+        self.metricsPublic = metricsPublic
+    }
+
+    /// Whether a request for `path` needs the token. Pure.
+    public func isProtected(path: String) -> Bool {
+        guard token != nil else { return false }
+        return path == "/api" || path.hasPrefix("/api/") || (path == "/metrics" && !metricsPublic)
+    }
+
+    /// Whether an `Authorization` header value carries the token: scheme `Bearer` (any case),
+    /// one space, the token, compared in time that depends only on the lengths. Pure.
+    public func accepts(authorization value: String?) -> Bool {
+        guard let token, let value else { return false }
+        let bytes = Array(value.utf8)
+        let scheme = Array("bearer ".utf8)
+        guard bytes.count > scheme.count else { return false }
+        // "bearer " is lower-case letters and a space, which `| 0x20` leaves alone.
+        let schemeMatches = zip(bytes.prefix(scheme.count), scheme).allSatisfy { ($0 | 0x20) == $1 }
+        return Self.constantTimeEquals(Array(bytes[scheme.count...]), Array(token.utf8)) && schemeMatches
+    }
+
+    /// Byte equality whose running time does not depend on where the first difference is. Pure.
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        for i in 0..<b.count { difference |= (i < a.count ? a[i] : 0) ^ b[i] }
+        return difference == 0
+    }
+}
+
+/// Answers `401` (with `WWW-Authenticate: Bearer realm="netnet"` and an
+/// `application/problem+json` body) to a protected request without the right token; passes the
+/// others on. Runs on the server's event loops.
+struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let access: HTTPAccess
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard access.isProtected(path: request.uri.path) else { return try await next(request, context) }
+        let header = request.headers[.authorization]
+        if access.accepts(authorization: header) { return try await next(request, context) }
+        let detail = header == nil ? "this endpoint needs Authorization: Bearer TOKEN (auth_token_file)" : "wrong token"
+        var headers = Problem.headers
+        headers[.wwwAuthenticate] = header == nil ? #"Bearer realm="netnet""# : #"Bearer realm="netnet", error="invalid_token""#
+        return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: Problem.body(status: 401, title: "Unauthorized", detail: detail)))
+    }
+}
+
+/// RFC 9457 problem details, the API's error bodies. Pure.
+enum Problem {
+    /// `Content-Type: application/problem+json`.
+    static var headers: HTTPFields { [.contentType: "application/problem+json"] }
+
+    /// `{"type": "about:blank", "title": …, "status": …, "detail": …}`.
+    static func body(status: Int, title: String, detail: String) -> ByteBuffer {
+        func quoted(_ text: String) -> String {
+            var out = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
+        }
+        return ByteBuffer(string: "{\"type\": \"about:blank\", \"title\": \(quoted(title)), \"status\": \(status), \"detail\": \(quoted(detail))}\n")
+    }
+}
