@@ -80,6 +80,8 @@ public final class VideoWriter {
     private var labelScratch: [(x: Int32, y: Int32, text: String)] = []
     /// The overlay's shapes rasterised for the output size; rebuilt only when the shapes change.
     private var overlayRaster: OverlayRaster?
+    /// How often the overlay's shapes were rasterised (once per distinct shapes; tests check it).
+    private(set) var overlayRasterisations = 0
     /// How often the canvas got new buffers (1 in the steady state; tests check it).
     private(set) var canvasAllocations = 0
 
@@ -175,6 +177,7 @@ public final class VideoWriter {
             if overlayRaster?.shapes != overlay.shapes {
                 overlayRaster = OverlayRaster(overlay.shapes, width: width, height: height, colorSpace: streams.colorSpace,
                                               fullRange: fullRange)
+                overlayRasterisations += 1
             }
             overlayRaster!.paint(on: canvas)
         }
