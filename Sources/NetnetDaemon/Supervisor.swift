@@ -22,6 +22,8 @@ final class Mailbox {
     let snapshotFrame = VideoFrame()
     var snapshotDetections: [Detection] = []
     var snapshotTracks: [TrackTag] = []
+    /// The scene's counts after that frame (nil without a scene), drawn on the snapshot.
+    var snapshotCounts: SceneCounts?
     init(config: StreamConfig, stats: StreamStats, carried: StreamNumbering = StreamNumbering()) {
         self.config = config
         self.stats = stats
@@ -245,6 +247,7 @@ final class Scheduler: @unchecked Sendable {
         try? mailbox.snapshotFrame.reference(slot.frame)
         mailbox.snapshotDetections = record.detections
         mailbox.snapshotTracks = record.tracks
+        mailbox.snapshotCounts = slot.counts
         mailbox.snapshotLock.unlock()
         let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.readMonotonicNanoseconds) / 1e9
         let now = WallClock.nowNanoseconds()
@@ -781,11 +784,15 @@ public final class Supervisor: @unchecked Sendable {
         let referenced = (try? frame.reference(mailbox.snapshotFrame)) != nil
         let detections = mailbox.snapshotDetections
         let tracks = mailbox.snapshotTracks
+        let counts = mailbox.snapshotCounts
         mailbox.snapshotLock.unlock()
         guard referenced, !frame.isEmpty else { return nil }
         let boxes = detections.indices.map { DrawnBox(detections[$0], track: $0 < tracks.count ? tracks[$0] : .untracked, withScore: false) }
+        // The scene the stream runs with (none when tracking is off), with its counts at that frame.
+        let scene = mailbox.config.track ? mailbox.config.scene : nil
+        var drawing = scene.map { SceneDrawing(scene: $0, width: frame.width, height: frame.height) }
         do {
-            return try SnapshotEncoder().jpeg(frame, boxes: boxes)
+            return try SnapshotEncoder().jpeg(frame, boxes: boxes, overlay: drawing?.overlay(counts: counts))
         } catch {
             log.warning("stream \(id): snapshot: \(error)")
             return nil

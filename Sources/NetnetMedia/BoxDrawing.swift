@@ -68,6 +68,12 @@ struct BoxPainter {
     /// the range (0…255 instead of 16…235 / 16…240).
     init(thickness: Int, colorSpace: AVColorSpace, fullRange: Bool) {
         self.thickness = max(2, thickness + (thickness & 1))
+        yuv = Self.palette.map { Self.yuv($0, colorSpace: colorSpace, fullRange: fullRange) }
+    }
+
+    /// `rgb` (0xRRGGBB) as (Y, Cb, Cr) for the picture's matrix (BT.709, BT.2020, SMPTE 240M;
+    /// anything else BT.601) and range. Pure.
+    static func yuv(_ rgb: UInt32, colorSpace: AVColorSpace, fullRange: Bool) -> (UInt8, UInt8, UInt8) {
         let (kr, kb): (Double, Double)
         switch colorSpace {
         case AVCOL_SPC_BT709: (kr, kb) = (0.2126, 0.0722)
@@ -75,16 +81,14 @@ struct BoxPainter {
         case AVCOL_SPC_SMPTE240M: (kr, kb) = (0.212, 0.087)
         default: (kr, kb) = (0.299, 0.114)
         }
-        yuv = Self.palette.map { rgb in
-            let r = Double(rgb >> 16) / 255, g = Double((rgb >> 8) & 0xFF) / 255, b = Double(rgb & 0xFF) / 255
-            let y = kr * r + (1 - kr - kb) * g + kb * b
-            let pb = (b - y) / (2 * (1 - kb)), pr = (r - y) / (2 * (1 - kr))
-            func byte(_ v: Double) -> UInt8 { UInt8(min(max(v.rounded(), 0), 255)) }
-            if fullRange {
-                return (byte(255 * y), byte(128 + 255 * pb), byte(128 + 255 * pr))
-            }
-            return (byte(16 + 219 * y), byte(128 + 224 * pb), byte(128 + 224 * pr))
+        let r = Double(rgb >> 16) / 255, g = Double((rgb >> 8) & 0xFF) / 255, b = Double(rgb & 0xFF) / 255
+        let y = kr * r + (1 - kr - kb) * g + kb * b
+        let pb = (b - y) / (2 * (1 - kb)), pr = (r - y) / (2 * (1 - kr))
+        func byte(_ v: Double) -> UInt8 { UInt8(min(max(v.rounded(), 0), 255)) }
+        if fullRange {
+            return (byte(255 * y), byte(128 + 255 * pb), byte(128 + 255 * pr))
         }
+        return (byte(16 + 219 * y), byte(128 + 224 * pb), byte(128 + 224 * pr))
     }
 
     /// The integer rectangle (inclusive luma corners, snapped to even/odd) a box covers inside a
@@ -275,6 +279,14 @@ final class LabelRenderer {
             top = rect.y1 + thickness + border       // inside, under the top line
         }
         return (Int32(rect.x1 + border), Int32(top + fontSize))   // drawtext draws at y - fontsize
+    }
+
+    /// The drawtext anchor of an overlay text: its text box's top-left corner at the text's point
+    /// (drawtext keeps it inside the picture, `fix_bounds`).
+    func anchor(for text: OverlayText) -> (x: Int32, y: Int32, text: String) {
+        guard text.x.isFinite, text.y.isFinite else { return (0, Int32(fontSize), text.text) }
+        let x = Int32(max(0, text.x.rounded()) + Float(border)), y = Int32(max(0, text.y.rounded()) + Float(border + fontSize))
+        return (x, y, text.text)
     }
 
     /// Draws `labels` (anchor from `anchor(for:)`, text) on `frame` in place: the frame travels through

@@ -25,6 +25,12 @@ public struct VideoWriterOptions: Sendable {
     public init(path: String) {
         self.path = path
     }
+
+    /// The label text height `fontSize` nil gives a picture `height` lines high. Pure.
+    public static func defaultFontSize(height: Int) -> Int { max(10, Int((Double(height) * 0.028).rounded())) }
+
+    /// The box outline thickness `boxThickness` nil gives a picture `height` lines high. Pure.
+    public static func defaultBoxThickness(height: Int) -> Int { max(2, 2 * Int((Double(height) / 540).rounded())) }
 }
 
 /// Encodes frames with boxes and labels drawn on them and muxes them with the source's audio copied
@@ -72,6 +78,10 @@ public final class VideoWriter {
     private var lastAudioDts: Int64?
     private var finished = false
     private var labelScratch: [(x: Int32, y: Int32, text: String)] = []
+    /// The overlay's shapes rasterised for the output size; rebuilt only when the shapes change.
+    private var overlayRaster: OverlayRaster?
+    /// How often the overlay's shapes were rasterised (once per distinct shapes; tests check it).
+    private(set) var overlayRasterisations = 0
     /// How often the canvas got new buffers (1 in the steady state; tests check it).
     private(set) var canvasAllocations = 0
 
@@ -125,11 +135,11 @@ public final class VideoWriter {
         filteredAudio = try Packet()
         packet = try Packet()
         canvas = try Frame()
-        let thickness = options.boxThickness ?? max(2, 2 * Int((Double(height) / 540).rounded()))
+        let thickness = options.boxThickness ?? VideoWriterOptions.defaultBoxThickness(height: height)
         painter = BoxPainter(thickness: thickness, colorSpace: streams.colorSpace, fullRange: fullRange)
         labels = try LabelRenderer(width: Int32(width), height: Int32(height), format: AV_PIX_FMT_YUV420P, timeBase: timeBase,
                                    sampleAspectRatio: streams.sampleAspectRatio, fontFile: options.fontFile,
-                                   fontSize: options.fontSize ?? max(10, Int((Double(height) * 0.028).rounded())), subject: path)
+                                   fontSize: options.fontSize ?? VideoWriterOptions.defaultFontSize(height: height), subject: path)
         startOffset = streams.startTime
         try container.writeHeader(videoCodec: encoder.codecName, audioCodec: audioStream != nil ? streams.audioCodecName : nil)
         // Consecutive pts must stay distinct after rescaling to the muxer's (possibly coarser) time base.
@@ -140,11 +150,13 @@ public final class VideoWriter {
         if !finished { try? finish() }
     }
 
-    /// Draws `boxes` (outlines in their class colours, labels above them) on a copy of `frame` at full
-    /// resolution, encodes it and muxes the packets; `frame` itself is not modified (decoders may still
-    /// reference its pixels). The pts is kept (see the type's notes). Throws MediaError on encoder or
-    /// I/O errors, or after `finish()`. Writer thread.
-    public func write(_ frame: VideoFrame, boxes: [DrawnBox]) throws {
+    /// Draws `overlay` (its shapes under the boxes, its texts with the labels) and `boxes` (outlines in
+    /// their class colours, labels above them) on a copy of `frame` at full resolution, encodes it and
+    /// muxes the packets; `frame` itself is not modified (decoders may still reference its pixels). The
+    /// overlay is in the frame's pixels (not rescaled on a mid-stream size change, unlike the boxes);
+    /// its shapes are rasterised once and reused while they stay equal. The pts is kept (see the
+    /// type's notes). Throws MediaError on encoder or I/O errors, or after `finish()`. Writer thread.
+    public func write(_ frame: VideoFrame, boxes: [DrawnBox], overlay: OverlayDrawing? = nil) throws {
         guard !finished else { throw MediaError("\(path): write after finish()", code: AVError.einval) }
         guard !frame.isEmpty else { throw MediaError("\(path): cannot write an empty frame", code: AVError.einval) }
 
@@ -161,16 +173,27 @@ public final class VideoWriter {
                 boxes[i].y1 *= sy; boxes[i].y2 *= sy
             }
         }
+        if let overlay, !overlay.shapes.isEmpty {
+            if overlayRaster?.shapes != overlay.shapes {
+                overlayRaster = OverlayRaster(overlay.shapes, width: width, height: height, colorSpace: streams.colorSpace,
+                                              fullRange: fullRange)
+                overlayRasterisations += 1
+            }
+            overlayRaster!.paint(on: canvas)
+        }
+        labelScratch.removeAll(keepingCapacity: true)
+        if let overlay {
+            for text in overlay.texts where !text.text.isEmpty { labelScratch.append(labels.anchor(for: text)) }
+        }
         if !boxes.isEmpty {
             painter.paint(boxes, on: canvas)
-            labelScratch.removeAll(keepingCapacity: true)
             for box in boxes where !box.label.isEmpty {
                 guard let rect = BoxPainter.rectangle(box, width: width, height: height) else { continue }
                 let anchor = labels.anchor(for: rect, thickness: painter.thickness)
                 labelScratch.append((anchor.x, anchor.y, box.label))
             }
-            try labels.render(labelScratch, on: canvas)
         }
+        try labels.render(labelScratch, on: canvas)
 
         // 3. Timestamp: the source pts (shifted to start at 0), or index / rate; strictly increasing.
         var pts: Int64

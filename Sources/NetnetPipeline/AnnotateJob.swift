@@ -368,6 +368,10 @@ public final class AnnotateJob: @unchecked Sendable {
         var written = 0, detections = 0, events = 0
         var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? options.tracking : nil, scene: options.scene)
         var eventLine: [UInt8] = []
+        // The scene over the video, with the counts as they stand after each frame.
+        var drawing = videoWriter.flatMap { writer in
+            options.scene.map { SceneDrawing(scene: $0, width: writer.width, height: writer.height) }
+        }
         func write(_ numbered: [FrameRecorder.NumberedEvent]) throws {
             events += numbered.count
             guard let eventsWriter else { return }
@@ -392,7 +396,7 @@ public final class AnnotateJob: @unchecked Sendable {
                     let boxes = record.detections.indices.map {
                         DrawnBox(record.detections[$0], track: $0 < record.tracks.count ? record.tracks[$0] : .untracked, withScore: true)
                     }
-                    try videoWriter.write(slot.frame, boxes: boxes)
+                    try videoWriter.write(slot.frame, boxes: boxes, overlay: drawing?.overlay(counts: slot.counts))
                 }
             } catch {
                 ring.complete(slot, stage: 2)

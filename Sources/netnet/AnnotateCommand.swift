@@ -134,21 +134,7 @@ struct AnnotateCommand: ParsableCommand {
     }
 
     /// The scene file at `path`, parsed; a missing, unreadable or broken file is one line naming it.
-    static func loadScene(_ path: String) throws -> Scene {
-        let text: String
-        do {
-            text = try SceneParser.read(path)
-        } catch {
-            let message = switch error {
-            case .missing: "no such scene file"
-            case .notRegular: "not a regular file"
-            case .unreadable: "cannot read it"
-            case .notText: "not UTF-8 text"
-            }
-            throw SceneError(file: path, line: nil, message: message)
-        }
-        return try SceneParser.parse(text, file: path)
-    }
+    static func loadScene(_ path: String) throws -> Scene { try loadSceneFile(path) }
 
     func run() throws {
         let job: AnnotateJob

@@ -126,6 +126,23 @@ struct VideoWriterTests {
         #expect(writer.canvasAllocations == 1)
     }
 
+    @Test("an overlay's shapes are rasterised once while they stay equal; its texts may change every frame")
+    func overlayRasterisedOnce() throws {
+        let source = try VideoSource(options: VideoSourceOptions(url: fx.path("clip.mp4")))
+        let writer = try VideoWriter(options: VideoWriterOptions(path: outputPath("overlay.mkv")), source: source)
+        let frame = VideoFrame()
+        let line = OverlayShape(points: [OverlayPoint(0, 20), OverlayPoint(60, 20)], closed: false, thickness: 4, colour: 0xFFFF00)
+        for i in 0..<10 {
+            #expect(try source.nextFrame(into: frame, audioSink: nil))
+            let shapes = i < 6 ? [line] : [line, OverlayShape(points: [OverlayPoint(5, 5), OverlayPoint(30, 5), OverlayPoint(5, 30)],
+                                                               closed: true, thickness: 2, fill: .hatch, colour: 0xC0C0C0)]
+            try writer.write(frame, boxes: Self.boxes, overlay: OverlayDrawing(shapes: shapes, texts: [OverlayText(x: 2, y: 2, text: "in \(i)")]))
+        }
+        try writer.finish()
+        #expect(writer.overlayRasterisations == 2)
+        #expect(writer.canvasAllocations == 1)
+    }
+
     @Test("a writer released without finish() still leaves a playable file")
     func releasedWithoutFinish() throws {
         let output = outputPath("dropped.mkv")
