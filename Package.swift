@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetSceneTests", dependencies: ["NetnetScene"]),
-        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker", "NetnetScene"]),
+        .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker", "NetnetScene", "NetnetMedia"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia", "NetnetScene"]),
     ]
 )

@@ -202,12 +202,16 @@ struct ServeResilienceTests {
         #expect(tooMany.stderr.contains("http_max_connections = 500 with 1 streams needs 568 file descriptors"), "\(tooMany.stderr)")
     }
 
-    @Test("listen on a non-loopback address: a one-line warning at start",
+    @Test("listen on a non-loopback address: refused without a token; with allow_unauthenticated, a one-line warning at start",
           .enabled(if: hasFFmpeg))
     func warnsAboutAnOpenListen() throws {
         let clip = try ServeClips.make(in: scratch, loops: 30)
+        let refused = try writeConfig("[global]\nlisten = 0.0.0.0:0\n[stream a]\nurl = \(clip)\n", name: "open.conf")
+        let run = try NetnetBinary.run(["serve", "--config", refused])
+        #expect(run.status == 1 && run.stderrLines.last == "netnet: \(refused):2: listen = 0.0.0.0:0 is not a loopback address and there is no auth_token_file: anyone who can reach the port could read every stream; set auth_token_file, or allow_unauthenticated = true to run open anyway",
+                "\(run.stderr)")
         for (listen, warns) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
-            let config = try writeConfig("[global]\nlisten = \(listen)\n[stream a]\nurl = \(clip)\n", name: "listen.conf")
+            let config = try writeConfig("[global]\nlisten = \(listen)\nallow_unauthenticated = true\n[stream a]\nurl = \(clip)\n", name: "listen.conf")
             let serve = try ServeProcess(arguments: ["serve", "--config", config], scratch: scratch, tag: "listen")
             #expect(serve.port() != nil, "\(serve.stderr)")
             let lines = serve.stderr.split(separator: "\n").filter { $0.contains("is not a loopback address") }

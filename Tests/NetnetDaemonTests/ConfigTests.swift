@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import NetnetDaemon
 import NetnetTracker
+import NetnetMedia
 
 /// The configuration file: every key, and every rejection names the file and line.
 @Suite("configuration")
@@ -22,6 +23,9 @@ struct ConfigTests {
         backoff_base = 0.5
         backoff_cap = 20
         inference_threads = 2
+        allow_unauthenticated = true
+        metrics_public = true
+        state_directory = /var/lib/netnet
 
         [stream front-door]
         url = rtsp://192.0.2.10:554/stream1
@@ -54,7 +58,8 @@ struct ConfigTests {
         tracking.maxLostSeconds = 2.5
         tracking.confirmFrames = 2
         #expect(c.streams[0].tracking == tracking && c.streams[1].tracking == TrackerSettings())
-        #expect(c.streams[0].line == 17)
+        #expect(c.allowUnauthenticated && c.metricsPublic && c.stateDirectory == "/var/lib/netnet" && c.authToken == nil)
+        #expect(c.streams[0].line == 20)
         #expect(c.streams[1].url == "tcp://127.0.0.1:9000" && !c.streams[1].enabled)
         #expect(c.enabledStreams.map(\.id) == ["front-door"])
     }
@@ -231,5 +236,81 @@ struct BackoffTests {
         #expect(throws: ConfigError(file: "t.conf", line: 3, message: "scene: \(path):2: a line has 2 points, got 1")) {
             try ConfigParser.parse("[stream a]\nurl = /x\nscene = \(path)\n", file: "t.conf")
         }
+    }
+}
+
+/// Credentials from files, the bearer token, and an open listen refused.
+@Suite struct ConfigSecretsTests {
+    let folder: String = {
+        let path = NSTemporaryDirectory() + "netnet-secrets-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+
+    func write(_ name: String, _ text: String) -> String {
+        let path = folder + "/" + name
+        try! text.write(toFile: path, atomically: false, encoding: .utf8)
+        return path
+    }
+
+    @Test func usernameAndPasswordFileGoIntoTheURL() throws {
+        let password = write("pw", "s3:cr@t/pw\n")
+        let config = try ConfigParser.parse("[stream a]\nurl = rtsp://10.0.0.5:554/cam1\nusername = admin\npassword_file = \(password)\n",
+                                            file: folder + "/t.conf", environment: [:])
+        #expect(config.streams[0].url == "rtsp://admin:s3%3Acr%40t%2Fpw@10.0.0.5:554/cam1")
+        #expect(Redaction.redact("auth s3:cr@t/pw failed for \(config.streams[0].url)") == "auth *** failed for rtsp://admin:***@10.0.0.5:554/cam1")
+        // A relative name: a systemd credential when $CREDENTIALS_DIRECTORY is set, else next to the file.
+        _ = write("cam-pw", "fromcredentials\n")
+        let credential = try ConfigParser.parse("[stream a]\nurl = rtsp://h/c\nusername = u\npassword_file = cam-pw\n",
+                                                file: "/nonexistent/t.conf", environment: ["CREDENTIALS_DIRECTORY": folder])
+        #expect(credential.streams[0].url == "rtsp://u:fromcredentials@h/c")
+        let beside = try ConfigParser.parse("[stream a]\nurl = rtsp://h/c\nusername = u\npassword_file = cam-pw\n",
+                                            file: folder + "/t.conf", environment: [:])
+        #expect(beside.streams[0].url == "rtsp://u:fromcredentials@h/c")
+    }
+
+    @Test func badCredentialsAreOneLineNamingTheFile() throws {
+        let two = write("two", "a\nb\n"), empty = write("empty", "\n")
+        let cases: [(String, String)] = [
+            ("url = rtsp://h/c\npassword_file = \(folder)/missing", "t.conf:3: [stream a] password_file \(folder)/missing: No such file or directory"),
+            ("url = rtsp://h/c\npassword_file = \(two)", "t.conf:3: [stream a] password_file \(two): more than one line; it should hold one line"),
+            ("url = rtsp://h/c\npassword_file = \(empty)", "t.conf:3: [stream a] password_file \(empty): empty"),
+            ("url = rtsp://x:y@h/c\nusername = u", "t.conf:3: [stream a] the url already has a user name or password; give them in the url or in username and password_file, not both"),
+            ("url = /videos/a.mp4\nusername = u", "t.conf:3: [stream a] username and password_file need a network URL (rtsp://, http://, …)"),
+        ]
+        for (keys, message) in cases {
+            do {
+                _ = try ConfigParser.parse("[stream a]\n\(keys)\n", file: "t.conf", environment: [:])
+                Issue.record("accepted \(keys)")
+            } catch {
+                #expect("\(error)" == message)
+            }
+        }
+    }
+
+    @Test func errorsNeverQuoteAPassword() {
+        do {
+            _ = try ConfigParser.parse("[stream a]\nurl = rtsp://admin:hunter22@\n", file: "t.conf", environment: [:])
+            Issue.record("accepted a URL without a host")
+        } catch {
+            #expect("\(error)" == "t.conf:2: url 'rtsp://admin:***@' is not a valid rtsp:// URL with a host")
+        }
+    }
+
+    @Test func tokenAndListen() throws {
+        let token = write("token", "0123456789abcdef0123\n"), short = write("short", "abc\n")
+        let withToken = try ConfigParser.parse("[global]\nlisten = 0.0.0.0:8080\nauth_token_file = \(token)\n[stream a]\nurl = /x\n",
+                                               file: "t.conf", environment: [:])
+        #expect(withToken.authToken == "0123456789abcdef0123" && !withToken.metricsPublic)
+        #expect(Redaction.redact("token 0123456789abcdef0123") == "token ***")
+        #expect(throws: ConfigError(file: "t.conf", line: 2, message: "auth_token_file \(short): the token must be at least 16 characters without blanks (e.g. openssl rand -hex 32)")) {
+            try ConfigParser.parse("[global]\nauth_token_file = \(short)\n[stream a]\nurl = /x\n", file: "t.conf", environment: [:])
+        }
+        #expect(throws: ConfigError(file: "t.conf", line: 2, message: "listen = 0.0.0.0:8080 is not a loopback address and there is no auth_token_file: anyone who can reach the port could read every stream; set auth_token_file, or allow_unauthenticated = true to run open anyway")) {
+            try ConfigParser.parse("[global]\nlisten = 0.0.0.0:8080\n[stream a]\nurl = /x\n", file: "t.conf", environment: [:])
+        }
+        let open = try ConfigParser.parse("[global]\nlisten = 0.0.0.0:8080\nallow_unauthenticated = true\nmetrics_public = yes\n[stream a]\nurl = /x\n",
+                                          file: "t.conf", environment: [:])
+        #expect(open.authToken == nil && open.allowUnauthenticated && open.metricsPublic)
     }
 }
