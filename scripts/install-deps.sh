@@ -30,6 +30,13 @@ if ! python3 -c "import onnxruntime, numpy, jsonschema" 2>/dev/null; then
     python3 -m pip install -q onnxruntime numpy jsonschema || echo "install-deps: warning: onnxruntime not installed; ONNX comparisons will be skipped" >&2
 fi
 
+# The API fuzzer for the HTTP tests (scripts/.venv-api): schemathesis over docs/openapi.yaml.
+if [ ! -x "$(dirname "$0")/.venv-api/bin/schemathesis" ]; then
+    echo "install-deps: python3 -m venv scripts/.venv-api && pip install schemathesis" >&2
+    (python3 -m venv "$(dirname "$0")/.venv-api" && "$(dirname "$0")/.venv-api/bin/pip" install -q schemathesis) \
+        || echo "install-deps: warning: schemathesis not installed; the API fuzz test will be skipped" >&2
+fi
+
 # The training kit's environment (training/.venv): train.py, evaluate.py and their tests.
 bash "$(dirname "$0")/../training/setup-venv.sh" || echo "install-deps: warning: training/.venv not set up; scoring tests will be skipped" >&2
 

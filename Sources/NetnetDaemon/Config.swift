@@ -129,6 +129,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Seconds a kept-alive HTTP connection may stay idle between a response and the next
     /// request head (1…86400). Server-Sent Events responses are not idle.
     public var httpIdleTimeout = 60.0
+    /// Seconds between the `:` comment lines of a quiet SSE response (1…3600).
+    public var sseHeartbeat = 15.0
     /// `auth_token_file` as written (nil: the API needs no token).
     public var authTokenFile: String?
     /// The bearer token every `/api/*` request (and `/metrics`, unless `metricsPublic`) must
@@ -191,7 +193,7 @@ public enum ConfigParser {
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory",
-                                       "auth_token_file", "metrics_public", "allow_unauthenticated"]
+                                       "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
                                        "username", "password_file"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
@@ -295,6 +297,7 @@ public enum ConfigParser {
                     guard !value.isEmpty else { throw fail(number, "auth_token_file must not be empty") }
                     config.authTokenFile = value
                     authTokenLine = number
+                case "sse_heartbeat": config.sseHeartbeat = try parseDouble(key, value, 1, 3600, number, file)
                 case "metrics_public": config.metricsPublic = try parseBool(key, value, number, file)
                 case "allow_unauthenticated": config.allowUnauthenticated = try parseBool(key, value, number, file)
                 case "state_directory":

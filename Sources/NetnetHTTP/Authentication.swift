@@ -55,7 +55,8 @@ struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let detail = header == nil ? "this endpoint needs Authorization: Bearer TOKEN (auth_token_file)" : "wrong token"
         var headers = Problem.headers
         headers[.wwwAuthenticate] = header == nil ? #"Bearer realm="netnet""# : #"Bearer realm="netnet", error="invalid_token""#
-        return Response(status: .unauthorized, headers: headers, body: .init(byteBuffer: Problem.body(status: 401, title: "Unauthorized", detail: detail)))
+        return Response(status: .unauthorized, headers: headers,
+                        body: .init(byteBuffer: Problem.body(status: 401, title: "Unauthorized", detail: detail)))
     }
 }
 
@@ -63,6 +64,12 @@ struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 enum Problem {
     /// `Content-Type: application/problem+json`.
     static var headers: HTTPFields { [.contentType: "application/problem+json"] }
+
+    /// A response with `status`, its reason phrase as the title, and `detail`.
+    static func response(_ status: HTTPResponse.Status, detail: String) -> Response {
+        Response(status: status, headers: headers,
+                 body: .init(byteBuffer: body(status: status.code, title: status.reasonPhrase, detail: detail)))
+    }
 
     /// `{"type": "about:blank", "title": …, "status": …, "detail": …}`.
     static func body(status: Int, title: String, detail: String) -> ByteBuffer {
@@ -80,5 +87,27 @@ enum Problem {
             return out + "\""
         }
         return ByteBuffer(string: "{\"type\": \"about:blank\", \"title\": \(quoted(title)), \"status\": \(status), \"detail\": \(quoted(detail))}\n")
+    }
+}
+
+/// Answers a method other than GET or HEAD: `405` with `Allow: GET, HEAD` on the API's paths (as
+/// RFC 9110 asks), `404` elsewhere; both as problem documents. After the token check, so a
+/// stranger learns nothing. Runs on the server's event loops.
+struct MethodMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Whether `path` is one of the API's (docs/openapi.yaml). Pure.
+    static func isKnown(_ path: String) -> Bool {
+        if ["/healthz", "/readyz", "/metrics", "/api/streams", "/api/events"].contains(path) { return true }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 5 && parts[1] == "api" && parts[2] == "streams" && !parts[3].isEmpty
+            && (parts[4] == "counts" || parts[4] == "snapshot.jpg")
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method != .get && request.method != .head else { return try await next(request, context) }
+        let path = request.uri.path
+        guard Self.isKnown(path) else { return Problem.response(.notFound, detail: "no such endpoint: \(path)") }
+        var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(path): only GET is served here")
+        response.headers[.allow] = "GET, HEAD"
+        return response
     }
 }

@@ -114,7 +114,12 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             additionalChannelHandlers: [ConnectionDeadlineHandler(header: header, idle: idle, limiter: limiter)]))
     }
 
-    static let refusal = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
+    /// The whole answer to a connection over the cap, written before any HTTP handler exists.
+    static let refusal: String = {
+        let body = #"{"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "too many connections"}"# + "\n"
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.utf8.count)\r\n"
+            + "Connection: close\r\n\r\n" + body
+    }()
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         // The channel is not registered yet: a failed setup would leave it open for good, so a

@@ -32,13 +32,17 @@ public final class HTTPServer: Service, @unchecked Sendable {
         public var sinks: @Sendable () -> [LineSink.Health]
         /// Who may use the API (the bearer token).
         public var access: HTTPAccess
+        /// Seconds between the `:` comment lines of a quiet SSE response (`sse_heartbeat`).
+        public var sseHeartbeat: Double
 
         /// Bundles the closures. Any thread.
         public init(supervisor: @escaping @Sendable () -> Supervisor, ready: @escaping @Sendable () -> Bool,
                     reloads: @escaping @Sendable () -> (applied: UInt64, rejected: UInt64), sseQueue: Int,
                     snapshot: @escaping @Sendable (String) -> [UInt8]?,
-                    sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }, access: HTTPAccess = HTTPAccess()) {
+                    sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }, access: HTTPAccess = HTTPAccess(),
+                    sseHeartbeat: Double = 15) {
             self.access = access
+            self.sseHeartbeat = sseHeartbeat
             self.supervisor = supervisor
             self.ready = ready
             self.reloads = reloads
@@ -56,7 +60,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var binding: Result<Int, Error>?
     private var bindingWaiters: [CheckedContinuation<Int, Error>] = []
-    private var streams: [Int: AsyncStream<DaemonEvent>.Continuation] = [:]
+    private var streams: [Int: AsyncStream<SSEItem>.Continuation] = [:]
     private var nextStream = 0
 
     /// A server for `host:port` (port 0: any free port) holding its connections to `limits`;
@@ -150,6 +154,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         let sources = self.sources
         // First, so that it guards every route added below, and the catch-all at the end.
         router.add(middleware: BearerAuthMiddleware(access: sources.access))
+        router.add(middleware: MethodMiddleware())
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
@@ -178,8 +183,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
             let id = context.parameters.get("id") ?? ""
             let supervisor = sources.supervisor()
             guard let stats = supervisor.streamStats().first(where: { $0.id == id }) else {
-                return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "no stream '\(id)'\n")))
+                return Problem.response(.notFound, detail: "no stream '\(id)'")
             }
             let scene = supervisor.streamConfigs().first { $0.id == id }?.scene
             let counts = stats.snapshot().counts ?? SceneCounts(lines: [], zones: [])
@@ -190,51 +194,66 @@ public final class HTTPServer: Service, @unchecked Sendable {
         router.get("/api/streams/:id/snapshot.jpg") { _, context -> Response in
             let id = context.parameters.get("id") ?? ""
             guard sources.supervisor().streamStats().contains(where: { $0.id == id }) else {
-                return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "no stream '\(id)'\n")))
+                return Problem.response(.notFound, detail: "no stream '\(id)'")
             }
             // JPEG encoding blocks: run it on a Dispatch thread, not on the cooperative pool.
             let encoded: [UInt8]? = await withCheckedContinuation { continuation in
                 DispatchQueue.global().async { continuation.resume(returning: sources.snapshot(id)) }
             }
             guard let jpeg = encoded else {
-                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "no frame from '\(id)' yet\n")))
+                return Problem.response(.serviceUnavailable, detail: "no frame from '\(id)' yet")
             }
             return Response(status: .ok, headers: [.contentType: "image/jpeg"], body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
         }
         router.get("/api/events") { [self] request, _ -> Response in
             let filter = request.uri.queryParameters.get("stream").map { String($0) }
             if let filter, !sources.supervisor().streamStats().contains(where: { $0.id == filter }) {
-                return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "no stream '\(filter)'\n")))
+                return Problem.response(.notFound, detail: "no stream '\(filter)'")
             }
             let events = subscribe(stream: filter)
             let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 // A comment first, so a client sees the stream open before the first event.
                 try await writer.write(ByteBuffer(string: ": netnet events\n\n"))
-                for await event in events {
-                    try await writer.write(ByteBuffer(bytes: SSE.encode(event)))
+                for await item in events {
+                    switch item {
+                    case let .event(event): try await writer.write(ByteBuffer(bytes: SSE.encode(event)))
+                    case .heartbeat: try await writer.write(ByteBuffer(string: ":\n\n"))
+                    }
                 }
                 try await writer.finish(nil)
             })
         }
         // Unknown API paths answer 404 after the token check, so they reveal nothing to a stranger.
         router.get("/api/**") { request, _ -> Response in
-            Response(status: .notFound, headers: Problem.headers,
-                     body: .init(byteBuffer: Problem.body(status: 404, title: "Not Found", detail: "no such endpoint: \(request.uri.path)")))
+            Problem.response(.notFound, detail: "no such endpoint: \(request.uri.path)")
         }
         return router
     }
 
-    /// A bounded per-client queue (the SSE queue size, newest events dropped and counted when full).
-    private func subscribe(stream: String?) -> AsyncStream<DaemonEvent> {
-        let (events, continuation) = AsyncStream<DaemonEvent>.makeStream(bufferingPolicy: .bufferingOldest(sources.sseQueue))
+    /// What an SSE response writes: an event, or a comment line that keeps a quiet stream open
+    /// through proxies that close idle connections.
+    enum SSEItem: Sendable {
+        case event(DaemonEvent)
+        case heartbeat
+    }
+
+    /// A bounded per-client queue (the SSE queue size, newest events dropped and counted when full),
+    /// with a heartbeat every `sseHeartbeat` seconds.
+    private func subscribe(stream: String?) -> AsyncStream<SSEItem> {
+        let (events, continuation) = AsyncStream<SSEItem>.makeStream(bufferingPolicy: .bufferingOldest(sources.sseQueue))
         let hub = sources.supervisor().hub
         let id = hub.subscribe(name: "sse", stream: stream) { event in
-            if case .enqueued = continuation.yield(event) { return true }
+            if case .enqueued = continuation.yield(.event(event)) { return true }
             return false
+        }
+        let interval = sources.sseHeartbeat
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+                if Task.isCancelled { break }
+                _ = continuation.yield(.heartbeat)
+            }
         }
         lock.lock()
         nextStream += 1
@@ -242,6 +261,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         streams[key] = continuation
         lock.unlock()
         continuation.onTermination = { [weak self] _ in
+            heartbeat.cancel()
             hub.unsubscribe(id)
             guard let self else { return }
             self.lock.lock(); self.streams[key] = nil; self.lock.unlock()

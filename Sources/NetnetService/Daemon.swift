@@ -126,7 +126,8 @@ public final class Daemon: Sendable {
             sseQueue: config.sinkQueue,
             snapshot: { supervisor.snapshotJPEG(stream: $0) },
             sinks: { [sinks] in sinks.map(\.health) },
-            access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic)),
+            access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic),
+            sseHeartbeat: config.sseHeartbeat),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
                                idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve),
             descriptors: descriptors)
