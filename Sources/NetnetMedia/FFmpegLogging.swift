@@ -105,3 +105,9 @@ private final class LogRoute: @unchecked Sendable {
         return current
     }
 }
+
+/// What FFmpeg this process runs on. Any thread.
+public enum FFmpegInfo {
+    /// FFmpeg's version string (`av_version_info()`, e.g. `5.1.6-0+deb12u1`). Any thread.
+    public static var version: String { String(cString: av_version_info()) }
+}

@@ -57,6 +57,7 @@ public final class Daemon: Sendable {
         // Spares before anything else opens, so they get low numbers: below whatever limit a
         // squeeze leaves, releasing one gives the runtime a number it can open (DescriptorSpares).
         let descriptors = DescriptorSpares()
+        _ = ProcessFigures.startTime   // read now, while descriptors are plentiful, and kept
         let config = try ConfigParser.load(path: configPath)
         let log = DaemonLog(level: config.logLevel)
         // Hummingbird's and the service group's loggers (swift-log), and FFmpeg's own messages,
