@@ -14,6 +14,9 @@ APT_PACKAGES+=(python3-venv)   # training/.venv: Debian's torch + pycocotools fr
 # netnet serve's tests: a real RTSP server (GStreamer), curl as the HTTP client, systemd-analyze.
 APT_PACKAGES+=(curl systemd gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base
                gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+# promtool checks /metrics (Tests/NetnetCLITests/ServeMetricsTests.swift); Debian ships it only in
+# the server's package, which also enables prometheus.service where systemd runs.
+APT_PACKAGES+=(prometheus)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -3,6 +3,7 @@
 // few helpers that avoid fixed-size C arrays (AVFrame.data / linesize are imported as tuples).
 //
 // Written against FFmpeg 5.1 (libavformat 59, libavcodec 59, libswscale 6, libavutil 57, libavfilter 8).
+// netnet_install_log_callback replaces FFmpeg's process-wide log callback (see "Logging").
 // Only netnet_install_interrupt stores a pointer (the guard, in the format context's interrupt
 // callback; its Swift owner outlives the context). netnet_frame_data/netnet_frame_linesize return interior pointers
 // of an AVFrame: valid only while that frame (owned by a Swift `Frame`) is alive and unchanged.
@@ -10,6 +11,7 @@
 #define NETNET_CFFMPEG_SHIM_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
@@ -287,5 +289,38 @@ static inline void netnet_detection_bbox_set(AVDetectionBBox *bbox, int x, int y
 
 /// AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE.
 static inline int netnet_detection_label_max_size(void) { return AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE; }
+
+// MARK: - Logging (av_log_set_callback)
+
+/// Receives every FFmpeg log line that passes av_log_get_level(): `level` is FFmpeg's
+/// (AV_LOG_PANIC … AV_LOG_TRACE, flags removed), `line` the finished text without its newline,
+/// valid only during the call. Defined in Swift (NetnetMedia's FFmpegLogging.swift, `@_cdecl`),
+/// so the process has exactly one, which a header-only module could not hold as a C variable.
+/// Called on whichever thread FFmpeg logs from, many at once: it must not block long.
+void netnet_ffmpeg_log_line(int level, const char *line);
+
+/// The av_log callback: filters by av_log_get_level() as FFmpeg's default does, formats the
+/// message with av_log_format_line2 (the "[h264 @ 0x…] " prefix included) into a buffer on this
+/// stack (longer lines are cut at 1 kB), trims the newline and hands it to netnet_ffmpeg_log_line.
+/// No state is shared: `print_prefix` is a local set to 1, so each call is one whole line (a
+/// message FFmpeg builds from several calls comes out as several lines). Thread-safe.
+static inline void netnet_av_log_callback(void *avcl, int level, const char *fmt, va_list vl) {
+    if (level >= 0) level &= 0xff;   // drop the AV_LOG_C colour flags
+    if (level > av_log_get_level()) return;
+    char line[1024];
+    int print_prefix = 1;
+    line[0] = 0;
+    av_log_format_line2(avcl, level, fmt, vl, line, (int)sizeof line, &print_prefix);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    if (n == 0) return;
+    netnet_ffmpeg_log_line(level, line);
+}
+
+/// Routes FFmpeg's log through netnet_av_log_callback (process-wide; av_log_set_callback).
+static inline void netnet_install_log_callback(void) { av_log_set_callback(netnet_av_log_callback); }
+
+/// Restores FFmpeg's own callback, which prints to standard error (process-wide).
+static inline void netnet_install_default_log_callback(void) { av_log_set_callback(av_log_default_callback); }
 
 #endif

@@ -1,9 +1,9 @@
 import Foundation
 import NetnetMedia
 
-/// The daemon's log: one line per message on standard error, `netnet: LEVEL: message`. Under
-/// systemd (`JOURNAL_STREAM` set) each line starts with the syslog priority `<3>`…`<7>` instead, so
-/// the journal records the level. Lines below the level are not written. Every line goes through
+/// The daemon's log: one line per message on standard error, `netnet: LEVEL: message`. When
+/// standard error is the journal's stream (`isJournal`) each line starts with the syslog priority
+/// `<3>`…`<7>` instead, so the journal records the level. Lines below the level are not written. Every line goes through
 /// `Redaction.redact` first, so no URL password or registered secret reaches the log. Any thread.
 public final class DaemonLog: @unchecked Sendable {
     private let lock = NSLock()
@@ -13,11 +13,27 @@ public final class DaemonLog: @unchecked Sendable {
 
     /// A log at `level`; `write` receives each finished line with its newline (default: standard
     /// error, one `write(2)` per line). Any thread.
-    public init(level: LogLevel, journal: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil,
+    public init(level: LogLevel, journal: Bool = DaemonLog.isJournal(),
                 write: @escaping @Sendable (String) -> Void = DaemonLog.standardError) {
         self.level = level
         self.journal = journal
         self.write = write
+    }
+
+    /// Whether `descriptor` (standard error) is the journal's stream, as systemd says to decide it
+    /// (systemd.exec(5), `$JOURNAL_STREAM`): the variable holds the device and inode numbers
+    /// (`DEV:INODE`, decimal) of the stream systemd connected, and only when `fstat` of the
+    /// descriptor gives the same two is it still that stream. A unit's child with standard error
+    /// redirected elsewhere, or a shell started from it, inherits the variable and gets plain lines.
+    /// Any thread.
+    public static func isJournal(environment: [String: String] = ProcessInfo.processInfo.environment,
+                                 descriptor: Int32 = 2) -> Bool {
+        guard let value = environment["JOURNAL_STREAM"] else { return false }
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return false }
+        return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 
     /// Writes to file descriptor 2 in one call.
@@ -29,6 +45,12 @@ public final class DaemonLog: @unchecked Sendable {
     /// Changes the level (a reload). Any thread.
     public func setLevel(_ newLevel: LogLevel) {
         lock.lock(); level = newLevel; lock.unlock()
+    }
+
+    /// The level now (the configuration's `log_level`, changed by a reload). Any thread.
+    public var currentLevel: LogLevel {
+        lock.lock(); defer { lock.unlock() }
+        return level
     }
 
     /// Whether messages at `messageLevel` are written. Any thread.

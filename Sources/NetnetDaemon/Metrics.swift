@@ -149,11 +149,13 @@ public enum MetricsText {
     /// Content type of the exposition.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    /// The metrics text for `streams` (id order is kept), the event consumers' drop counts and the
-    /// process-wide figures. Any thread.
+    /// The metrics text for `streams` (id order is kept), the event consumers' drop counts, the
+    /// daemon-wide figures, the `process_*` families of `process` (by default sampled now, which
+    /// reads /proc: `ProcessFigures.sample`; nil leaves them out) and `netnet_build_info`. Any thread.
     public static func render(streams: [(id: String, stats: StreamStats.Snapshot)], sinkDrops: [(sink: String, dropped: UInt64)],
                               uptimeSeconds: Double, reloads: UInt64, reloadFailures: UInt64,
-                              sinks: [SinkHealthFigure] = [], http: HTTPConnectionCounts? = nil) -> String {
+                              sinks: [SinkHealthFigure] = [], http: HTTPConnectionCounts? = nil,
+                              process: ProcessFigures? = ProcessFigures.sample()) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -255,6 +257,23 @@ public enum MetricsText {
         out += "netnet_config_reloads_total{result=\"rejected\"} \(reloadFailures)\n"
         family("netnet_uptime_seconds", "gauge", "Seconds since the daemon started.")
         out += "netnet_uptime_seconds \(uptimeSeconds)\n"
+        if let process {
+            // The names, types and help texts of Prometheus' client libraries (client_golang's
+            // process collector), so the usual dashboards and alerts work unchanged.
+            func sample(_ name: String, _ type: String, _ help: String, _ value: String?) {
+                guard let value else { return }
+                family(name, type, help)
+                out += "\(name) \(value)\n"
+            }
+            sample("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", process.cpuSeconds.map { "\($0)" })
+            sample("process_open_fds", "gauge", "Number of open file descriptors.", process.openDescriptors.map { "\($0)" })
+            sample("process_max_fds", "gauge", "Maximum number of open file descriptors.", process.maxDescriptors.map { "\($0)" })
+            sample("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", process.virtualMemoryBytes.map { "\($0)" })
+            sample("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", process.residentMemoryBytes.map { "\($0)" })
+            sample("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", process.startTimeSeconds.map { "\($0)" })
+        }
+        family("netnet_build_info", "gauge", "A metric with a constant '1' value labeled by the netnet version and the Swift and FFmpeg versions it was built with.")
+        out += "netnet_build_info{version=\"\(escape(NetnetBuild.version))\",swift=\"\(escape(NetnetBuild.swiftVersion))\",ffmpeg=\"\(escape(NetnetBuild.ffmpegVersion))\"} 1\n"
         return out
     }
 

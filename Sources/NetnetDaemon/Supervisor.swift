@@ -357,6 +357,7 @@ final class StreamWorker: @unchecked Sendable {
     }
 
     private func connectionThread() {
+        FFmpegLog.setThreadStream(config.id)   // FFmpeg's messages from this thread: `stream ID: …`
         let delay = connect()
         condition.lock()
         connectionRunning = false

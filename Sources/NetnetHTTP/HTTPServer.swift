@@ -84,11 +84,8 @@ public final class HTTPServer: Service, @unchecked Sendable {
     /// (`cannot listen on 127.0.0.1:8080: Address already in use`). Run by a `ServiceGroup`.
     public func run() async throws {
         let router = makeRouter()
-        let logger: Logger = {
-            var logger = Logger(label: "netnet-http", factory: { _ in SwiftLogNoOpLogHandler() })
-            logger.logLevel = .critical
-            return logger
-        }()
+        // The process's logging system: `netnet serve` bootstraps it with the daemon's log.
+        let logger = Logger(label: "netnet-http")
         let limits = self.limits, limiter = self.limiter
         let server = HTTPServerBuilder { responder in
             GuardedHTTP1Channel(responder: responder, limits: limits, limiter: limiter)

@@ -57,9 +57,14 @@ public final class Daemon: Sendable {
         // Spares before anything else opens, so they get low numbers: below whatever limit a
         // squeeze leaves, releasing one gives the runtime a number it can open (DescriptorSpares).
         let descriptors = DescriptorSpares()
+        _ = ProcessFigures.startTime   // read now, while descriptors are plentiful, and kept
         let config = try ConfigParser.load(path: configPath)
         let log = DaemonLog(level: config.logLevel)
+        // Hummingbird's and the service group's loggers (swift-log), and FFmpeg's own messages,
+        // all go to this log: one format, journal priorities, redacted.
+        DaemonLogHandler.bootstrap(log)
         FFmpegLog.setLevel(.error)
+        FFmpegLog.route { message in log.log(LogLevel(message.severity), message.line) }
         // Descriptors: the soft limit up to the hard one, then a reserve for the runtime, the
         // streams and the sinks that HTTP clients can never take (DescriptorBudget).
         let (limit, refused) = DescriptorBudget.raiseSoftLimit()
@@ -136,8 +141,8 @@ public final class Daemon: Sendable {
                                         log: log, listenHost: config.listenHost, streams: config.enabledStreams.count)
         let loop = ControlService(control: control, supervisor: supervisor, notifier: notifier, log: log, config: config,
                                   configPath: configPath, modelPath: modelPath, model: model.description, budget: budget)
-        var logger = Logger(label: "netnet-services", factory: { _ in SwiftLogNoOpLogHandler() })
-        logger.logLevel = .critical
+        // Through DaemonLogHandler (bootstrapped above); the service group logs at debug and trace.
+        let logger = Logger(label: "netnet-services")
         let group = ServiceGroup(configuration: .init(services: [
             .init(service: sinkService),
             .init(service: server),
@@ -383,5 +388,17 @@ final class ControlService: Service, @unchecked Sendable {
             log.error("reload rejected, the running configuration stays: \(error)")
         }
         notifier.notify("READY=1\nSTATUS=\(supervisor.streamStats().count) streams")
+    }
+}
+
+extension LogLevel {
+    /// netnet's level for an FFmpeg message's severity (the same four words). Pure.
+    init(_ severity: FFmpegLog.Severity) {
+        switch severity {
+        case .error: self = .error
+        case .warning: self = .warning
+        case .info: self = .info
+        case .debug: self = .debug
+        }
     }
 }

@@ -154,6 +154,10 @@ struct AnnotateCommand: ParsableCommand {
         }
         defer { trap.remove() }
         FFmpegLog.setLevel(.error)
+        // FFmpeg's own messages (corrupt packets, …) in netnet's style, redacted, not raw.
+        FFmpegLog.route { message in
+            FileHandle.standardError.write(Data("netnet: \(message.severity.rawValue): \(message.line)\n".utf8))
+        }
         let loaded = reportingErrors { try DefaultModel.load(model, quiet: quiet) }
         var options = AnnotateOptions(input: input)
         options.videoOutput = output

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NetnetDaemon
 import NetnetEngine
 import NetnetKernels
 
@@ -38,9 +39,10 @@ struct NetnetCommand: AsyncParsableCommand {
     }
 }
 
-/// The program's version, printed by `--version`.
+/// The program's version, printed by `--version` (kept in NetnetDaemon, which `/metrics` reports
+/// it from as `netnet_build_info`).
 enum NetnetVersion {
-    static let string = "0.1.0"
+    static let string = NetnetBuild.version
 }
 
 /// A runtime failure the CLI reports as one line on standard error with exit status 1.
