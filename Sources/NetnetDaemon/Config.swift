@@ -65,6 +65,9 @@ public struct StreamConfig: Sendable, Equatable {
     public var username: String?
     /// `password_file` as written (nil: none); the password it holds is in `url` and nowhere else.
     public var passwordFile: String?
+    /// `input_options`: FFmpeg options for opening `url` (`rtsp_transport = udp`, …), passed as
+    /// `VideoSourceOptions.formatOptions`; a key FFmpeg does not take fails the connection.
+    public var inputOptions: [String: String] = [:]
     /// Line of the section header (for messages).
     public var line: Int = 0
     /// Line of each key set in the section (for messages about a value found wrong later).
@@ -195,7 +198,7 @@ public enum ConfigParser {
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory",
                                        "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
-                                       "username", "password_file"]
+                                       "username", "password_file", "input_options"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
@@ -362,6 +365,7 @@ public enum ConfigParser {
                 case "password_file":
                     guard !value.isEmpty else { throw fail(number, "password_file must not be empty") }
                     config.streams[i].passwordFile = value
+                case "input_options": config.streams[i].inputOptions = try parseInputOptions(value, number, file)
                 default:
                     if key.hasPrefix("track_"), let setting = TrackerSettingKey(rawValue: String(key.dropFirst(6))) {
                         do {
@@ -564,6 +568,25 @@ public enum ConfigParser {
         } catch {
             throw ConfigError(file: file, line: line, message: "scene: \(error.description)")
         }
+    }
+
+    /// `input_options`: comma-separated `KEY=VALUE` (blanks around each trimmed; a value holds no
+    /// comma); empty: none. An item that is not `KEY=VALUE`, or a key given twice, is this line's error.
+    static func parseInputOptions(_ value: String, _ line: Int, _ file: String) throws -> [String: String] {
+        var options: [String: String] = [:]
+        guard !value.isEmpty else { return options }
+        for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+            let item = item.trimmingCharacters(in: .whitespaces)
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex,
+                  !item[..<equals].contains(where: { $0.isWhitespace }) else {
+                throw ConfigError(file: file, line: line, message: "input_options: '\(item)' is not KEY=VALUE (write KEY=VALUE, KEY=VALUE, …)")
+            }
+            let key = String(item[..<equals])
+            guard options.updateValue(String(item[item.index(after: equals)...]), forKey: key) == nil else {
+                throw ConfigError(file: file, line: line, message: "input_options: \(key) is given twice")
+            }
+        }
+        return options
     }
 
     static func parseDouble(_ key: String, _ value: String, _ low: Double, _ high: Double, _ line: Int, _ file: String) throws -> Double {

@@ -461,6 +461,7 @@ final class StreamWorker: @unchecked Sendable {
         options.readTimeout = settings.stallTimeout
         options.interrupter = interrupter
         options.decoderThreads = 1
+        options.formatOptions = config.inputOptions
         let streamID = config.id
         let log = self.log
         options.onWarning = { log.debug("stream \(streamID): \($0)") }

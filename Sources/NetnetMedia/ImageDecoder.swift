@@ -11,8 +11,10 @@ public enum ImageDecoder {
     /// interpolates chroma nor rounds exactly. RGB, gray and palette sources are converted losslessly.
     static let conversionFlags: Int32 = SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
 
-    /// Decodes the first frame of the best video stream of `path` into packed BGR24 at its native size.
-    /// Frames the decoder marks as corrupt are skipped. Any thread.
+    /// Decodes the first frame of the best video stream of `path` into packed BGR24 at its native size;
+    /// `path` "-" reads standard input (FFmpeg's `pipe:0`: the image format is found from its bytes,
+    /// e.g. the png_pipe or jpeg_pipe demuxer; messages name it "-"). Frames the decoder marks as
+    /// corrupt are skipped. Any thread (one reader of standard input at a time).
     ///
     /// Throws `MediaError`: missing file ("path: No such file or directory"), not an image/video
     /// ("path: Invalid data found when processing input"), no video stream ("path: no video stream"),
@@ -22,7 +24,9 @@ public enum ImageDecoder {
     public static func decodeFirstFrame(path: String, maxPixels: Int = VideoSourceOptions.defaultMaxFramePixels) throws -> BGRImage {
         // pattern_type=none: a literal path, even if it contains '%' or '*' (image2 sequences are not wanted here).
         let limit = max(0, maxPixels)
-        let input = try MediaInput(url: path, options: ["pattern_type": "none"], maxPixels: limit)
+        let input = path == "-"
+            ? try MediaInput(url: "pipe:0", name: "-", maxPixels: limit)
+            : try MediaInput(url: path, options: ["pattern_type": "none"], maxPixels: limit)
         let index = try input.bestVideoStreamIndex()
         let declared = input.pictureSize(ofStream: index)
         if limit > 0, declared.0 > 0, declared.1 > 0, declared.0 * declared.1 > limit {

@@ -126,3 +126,37 @@ public enum FFmpegLog {
         av_log_set_level(level.ffmpegValue)
     }
 }
+
+/// Options given for an input (`VideoSourceOptions.formatOptions`, `--input-option`,
+/// `input_options`) that FFmpeg did not take: after `avformat_open_input` they were still in its
+/// options dictionary, so neither the format context, the demuxer nor the protocol has an option of
+/// that name. FFmpeg ignores such keys; netnet refuses them, so a misspelt or outdated option
+/// (`stimeout`, gone from FFmpeg 5) is not silently dropped. Value type; any thread.
+public struct InputOptionError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The input as shown in messages (credentials masked).
+    public let input: String
+    /// The keys FFmpeg left unused, sorted.
+    public let keys: [String]
+    /// FFmpeg's side of it: which demuxer and protocol were asked, e.g.
+    /// `no option of that name in the avi demuxer or the file protocol`.
+    public let explanation: String
+
+    /// An error for `keys` of `input`, opened by `demuxer` over `protocolName` (nil: none). Any thread.
+    public init(input: String, keys: [String], demuxer: String, protocolName: String?) {
+        self.input = input
+        self.keys = keys
+        let asked = protocolName.map { "the \(demuxer) demuxer or the \($0) protocol" } ?? "the \(demuxer) demuxer"
+        explanation = "no option of that name in the format context, \(asked)"
+    }
+
+    /// `KEY[, KEY…]: not an option of this input (FFmpeg: …)`, without the input's name: for a
+    /// caller that names where the keys came from (`--input-option foo: …`).
+    public var keysLine: String {
+        "\(keys.joined(separator: ", ")): not \(keys.count == 1 ? "an option" : "options") of this input (FFmpeg: \(explanation))"
+    }
+
+    /// `INPUT: input option KEY: not an option of this input (FFmpeg: …)`.
+    public var description: String {
+        "\(input): input option \(keysLine)"
+    }
+}

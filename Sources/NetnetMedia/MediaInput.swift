@@ -14,6 +14,12 @@ final class MediaInput {
     private let ioGuard: IOGuard?
     /// Each stream's picture size as the container declared it before probing (0×0 when it did not).
     private var declaredSizes: [(Int, Int)] = []
+    /// The keys of `options` that avformat_open_input left in its dictionary: no option of the
+    /// format context, the demuxer or the protocol took them (FFmpeg's own test for an unknown
+    /// option, as its CLI's "Option … not found"). Sorted.
+    private(set) var unusedOptions: [String] = []
+    /// The protocol FFmpeg opens the URL with ("file", "pipe", "rtsp" has none: nil), for messages.
+    let protocolName: String?
 
     /// Opens `url` and reads enough of it to know its streams (avformat_find_stream_info).
     /// `options` go to avformat_open_input (demuxer/protocol private options; unknown keys are ignored).
@@ -26,6 +32,7 @@ final class MediaInput {
         self.url = name ?? url
         self.ioGuard = ioGuard
         let openURL = url
+        protocolName = avio_find_protocol_name(openURL).map { String(cString: $0) }
         let url = name ?? url
         var dict: OpaquePointer? = nil
         defer { av_dict_free(&dict) }
@@ -44,6 +51,13 @@ final class MediaInput {
         let opened = avformat_open_input(&ctx, openURL, nil, &dict)   // frees ctx itself on failure
         if opened < 0 { throw MediaError.ffmpeg(opened, url) }
         guard ctx != nil else { throw MediaError("\(url): avformat_open_input returned no context", code: AVError.einval) }
+        var unused: [String] = []
+        var entry: UnsafeMutablePointer<AVDictionaryEntry>? = nil
+        while let next = av_dict_get(dict, "", entry, AV_DICT_IGNORE_SUFFIX) {
+            unused.append(String(cString: next.pointee.key))
+            entry = next
+        }
+        unusedOptions = unused.sorted()
 
         let streamCount = Int(ctx!.pointee.nb_streams)
         // Sizes the container declares, before probing: a probe refused by `maxPixels` leaves 0×0.

@@ -26,7 +26,8 @@ public struct VideoSourceOptions: Sendable {
     /// oddities (e.g. a truncated file). Nil: silent (the count is still in `decodeErrors`).
     public var onWarning: (@Sendable (String) -> Void)?
     /// Extra demuxer/protocol options passed to avformat_open_input (e.g. ["probesize": "32"]); they
-    /// override the ones netnet sets. Unknown keys are ignored.
+    /// override the ones netnet sets. A key FFmpeg does not take (still in the dictionary after the
+    /// open) makes `VideoSource.init` throw `InputOptionError` naming it.
     public var formatOptions: [String: String] = [:]
     /// The largest frame, in pixels (width × height), the source decodes; a larger one is an error
     /// naming its size, raised before its picture is allocated (the stream's declared size is checked
@@ -135,7 +136,8 @@ public final class VideoSource {
     /// Blocks up to `options.openTimeout` on network inputs; `options.interrupter` aborts it.
     /// Throws MediaError naming the URL: "URL: No such file or directory", "URL: Connection refused",
     /// "URL: Invalid data found when processing input", "URL: no video stream", "URL: interrupted",
-    /// "URL: timed out after 10 s while opening", …. Call on the reader thread.
+    /// "URL: timed out after 10 s while opening", …, and `InputOptionError` for a key of
+    /// `options.formatOptions` that FFmpeg did not take. Call on the reader thread.
     public init(options: VideoSourceOptions) throws {
         self.options = options
         // Every message names the input without its credentials; only FFmpeg gets them.
@@ -183,6 +185,13 @@ public final class VideoSource {
                                timeout: options.openTimeout)
         }
         self.input = input
+        // A key of the caller's that FFmpeg did not take is not an option of this input. (netnet's
+        // own keys are left out: `rw_timeout` means nothing to a demuxer without a protocol, RTSP's.)
+        let unknown = input.unusedOptions.filter { options.formatOptions[$0] != nil }
+        if !unknown.isEmpty {
+            let demuxer = input.formatName.split(separator: ",").first.map(String.init) ?? "?"
+            throw InputOptionError(input: url, keys: unknown, demuxer: demuxer, protocolName: input.protocolName)
+        }
         let videoIndex = try input.bestVideoStreamIndex()
         let declared = input.pictureSize(ofStream: videoIndex)
         if maxPixels > 0, declared.0 > 0, declared.1 > 0, declared.0 * declared.1 > maxPixels {

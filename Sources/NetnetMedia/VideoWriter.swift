@@ -1,9 +1,18 @@
 import CFFmpeg
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options for writing an annotated video. A plain value: any thread.
 public struct VideoWriterOptions: Sendable {
-    /// Output file; the container follows the extension (mp4, mkv, mov, avi, ts, …).
+    /// Output file; the container follows the extension (mp4, mkv, mov, avi, ts, …) unless `format`
+    /// names one. "-": standard output (FFmpeg's `pipe:1`), which needs `format`.
     public var path: String
+    /// The container by FFmpeg muxer name ("matroska", "mpegts", "nut", "flv", "mp4", …); nil: from
+    /// the extension of `path`. A pipe cannot seek back, so it wants a streamable muxer: matroska/webm,
+    /// mpegts, nut and flv are; mp4 and mov are written fragmented (as they are to files), which
+    /// needs no seeking either.
+    public var format: String?
     /// Video encoder by FFmpeg name ("libx264", "libx265", "mpeg4", …); it must accept yuv420p.
     public var codec: String = "libx264"
     /// Constant rate factor (libx264/libx265; ignored by encoders without a "crf" option).
@@ -98,7 +107,8 @@ public final class VideoWriter {
     public init(options: VideoWriterOptions, streams: SourceStreams) throws {
         self.options = options
         self.streams = streams
-        let path = options.path
+        let toStandardOutput = options.path == "-"
+        let path = toStandardOutput ? "standard output" : options.path
         self.path = path
         guard streams.width >= 2, streams.height >= 2 else {
             throw MediaError("\(path): cannot encode a \(streams.width)x\(streams.height) video", code: AVError.einval)
@@ -114,7 +124,7 @@ public final class VideoWriter {
         encoderTimeBase = timeBase
         frameDuration = max(1, av_rescale_q(1, av_inv_q(rate), timeBase))
 
-        container = try OutputContainer(path: path)
+        container = try OutputContainer(url: toStandardOutput ? "pipe:1" : options.path, format: options.format, name: path)
         encoder = try VideoEncoder(options: options, width: Int32(width), height: Int32(height), timeBase: timeBase,
                                    frameRate: rate, streams: streams, fullRange: fullRange,
                                    globalHeader: container.needsGlobalHeader, subject: path)
@@ -343,19 +353,40 @@ extension VideoWriter: Sendable {}
 /// Owns an output AVFormatContext (avformat_alloc_output_context2) and its AVIOContext (avio_open),
 /// closed and freed in deinit. Not thread-safe.
 final class OutputContainer {
+    /// The output as messages name it ("standard output" for `pipe:1`).
     let path: String
+    private let url: String
     private var context: UnsafeMutablePointer<AVFormatContext>?
     private var ioOpen = false
     private var headerWritten = false
     private var closed = false
 
-    init(path: String) throws {
-        self.path = path
+    /// The muxers a pipe takes, for messages.
+    static let streamableFormats = "matroska, webm, mpegts, nut, flv, mp4"
+
+    /// A muxer for `url` (a path, or `pipe:1`): the one named `format`, else the one the extension
+    /// names. `name` is the output in messages.
+    init(url: String, format: String?, name: String) throws {
+        self.path = name
+        self.url = url
+        // Looked up first: avformat_alloc_output_context2 would log its own line for an unknown name.
+        if let format, av_guess_format(format, nil, nil) == nil {
+            throw MediaError("\(name): no container format (muxer) named '\(format)' in this FFmpeg build (e.g. \(Self.streamableFormats))",
+                             code: AVError.einval)
+        }
         var ctx: UnsafeMutablePointer<AVFormatContext>? = nil
-        let ret = avformat_alloc_output_context2(&ctx, nil, nil, path)
+        let ret = avformat_alloc_output_context2(&ctx, nil, format, url)
         guard ret >= 0, let ctx else {
-            throw MediaError("\(path): cannot choose a container from the file name (use .mp4, .mkv, .mov, .avi or .ts)",
-                             code: ret < 0 ? ret : AVError.einval)
+            let code = ret < 0 ? ret : AVError.einval
+            if let format {
+                throw MediaError("\(name): no container format (muxer) named '\(format)' in this FFmpeg build (e.g. \(Self.streamableFormats))",
+                                 code: code)
+            }
+            if url.hasPrefix("pipe:") {
+                throw MediaError("\(name): name a container format (\(Self.streamableFormats))", code: code)
+            }
+            throw MediaError("\(name): cannot choose a container from the file name (use .mp4, .mkv, .mov, .avi or .ts)",
+                             code: code)
         }
         context = ctx
     }
@@ -436,7 +467,7 @@ final class OutputContainer {
         let ctx = context!
         if (ctx.pointee.oformat.pointee.flags & AVFMT_NOFILE) == 0 {
             var io: UnsafeMutablePointer<AVIOContext>? = nil
-            try check(avio_open(&io, path, AVIO_FLAG_WRITE), path)
+            try check(avio_open(&io, url, AVIO_FLAG_WRITE), path)
             ctx.pointee.pb = io
             ioOpen = true
         }
@@ -469,6 +500,9 @@ final class OutputContainer {
         let ret = av_interleaved_write_frame(context, packet)
         if ret < 0 {
             av_packet_unref(packet)
+            if ret == -EPIPE {   // SIGPIPE ignored (SignalTrap): the pipe's reader went away
+                throw MediaError("\(path): the reader closed the pipe (\(MediaError.ffmpegMessage(for: ret))); cannot write \(what)", code: ret)
+            }
             throw MediaError.ffmpeg(ret, path, "cannot write \(what)")
         }
     }

@@ -10,8 +10,15 @@ import NetnetTracker
 public struct AnnotateOptions: Sendable {
     /// Input: a path, a URL, or "-" for standard input.
     public var input: String
-    /// Annotated video output, or nil.
+    /// Annotated video output ("-" for standard output, which needs `videoFormat`), or nil.
     public var videoOutput: String?
+    /// The video output's container by FFmpeg muxer name (`--format`: "matroska", "mpegts", "mp4",
+    /// …); nil: from the output's extension.
+    public var videoFormat: String?
+    /// FFmpeg options for opening the input (`--input-option KEY=VALUE`: demuxer, protocol and
+    /// format-context options, e.g. `rtsp_transport`, `probesize`); a key FFmpeg does not take
+    /// ends the open with `InputOptionError`.
+    public var inputOptions: [String: String] = [:]
     /// JSON lines output ("-" for standard output), or nil.
     public var jsonOutput: String?
     /// Object events (`netnet.event/1` lines; "-" for standard output), or nil. The same path as
@@ -160,6 +167,7 @@ public final class AnnotateJob: @unchecked Sendable {
         sourceOptions.decoderThreads = options.decoderThreads
         sourceOptions.onWarning = warn
         sourceOptions.maxFramePixels = options.maxFramePixels
+        sourceOptions.formatOptions = options.inputOptions
         if let interrupter = options.interrupter { sourceOptions.interrupter = interrupter }
         source = try VideoSource(options: sourceOptions)
         // A pipe's writer waits for us, so blocking loses nothing; only a live network source
@@ -204,6 +212,7 @@ public final class AnnotateJob: @unchecked Sendable {
                 throw AnnotateError.noPictureSize(input: options.input)
             }
             var writerOptions = VideoWriterOptions(path: path)
+            writerOptions.format = options.videoFormat
             writerOptions.codec = options.codec
             writerOptions.crf = options.crf
             writerOptions.preset = options.preset

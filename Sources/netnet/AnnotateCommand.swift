@@ -23,6 +23,11 @@ struct AnnotateCommand: ParsableCommand {
             JSON lines: one object per written frame, schema netnet.frame/1 (docs/json-lines.md). \
             --events: a line per object that appears (object_start) or ends (object_end), schema \
             netnet.event/1; give it the --json path to have both in one file. \
+            --output - --format FMT writes the annotated video to standard output, e.g. \
+            `netnet annotate in.mp4 --output - --format matroska | ffplay -` (a pipe wants a streamable \
+            container: matroska, webm, mpegts, nut, flv; mp4 and mov are written fragmented); progress \
+            and the summary stay on standard error. --input-option KEY=VALUE passes an option to FFmpeg's \
+            open of INPUT (rtsp_transport=udp, probesize=5000000, …); a key FFmpeg does not take is an error. \
             SIGINT/SIGTERM stop reading, finish the frames in flight and close the outputs properly \
             (exit status 130/143); a second signal exits at once.
             """)
@@ -30,8 +35,14 @@ struct AnnotateCommand: ParsableCommand {
     @Argument(help: "Input file, URL, or - for standard input.")
     var input: String
 
-    @Option(name: [.short, .long], help: "Annotated video to write; the container follows the extension.")
+    @Option(name: [.short, .long], help: "Annotated video to write; the container follows the extension (or --format). - for standard output, with --format.")
     var output: String?
+
+    @Option(help: "Container of --output by FFmpeg muxer name (matroska, webm, mpegts, nut, flv, mp4, mov, …); needed for --output -.")
+    var format: String?
+
+    @Option(name: .customLong("input-option"), help: "An FFmpeg option for opening INPUT, KEY=VALUE (repeatable; demuxer, protocol or format options: rtsp_transport=udp, probesize=5000000, …).")
+    var inputOptions: [String] = []
 
     @Option(help: "JSON lines to write, one object per frame (- for standard output).")
     var json: String?
@@ -102,6 +113,16 @@ struct AnnotateCommand: ParsableCommand {
 
     func validate() throws {
         guard output != nil || json != nil || events != nil else { throw ValidationError("give --output FILE, --json FILE, --events FILE, or more than one") }
+        if format != nil && output == nil { throw ValidationError("--format names the container of --output: give --output too") }
+        if output == "-" {
+            guard format != nil else {
+                throw ValidationError("--output - writes the video to standard output: give its container with --format (matroska, mpegts, nut, flv, mp4)")
+            }
+            for (flag, path) in [("--json", json), ("--events", events), ("--counts", counts)] where path == "-" {
+                throw ValidationError("--output - and \(flag) - both write to standard output")
+            }
+        }
+        _ = try parsedInputOptions()
         if events != nil && noTrack { throw ValidationError("--events needs tracking: drop --no-track") }
         if scene != nil && noTrack { throw ValidationError("--scene needs tracking: drop --no-track") }
         if let counts {
@@ -121,7 +142,7 @@ struct AnnotateCommand: ParsableCommand {
         guard (0...cores).contains(inferenceWorkers) else {
             throw ValidationError("--inference-workers must be 0 (automatic) to \(cores) (the cores here), got \(inferenceWorkers)")
         }
-        if let output, output == input { throw ValidationError("--output would overwrite the input \(input)") }
+        if let output, output == input, output != "-" { throw ValidationError("--output would overwrite the input \(input)") }
     }
 
     /// The tracker's settings: the defaults with each `--track-option` applied in order.
@@ -131,6 +152,22 @@ struct AnnotateCommand: ParsableCommand {
             do { try settings.apply(option) } catch { throw ValidationError("--track-option: \(error.description)") }
         }
         return settings
+    }
+
+    /// The `--input-option`s as FFmpeg's options dictionary; one not KEY=VALUE, or a key given
+    /// twice, is a usage error.
+    func parsedInputOptions() throws -> [String: String] {
+        var options: [String: String] = [:]
+        for option in inputOptions {
+            guard let equals = option.firstIndex(of: "="), equals != option.startIndex else {
+                throw ValidationError("--input-option '\(option)' is not KEY=VALUE")
+            }
+            let key = String(option[..<equals])
+            guard options.updateValue(String(option[option.index(after: equals)...]), forKey: key) == nil else {
+                throw ValidationError("--input-option \(key) is given twice")
+            }
+        }
+        return options
     }
 
     /// The scene file at `path`, parsed; a missing, unreadable or broken file is one line naming it.
@@ -161,6 +198,8 @@ struct AnnotateCommand: ParsableCommand {
         let loaded = reportingErrors { try DefaultModel.load(model, quiet: quiet) }
         var options = AnnotateOptions(input: input)
         options.videoOutput = output
+        options.videoFormat = format
+        options.inputOptions = try parsedInputOptions()
         options.jsonOutput = json
         options.eventsOutput = events
         options.countsOutput = counts
@@ -190,7 +229,8 @@ struct AnnotateCommand: ParsableCommand {
         } catch {
             // A stop signal during the open: the open was interrupted on purpose, so the run ends
             // with the signal's status (130/143), not as a failure.
-            FileHandle.standardError.write(Data("netnet: \(error)\n".utf8))
+            let line = (error as? InputOptionError).map { "--input-option \($0.keysLine)" } ?? "\(error)"
+            FileHandle.standardError.write(Data("netnet: \(line)\n".utf8))
             if let signal = trapBox.signal { throw ExitCode(128 + signal) }
             throw ExitCode(1)
         }

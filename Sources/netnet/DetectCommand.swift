@@ -12,7 +12,8 @@ struct DetectCommand: ParsableCommand {
         discussion: """
             Output per image: {"file", "width", "height", "detections": [{"class", "label", "score", \
             "box": [x1, y1, x2, y2]}]} with boxes in the image's pixels. Any image FFmpeg decodes works \
-            (for a video, its first frame). A file that cannot be read is reported on standard error, \
+            (for a video, its first frame). - reads one image from standard input ("file": "-"), e.g. \
+            `ffmpeg -i in.mp4 -frames:v 1 -f image2pipe -c:v png - | netnet detect -`. A file that cannot be read is reported on standard error, \
             the other images are still processed, and the exit status is 1.
             """)
 
@@ -30,12 +31,13 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "Largest image accepted, in pixels (width × height); a larger one is an error, not an allocation. Default: 8192×8192.")
     var maxFramePixels: Int = VideoSourceOptions.defaultMaxFramePixels
 
-    @Argument(help: "Image files.")
+    @Argument(help: "Image files; - for one image from standard input.")
     var images: [String]
 
     func validate() throws {
         guard threshold.isFinite, (0...1).contains(threshold) else { throw ValidationError("--threshold must be in [0, 1], got \(threshold)") }
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        guard images.filter({ $0 == "-" }).count <= 1 else { throw ValidationError("- (standard input) may be given once") }
         guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
     }
 
