@@ -231,7 +231,7 @@ public final class Spool: @unchecked Sendable {
         }
     }
 
-    /// Up to `max` records for `sink`, in index order, from `from` (default: its cursor; an index
+    /// Up to `max` records (none for `max` ≤ 0) for `sink`, in index order, from `from` (default: its cursor; an index
     /// below the cursor reads from the cursor). Reading does not advance the cursor: unacknowledged
     /// records are read again (redelivered) until `acknowledge`d; a sink with messages in flight
     /// passes the index after its last sent one as `from`. Indices lost to damage or the cap are
@@ -241,6 +241,7 @@ public final class Spool: @unchecked Sendable {
         try lock.withLock { () throws(SpoolError) -> [SpoolEntry] in
             if let failure { throw failure }
             guard let cursor = cursors[sink] else { throw .unknownSink(sink) }
+            guard max > 0 else { return [] }
             try guarded { () throws(SpoolError) in try writeBuffer() }
             var start = Swift.max(cursor, from ?? cursor)
             var entries: [SpoolEntry] = []

@@ -33,6 +33,8 @@ import Testing
         #expect(all.allSatisfy { $0.payload == payload($0.index) })
         #expect(try spool.read(sink: "a", max: 7).map(\.index) == Array(0..<7))
         #expect(try spool.read(sink: "a", from: 8, max: 4).map(\.index) == Array(8..<12))
+        #expect(try spool.read(sink: "a", max: 0).isEmpty && spool.read(sink: "a", max: -1).isEmpty)
+        #expect(try spool.read(sink: "a", from: 35, max: 10).isEmpty)
         try spool.acknowledge(sink: "a", through: 6)
         #expect(try spool.cursor(sink: "a") == 7)
         #expect(try spool.read(sink: "a", max: 2).map(\.index) == [7, 8])
@@ -101,6 +103,20 @@ import Testing
         let again = try Spool(directory: dir, sinks: ["a"], configuration: small)
         #expect(again.warnings.isEmpty)
         #expect(try again.read(sink: "a", max: 100).map(\.index) == Array(0..<25))
+    }
+
+    @Test func lastRecordFailingItsCRCIsATornTail() throws {
+        let dir = temporaryDirectory(); defer { removeTree(dir) }
+        do {
+            let spool = try Spool(directory: dir, sinks: ["a"], configuration: small)
+            try fill(spool, 5)
+            try spool.close()
+        }
+        patch(segmentPath(dir, 0), at: 499, [0xFF ^ payload(4)[79]])   // the last byte of the file
+        let spool = try Spool(directory: dir, sinks: ["a"], configuration: small)
+        #expect(spool.warnings == [.tornTail(segment: SpoolFormat.segmentName(0), offset: 400, bytesCut: 100)])
+        #expect(try spool.read(sink: "a", max: 100).map(\.index) == [0, 1, 2, 3])
+        #expect(try spool.append(payload(4)) == 4)
     }
 
     @Test func zeroFilledTailIsTorn() throws {
