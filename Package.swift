@@ -72,6 +72,9 @@ let package = Package(
 
         // Between the stages: bounded slot rings with a named back-pressure policy (no dependencies).
         .target(name: "NetnetRing"),
+        // The sinks' durable queue: an append-only segment log with a CRC per record and a cursor
+        // per sink (docs/spool.md; Foundation-free, no dependencies).
+        .target(name: "NetnetSpool"),
         // After inference: tracking by detection (Kalman filter, optimal assignment; no dependencies),
         // run by the pipeline's record stage.
         .target(name: "NetnetTracker", swiftSettings: fastMath),
@@ -118,6 +121,7 @@ let package = Package(
         .testTarget(name: "NetnetMediaTests", dependencies: ["NetnetMedia"]),
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
+        .testTarget(name: "NetnetSpoolTests", dependencies: ["NetnetSpool"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetSceneTests", dependencies: ["NetnetScene"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker", "NetnetScene", "NetnetMedia"]),
