@@ -75,8 +75,9 @@ public final class CountsStore: @unchecked Sendable {
             do {
                 let (stream, counts) = try CountsDocument.parse([UInt8](data))
                 if stream == id {
-                    saved[id] = counts.carried(to: scene)
-                    return counts.carried(to: scene)
+                    let kept = counts.carried(to: scene)
+                    saved[id] = kept
+                    return kept
                 }
                 problem = "it is stream \"\(stream)\"'s"
             } catch {

@@ -1,5 +1,5 @@
-import Foundation
 import Hummingbird
+import NetnetEngine
 import NIOCore
 
 /// Who may use the API: with a `token` (`auth_token_file`), every `/api/*` request and, unless
@@ -73,27 +73,22 @@ enum Problem {
 
     /// `{"type": "about:blank", "title": …, "status": …, "detail": …}`.
     static func body(status: Int, title: String, detail: String) -> ByteBuffer {
-        func quoted(_ text: String) -> String {
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
-        }
-        return ByteBuffer(string: "{\"type\": \"about:blank\", \"title\": \(quoted(title)), \"status\": \(status), \"detail\": \(quoted(detail))}\n")
+        var bytes: [UInt8] = []
+        JSONText.appendRaw("{\"type\": \"about:blank\", \"title\": ", to: &bytes)
+        JSONText.appendString(title, to: &bytes)
+        JSONText.appendRaw(", \"status\": ", to: &bytes)
+        JSONText.appendInt(status, to: &bytes)
+        JSONText.appendRaw(", \"detail\": ", to: &bytes)
+        JSONText.appendString(detail, to: &bytes)
+        JSONText.appendRaw("}\n", to: &bytes)
+        return ByteBuffer(bytes: bytes)
     }
 }
 
-/// Answers a method other than GET or HEAD: `405` with `Allow: GET, HEAD` on the API's paths (as
-/// RFC 9110 asks), `404` elsewhere; both as problem documents. After the token check, so a
-/// stranger learns nothing. Runs on the server's event loops.
-struct MethodMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Answers what no route serves, as problem documents: a method other than GET or HEAD on one of
+/// the API's paths is `405` with `Allow: GET, HEAD` (as RFC 9110 asks), anything else unrouted
+/// `404`. After the token check, so a stranger learns nothing. Runs on the server's event loops.
+struct UnroutedMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Whether `path` is one of the API's (docs/openapi.yaml). Pure.
     static func isKnown(_ path: String) -> Bool {
         if ["/healthz", "/readyz", "/metrics", "/api/streams", "/api/events"].contains(path) { return true }
@@ -103,11 +98,17 @@ struct MethodMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method != .get && request.method != .head else { return try await next(request, context) }
         let path = request.uri.path
-        guard Self.isKnown(path) else { return Problem.response(.notFound, detail: "no such endpoint: \(path)") }
-        var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(path): only GET is served here")
-        response.headers[.allow] = "GET, HEAD"
-        return response
+        if request.method != .get && request.method != .head && Self.isKnown(path) {
+            var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(path): only GET is served here")
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            // The router's own answer when no route matches; the handlers answer 404 themselves.
+            return Problem.response(.notFound, detail: "no such endpoint: \(path)")
+        }
     }
 }

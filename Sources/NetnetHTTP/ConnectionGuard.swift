@@ -116,7 +116,7 @@ struct GuardedHTTP1Channel: ServerChildChannel {
 
     /// The whole answer to a connection over the cap, written before any HTTP handler exists.
     static let refusal: String = {
-        let body = #"{"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "too many connections"}"# + "\n"
+        let body = String(buffer: Problem.body(status: 503, title: "Service Unavailable", detail: "too many connections"))
         return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.utf8.count)\r\n"
             + "Connection: close\r\n\r\n" + body
     }()

@@ -149,9 +149,9 @@ public final class HTTPServer: Service, @unchecked Sendable {
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let sources = self.sources
-        // First, so that it guards every route added below, and the catch-all at the end.
+        // First, so that they guard every route added below and the router's not-found answer.
         router.add(middleware: BearerAuthMiddleware(access: sources.access))
-        router.add(middleware: MethodMiddleware())
+        router.add(middleware: UnroutedMiddleware())
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
@@ -220,10 +220,6 @@ public final class HTTPServer: Service, @unchecked Sendable {
                 }
                 try await writer.finish(nil)
             })
-        }
-        // Unknown API paths answer 404 after the token check, so they reveal nothing to a stranger.
-        router.get("/api/**") { request, _ -> Response in
-            Problem.response(.notFound, detail: "no such endpoint: \(request.uri.path)")
         }
         return router
     }

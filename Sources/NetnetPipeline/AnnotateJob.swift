@@ -441,9 +441,7 @@ public final class AnnotateJob: @unchecked Sendable {
         let bytes = CountsDocument.render(stream: options.streamID, scene: options.scene?.file, counts: counts, frames: frames,
                                           timeNanoseconds: WallClock.nowNanoseconds())
         if path == "-" {
-            do { try FileHandle.standardOutput.write(contentsOf: Data(bytes)) } catch {
-                throw OutputError(operation: "write", path: "-", code: (error as NSError).code == 0 ? EIO : Int32((error as NSError).code))
-            }
+            try AtomicFile.writeAll(bytes, to: STDOUT_FILENO, path: "-")
         } else {
             try AtomicFile.write(bytes, to: path)
         }

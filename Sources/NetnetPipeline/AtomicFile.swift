@@ -19,16 +19,11 @@ public enum AtomicFile {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw OutputError(operation: "create", path: temporary, code: errno) }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { systemWrite(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let code = n < 0 ? errno : EIO
-                close(fd); unlink(temporary)
-                throw OutputError(operation: "write", path: temporary, code: code)
-            }
-            written += n
+        do {
+            try writeAll(bytes, to: fd, path: temporary)
+        } catch {
+            close(fd); unlink(temporary)
+            throw error
         }
         if fsync(fd) != 0 {
             let code = errno
@@ -52,6 +47,18 @@ public enum AtomicFile {
             // weakens the power-cut promise, so it is not an error.
             _ = fsync(dirfd)
             close(dirfd)
+        }
+    }
+
+    /// Writes all of `bytes` to the open descriptor `fd` (continuing after EINTR and short
+    /// writes); throws `OutputError` naming `path` on a failed write. The caller's thread.
+    public static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(OutputError) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { systemWrite(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw OutputError(operation: "write", path: path, code: n < 0 ? errno : EIO) }
+            written += n
         }
     }
 

@@ -29,27 +29,30 @@ public enum CountsDocument {
         JSONText.appendRaw("\", \"frames\": ", to: &bytes)
         if let frames { JSONText.appendInt(frames, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
         JSONText.appendRaw(",\n \"lines\": {", to: &bytes)
-        for (i, line) in counts.lines.enumerated() {
-            JSONText.appendRaw(i == 0 ? "\n  " : ",\n  ", to: &bytes)
-            JSONText.appendString(line.name, to: &bytes)
-            JSONText.appendRaw(": {\"in\": ", to: &bytes)
-            appendLabels(line.inward, to: &bytes)
-            JSONText.appendRaw(", \"out\": ", to: &bytes)
-            appendLabels(line.outward, to: &bytes)
-            JSONText.appendRaw("}", to: &bytes)
-        }
-        JSONText.appendRaw(counts.lines.isEmpty ? "},\n \"zones\": {" : "\n },\n \"zones\": {", to: &bytes)
-        for (i, zone) in counts.zones.enumerated() {
-            JSONText.appendRaw(i == 0 ? "\n  " : ",\n  ", to: &bytes)
-            JSONText.appendString(zone.name, to: &bytes)
-            JSONText.appendRaw(": {\"entered\": ", to: &bytes)
-            appendLabels(zone.entered, to: &bytes)
-            JSONText.appendRaw(", \"objects\": ", to: &bytes)
-            appendLabels(zone.objects, to: &bytes)
-            JSONText.appendRaw("}", to: &bytes)
-        }
-        JSONText.appendRaw(counts.zones.isEmpty ? "}}\n" : "\n }}\n", to: &bytes)
+        appendRules(counts.lines.map { ($0.name, ("in", $0.inward), ("out", $0.outward)) }, to: &bytes)
+        JSONText.appendRaw(",\n \"zones\": {", to: &bytes)
+        appendRules(counts.zones.map { ($0.name, ("entered", $0.entered), ("objects", $0.objects)) }, to: &bytes)
+        JSONText.appendRaw("}\n", to: &bytes)
         return bytes
+    }
+
+    /// One rule per line, `NAME: {"KEY": {…}, "KEY": {…}}`, and the closing brace of their object.
+    private static func appendRules(_ rules: [(name: String, first: (String, [String: Int]), second: (String, [String: Int]))],
+                                    to bytes: inout [UInt8]) {
+        for (i, rule) in rules.enumerated() {
+            JSONText.appendRaw(i == 0 ? "\n  " : ",\n  ", to: &bytes)
+            JSONText.appendString(rule.name, to: &bytes)
+            JSONText.appendRaw(": {", to: &bytes)
+            JSONText.appendString(rule.first.0, to: &bytes)
+            JSONText.appendRaw(": ", to: &bytes)
+            appendLabels(rule.first.1, to: &bytes)
+            JSONText.appendRaw(", ", to: &bytes)
+            JSONText.appendString(rule.second.0, to: &bytes)
+            JSONText.appendRaw(": ", to: &bytes)
+            appendLabels(rule.second.1, to: &bytes)
+            JSONText.appendRaw("}", to: &bytes)
+        }
+        JSONText.appendRaw(rules.isEmpty ? "}" : "\n }", to: &bytes)
     }
 
     private static func appendLabels(_ labels: [String: Int], to bytes: inout [UInt8]) {

@@ -163,23 +163,18 @@ public enum CountsSummary {
     /// The lines, each ending in a newline (empty for a scene without lines or zones).
     public static func lines(_ counts: SceneCounts) -> String {
         var text = ""
-        func total(_ labels: [String: Int]) -> Int { labels.values.reduce(0, +) }
-        for line in counts.lines {
-            text += "netnet: line \(line.name): \(total(line.inward)) in, \(total(line.outward)) out"
-            let labels = Set(line.inward.keys).union(line.outward.keys).sorted()
+        // `first` and `second` are the rule's two figures by label, each with the word after it.
+        func describe(_ kind: String, _ name: String, _ first: (String, [String: Int]), _ second: (String, [String: Int])) {
+            func total(_ labels: [String: Int]) -> Int { labels.values.reduce(0, +) }
+            text += "netnet: \(kind) \(name): \(total(first.1)) \(first.0), \(total(second.1)) \(second.0)"
+            let labels = Set(first.1.keys).union(second.1.keys).sorted()
             if !labels.isEmpty {
-                text += " (" + labels.map { "\($0) \(line.inward[$0] ?? 0) in, \(line.outward[$0] ?? 0) out" }.joined(separator: "; ") + ")"
+                text += " (" + labels.map { "\($0) \(first.1[$0] ?? 0) \(first.0), \(second.1[$0] ?? 0) \(second.0)" }.joined(separator: "; ") + ")"
             }
             text += "\n"
         }
-        for zone in counts.zones {
-            text += "netnet: zone \(zone.name): \(total(zone.entered)) entered, \(total(zone.objects)) inside"
-            let labels = Set(zone.entered.keys).union(zone.objects.keys).sorted()
-            if !labels.isEmpty {
-                text += " (" + labels.map { "\($0) \(zone.entered[$0] ?? 0) entered, \(zone.objects[$0] ?? 0) inside" }.joined(separator: "; ") + ")"
-            }
-            text += "\n"
-        }
+        for line in counts.lines { describe("line", line.name, ("in", line.inward), ("out", line.outward)) }
+        for zone in counts.zones { describe("zone", zone.name, ("entered", zone.entered), ("inside", zone.objects)) }
         return text
     }
 }

@@ -5,6 +5,24 @@ import Testing
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 let vtestPath = "\(repositoryRoot)/samples/vtest.avi"
 let hasVtest = FileManager.default.fileExists(atPath: vtestPath)
+
+/// The first `frames` frames of samples/vtest.avi (768×576) as an H.264 MP4 without audio in
+/// `scratch`, made once per scratch folder.
+func vtestClip(frames: Int, in scratch: Scratch) throws -> String {
+    let clip = scratch.file("vtest-\(frames).mp4")
+    if !FileManager.default.fileExists(atPath: clip) {
+        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v \(frames) -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+    }
+    return clip
+}
+
+/// A scene for vtest.avi: a line people cross and a zone they walk into (x ≥ 500).
+let vtestDoorScene = """
+    [line door]
+    points = 450,150 450,576
+    [zone right]
+    points = 500,150 768,150 768,576 500,576
+    """
 let hasJSONSchema: Bool = {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -274,8 +292,7 @@ struct AnnotateTests {
     @Test("1 and 2 inference workers and --gemm openblas find the same detections on real footage, within the stated tolerance",
           .enabled(if: hasVtest, "needs samples/vtest.avi (scripts/fetch-vtest.sh)"))
     func sameDetections() throws {
-        let clip = scratch.file("vtest-40.mp4")
-        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 40 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+        let clip = try vtestClip(frames: 40, in: scratch)
         let threshold = 0.3
         let settings: [[String]] = [["--inference-workers", "1"], ["--inference-workers", "2"],
                                     ["--inference-workers", "1", "--gemm", "openblas"]]

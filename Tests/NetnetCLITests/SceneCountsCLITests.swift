@@ -8,15 +8,9 @@ struct SceneCountsCLITests {
     let scratch = Scratch()
 
     func makeClipAndScene() throws -> (clip: String, scene: String) {
-        let clip = scratch.file("vtest-120.mp4")
-        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 120 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+        let clip = try vtestClip(frames: 120, in: scratch)
         let scene = scratch.file("door.scene")
-        try """
-            [line door]
-            points = 450,150 450,576
-            [zone right]
-            points = 500,150 768,150 768,576 500,576
-            """.write(toFile: scene, atomically: false, encoding: .utf8)
+        try vtestDoorScene.write(toFile: scene, atomically: false, encoding: .utf8)
         return (clip, scene)
     }
 

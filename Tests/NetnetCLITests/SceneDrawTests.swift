@@ -7,13 +7,7 @@ struct SceneDrawTests {
     let scratch = Scratch()
 
     /// A clip of `frames` frames from vtest.avi (768×576).
-    func vtestClip(frames: Int) throws -> String {
-        let clip = scratch.file("vtest-\(frames).mp4")
-        if !FileManager.default.fileExists(atPath: clip) {
-            try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v \(frames) -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
-        }
-        return clip
-    }
+    func vtestClip(frames: Int) throws -> String { try NetnetCLITests.vtestClip(frames: frames, in: scratch) }
 
     /// The first frame of a video (or an image) as packed RGB, row after row.
     func rgb(_ path: String) throws -> [UInt8] {

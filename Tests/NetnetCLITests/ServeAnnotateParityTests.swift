@@ -45,8 +45,7 @@ struct ServeAnnotateParityTests {
     @Test("serve on a file URL and annotate on the same file find the same detections frame by frame",
           .enabled(if: hasVtest, "needs samples/vtest.avi (scripts/fetch-vtest.sh)"))
     func sameDetectionsAsAnnotate() throws {
-        let clip = scratch.file("vtest-30.mp4")
-        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 30 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+        let clip = try vtestClip(frames: 30, in: scratch)
         let threshold = 0.3
         let annotated = scratch.file("annotate.jsonl")
         let result = try NetnetBinary.run(["annotate", clip, "--json", annotated, "--threshold", "\(threshold)", "--quiet"])
@@ -84,8 +83,7 @@ struct ServeAnnotateParityTests {
     @Test("every = 3 in serve means what --every 3 means in annotate: a line per frame, the tracker's predictions between; object events in the file and on SSE",
           .enabled(if: hasVtest && hasCurl, "needs samples/vtest.avi (scripts/fetch-vtest.sh) and curl"))
     func everyAndEvents() throws {
-        let clip = scratch.file("vtest-60.mp4")
-        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 60 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+        let clip = try vtestClip(frames: 60, in: scratch)
         // The clip plays once (6 s at 10 fps) while SSE listens.
         var sseBody = ""
         let (events, lines) = try playOnce(clip, name: "every", keys: "every = 3") { port in
@@ -123,15 +121,9 @@ struct ServeAnnotateParityTests {
     @Test("the same scene file gives the same scene events from annotate and from serve on a file URL",
           .enabled(if: hasVtest, "needs samples/vtest.avi (scripts/fetch-vtest.sh)"))
     func sceneEventsMatch() throws {
-        let clip = scratch.file("vtest-120.mp4")
-        try shell("ffmpeg -loglevel error -i \(vtestPath) -frames:v 120 -an -c:v libx264 -crf 18 -pix_fmt yuv420p \(clip)")
+        let clip = try vtestClip(frames: 120, in: scratch)
         let scene = scratch.file("scene.ini")
-        try """
-            [line door]
-            points = 450,150 450,576
-            [zone right]
-            points = 500,150 768,150 768,576 500,576
-            """.write(toFile: scene, atomically: false, encoding: .utf8)
+        try vtestDoorScene.write(toFile: scene, atomically: false, encoding: .utf8)
         let annotated = scratch.file("annotate-events.jsonl")
         let result = try NetnetBinary.run(["annotate", clip, "--json", scratch.file("a.jsonl"), "--events", annotated, "--scene", scene, "--quiet"])
         #expect(result.status == 0, "\(result.stderr)")
