@@ -17,6 +17,10 @@ APT_PACKAGES+=(curl systemd gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.
 # promtool checks /metrics (Tests/NetnetCLITests/ServeMetricsTests.swift); Debian ships it only in
 # the server's package, which also enables prometheus.service where systemd runs.
 APT_PACKAGES+=(prometheus)
+# Durable delivery (#20): libmosquitto for the MQTT sink, the broker and its clients for the tests.
+APT_PACKAGES+=(libmosquitto-dev mosquitto mosquitto-clients)
+# The live view's test opens the page in a real headless browser.
+APT_PACKAGES+=(chromium fonts-dejavu-core)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
