@@ -59,6 +59,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // oneDNN's bf16 matmul (`--precision bf16`); Debian ships no .pc file, so no pkgConfig.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // libmosquitto 2.0, the MQTT sink's client (imported only by NetnetDelivery).
+        .systemLibrary(name: "CMosquitto", providers: [.apt(["libmosquitto-dev"])]),
 
         // Stage 1: reading and decoding (files, images, streams) through FFmpeg.
         .target(name: "NetnetMedia", dependencies: ["CFFmpeg"]),
@@ -86,6 +88,9 @@ let package = Package(
 
         // The daemon (`netnet serve`): configuration, supervisor, reconnects, sinks, sd_notify, metrics.
         .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker", "NetnetScene"]),
+        // Durable delivery (docs/delivery.md): the spool on the record path, one cursor per sink,
+        // the MQTT sink on libmosquitto; shared by `annotate --sink` and `serve`'s [sink] sections.
+        .target(name: "NetnetDelivery", dependencies: ["NetnetSpool", "NetnetPipeline", "NetnetDaemon", "NetnetEngine", "NetnetMedia", "CMosquitto"]),
         // The daemon's HTTP API (the only Hummingbird importer).
         .target(name: "NetnetHTTP", dependencies: [
             "NetnetDaemon", "NetnetPipeline", "NetnetScene",
@@ -99,7 +104,7 @@ let package = Package(
         // The daemon's composition root: sinks, HTTP server, pipelines and the control loop as
         // services of one ServiceGroup.
         .target(name: "NetnetService", dependencies: [
-            "NetnetDaemon", "NetnetHTTP", "NetnetPipeline", "NetnetEngine", "NetnetKernels", "NetnetMedia",
+            "NetnetDaemon", "NetnetHTTP", "NetnetPipeline", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetDelivery",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -109,7 +114,7 @@ let package = Package(
             name: "netnet",
             dependencies: [
                 "NetnetEngine", "NetnetMedia", "NetnetPipeline", "NetnetRing", "NetnetKernels",
-                "NetnetDaemon", "NetnetHTTP", "NetnetService", "NetnetTracker", "NetnetScene",
+                "NetnetDaemon", "NetnetHTTP", "NetnetService", "NetnetTracker", "NetnetScene", "NetnetDelivery", "NetnetSpool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -122,6 +127,7 @@ let package = Package(
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
         .testTarget(name: "NetnetSpoolTests", dependencies: ["NetnetSpool"]),
+        .testTarget(name: "NetnetDeliveryTests", dependencies: ["NetnetDelivery", "NetnetSpool", "NetnetPipeline"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetSceneTests", dependencies: ["NetnetScene"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker", "NetnetScene", "NetnetMedia"]),

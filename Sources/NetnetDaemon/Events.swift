@@ -12,19 +12,23 @@ public struct DaemonEvent: Sendable {
     public var kind: Kind
     /// The stream the event is about.
     public var stream: String
+    /// The line's `seq`: unique per stream across restarts (one counter for the stream's frame,
+    /// event and status lines), so `(stream, seq)` identifies the record (SSE `id:`, dedup).
+    public var seq: Int
     /// The JSON line, newline included.
     public var line: [UInt8]
 
     /// An event. Any thread.
-    public init(kind: Kind, stream: String, line: [UInt8]) {
+    public init(kind: Kind, stream: String, seq: Int, line: [UInt8]) {
         self.kind = kind
         self.stream = stream
+        self.seq = seq
         self.line = line
     }
 }
 
 /// A stream's state change, schema `netnet.status/1`:
-/// `{"schema": "netnet.status/1", "stream": "cam1", "time": "…Z", "state": "backing_off",
+/// `{"schema": "netnet.status/1", "stream": "cam1", "seq": 12, "time": "…Z", "state": "backing_off",
 /// "previous": "connecting", "reason": "…", "attempt": 2, "retry_in": 1.234, "reconnects": 5}`.
 /// Value type; any thread.
 public struct StatusRecord: Sendable, Equatable {
@@ -32,6 +36,8 @@ public struct StatusRecord: Sendable, Equatable {
     public static let schema = "netnet.status/1"
     /// Stream id.
     public var stream: String
+    /// The line's number in the stream's one record counter (shared with its frame and event lines).
+    public var seq: Int
     /// Wall-clock time of the change, ns since the epoch.
     public var timeNanoseconds: Int64
     /// The new state.
@@ -48,9 +54,10 @@ public struct StatusRecord: Sendable, Equatable {
     public var reconnects: UInt64
 
     /// A record. Any thread.
-    public init(stream: String, timeNanoseconds: Int64, state: StreamState, previous: StreamState?, reason: String?,
+    public init(stream: String, seq: Int, timeNanoseconds: Int64, state: StreamState, previous: StreamState?, reason: String?,
                 attempt: Int?, retryIn: Double?, reconnects: UInt64) {
         self.stream = stream
+        self.seq = seq
         self.timeNanoseconds = timeNanoseconds
         self.state = state
         self.previous = previous
@@ -68,6 +75,8 @@ public struct StatusRecord: Sendable, Equatable {
         JSONText.appendString(Self.schema, to: &bytes)
         JSONText.appendRaw(", \"stream\": ", to: &bytes)
         JSONText.appendString(stream, to: &bytes)
+        JSONText.appendRaw(", \"seq\": ", to: &bytes)
+        JSONText.appendInt(seq, to: &bytes)
         JSONText.appendRaw(", \"time\": \"", to: &bytes)
         WallClock.appendISO8601(nanoseconds: timeNanoseconds, to: &bytes)
         JSONText.appendRaw("\", \"state\": ", to: &bytes)

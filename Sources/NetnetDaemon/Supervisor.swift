@@ -16,6 +16,8 @@ final class Mailbox {
     let slots = LatestMailbox<FrameSlot>()
     let filter: DetectionFilter
     var recorder: FrameRecorder
+    /// The stream's record counter (the recorder's; status lines take from it too). Any thread.
+    let sequence: StreamSequence
     /// The last inferred frame (a second reference, no copy) and its detections, for snapshots.
     /// Guarded by `snapshotLock`, never by the scheduler's lock, so a snapshot never holds up a reader.
     let snapshotLock = NSLock()
@@ -28,7 +30,8 @@ final class Mailbox {
         self.config = config
         self.stats = stats
         filter = DetectionFilter(threshold: config.threshold, classes: Set(config.classes))
-        recorder = FrameRecorder(stream: config.id, firstSeq: carried.seq, firstEventSeq: carried.eventSeq,
+        sequence = carried.sequence ?? StreamSequence(stream: config.id)
+        recorder = FrameRecorder(stream: config.id, sequence: sequence,
                                  firstTrackID: carried.trackID, tracking: config.track ? config.tracking : nil,
                                  scene: config.track ? config.scene : nil, counts: carried.counts)
         let counts = recorder.counts
@@ -43,12 +46,12 @@ final class Mailbox {
     }
 }
 
-/// Where a stream's numbering stands: the next frame line's and event line's `seq`, the next
-/// track id and the scene's counts. A stream restarted by a reload goes on from its old
-/// numbering; a stream started with the daemon, from the counts in the state directory. Value type.
-struct StreamNumbering: Sendable, Equatable {
-    var seq = 0
-    var eventSeq = 0
+/// Where a stream's numbering stands: its record counter (`seq` of frame, event and status
+/// lines; the `SequenceStore`'s, so it goes on across reloads and restarts), the next track id and
+/// the scene's counts. A stream restarted by a reload goes on from its old numbering; a stream
+/// started with the daemon, from the counts in the state directory. Value type.
+struct StreamNumbering: Sendable {
+    var sequence: StreamSequence?
     var trackID = 1
     var counts: SceneCounts?
 }
@@ -162,7 +165,7 @@ final class Scheduler: @unchecked Sendable {
     /// Where a mailbox's numbering stands (final once the stream is `remove`d).
     func next(of mailbox: Mailbox) -> StreamNumbering {
         condition.lock(); defer { condition.unlock() }
-        return StreamNumbering(seq: mailbox.recorder.nextSeq, eventSeq: mailbox.recorder.nextEventSeq,
+        return StreamNumbering(sequence: mailbox.sequence,
                                trackID: mailbox.recorder.nextTrackID, counts: mailbox.recorder.counts)
     }
 
@@ -216,7 +219,7 @@ final class Scheduler: @unchecked Sendable {
         var line: [UInt8] = []
         line.reserveCapacity(256 + 96 * output.record.detections.count)
         output.record.appendJSONLine(seq: output.seq, to: &line)
-        hub.publish(DaemonEvent(kind: .frame, stream: output.record.stream, line: line))
+        hub.publish(DaemonEvent(kind: .frame, stream: output.record.stream, seq: output.seq, line: line))
         publish(events: output.events, stream: output.record.stream)
     }
 
@@ -224,7 +227,7 @@ final class Scheduler: @unchecked Sendable {
         for (seq, event) in events {
             var line: [UInt8] = []
             event.appendJSONLine(seq: seq, to: &line)
-            hub.publish(DaemonEvent(kind: .event, stream: stream, line: line))
+            hub.publish(DaemonEvent(kind: .event, stream: stream, seq: seq, line: line))
         }
     }
 
@@ -440,13 +443,13 @@ final class StreamWorker: @unchecked Sendable {
             if let reason, state != .streaming { s.lastError = reason }
             return (previous, s.reconnects)
         }
-        let record = StatusRecord(stream: config.id, timeNanoseconds: now, state: state, previous: previous, reason: reason,
+        let record = StatusRecord(stream: config.id, seq: mailbox.sequence.take(), timeNanoseconds: now, state: state, previous: previous, reason: reason,
                                   attempt: attempt, retryIn: retryIn, reconnects: reconnects)
         var message = "stream \(config.id): \(state.rawValue)"
         if let reason { message += " (\(reason))" }
         if let retryIn { message += ", retry \(attempt.map { "#\($0 + 1)" } ?? "") in \(String(format: "%.2f", retryIn)) s" }
         log.log(state == .streaming || state == .connecting || state == .stopped ? .info : .warning, message)
-        hub.publish(DaemonEvent(kind: .status, stream: config.id, line: record.jsonLine()))
+        hub.publish(DaemonEvent(kind: .status, stream: config.id, seq: record.seq, line: record.jsonLine()))
     }
 
     /// One connection, from `connecting` to its end; returns the backoff delay before the next
@@ -584,6 +587,7 @@ public final class Supervisor: @unchecked Sendable {
     private let random: @Sendable () -> Double
     private let descriptors: DescriptorSpares?
     private let countsStore: CountsStore?
+    private let sequences: SequenceStore
     private let saver = NSCondition()
     private var saverStopping = false
     private var saverRunning = false
@@ -601,12 +605,15 @@ public final class Supervisor: @unchecked Sendable {
     /// spare-descriptor policy, makes a connection attempt wait for descriptor room (nil: none);
     /// `counts` keeps the scene counts across restarts (streams start from what it holds, and
     /// a thread writes them back once a second while they change; nil: memory only).
+    /// `sequences` gives each stream its record counter (nil: in memory, from 0).
     /// Throws one line if the inference stage cannot run in `config.precision` (bf16 on a CPU
     /// without it). Any thread.
     public init(config: DaemonConfig, model: Model, hub: EventHub, log: DaemonLog,
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                descriptors: DescriptorSpares? = nil, counts: CountsStore? = nil) throws {
+                descriptors: DescriptorSpares? = nil, counts: CountsStore? = nil,
+                sequences: SequenceStore? = nil) throws {
         self.descriptors = descriptors
+        self.sequences = try sequences ?? SequenceStore(directory: nil)
         countsStore = counts
         self.model = model
         self.hub = hub
@@ -620,8 +627,9 @@ public final class Supervisor: @unchecked Sendable {
 
     /// A stream's numbering when it starts afresh: zero, with the counts the store kept.
     private func kept(_ stream: StreamConfig) -> StreamNumbering {
-        guard stream.track, let scene = stream.scene, let countsStore else { return StreamNumbering() }
-        return StreamNumbering(counts: countsStore.load(stream: stream.id, scene: scene))
+        let sequence = sequences.sequence(for: stream.id)
+        guard stream.track, let scene = stream.scene, let countsStore else { return StreamNumbering(sequence: sequence) }
+        return StreamNumbering(sequence: sequence, counts: countsStore.load(stream: stream.id, scene: scene))
     }
 
     private func makeWorker(_ stream: StreamConfig, carried: StreamNumbering = StreamNumbering()) -> StreamWorker {

@@ -49,6 +49,11 @@ public struct AnnotateOptions: Sendable {
     public var preset: String = "veryfast"
     /// Stream id written in the JSON lines.
     public var streamID: String = "0"
+    /// The stream's record counter (`seq` of its frame and event lines); nil: a fresh one from 0.
+    /// `annotate --spool` passes the spool's `SequenceStore` counter, so seqs go on across runs.
+    public var sequence: StreamSequence?
+    /// Where every frame and event line also goes (the spool of `--sink`s), nil for none.
+    public var recordSink: RecordSink?
     /// Slots in the ring between the stages.
     public var slots: Int = 8
     /// FFmpeg decoder threads (0: FFmpeg's automatic count).
@@ -375,25 +380,33 @@ public final class AnnotateJob: @unchecked Sendable {
 
     private func writerLoop() {
         var written = 0, detections = 0, events = 0
-        var recorder = FrameRecorder(stream: options.streamID, tracking: options.track ? options.tracking : nil, scene: options.scene)
+        var recorder = FrameRecorder(stream: options.streamID, sequence: options.sequence, tracking: options.track ? options.tracking : nil, scene: options.scene)
         var eventLine: [UInt8] = []
         // The scene over the video, with the counts as they stand after each frame.
         var drawing = videoWriter.flatMap { writer in
             options.scene.map { SceneDrawing(scene: $0, width: writer.width, height: writer.height) }
         }
+        let recordSink = options.recordSink
+        var frameLine: [UInt8] = []
         func write(_ numbered: [FrameRecorder.NumberedEvent]) throws {
             events += numbered.count
-            guard let eventsWriter else { return }
+            guard eventsWriter != nil || recordSink != nil else { return }
             for (seq, event) in numbered {
                 eventLine.removeAll(keepingCapacity: true)
                 event.appendJSONLine(seq: seq, to: &eventLine)
-                try eventsWriter.writeLine(eventLine)
+                try eventsWriter?.writeLine(eventLine)
+                recordSink?.accept(kind: .event, stream: options.streamID, seq: seq, line: eventLine)
             }
         }
         while let (slot, _) = ring.next(stage: 2) {
             let (seq, record, found) = recorder.record(slot)   // tracks; predicted or carried boxes on frames not inferred
             do {
                 if let jsonWriter { try jsonWriter.write(record, seq: seq) }
+                if let recordSink {
+                    frameLine.removeAll(keepingCapacity: true)
+                    record.appendJSONLine(seq: seq, to: &frameLine)
+                    recordSink.accept(kind: .frame, stream: options.streamID, seq: seq, line: frameLine)
+                }
                 try write(found)
                 if let videoWriter {
                     if let audioRing {

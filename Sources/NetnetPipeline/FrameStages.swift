@@ -180,8 +180,10 @@ public final class InferenceStep {
 }
 
 /// The record stage of one stream: turns its frames, in stream order, into `FrameRecord`s with
-/// their line number `seq` (0, 1, 2, … per stream, continuing across reconnects and reloads), and
-/// the tracker's starts and ends into `ObjectEvent`s numbered the same way in their own sequence.
+/// their `seq` from the stream's `StreamSequence` (the one counter a stream's frame, event and
+/// status lines share: increasing, unique across reconnects, reloads and — with a `SequenceStore`
+/// on disk — restarts), and the tracker's starts and ends into `ObjectEvent`s numbered from the
+/// same counter right after the frame they follow.
 /// With tracking on (the default) it runs the stream's `Tracker`: each detection gets its track
 /// (`track_id`), and a frame not inferred (`FrameSampling`) gets the tracks' predicted boxes
 /// (`origin: tracker`). With tracking off, a frame not inferred carries the last inferred frame's
@@ -190,17 +192,17 @@ public final class InferenceStep {
 /// and the next frame starts a new tracker whose ids go on. Value type; one thread at a time (the
 /// writer or inference thread, or under its driver's lock).
 public struct FrameRecorder: Sendable {
-    /// An object event with its line number among the stream's events.
+    /// An object event with its `seq` (from the stream's one counter).
     public typealias NumberedEvent = (seq: Int, event: ObjectEvent)
     /// A frame's line number and record, and the events it caused (after the frame's line).
     public typealias Output = (seq: Int, record: FrameRecord, events: [NumberedEvent])
 
     /// The stream id the records carry.
     public let stream: String
-    /// The `seq` the next record gets.
-    public private(set) var nextSeq: Int
-    /// The `seq` the next event gets.
-    public private(set) var nextEventSeq: Int
+    /// The stream's record counter (shared with its status lines).
+    public let sequence: StreamSequence
+    /// The `seq` the next record gets (if no status line takes it first).
+    public var nextSeq: Int { sequence.peek }
     /// The tracker's settings, or nil with tracking off.
     public let tracking: TrackerSettings?
     /// The scene whose rules run over the tracks (masks drop detections first), or nil.
@@ -215,17 +217,16 @@ public struct FrameRecorder: Sendable {
     private var carried: [Detection] = []
     private var labels: [Int: String] = [:]
 
-    /// A recorder for `stream` whose first record is line `firstSeq`, whose first event is event
-    /// line `firstEventSeq` and whose first track gets id `firstTrackID`, tracking with
-    /// `tracking` (nil: off). Pure.
+    /// A recorder for `stream` numbering its records from `sequence` (nil: a fresh counter from
+    /// 0, in memory), whose first track gets id `firstTrackID`, tracking with `tracking` (nil:
+    /// off). Pure.
     /// With `scene`, its masks drop detections before tracking and its lines and zones turn the
     /// confirmed tracks into `cross`, `enter`, `leave` and `loiter` events (tracking must be on);
     /// its counts go on from `counts` (a restart's or reload's, `SceneCounts.carried(to:)`).
-    public init(stream: String, firstSeq: Int = 0, firstEventSeq: Int = 0, firstTrackID: Int = 1,
+    public init(stream: String, sequence: StreamSequence? = nil, firstTrackID: Int = 1,
                 tracking: TrackerSettings? = TrackerSettings(), scene: Scene? = nil, counts: SceneCounts? = nil) {
         self.stream = stream
-        nextSeq = firstSeq
-        nextEventSeq = firstEventSeq
+        self.sequence = sequence ?? StreamSequence(stream: stream)
         self.firstTrackID = firstTrackID
         self.tracking = tracking
         self.scene = scene
@@ -252,11 +253,11 @@ public struct FrameRecorder: Sendable {
     /// A frame index that goes back without `finish` first ends the open objects here: their
     /// `stream_end` events come first in `events`.
     public mutating func record(_ facts: FrameFacts, inference: (detections: [Detection], milliseconds: Double?)?) -> Output {
-        var events: [NumberedEvent] = []
+        var events: [ObjectEvent] = []
         var detections: [Detection]
         var tags: [TrackTag] = []
         if let tracking {
-            if let last = lastFacts, facts.index <= last.index { events += finish() }
+            if let last = lastFacts, facts.index <= last.index { events += finishEvents() }
             if tracker == nil {
                 tracker = Tracker(settings: tracking, frameRate: facts.frameRate ?? 0, firstID: pendingTrackID)
             }
@@ -300,16 +301,19 @@ public struct FrameRecorder: Sendable {
                                  timeNanoseconds: facts.readNanoseconds, width: facts.width, height: facts.height,
                                  dropped: facts.dropped, inferenceMilliseconds: inference?.milliseconds,
                                  inferred: inference != nil, detections: detections, tracks: tags)
-        let seq = nextSeq
-        nextSeq += 1
-        return (seq, record, events)
+        let seq = sequence.take()
+        return (seq, record, events.map { numbered($0) })
     }
 
     /// The stream ended (or stopped, or reconnects): every open object ends (`stream_end`, decided
     /// on the last recorded frame), and the next record starts a new tracker whose ids go on.
     public mutating func finish() -> [NumberedEvent] {
+        finishEvents().map { numbered($0) }
+    }
+
+    private mutating func finishEvents() -> [ObjectEvent] {
         guard var ending = tracker, let last = lastFacts else { tracker = nil; lastFacts = nil; return [] }
-        var events: [NumberedEvent] = []
+        var events: [ObjectEvent] = []
         for event in ending.finish() {
             if case let .ended(summary) = event { events += leaving(summary, at: last) }
             events.append(number(event, at: last, reason: .streamEnd))
@@ -321,8 +325,8 @@ public struct FrameRecorder: Sendable {
         return events
     }
 
-    /// The scene rules' events for this frame's confirmed tracks, numbered.
-    private mutating func sceneEvents(detections: [Detection], tags: [TrackTag], at facts: FrameFacts, time: Double) -> [NumberedEvent] {
+    /// The scene rules' events for this frame's confirmed tracks.
+    private mutating func sceneEvents(detections: [Detection], tags: [TrackTag], at facts: FrameFacts, time: Double) -> [ObjectEvent] {
         var objects: [SceneObject] = []
         var byTrack: [Int: Detection] = [:]
         for (i, detection) in detections.enumerated() {
@@ -335,31 +339,29 @@ public struct FrameRecorder: Sendable {
         for event in found { counts?.apply(event) }
         return found.map { event in
             let detection = byTrack[event.trackID]!
-            return numbered(ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind(event.kind), trackID: event.trackID,
-                                        classIndex: detection.classIndex, label: detection.label, score: detection.score,
-                                        box: detection.box, scene: event))
+            return ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind(event.kind), trackID: event.trackID,
+                               classIndex: detection.classIndex, label: detection.label, score: detection.score,
+                               box: detection.box, scene: event)
         }
     }
 
-    /// The `leave` events of a track that ended inside zones, numbered (before its `object_end`).
-    private mutating func leaving(_ summary: TrackSummary, at facts: FrameFacts) -> [NumberedEvent] {
+    /// The `leave` events of a track that ended inside zones (before its `object_end`).
+    private mutating func leaving(_ summary: TrackSummary, at facts: FrameFacts) -> [ObjectEvent] {
         guard let found = rules?.end(trackID: summary.trackID), !found.isEmpty else { return [] }
         for event in found { counts?.apply(event) }
         let box = summary.lastBox
         return found.map {
-            numbered(ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind($0.kind), trackID: summary.trackID,
-                                 classIndex: summary.classIndex, label: labels[summary.classIndex] ?? "", score: summary.lastScore,
-                                 box: [box.x1, box.y1, box.x2, box.y2], scene: $0))
+            ObjectEvent(stream: stream, frame: facts, kind: ObjectEventKind($0.kind), trackID: summary.trackID,
+                        classIndex: summary.classIndex, label: labels[summary.classIndex] ?? "", score: summary.lastScore,
+                        box: [box.x1, box.y1, box.x2, box.y2], scene: $0)
         }
     }
 
-    private mutating func numbered(_ event: ObjectEvent) -> NumberedEvent {
-        let seq = nextEventSeq
-        nextEventSeq += 1
-        return (seq, event)
+    private func numbered(_ event: ObjectEvent) -> NumberedEvent {
+        (sequence.take(), event)
     }
 
-    private mutating func number(_ event: TrackEvent, at facts: FrameFacts, reason: ObjectEndReason) -> NumberedEvent {
+    private mutating func number(_ event: TrackEvent, at facts: FrameFacts, reason: ObjectEndReason) -> ObjectEvent {
         let object: ObjectEvent
         switch event {
         case let .started(trackID, classIndex, box, score):
@@ -375,7 +377,7 @@ public struct FrameRecorder: Sendable {
                                  classIndex: summary.classIndex, label: labels[summary.classIndex] ?? "",
                                  score: summary.lastScore, box: [box.x1, box.y1, box.x2, box.y2], life: life)
         }
-        return numbered(object)
+        return object
     }
 }
 

@@ -119,7 +119,11 @@ public final class Daemon: Sendable {
             } else if config.enabledStreams.contains(where: { $0.scene != nil }) {
                 log.warning("no state_directory (and no $STATE_DIRECTORY): scene counts start from zero at every start (docs/scenes.md, \"Counts\")")
             }
-            supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors, counts: counts)
+            // Record seqs never repeat across restarts when there is a state directory (docs/json-lines.md).
+            let sequences = try SequenceStore(directory: CountsStore.stateDirectory(config: config).map { $0 + "/seq" },
+                                              warn: { [log] in log.warning($0) })
+            supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors, counts: counts,
+                                        sequences: sequences)
         } catch {
             sinkService.close()
             throw error

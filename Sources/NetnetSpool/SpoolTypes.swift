@@ -32,8 +32,8 @@ public struct SpoolConfiguration: Sendable, Equatable {
         self.batchBytes = batchBytes
     }
 
-    /// Why this configuration cannot be used, or nil.
-    var problem: String? {
+    /// Why this configuration cannot be used, or nil. Pure.
+    public var problem: String? {
         if segmentBytes < 64 || segmentBytes > 1 << 30 { return "segmentBytes \(segmentBytes) is outside 64 … 1 GiB" }
         if maxBytes < segmentBytes { return "maxBytes \(maxBytes) is below segmentBytes \(segmentBytes)" }
         if !(fsyncInterval >= 0 && fsyncInterval.isFinite) { return "fsyncInterval \(fsyncInterval) is not a finite number ≥ 0" }

@@ -7,6 +7,8 @@ import NetnetRing
 import NetnetKernels
 import NetnetScene
 import NetnetTracker
+import NetnetDelivery
+import NetnetSpool
 
 /// `netnet annotate`: detect on every frame of a video; write an annotated video and/or JSON lines.
 struct AnnotateCommand: ParsableCommand {
@@ -111,6 +113,22 @@ struct AnnotateCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
+    // Durable delivery (docs/delivery.md).
+    @Option(name: .customLong("sink"), help: "Also deliver every record to URL: mqtt://[USER@]HOST[:PORT]/TOPIC-PREFIX[?qos=1&lines=frame,event,status&password_file=PATH], mqtts:// for TLS (repeatable; needs --spool).")
+    var sinks: [String] = []
+
+    @Option(help: "The spool directory the --sink records wait in until acknowledged (and the stream's seq counter); records left at the end go out on the next run with the same spool.")
+    var spool: String?
+
+    @Option(help: "At the end, wait this many seconds at most for the sinks to acknowledge what is spooled.")
+    var drainTimeout: Double = 30
+
+    @Option(help: "The spool's size cap in bytes (spool_max_bytes); when full, the oldest records are dropped and a gap status line names them.")
+    var spoolMaxBytes: UInt64 = 1 << 30
+
+    @Option(help: "Seconds between fdatasyncs of the spool (spool_fsync; 0: every record).")
+    var spoolFsync: Double = 0.5
+
     func validate() throws {
         guard output != nil || json != nil || events != nil else { throw ValidationError("give --output FILE, --json FILE, --events FILE, or more than one") }
         if format != nil && output == nil { throw ValidationError("--format names the container of --output: give --output too") }
@@ -143,6 +161,23 @@ struct AnnotateCommand: ParsableCommand {
             throw ValidationError("--inference-workers must be 0 (automatic) to \(cores) (the cores here), got \(inferenceWorkers)")
         }
         if let output, output == input, output != "-" { throw ValidationError("--output would overwrite the input \(input)") }
+        if !sinks.isEmpty && spool == nil { throw ValidationError("--sink needs --spool DIR (where records wait until the sink acknowledges them)") }
+        if spool != nil && sinks.isEmpty { throw ValidationError("--spool is the --sink records' queue: give --sink URL too") }
+        _ = try sinkSpecs()
+        guard drainTimeout.isFinite, drainTimeout >= 0 else { throw ValidationError("--drain-timeout must be at least 0, got \(drainTimeout)") }
+        guard spoolFsync.isFinite, spoolFsync >= 0 else { throw ValidationError("--spool-fsync must be at least 0, got \(spoolFsync)") }
+        if let problem = SpoolConfiguration(segmentBytes: min(8 << 20, spoolMaxBytes), maxBytes: spoolMaxBytes).problem {
+            throw ValidationError("--spool-max-bytes: \(problem)")
+        }
+    }
+
+    /// The `--sink`s, named `mqtt`, `mqtt-2`, … in order (their spool cursors' names).
+    func sinkSpecs() throws -> [SinkSpec] {
+        try sinks.enumerated().map { i, url in
+            do { return try SinkURL.parse(url, name: i == 0 ? "mqtt" : "mqtt-\(i + 1)") } catch {
+                throw ValidationError("--sink \(error)")
+            }
+        }
     }
 
     /// The tracker's settings: the defaults with each `--track-option` applied in order.
@@ -222,6 +257,11 @@ struct AnnotateCommand: ParsableCommand {
         options.maxFramePixels = maxFramePixels
         options.interrupter = interrupter
         if let inferenceThreads { BLASThreads.set(inferenceThreads) }
+        let delivery = try spool.map { directory in try openDelivery(directory) }
+        if let delivery {
+            options.sequence = delivery.sequence
+            options.recordSink = delivery.delivery
+        }
         do {
             job = try AnnotateJob(options: options, model: loaded, quiet: quiet) { message in
                 FileHandle.standardError.write(Data("netnet: warning: \(message)\n".utf8))
@@ -246,7 +286,41 @@ struct AnnotateCommand: ParsableCommand {
         if summary.audioPacketsDropped > 0 {
             FileHandle.standardError.write(Data("netnet: warning: \(summary.audioPacketsDropped) audio packets dropped (input interleaved over 1024 packets apart)\n".utf8))
         }
+        if let delivery { finishDelivery(delivery.delivery, interrupted: summary.interrupted) }
         if summary.interrupted, let signal = trapBox.signal { throw ExitCode(128 + signal) }
+    }
+
+    /// The spool in `directory` with the `--sink`s' runners, and the stream's seq counter kept in
+    /// `DIRECTORY/seq` (so a second run on the same spool goes on numbering).
+    private func openDelivery(_ directory: String) throws -> (delivery: Delivery, sequence: StreamSequence) {
+        let warn: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("netnet: warning: \($0)\n".utf8)) }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let sequences = try SequenceStore(directory: directory + "/seq", warn: warn)
+            let configuration = SpoolConfiguration(segmentBytes: min(8 << 20, spoolMaxBytes), maxBytes: spoolMaxBytes, fsyncInterval: spoolFsync)
+            let delivery = try Delivery(directory: directory, sinks: try sinkSpecs(), configuration: configuration, sequences: sequences,
+                                        warn: warn, onGap: { record in
+                                            FileHandle.standardError.write(Data("netnet: warning: gap: ".utf8) + Data(record.line))
+                                        })
+            return (delivery, sequences.sequence(for: streamId))
+        } catch {
+            FileHandle.standardError.write(Data("netnet: --spool \(directory): \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    /// Waits (up to `--drain-timeout`) for the sinks, says what is left, closes the spool.
+    private func finishDelivery(_ delivery: Delivery, interrupted: Bool) {
+        let left = delivery.drain(timeout: interrupted ? min(drainTimeout, 2) : drainTimeout)
+        let figures = delivery.spool.figures()
+        var line = "sinks: "
+        line += delivery.runners.map { runner in
+            let f = runner.figures
+            return "\(f.sink) delivered \(f.delivered), redelivered \(f.redelivered), dropped \(figures.dropped[f.sink] ?? 0)"
+        }.joined(separator: "; ")
+        line += left == 0 ? "; nothing left spooled" : "; \(left) records still spooled (they go out on the next run with --spool \(spool ?? ""))"
+        FileHandle.standardError.write(Data("netnet: \(line)\n".utf8))
+        delivery.close()
     }
 }
 

@@ -6,19 +6,19 @@ import NetnetPipeline
 @Suite("events and sinks")
 struct EventTests {
     @Test func statusRecordLine() throws {
-        let r = StatusRecord(stream: "cam\"1", timeNanoseconds: 1_764_000_000_123_000_000, state: .backingOff, previous: .connecting,
+        let r = StatusRecord(stream: "cam\"1", seq: 17, timeNanoseconds: 1_764_000_000_123_000_000, state: .backingOff, previous: .connecting,
                              reason: "Connection refused", attempt: 2, retryIn: 1.23456, reconnects: 5)
         let line = String(decoding: r.jsonLine(), as: UTF8.self)
-        #expect(line == #"{"schema": "netnet.status/1", "stream": "cam\"1", "time": "2025-11-24T16:00:00.123Z", "state": "backing_off", "previous": "connecting", "reason": "Connection refused", "attempt": 2, "retry_in": 1.235, "reconnects": 5}"# + "\n")
+        #expect(line == #"{"schema": "netnet.status/1", "stream": "cam\"1", "seq": 17, "time": "2025-11-24T16:00:00.123Z", "state": "backing_off", "previous": "connecting", "reason": "Connection refused", "attempt": 2, "retry_in": 1.235, "reconnects": 5}"# + "\n")
         let object = try JSONSerialization.jsonObject(with: Data(r.jsonLine())) as! [String: Any]
         #expect(object["state"] as? String == "backing_off")
-        let first = StatusRecord(stream: "a", timeNanoseconds: 0, state: .connecting, previous: nil, reason: nil, attempt: nil, retryIn: nil, reconnects: 0)
+        let first = StatusRecord(stream: "a", seq: 0, timeNanoseconds: 0, state: .connecting, previous: nil, reason: nil, attempt: nil, retryIn: nil, reconnects: 0)
         let o2 = try JSONSerialization.jsonObject(with: Data(first.jsonLine())) as! [String: Any]
         #expect(o2["previous"] is NSNull && o2["retry_in"] is NSNull)
     }
 
     func event(_ stream: String, _ n: Int) -> DaemonEvent {
-        DaemonEvent(kind: .frame, stream: stream, line: Array("{\"n\": \(n)}\n".utf8))
+        DaemonEvent(kind: .frame, stream: stream, seq: n, line: Array("{\"n\": \(n)}\n".utf8))
     }
 
     @Test func hubFiltersAndCountsDrops() {
@@ -63,7 +63,7 @@ struct EventTests {
             let head = "{\"n\": \(n), \"p\": \""
             let text = head + String(repeating: "x", count: 100 - head.utf8.count - 3) + "\"}\n"
             precondition(text.utf8.count == 100)
-            hub.publish(DaemonEvent(kind: .frame, stream: "a", line: Array(text.utf8)))
+            hub.publish(DaemonEvent(kind: .frame, stream: "a", seq: 0, line: Array(text.utf8)))
         }
         sink.close()
         // 100 lines of 100 bytes, 10 per file: 9 rotations; the current file and two old ones remain.
@@ -156,7 +156,7 @@ struct SlowConsumerTests {
         let sink = try LineSink(name: "file", path: path, queueCapacity: 16, hub: hub, log: log)
         let line = Array((String(repeating: "x", count: 199) + "\n").utf8)
         let total = 5000   // 1 MB: far more than the 64 KiB pipe plus 16 queued events
-        for _ in 0..<total { hub.publish(DaemonEvent(kind: .frame, stream: "a", line: line)) }
+        for _ in 0..<total { hub.publish(DaemonEvent(kind: .frame, stream: "a", seq: 0, line: line)) }
         // The publisher got here although nobody reads: drops were counted.
         let dropped = Int(hub.dropCounts().first { $0.sink == "file" }?.dropped ?? 0)
         #expect(dropped > total / 2)

@@ -13,7 +13,7 @@ import NetnetTracker
     }
 
     @Test func recorderNumbersCarriesAndStampsReadTime() {
-        var recorder = FrameRecorder(stream: "cam", firstSeq: 7, tracking: nil)
+        var recorder = FrameRecorder(stream: "cam", sequence: StreamSequence(stream: "cam", first: 7), tracking: nil)
         let person = Detection(classIndex: 0, label: "person", score: 0.9, box: [1, 2, 3, 4])
         let car = Detection(classIndex: 1, label: "car", score: 0.8, box: [5, 6, 7, 8])
         let plan: [(inferred: Bool, found: [Detection])] = [(true, [person]), (false, []), (false, []), (true, [car]), (false, [])]
@@ -96,10 +96,11 @@ import NetnetTracker
         return slot
     }
 
-    @Test("object events: one start at confirmation and one end per object (lost, or at the stream's end), numbered apart from the frames")
+    @Test("object events: one start at confirmation and one end per object (lost, or at the stream's end), numbered from the frames' counter")
     func recorderEvents() {
-        var recorder = FrameRecorder(stream: "cam", firstEventSeq: 3)
+        var recorder = FrameRecorder(stream: "cam", sequence: StreamSequence(stream: "cam", first: 3))
         var events: [FrameRecorder.NumberedEvent] = []
+        var lineSeqs: [Int] = []   // frames and events in the order they are written
         for i in 0..<40 {
             var found: [Detection] = []
             // A walks right for the whole stream; B stands at the left for frames 5–9, then leaves.
@@ -107,15 +108,19 @@ import NetnetTracker
             if i < 40 { found.append(Detection(classIndex: 0, label: "person", score: i == 12 ? 0.97 : 0.9, box: [x, 50, x + 40, 150])) }
             if (5...9).contains(i) { found.append(Detection(classIndex: 0, label: "person", score: 0.8, box: [10, 60, 50, 160])) }
             let output = recorder.record(Self.slot(i, found))
-            #expect(output.seq == i)
+            lineSeqs.append(output.seq)
+            lineSeqs += output.events.map(\.seq)
             events += output.events
         }
         events += recorder.finish()
+        lineSeqs += events.suffix(1).map(\.seq)
+        // One counter for frame and event lines: 3, 4, 5, … in the order written, no gaps.
+        #expect(lineSeqs == Array(3..<(3 + 40 + 4)))
         let summary = events.map { "\($0.seq) \($0.event.kind.rawValue) #\($0.event.trackID) @\($0.event.frame.index) \($0.event.life?.reason.rawValue ?? "")" }
         // B: confirmed at its 3rd frame (7), last seen at 9, lost after 2 s (20 frames) → ends at 30.
-        #expect(summary == ["3 object_start #1 @2 ", "4 object_start #2 @7 ", "5 object_end #2 @30 lost", "6 object_end #1 @39 stream_end"],
+        #expect(summary == ["6 object_start #1 @2 ", "12 object_start #2 @7 ", "36 object_end #2 @30 lost", "46 object_end #1 @39 stream_end"],
                 "\(summary)")
-        #expect(recorder.nextEventSeq == 7)
+        #expect(recorder.nextSeq == 47)
         guard events.count == 4, let a = events[3].event.life, let b = events[2].event.life else { return }
         #expect(a.firstFrame == 0 && a.lastFrame == 39 && a.bestFrame == 12 && a.bestScore == 0.97)
         #expect(a.firstNanoseconds == 0 && a.lastNanoseconds == 39_000_000)

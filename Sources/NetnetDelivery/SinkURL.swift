@@ -1,0 +1,81 @@
+import Foundation
+import NetnetMedia
+import NetnetPipeline
+
+/// `annotate --sink URL`: `mqtt://[USER@]HOST[:PORT][/TOPIC-PREFIX][?qos=0|1&lines=event,status
+/// &client_id=ID&password_file=PATH&ca_file=PATH]`, `mqtts://…` for TLS. The topic is
+/// `PREFIX/{stream}/{schema}` (prefix default `netnet`). A password is never part of the URL:
+/// `password_file` names a file holding it. Pure apart from reading that file.
+public enum SinkURL {
+    /// Why a `--sink` URL or `[sink]` value cannot be used. Value type.
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// The spec of `url`, named `name`. Throws `Problem` with one line.
+    public static func parse(_ url: String, name: String) throws(Problem) -> SinkSpec {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty else {
+            throw Problem(description: "\(Redaction.redact(url)): not a URL with a host (mqtt://HOST[:PORT]/PREFIX)")
+        }
+        switch scheme {
+        case "mqtt", "mqtts": break
+        case "http", "https": throw Problem(description: "\(Redaction.redact(url)): the HTTP webhook sink is not built yet (issue #20); use mqtt://")
+        default: throw Problem(description: "\(Redaction.redact(url)): unknown sink scheme \(scheme) (mqtt, mqtts)")
+        }
+        if components.password != nil {
+            throw Problem(description: "\(Redaction.redact(url)): no password in the URL; put it in a file and give ?password_file=PATH")
+        }
+        var query: [String: String] = [:]
+        for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        let known: Set<String> = ["qos", "lines", "client_id", "password_file", "ca_file"]
+        if let unknown = query.keys.sorted().first(where: { !known.contains($0) }) {
+            throw Problem(description: "\(Redaction.redact(url)): unknown option \(unknown) (\(known.sorted().joined(separator: ", ")))")
+        }
+        let prefix = components.path.split(separator: "/").joined(separator: "/")
+        let values = try SinkValues(qos: query["qos"], lines: query["lines"], passwordFile: query["password_file"])
+        let settings = MQTTSettings(host: host, port: components.port, tls: scheme == "mqtts", caFile: query["ca_file"],
+                                    topic: (prefix.isEmpty ? "netnet" : prefix) + "/{stream}/{schema}", qos: values.qos,
+                                    clientID: query["client_id"], sink: name, username: components.user, password: values.password)
+        return SinkSpec(name: name, lines: values.lines, kind: .mqtt(settings))
+    }
+}
+
+/// The values a URL query and a `[sink]` section share, checked. Value type.
+public struct SinkValues: Sendable {
+    /// 0 or 1.
+    public var qos: Int32 = 1
+    /// The kinds sent.
+    public var lines: Set<RecordKind> = Set(RecordKind.allCases)
+    /// The password read from the file (registered with `Redaction`), or nil.
+    public var password: String?
+
+    /// Checks and reads: `qos` 0 or 1, `lines` a comma list of frame, event, status, the password
+    /// file readable (its first line; registered as a secret). Throws `SinkURL.Problem`.
+    public init(qos: String?, lines: String?, passwordFile: String?) throws(SinkURL.Problem) {
+        if let qos {
+            guard let value = Int32(qos), value == 0 || value == 1 else { throw SinkURL.Problem(description: "qos must be 0 or 1, got \(qos)") }
+            self.qos = value
+        }
+        if let lines {
+            var kinds = Set<RecordKind>()
+            for part in lines.split(separator: ",") {
+                let name = part.trimmingCharacters(in: .whitespaces)
+                guard let kind = RecordKind(rawValue: name) else {
+                    throw SinkURL.Problem(description: "lines: unknown line type \(name) (frame, event, status)")
+                }
+                kinds.insert(kind)
+            }
+            guard !kinds.isEmpty else { throw SinkURL.Problem(description: "lines: name at least one of frame, event, status") }
+            self.lines = kinds
+        }
+        if let passwordFile {
+            guard let data = FileManager.default.contents(atPath: passwordFile) else {
+                throw SinkURL.Problem(description: "password_file \(passwordFile): cannot be read")
+            }
+            let password = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            Redaction.register(secret: password)
+            self.password = password
+        }
+    }
+}
