@@ -218,6 +218,12 @@ public final class Delivery: RecordSink, @unchecked Sendable {
         timerDone.signal()
     }
 
+    /// The segment size for a cap: an eighth of it (so the cap drops an eighth at a time), at
+    /// least 64 KiB and at most 8 MiB, never above the cap. Pure.
+    public static func segmentBytes(maxBytes: UInt64) -> UInt64 {
+        min(maxBytes, max(64 << 10, min(8 << 20, maxBytes / 8)))
+    }
+
     /// Records appended since open that a failing spool refused. Any thread.
     public var refusedRecords: UInt64 {
         mapLock.lock(); defer { mapLock.unlock() }

@@ -166,7 +166,7 @@ struct AnnotateCommand: ParsableCommand {
         _ = try sinkSpecs()
         guard drainTimeout.isFinite, drainTimeout >= 0 else { throw ValidationError("--drain-timeout must be at least 0, got \(drainTimeout)") }
         guard spoolFsync.isFinite, spoolFsync >= 0 else { throw ValidationError("--spool-fsync must be at least 0, got \(spoolFsync)") }
-        if let problem = SpoolConfiguration(segmentBytes: min(8 << 20, spoolMaxBytes), maxBytes: spoolMaxBytes).problem {
+        if let problem = SpoolConfiguration(segmentBytes: Delivery.segmentBytes(maxBytes: spoolMaxBytes), maxBytes: spoolMaxBytes).problem {
             throw ValidationError("--spool-max-bytes: \(problem)")
         }
     }
@@ -297,7 +297,7 @@ struct AnnotateCommand: ParsableCommand {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let sequences = try SequenceStore(directory: directory + "/seq", warn: warn)
-            let configuration = SpoolConfiguration(segmentBytes: min(8 << 20, spoolMaxBytes), maxBytes: spoolMaxBytes, fsyncInterval: spoolFsync)
+            let configuration = SpoolConfiguration(segmentBytes: Delivery.segmentBytes(maxBytes: spoolMaxBytes), maxBytes: spoolMaxBytes, fsyncInterval: spoolFsync)
             let delivery = try Delivery(directory: directory, sinks: try sinkSpecs(), configuration: configuration, sequences: sequences,
                                         warn: warn, onGap: { record in
                                             FileHandle.standardError.write(Data("netnet: warning: gap: ".utf8) + Data(record.line))
