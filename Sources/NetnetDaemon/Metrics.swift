@@ -121,6 +121,10 @@ public struct HTTPConnectionCounts: Sendable, Equatable {
     public var headerTimeouts: UInt64 = 0
     /// Kept-alive connections closed after `http_idle_timeout` without a request.
     public var idleTimeouts: UInt64 = 0
+    /// Requests answered `414` and closed: a request target over `HTTPRequestLimits.maxTarget`.
+    public var targetsTooLong: UInt64 = 0
+    /// Requests answered `431` and closed: header fields over `HTTPRequestLimits`' count or size.
+    public var headersTooLarge: UInt64 = 0
 
     /// Figures for a server with `limit`, all zero. Any thread.
     public init(limit: Int) { self.limit = limit }
@@ -251,6 +255,9 @@ public enum MetricsText {
             family("netnet_http_connections_timed_out_total", "counter", "HTTP connections closed for not sending a request head in time, by which timeout.")
             out += "netnet_http_connections_timed_out_total{timeout=\"header\"} \(http.headerTimeouts)\n"
             out += "netnet_http_connections_timed_out_total{timeout=\"idle\"} \(http.idleTimeouts)\n"
+            family("netnet_http_requests_rejected_total", "counter", "HTTP requests answered 414 or 431 and closed before routing, by reason.")
+            out += "netnet_http_requests_rejected_total{reason=\"target_too_long\"} \(http.targetsTooLong)\n"
+            out += "netnet_http_requests_rejected_total{reason=\"headers_too_large\"} \(http.headersTooLarge)\n"
         }
         family("netnet_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.")
         out += "netnet_config_reloads_total{result=\"applied\"} \(reloads)\n"

@@ -100,7 +100,7 @@ struct UnroutedMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         if request.method != .get && request.method != .head && Self.isKnown(path) {
-            var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(path): only GET is served here")
+            var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(Problem.echo(path)): only GET is served here")
             response.headers[.allow] = "GET, HEAD"
             return response
         }
@@ -108,7 +108,7 @@ struct UnroutedMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             // The router's own answer when no route matches; the handlers answer 404 themselves.
-            return Problem.response(.notFound, detail: "no such endpoint: \(path)")
+            return Problem.response(.notFound, detail: "no such endpoint: \(Problem.echo(path))")
         }
     }
 }

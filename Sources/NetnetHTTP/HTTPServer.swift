@@ -177,11 +177,14 @@ public final class HTTPServer: Service, @unchecked Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.get("/api/streams/:id/counts") { _, context -> Response in
-            let id = context.parameters.get("id") ?? ""
             let supervisor = sources.supervisor()
-            guard let stats = supervisor.streamStats().first(where: { $0.id == id }) else {
-                return Problem.response(.notFound, detail: "no stream '\(id)'")
+            let streams = supervisor.streamStats()
+            let id: String
+            switch StreamIDArgument.resolve(context.parameters.get("id") ?? "", isKnown: { id in streams.contains { $0.id == id } }) {
+            case let .success(known): id = known
+            case let .failure(problem): return problem.response
             }
+            let stats = streams.first { $0.id == id }!
             let scene = supervisor.streamConfigs().first { $0.id == id }?.scene
             let counts = stats.snapshot().counts ?? SceneCounts(lines: [], zones: [])
             let body = CountsDocument.render(stream: id, scene: scene?.file, counts: counts, frames: nil,
@@ -189,9 +192,11 @@ public final class HTTPServer: Service, @unchecked Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/api/streams/:id/snapshot.jpg") { _, context -> Response in
-            let id = context.parameters.get("id") ?? ""
-            guard sources.supervisor().streamStats().contains(where: { $0.id == id }) else {
-                return Problem.response(.notFound, detail: "no stream '\(id)'")
+            let streams = sources.supervisor().streamStats()
+            let id: String
+            switch StreamIDArgument.resolve(context.parameters.get("id") ?? "", isKnown: { id in streams.contains { $0.id == id } }) {
+            case let .success(known): id = known
+            case let .failure(problem): return problem.response
             }
             // JPEG encoding blocks: run it on a Dispatch thread, not on the cooperative pool.
             let encoded: [UInt8]? = await withCheckedContinuation { continuation in
@@ -203,9 +208,13 @@ public final class HTTPServer: Service, @unchecked Sendable {
             return Response(status: .ok, headers: [.contentType: "image/jpeg"], body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
         }
         router.get("/api/events") { [self] request, _ -> Response in
-            let filter = request.uri.queryParameters.get("stream").map { String($0) }
-            if let filter, !sources.supervisor().streamStats().contains(where: { $0.id == filter }) {
-                return Problem.response(.notFound, detail: "no stream '\(filter)'")
+            var filter: String?
+            if let raw = StreamIDArgument.rawQueryValue("stream", in: request.uri.query) {
+                let streams = sources.supervisor().streamStats()
+                switch StreamIDArgument.resolve(raw, isKnown: { id in streams.contains { $0.id == id } }) {
+                case let .success(known): filter = known
+                case let .failure(problem): return problem.response
+                }
             }
             let events = subscribe(stream: filter)
             let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]

@@ -134,7 +134,8 @@ public final class Daemon: Sendable {
             access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic),
             sseHeartbeat: config.sseHeartbeat),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
-                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve),
+                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve,
+                               sendBuffer: config.httpSendBuffer > 0 ? config.httpSendBuffer : nil),
             descriptors: descriptors)
         let notifier = SystemdNotifier()
         let pipelines = PipelineService(supervisor: supervisor, server: server, control: control, notifier: notifier,
@@ -373,6 +374,7 @@ final class ControlService: Service, @unchecked Sendable {
                                      ("http_max_connections", "\(config.httpMaxConnections)", "\(newConfig.httpMaxConnections)"),
                                      ("http_header_timeout", "\(config.httpHeaderTimeout)", "\(newConfig.httpHeaderTimeout)"),
                                      ("http_idle_timeout", "\(config.httpIdleTimeout)", "\(newConfig.httpIdleTimeout)"),
+                                     ("http_send_buffer", "\(config.httpSendBuffer)", "\(newConfig.httpSendBuffer)"),
                                      ("state_directory", config.stateDirectory ?? "", newConfig.stateDirectory ?? ""),
                                      ("auth_token_file", config.authToken ?? "", newConfig.authToken ?? ""),
                                      ("metrics_public", "\(config.metricsPublic)", "\(newConfig.metricsPublic)")] where old != new {
