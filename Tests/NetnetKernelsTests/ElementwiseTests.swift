@@ -85,6 +85,36 @@ import NetnetKernels
         expectIdentical(onlyErased, erasedTwoPass, "n \(n) erased only"); expectIdentical(inPlace, keptTwoPass, "n \(n) kept in place")
     }
 
+    @Test("channel max and mean equal their plain twins bit for bit, on one thread and on the team",
+          arguments: [(1, 1), (3, 1444), (64, 361), (128, 70_000)], [ChannelReduction.max, .mean])
+    func reduceChannels(_ shape: (channels: Int, count: Int), _ reduction: ChannelReduction) {
+        var rng = SeededGenerator(seed: UInt64(shape.channels * 31 + shape.count))
+        let input = rng.array(shape.channels * shape.count, -8 ... 8)
+        var fast = [Float](repeating: .nan, count: shape.count), single = fast, plain = fast
+        input.withPointer { x in
+            fast.withMutablePointer { Elementwise.reduceChannels(x, channels: shape.channels, count: shape.count, reduction, into: $0) }
+            single.withMutablePointer {
+                Elementwise.reduceChannels(x, channels: shape.channels, count: shape.count, reduction, into: $0, team: .single)
+            }
+            plain.withMutablePointer { ReferenceKernels.reduceChannels(x, channels: shape.channels, count: shape.count, reduction, into: $0) }
+        }
+        // Both visit each position's channels in order with the same operations: identical bits.
+        expectIdentical(fast, plain, "\(reduction) \(shape)")
+        expectIdentical(single, plain, "\(reduction) \(shape) single")
+        // And the plain twin is what the words say.
+        let i = shape.count / 2
+        let column = (0..<shape.channels).map { input[$0 * shape.count + i] }
+        #expect(reduction == .max ? plain[i] == column.max()! : abs(plain[i] - column.reduce(0, +) / Float(shape.channels)) <= 1e-5)
+    }
+
+    @Test("a plane broadcast to every channel")
+    func broadcastPlane() {
+        let plane: [Float] = [1, 2, 3]
+        var out = [Float](repeating: .nan, count: 12)
+        plane.withPointer { p in out.withMutablePointer { Elementwise.broadcastPlane(p, count: 3, channels: 4, into: $0) } }
+        #expect(out == [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3])
+    }
+
     @Test(arguments: ElementwiseTests.counts)
     func gateErase(_ n: Int) {
         var rng = SeededGenerator(seed: UInt64(n) + 13)

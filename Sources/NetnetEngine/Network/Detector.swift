@@ -317,6 +317,14 @@ public final class Detector {
             case let .gateErase(feature, gate, erased, kept):
                 built = GateEraseStep(feature: pointer(feature), gateLogits: pointer(gate), erased: erased.map(pointer),
                                       kept: kept.map(pointer), count: plan.buffers[feature].count, team: team)
+            case let .reduceChannels(input, output, reduction, channel):
+                let source = plan.buffers[input], target = plan.buffers[output]
+                built = ReduceChannelsStep(input: pointer(input), channels: source.channels, count: source.height * source.width,
+                                           reduction: reduction, output: pointer(output) + channel * target.height * target.width, team: team)
+            case let .broadcast(input, output):
+                let target = plan.buffers[output]
+                built = BroadcastStep(plane: pointer(input), count: target.height * target.width, channels: target.channels,
+                                      output: pointer(output), team: team)
             case let .copy(input, output):
                 built = CopyStep(input: pointer(input), output: pointer(output), count: plan.buffers[input].count, team: team)
             case let .add(input, output, relu):
@@ -446,6 +454,8 @@ public final class Detector {
         case let .gateErase(feature, _, _, _): return "erase \(plan.buffers[feature].name)"
         case let .copy(_, output): return "copy → \(plan.buffers[output].name)"
         case let .add(_, output, _): return "add → \(plan.buffers[output].name)"
+        case let .reduceChannels(_, output, reduction, channel): return "channel \(reduction.rawValue) → \(plan.buffers[output].name)[\(channel)]"
+        case let .broadcast(_, output): return "broadcast → \(plan.buffers[output].name)"
         }
     }
 

@@ -148,6 +148,27 @@ struct GateEraseStep: ForwardStep {
     }
 }
 
+/// Max or mean over a map's channels into one plane (`Elementwise.reduceChannels`).
+struct ReduceChannelsStep: ForwardStep {
+    let input: UnsafePointer<Float>
+    let channels: Int, count: Int
+    let reduction: ChannelReduction
+    let output: UnsafeMutablePointer<Float>
+    let team: KernelTeam
+
+    func run() { Elementwise.reduceChannels(input, channels: channels, count: count, reduction, into: output, team: team) }
+}
+
+/// One plane copied into every channel of a map (`Elementwise.broadcastPlane`).
+struct BroadcastStep: ForwardStep {
+    let plane: UnsafePointer<Float>
+    let count: Int, channels: Int
+    let output: UnsafeMutablePointer<Float>
+    let team: KernelTeam
+
+    func run() { Elementwise.broadcastPlane(plane, count: count, channels: channels, into: output, team: team) }
+}
+
 /// A copy between two buffers of one size.
 struct CopyStep: ForwardStep {
     let input: UnsafePointer<Float>
