@@ -261,3 +261,31 @@ import NetnetKernels
         #expect(KernelThreads.current == kernels)
     }
 }
+
+@Suite("Spatial attention (NETNet's global gate)")
+struct SpatialAttentionTests {
+    @Test("matches its double-precision twin", arguments: [(8, 8, 1444, 100), (8, 16, 361, 25), (16, 8, 100, 100), (1, 1, 1, 1)])
+    func matchesTwin(_ shape: (inner: Int, channels: Int, queries: Int, keys: Int)) {
+        var rng = SeededGenerator(seed: UInt64(shape.queries * 7 + shape.keys))
+        let q = rng.array(shape.inner * shape.queries, -1 ... 1), k = rng.array(shape.inner * shape.keys, -1 ... 1)
+        let v = rng.array(shape.channels * shape.keys, -1 ... 1)
+        let scale = 1 / Float(shape.inner).squareRoot()
+        var fast = [Float](repeating: .nan, count: shape.channels * shape.queries), plain = fast
+        var workspace = [Float](repeating: .nan, count: SpatialAttention.workspaceCount(queries: shape.queries, keys: shape.keys))
+        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in
+            workspace.withMutablePointer { w in fast.withMutablePointer { o in
+                SpatialAttention.forward(query: qp, key: kp, value: vp, inner: shape.inner, channels: shape.channels,
+                                         queries: shape.queries, keys: shape.keys, scale: scale, workspace: w, output: o)
+            } }
+            plain.withMutablePointer { o in
+                ReferenceKernels.spatialAttention(query: qp, key: kp, value: vp, inner: shape.inner, channels: shape.channels,
+                                                  queries: shape.queries, keys: shape.keys, scale: scale, output: o)
+            }
+        } } }
+        // A logit is a float32 dot of `inner` terms, |logit| ≤ √inner ≤ 4: off by ≤ inner · 2⁻²⁴ · 4
+        // ≤ 4e-6, which moves a softmax weight by that relatively; the output is a float32 sum of
+        // `keys` ≤ 100 weighted values |v| ≤ 1: ≤ 100 · 2⁻²⁴ ≈ 6e-6 more. Held to 2e-5.
+        let e = errors(fast, plain)
+        #expect(e.maxError <= 2e-5, "\(shape): \(describe(e))")
+    }
+}

@@ -99,7 +99,10 @@ NEM_PLACEMENTS = {"nem13+24": [(1, 3), (2, 4)], "nem13": [(1, 3)], "nem24": [(2,
 # The paper's Table 2: how the erasing gate is made from U(p_t). "channel" is Eq. 6 (a 1x1 conv
 # to c_s channels); "max"/"mean" Eq. 5 (one channel over U(p_t)'s channels); "max+mean" both,
 # combined by a 1x1 conv to one channel.
-NEM_GATES = ["channel", "max", "mean", "max+mean"]
+# "global" is the paper's simplified non-local gate: queries C1x1(U(p_t)) at p_s's positions,
+# keys and values C1x1(p_t), inner channels scale(c_s at width 1 / 8), softmax(q.k / sqrt(inner)),
+# then a 1x1 conv to c_s gates.
+NEM_GATES = ["channel", "max", "mean", "max+mean", "global"]
 DEFAULT_GATE = "channel"
 DEFAULT_PLACEMENT = "nem13+24"
 NNFM_LEVELS = [1, 2, 3, 4]
@@ -218,6 +221,11 @@ class NetConfig:
         """NETM fusion bottleneck width for level s: scale(c_s at width 1 / 4)."""
         c1 = [512, CONV7] + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
         return self.c(c1[s - 1] // 4)
+
+    def attention_inner(self, s):
+        """Inner channels of the global gate at level s: scale(c_s at width 1 / 8)."""
+        c1 = [512, CONV7] + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
+        return self.c(c1[s - 1] // 8)
 
     @property
     def gate(self):

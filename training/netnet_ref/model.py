@@ -81,6 +81,12 @@ class NETNet(nn.Module):
                     m["gate"] = nn.Conv2d(ch[t - 1], ch[s - 1], 1)
                 elif cfg.gate == "max+mean":
                     m["gate"] = nn.Conv2d(2, 1, 1)
+                elif cfg.gate == "global":
+                    r = cfg.attention_inner(s)
+                    m["query"] = nn.Conv2d(ch[t - 1], r, 1)
+                    m["key"] = nn.Conv2d(ch[t - 1], r, 1)
+                    m["value"] = nn.Conv2d(ch[t - 1], r, 1)
+                    m["gate"] = nn.Conv2d(r, ch[s - 1], 1)
                 m["reduce"] = nn.Conv2d(ch[s - 1], b, 1)
                 m["conv"] = nn.Conv2d(b, b, 3, padding=1)
                 m["expand"] = nn.Conv2d(b, ch[s - 1], 1)
@@ -148,8 +154,15 @@ class NETNet(nn.Module):
             logits = up.amax(dim=1, keepdim=True)
         elif gate == "mean":
             logits = up.mean(dim=1, keepdim=True)
-        else:  # max+mean
+        elif gate == "max+mean":
             logits = m["gate"](torch.cat([up.amax(dim=1, keepdim=True), up.mean(dim=1, keepdim=True)], 1))
+        else:  # global: dot-product attention from p_s's positions to p_t's
+            q = m["query"](up).flatten(2)                      # [n, r, Ns]
+            k = m["key"](pt_).flatten(2)                       # [n, r, Nt]
+            v = m["value"](pt_).flatten(2)                     # [n, r, Nt]
+            weights = torch.softmax(torch.matmul(q.transpose(1, 2), k) / q.shape[1] ** 0.5, dim=-1)  # [n, Ns, Nt]
+            attended = torch.matmul(v, weights.transpose(1, 2)).reshape(up.shape[0], -1, *up.shape[2:])
+            logits = m["gate"](attended)
         g = torch.sigmoid(logits)   # one channel for max / mean / max+mean: broadcast over c_s
         pe = ps_ * g
         pt = ps_ - pe if mods["nem"] else ps_

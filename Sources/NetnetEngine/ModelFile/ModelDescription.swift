@@ -33,6 +33,10 @@ public enum NEMGate: String, Sendable, Hashable, Codable, CaseIterable {
     case mean
     /// Both, combined by a 1×1 convolution (2 → 1 channel), one gate for all channels.
     case maxMean = "max+mean"
+    /// The paper's "Global Attention", a simplified non-local block: queries C1×1(U(p_t)) at p_s's
+    /// positions, keys and values C1×1(p_t) at p_t's, c_s/8 inner channels (at width 1, scaled),
+    /// dot-product attention scaled by 1/√inner, then a 1×1 convolution to c_s gates.
+    case global
 }
 
 /// Which pairs of pyramid levels get a NETM (the paper's Table 3). The pairs run in order, each

@@ -159,6 +159,19 @@ struct ReduceChannelsStep: ForwardStep {
     func run() { Elementwise.reduceChannels(input, channels: channels, count: count, reduction, into: output, team: team) }
 }
 
+/// NETNet's global gate: dot-product attention between two maps' positions (`SpatialAttention`).
+struct AttentionStep: ForwardStep {
+    let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
+    let inner: Int, channels: Int, queries: Int, keys: Int
+    let scale: Float
+    let workspace: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+
+    func run() {
+        SpatialAttention.forward(query: query, key: key, value: value, inner: inner, channels: channels, queries: queries,
+                                 keys: keys, scale: scale, workspace: workspace, output: output)
+    }
+}
+
 /// One plane copied into every channel of a map (`Elementwise.broadcastPlane`).
 struct BroadcastStep: ForwardStep {
     let plane: UnsafePointer<Float>

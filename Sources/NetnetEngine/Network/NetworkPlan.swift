@@ -71,6 +71,9 @@ public enum PlanStep: Sendable, Hashable {
     case gateErase(feature: Int, gate: Int, erased: Int?, kept: Int?)
     /// Max or mean over `input`'s channels into channel `outputChannel` of `output` (same size).
     case reduceChannels(input: Int, output: Int, reduction: ChannelReduction, outputChannel: Int)
+    /// Dot-product attention (`SpatialAttention`): for each position i of `output`,
+    /// Σ_j softmax_j(scale · query[:, i] · key[:, j]) · value[:, j]; `workspace` holds the weights.
+    case attention(query: Int, key: Int, value: Int, output: Int, workspace: Int, scale: Float)
     /// A one-channel `input` copied into every channel of `output` (same size).
     case broadcast(input: Int, output: Int)
     /// Copy a buffer into another of the same size.
@@ -94,6 +97,7 @@ extension PlanStep {
         case let .gateErase(feature, gate, _, _): return [feature, gate]
         case let .reduceChannels(input, _, _, _): return [input]
         case let .broadcast(input, _): return [input]
+        case let .attention(query, key, value, _, _, _): return [query, key, value]
         case let .copy(input, _): return [input]
         case let .add(input, output, _): return [input, output]
         case let .heads(_, _, input, _, _): return [input]
@@ -196,8 +200,20 @@ public struct NetworkPlan: Sendable {
     /// paper's Table 2), at f's size and channel count: `channel` is C1×1(U(g)) (the 1×1 runs
     /// at g's size, before the resize); `max`/`mean` reduce U(g)'s channels to one plane and
     /// `max+mean` mixes the two planes with a 1×1 convolution, each broadcast to f's channels.
-    private mutating func erasingGate(_ pair: String, from g: Int, like f: Int, kind: NEMGate) -> Int {
-        let fs = buffers[f]
+    private mutating func erasingGate(_ pair: String, from g: Int, like f: Int, kind: NEMGate, inner: Int) -> Int {
+        let fs = buffers[f], gs = buffers[g]
+        if kind == .global {
+            // Queries at f's positions: C1×1(U(g)) = U(C1×1(g)) (both linear, bilinear weights sum to 1).
+            let queryLow = conv("\(pair).query", from: g, out: inner, relu: false, definedAt: f)
+            let query = resize("\(pair).queryresize", from: queryLow, like: f)
+            let key = conv("\(pair).key", from: g, out: inner, relu: false)
+            let value = conv("\(pair).value", from: g, out: inner, relu: false)
+            let workspace = buffer("\(pair).attentionweights", 1, fs.height * fs.width, gs.height * gs.width)
+            let attended = buffer("\(pair).attended", inner, fs.height, fs.width)
+            steps.append(.attention(query: query, key: key, value: value, output: attended, workspace: workspace,
+                                    scale: 1 / Float(inner).squareRoot()))
+            return conv("\(pair).gate", from: attended, out: fs.channels, relu: false)
+        }
         if kind == .channel {
             let gateLow = conv("\(pair).gate", from: g, out: fs.channels, relu: false, definedAt: f)
             return resize("\(pair).resize", from: gateLow, like: f)
@@ -292,7 +308,7 @@ public struct NetworkPlan: Sendable {
                 let pair = "netm\(low)\(high)"
                 let f = outputs[low - 1], g = outputs[high - 1]
                 let fs = buffers[f], fg = buffers[g]
-                let gate = erasingGate(pair, from: g, like: f, kind: m.gate)
+                let gate = erasingGate(pair, from: g, like: f, kind: m.gate, inner: s(unscaled[low - 1] / 8))
                 let erased = buffer("\(pair).erased", fs.channels, fs.height, fs.width)
                 let kept: Int
                 if m.nem {
