@@ -261,6 +261,11 @@ class NetConfig:
             raise ValueError(f"priors.variances: expected 2 numbers, found {p['variances']!r}")
         if not isinstance(p["clip"], bool):
             raise ValueError(f"priors.clip: expected true or false, found {p['clip']!r}")
+        if not isinstance(p.get("clip_centres", True), bool):
+            raise ValueError(f"priors.clip_centres: expected true or false, found {p['clip_centres']!r}")
+        unknown = sorted(set(p) - {"min_sizes", "max_sizes", "steps", "aspect_ratios", "variances", "clip", "clip_centres"})
+        if unknown:
+            raise ValueError(f"priors: unknown key '{unknown[0]}'")
 
     # ---- metadata ------------------------------------------------------------------------
     def metadata(self):

@@ -141,15 +141,45 @@ public struct PriorSettings: Sendable, Hashable, Codable {
     public var variances: [Double]
     /// Whether prior boxes are clipped to [0, 1].
     public var clip: Bool
+    /// With `clip`, whether the centres are clipped too (ssd.pytorch clamps all four values, the
+    /// default) or only the width and height (torchvision's `DefaultBoxGenerator`). In the
+    /// metadata as `clip_centres`, written only when false.
+    public var clipCentres: Bool
 
     enum CodingKeys: String, CodingKey {
         case minSizes = "min_sizes", maxSizes = "max_sizes", steps, aspectRatios = "aspect_ratios", variances, clip
+        case clipCentres = "clip_centres"
     }
 
     /// Creates prior settings; the caller validates.
-    public init(minSizes: [Double], maxSizes: [Double], steps: [Double], aspectRatios: [[Double]], variances: [Double], clip: Bool) {
+    public init(minSizes: [Double], maxSizes: [Double], steps: [Double], aspectRatios: [[Double]], variances: [Double], clip: Bool,
+                clipCentres: Bool = true) {
         self.minSizes = minSizes; self.maxSizes = maxSizes; self.steps = steps
-        self.aspectRatios = aspectRatios; self.variances = variances; self.clip = clip
+        self.aspectRatios = aspectRatios; self.variances = variances; self.clip = clip; self.clipCentres = clipCentres
+    }
+
+    /// Reads the settings; `clip_centres` defaults to true.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        minSizes = try c.decode([Double].self, forKey: .minSizes)
+        maxSizes = try c.decode([Double].self, forKey: .maxSizes)
+        steps = try c.decode([Double].self, forKey: .steps)
+        aspectRatios = try c.decode([[Double]].self, forKey: .aspectRatios)
+        variances = try c.decode([Double].self, forKey: .variances)
+        clip = try c.decode(Bool.self, forKey: .clip)
+        clipCentres = try c.decodeIfPresent(Bool.self, forKey: .clipCentres) ?? true
+    }
+
+    /// Writes the settings, `clip_centres` only when false.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(minSizes, forKey: .minSizes)
+        try c.encode(maxSizes, forKey: .maxSizes)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(aspectRatios, forKey: .aspectRatios)
+        try c.encode(variances, forKey: .variances)
+        try c.encode(clip, forKey: .clip)
+        if !clipCentres { try c.encode(clipCentres, forKey: .clipCentres) }
     }
 
     /// SSD's COCO settings for an input of 300 or 512 (the spec's table).
@@ -262,7 +292,7 @@ public struct ModelDescription: Sendable, Hashable {
             let value: PriorSettings
             do {
                 value = try Self.strictDecode(PriorSettings.self, text,
-                                              keys: ["min_sizes", "max_sizes", "steps", "aspect_ratios", "variances", "clip"])
+                                              keys: ["min_sizes", "max_sizes", "steps", "aspect_ratios", "variances", "clip", "clip_centres"])
             } catch {
                 throw fail("metadata 'priors' is not valid: \(error)")
             }
