@@ -132,7 +132,8 @@ public final class Daemon: Sendable {
             snapshot: { supervisor.snapshotJPEG(stream: $0) },
             sinks: { [sinks] in sinks.map(\.health) },
             access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic),
-            sseHeartbeat: config.sseHeartbeat),
+            sseHeartbeat: config.sseHeartbeat,
+            live: LiveFrames(supervisor: supervisor, settings: config.live, log: log)),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
                                idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve),
             descriptors: descriptors)
