@@ -114,6 +114,9 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             additionalChannelHandlers: [ConnectionDeadlineHandler(header: header, idle: idle, limiter: limiter)]))
     }
 
+    /// Bytes of kernel send buffer per connection (Linux doubles it for its bookkeeping).
+    static let sendBuffer = 128 * 1024
+
     /// The whole answer to a connection over the cap, written before any HTTP handler exists.
     static let refusal: String = {
         let body = String(buffer: Problem.body(status: 503, title: "Service Unavailable", detail: "too many connections"))
@@ -136,6 +139,9 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         }
         let limiter = self.limiter
         channel.closeFuture.whenComplete { _ in limiter.closed() }
+        // A bounded kernel send buffer (instead of autotuning up to tcp_wmem's few MB), so that a
+        // live-view client that stops reading holds little memory and starts skipping pictures soon.
+        try? channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: Self.sendBuffer)
         return inner.setup(channel: channel, logger: logger)
     }
 
