@@ -87,18 +87,21 @@ public final class SessionStore: @unchecked Sendable {
 
 /// `POST /api/login`: the token, as JSON `{"token": "…"}` or a form `token=…`, checked in constant
 /// time; right: `204` with the session cookie; wrong: `401` problem; a body that is neither: `400`
-/// (`415` for another media type, `413` over 8 KiB). Without a configured token there is nothing to
+/// or over 8 KiB: `400` (`415` for another media type). Without a configured token there is nothing to
 /// log in to: `204`, no cookie. Runs on the server's tasks.
 enum LoginEndpoint {
     /// Largest body read.
     static let maxBody = 8192
+    /// Longest token taken, in characters.
+    static let maxToken = 4096
 
     static func respond(_ request: Request, access: HTTPAccess, sessions: SessionStore) async throws -> Response {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: maxBody)
         } catch {
-            return Problem.response(.contentTooLarge, detail: "the login body is over \(maxBody) bytes")
+            // 400, not 413: a token never needs such a body, so it is simply not a login.
+            return Problem.response(.badRequest, detail: "the login body is over \(maxBody) bytes")
         }
         let type = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
@@ -114,6 +117,10 @@ enum LoginEndpoint {
         }
         guard let token, !token.isEmpty else {
             return Problem.response(.badRequest, detail: "the body has no \"token\" string")
+        }
+        // As docs/openapi.yaml bounds it (JSON Schema counts code points).
+        guard token.unicodeScalars.count <= maxToken else {
+            return Problem.response(.badRequest, detail: "the token is over \(maxToken) characters")
         }
         guard let expected = access.token else { return Response(status: .noContent) }
         guard HTTPAccess.constantTimeEquals(Array(token.utf8), Array(expected.utf8)) else {
