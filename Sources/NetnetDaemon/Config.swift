@@ -137,6 +137,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var httpSendBuffer = 131_072
     /// Seconds between the `:` comment lines of a quiet SSE response (1…3600).
     public var sseHeartbeat = 15.0
+    /// The live view's pictures (`live_fps`, `live_width`): rate and width of `live.mjpeg`.
+    public var live = LiveSettings()
     /// `auth_token_file` as written (nil: the API needs no token).
     public var authTokenFile: String?
     /// The bearer token every `/api/*` request (and `/metrics`, unless `metricsPublic`) must
@@ -199,7 +201,8 @@ public enum ConfigParser {
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout", "http_send_buffer", "state_directory",
-                                       "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat"]
+                                       "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat",
+                                       "live_fps", "live_width"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
                                        "username", "password_file", "input_options"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
@@ -304,6 +307,8 @@ public enum ConfigParser {
                     config.authTokenFile = value
                     authTokenLine = number
                 case "sse_heartbeat": config.sseHeartbeat = try parseDouble(key, value, 1, 3600, number, file)
+                case "live_fps": config.live.fps = try parseDouble(key, value, 0.2, 30, number, file)
+                case "live_width": config.live.width = try parseInt(key, value, 64, 7680, number, file)
                 case "metrics_public": config.metricsPublic = try parseBool(key, value, number, file)
                 case "allow_unauthenticated": config.allowUnauthenticated = try parseBool(key, value, number, file)
                 case "state_directory":
