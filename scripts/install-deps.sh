@@ -9,6 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev
               libopenblas-dev libdnnl-dev ffmpeg python3-torch python3-numpy python3-pytest)
+APT_PACKAGES+=(python3-torchvision)   # training/import_ssd.py's test: torchvision's SSD300-VGG16 as the source
 APT_PACKAGES+=(python3-venv)   # training/.venv: Debian's torch + pycocotools from PyPI
 
 # netnet serve's tests: a real RTSP server (GStreamer), curl as the HTTP client, systemd-analyze.

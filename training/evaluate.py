@@ -1,8 +1,17 @@
 #!/usr/bin/env python3
-"""Score a model on a labelled sequence or image set with pycocotools (COCO-style AP).
+"""Score a model on labelled sequences or image sets with pycocotools (COCO-style AP), each set
+on its own (scored by scene).
 
     training/.venv/bin/python training/evaluate.py --model models/default.safetensors \\
-        --data pets09-val [--engine torch|netnet] [--results out.json] [--json]
+        --data pets09-val,yolo:../shared/data/retail-cctv@test [--limit 200] [--engine torch|netnet] \\
+        [--results out.json] [--json]
+
+--data takes the named sets and the specs of train.py (yolo:DIR[@SPLIT], coco:ANN.json:IMAGES,
+voc:DIR[@SPLIT], mot:SEQDIR, pennfudan:DIR), comma-separated; each is scored separately, one row
+each (--json: one JSON object a line, one line a set). Classes are matched to the model's by name
+as in train.py (case-insensitive, pedestrian/people/persons/human -> person, --alias for more);
+only the model classes a set labels are scored. --limit N keeps N images spread evenly over a
+set (every k-th), chosen before decoding, so a large folder stays affordable.
 
 --engine torch runs the PyTorch reference; --engine netnet runs the Swift engine through the
 `netnet` binary (`netnet annotate` on a sequence's video, `netnet detect` on an image set), so the
@@ -26,16 +35,21 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--model", required=True, help="model file (safetensors, docs/model-format.md)")
-    p.add_argument("--data", default="pets09-val", help=f"one of {', '.join(data.NAMED)} (default: %(default)s)")
+    p.add_argument("--data", default="pets09-val",
+                   help=f"comma-separated sets: {', '.join(data.NAMED)} or yolo:/coco:/voc:/mot:/pennfudan: specs "
+                        "(default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, help="at most N images a set, spread evenly over it")
+    p.add_argument("--alias", default="", help="extra class synonyms FROM=TO,... (e.g. 0=person)")
     p.add_argument("--engine", choices=("torch", "netnet"), default="torch")
     p.add_argument("--netnet", default=None, help="the netnet binary (default: .build/release/netnet, then debug)")
     p.add_argument("--threshold", type=float, default=0.01, help="score threshold (default: %(default)s)")
-    p.add_argument("--results", default=None, help="write the COCO results JSON here")
-    p.add_argument("--ground-truth", default=None, help="write the COCO ground-truth JSON here")
+    p.add_argument("--results", default=None,
+                   help="write the COCO results JSON here (with several sets: NAME.1.json, NAME.2.json, ...)")
+    p.add_argument("--ground-truth", default=None, help="write the COCO ground-truth JSON here (numbered likewise)")
     p.add_argument("--sizes", choices=("image", "input"), default="image",
                    help="what small/medium/large measure: the image's pixels (COCO), or the network's "
                         "input pixels after resizing (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--json", action="store_true", help="print one JSON object a set instead of a table")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="the Swift engine's arithmetic (--engine netnet only; default: %(default)s)")
@@ -52,13 +66,18 @@ def main(argv=None):
     except ValueError as e:
         print(f"evaluate: {e}" if str(model_path) in str(e) else f"evaluate: {model_path}: {e}", file=sys.stderr)
         return 1
-    try:
-        ds = data.load_named(args.data)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"evaluate: {e}", file=sys.stderr)
+    specs = data.split_specs(args.data)
+    if not specs:
+        print("evaluate: --data: expected at least one set", file=sys.stderr)
         return 1
-    gt = data.to_coco(ds)
-    t0 = time.time()
+    aliases = {}
+    for item in [a for a in args.alias.split(",") if a.strip()]:
+        src, eq, dst = item.partition("=")
+        if not eq or not src.strip() or not dst.strip():
+            print(f"evaluate: --alias: expected FROM=TO, found {item!r}", file=sys.stderr)
+            return 1
+        aliases[src.strip()] = dst.strip()
+    model = None
     if args.engine == "torch":
         import torch
         from netnet_ref.model import load_model
@@ -68,10 +87,50 @@ def main(argv=None):
         except ValueError as e:
             print(f"evaluate: {e}", file=sys.stderr)
             return 1
-        missing = [c for c in ds.classes if c not in model.cfg.classes]
-        if missing:
-            print(f"evaluate: {model_path}: has no class {missing[0]!r} of {args.data}", file=sys.stderr)
+    netnet = None
+    if args.engine == "netnet":
+        repo = Path(__file__).resolve().parents[1]
+        netnet = args.netnet or next((str(b) for b in (repo / ".build/release/netnet", repo / ".build/debug/netnet")
+                                      if b.exists()), None)
+        if netnet is None:
+            print("evaluate: no netnet binary; build it (swift build -c release) or pass --netnet", file=sys.stderr)
             return 1
+    rows = []
+    for n, spec in enumerate(specs, 1):
+        try:
+            ds = data.relabel(data.load_spec(spec, limit=args.limit), cfg.classes, aliases, compact=True)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"evaluate: {e}", file=sys.stderr)
+            return 1
+        summary = score_set(args, model_path, cfg, model, netnet, ds)
+        rows.append(summary)
+        suffix = f".{n}" if len(specs) > 1 else ""
+        for target, key in ((args.results, "_results"), (args.ground_truth, "_gt")):
+            if target:
+                t = Path(target)
+                Path(str(t.with_suffix("")) + suffix + (t.suffix or ".json")).write_text(json.dumps(summary[key]))
+        public = {k: v for k, v in summary.items() if not k.startswith("_")}
+        if args.json:
+            print(json.dumps(public), flush=True)
+        elif len(specs) == 1:
+            print(f"{spec}: {public['images']} images, {public['boxes']} boxes; {args.engine}: "
+                  f"{public['detections']} detections above {args.threshold} in {public['seconds']:.1f}s")
+            print(evaluation.format_scores(public) + (" (sizes at the network's input)" if args.sizes == "input" else ""))
+        else:
+            print(f"{spec}: {public['images']} images, {public['boxes']} boxes, {public['seconds']:.1f}s: "
+                  + evaluation.format_scores(public), flush=True)
+    if len(specs) > 1 and not args.json:
+        print()
+        print(markdown_table(rows, args.sizes))
+    return 0
+
+
+def score_set(args, model_path, cfg, model, netnet, ds):
+    """Detections on one relabelled set and its scores -> the summary dict (with the COCO results
+    and ground truth under "_results" and "_gt")."""
+    gt = data.to_coco(ds)
+    t0 = time.time()
+    if model is not None:
         index = {c: i + 1 for i, c in enumerate(ds.classes)}
         results = []
         for r in evaluation.torch_detections(model, ds, threshold=args.threshold):
@@ -79,33 +138,28 @@ def main(argv=None):
             if name in index:
                 results.append({**r, "category_id": index[name]})
     else:
-        repo = Path(__file__).resolve().parents[1]
-        netnet = args.netnet or next((str(b) for b in (repo / ".build/release/netnet", repo / ".build/debug/netnet")
-                                      if b.exists()), None)
-        if netnet is None:
-            print("evaluate: no netnet binary; build it (swift build -c release) or pass --netnet", file=sys.stderr)
-            return 1
         results = evaluation.netnet_detections(netnet, model_path, ds, threshold=args.threshold,
                                                precision=args.precision)
     seconds = time.time() - t0
-    area_scale = 1.0
-    if args.sizes == "input":
-        area_scale = evaluation.input_area_scale(ds, cfg.input_size)
+    area_scale = evaluation.input_area_scale(ds, cfg.input_size) if args.sizes == "input" else 1.0
     scores = evaluation.score(gt, results, area_scale=area_scale)
-    if args.results:
-        Path(args.results).write_text(json.dumps(results))
-    if args.ground_truth:
-        Path(args.ground_truth).write_text(json.dumps(gt))
-    summary = {"model": str(model_path), "data": args.data, "engine": args.engine, "images": len(ds.samples),
-               "boxes": sum(len(s.boxes) for s in ds.samples), "detections": len(results),
-               "seconds": round(seconds, 1), "sizes": args.sizes, **scores}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{args.data}: {summary['images']} images, {summary['boxes']} boxes; {args.engine}: "
-              f"{len(results)} detections above {args.threshold} in {seconds:.1f}s")
-        print(evaluation.format_scores(scores) + (" (sizes at the network's input)" if args.sizes == "input" else ""))
-    return 0
+    return {"model": str(model_path), "data": ds.name, "engine": args.engine, "images": len(ds.samples),
+            "boxes": sum(len(s.boxes) for s in ds.samples), "ignore": sum(len(s.ignore) for s in ds.samples),
+            "detections": len(results), "seconds": round(seconds, 1), "sizes": args.sizes, "limit": args.limit,
+            **scores, "_results": results, "_gt": gt}
+
+
+def markdown_table(rows, sizes):
+    """The per-set rows as a Markdown table (what docs/models.md's "Scored by scene" holds)."""
+    cell = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+    lines = ["| set | images | boxes | " + " | ".join(evaluation.METRICS) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in evaluation.METRICS) + " |"]
+    for r in rows:
+        lines.append(f"| `{r['data']}` | {r['images']} | {r['boxes']} | "
+                     + " | ".join(cell(r[k]) for k in evaluation.METRICS) + " |")
+    if sizes == "input":
+        lines.append("\n(small/medium/large measured at the network's input)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

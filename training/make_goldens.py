@@ -80,6 +80,10 @@ def main(argv=None):
     ap.add_argument("--classes", help="comma-separated class names (default: the first N COCO names)")
     ap.add_argument("--modules", help='JSON, e.g. {"nnfm":false} (default: all on for netnet-*)')
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--normalisation", help='JSON, e.g. {"order":"bgr","mean":[104,117,123],"std":[58,57,57]} '
+                    '(default SSD\'s, std 1; a std near the pixels\' own keeps the ablation goldens\' '
+                    'max/mean gates, which have no weights to calibrate, out of saturation)')
+    ap.add_argument("--name", help="file stem (default <network>-w<W>; the ablation variants use their own)")
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--model", help="load this model file instead of initialising one")
     ap.add_argument("--golden-biases", action="store_true",
@@ -103,6 +107,7 @@ def main(argv=None):
         modules = json.loads(a.modules) if a.modules else None
         cfg = NetConfig(a.network, width=a.width, classes=classes, num_classes=a.num_classes,
                         modules=modules,
+                        normalisation=json.loads(a.normalisation) if a.normalisation else None,
                         description=f"random {'golden' if a.golden_biases else 'He'} init, seed {a.seed}")
         model = build(cfg, seed=a.seed, golden=a.golden_biases)
         x = golden_input(cfg, a.seed)
@@ -112,7 +117,7 @@ def main(argv=None):
             model.float()  # the file holds float32 weights; goldens use exactly these
 
     os.makedirs(a.out_dir, exist_ok=True)
-    stem = f"{cfg.network}-w{format_width(cfg.width)}"
+    stem = a.name or f"{cfg.network}-w{format_width(cfg.width)}"
     model_path = os.path.join(a.out_dir, stem + ".safetensors")
     golden_path = os.path.join(a.out_dir, stem + ".golden.safetensors")
     if not (a.model and os.path.abspath(a.model) == os.path.abspath(model_path)):

@@ -15,6 +15,14 @@ Writes to --out: checkpoint.pt (every epoch; --resume continues from it, same ar
 log.jsonl (one line an epoch: losses, learning rate, seconds, validation AP when scored),
 model.safetensors (the folded model, after each validation and at the end) and args.json.
 CPU by default (--threads); a CUDA GPU when one is present (--device auto).
+
+Data (--train, --val; comma-separated, mixed freely): the named sets of netnet_ref/data.py, or
+a user's own folders: yolo:DIR[@SPLIT], coco:ANN.json:IMAGES, voc:DIR[@SPLIT], mot:SEQDIR,
+pennfudan:DIR (netnet_ref/sources.py says how each is read). Classes are matched to --classes by
+name, case-insensitively, with a short alias list (pedestrian, people, persons, human -> person;
+--alias adds more, e.g. --alias 0=person for a set whose only class is named "0"); boxes of other
+classes are dropped. With several --val sets, each is scored on its own as well (log.jsonl
+"val_by_set") and "val" is the score over all of them together.
 """
 import argparse
 import json
@@ -44,8 +52,11 @@ def parse_args(argv=None):
     p.add_argument("--classes", default="person", help="comma-separated class names (default: %(default)s)")
     p.add_argument("--modules", default=None, help='NETNet parts as JSON, e.g. \'{"ntm":false}\' (NEM only)')
     p.add_argument("--train", default="pets09-train,tud-campus,coco128-person",
-                   help=f"training sets, comma-separated from {', '.join(data.NAMED)} (default: %(default)s)")
-    p.add_argument("--val", default="pets09-val", help="validation set (default: %(default)s; '' for none)")
+                   help=f"training sets, comma-separated: {', '.join(data.NAMED)}, yolo:DIR[@SPLIT], "
+                        "coco:ANN.json:IMAGES, voc:DIR[@SPLIT], mot:SEQDIR, pennfudan:DIR (default: %(default)s)")
+    p.add_argument("--val", default="pets09-val",
+                   help="validation sets, the same forms (default: %(default)s; '' for none)")
+    p.add_argument("--alias", default="", help="extra class synonyms FROM=TO,... (e.g. 0=person)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.02, help="peak learning rate (default: %(default)s)")
@@ -72,17 +83,61 @@ def classes_of(names):
     return out
 
 
-def build_sets(names, classes):
+def aliases_of(text):
+    """'0=person,worker=person' -> {'0': 'person', 'worker': 'person'}."""
+    out = {}
+    for item in [a for a in text.split(",") if a.strip()]:
+        src, eq, dst = item.partition("=")
+        if not eq or not src.strip() or not dst.strip():
+            raise SystemExit(f"train: --alias: expected FROM=TO, found {item!r}")
+        out[src.strip()] = dst.strip()
+    return out
+
+
+def check_specs(text):
+    """SystemExit in one line for a spec that is neither a named set nor of a known kind."""
+    from netnet_ref import sources
+    for spec in data.split_specs(text):
+        kind = spec.split(":", 1)[0] if ":" in spec else None
+        if kind is None and spec not in data.NAMED or kind is not None and kind not in sources.KINDS:
+            raise SystemExit(f"train: data set '{spec}': expected one of {', '.join(data.NAMED)}, or "
+                             f"{', '.join(k + ':...' for k in sources.KINDS)}")
+
+
+def build_sets(names, classes, aliases=None):
     """Training samples relabelled to `classes` by name (boxes of other classes dropped)."""
     samples = []
-    for name in [n for n in names.split(",") if n]:
-        ds = data.load_named(name)
-        index = {c: i for i, c in enumerate(classes)}
-        for s in ds.samples:
-            keep = np.array([ds.classes[c] in index for c in s.labels], bool)
-            labels = np.array([index[ds.classes[c]] for c in s.labels[keep]], np.int64)
-            samples.append(data.Sample(s.key, s.image, s.boxes[keep], labels, s.ignore))
+    for spec in data.split_specs(names):
+        samples += data.relabel(data.load_spec(spec), classes, aliases).samples
     return samples
+
+
+def build_val(names, classes, aliases=None):
+    """Validation sets, one DetectionSet per spec, relabelled to the classes they label."""
+    return [data.relabel(data.load_spec(spec), classes, aliases, compact=True) for spec in data.split_specs(names)]
+
+
+def score_sets(model, sets, classes):
+    """{"all": scores over every set together, spec: scores of that set} (COCO AP via pycocotools).
+
+    Category ids are those of the model's classes, so sets labelling different classes combine."""
+    per, all_gt, all_results = {}, {"images": [], "annotations": [], "categories": []}, []
+    cats = [{"id": i + 1, "name": c} for i, c in enumerate(classes)]
+    for ds in sets:
+        to_model = {i + 1: classes.index(c) + 1 for i, c in enumerate(ds.classes)}
+        gt = data.to_coco(ds)
+        for a in gt["annotations"]:
+            a["category_id"] = to_model[a["category_id"]]
+        gt["categories"] = cats
+        results = evaluation.torch_detections(model, ds)
+        per[ds.name] = evaluation.score(gt, results)
+        offset, ann_offset = len(all_gt["images"]), len(all_gt["annotations"])
+        all_gt["images"] += [{**im, "id": im["id"] + offset} for im in gt["images"]]
+        all_gt["annotations"] += [{**a, "id": a["id"] + ann_offset, "image_id": a["image_id"] + offset}
+                                  for a in gt["annotations"]]
+        all_results += [{**r, "image_id": r["image_id"] + offset} for r in results]
+    all_gt["categories"] = cats
+    return {"all": per[sets[0].name] if len(sets) == 1 else evaluation.score(all_gt, all_results), **per}
 
 
 def learning_rate(args, step, steps_per_epoch):
@@ -137,9 +192,8 @@ def main(argv=None):
                         description=f"trained by training/train.py on {args.train}")
     except ValueError as e:
         raise SystemExit(f"train: {e}")
-    for name in [n for n in args.train.split(",") if n] + ([args.val] if args.val else []):
-        if name not in data.NAMED:
-            raise SystemExit(f"train: data set '{name}': expected one of {', '.join(data.NAMED)}")
+    check_specs(args.train + "," + args.val)
+    aliases = aliases_of(args.alias)
 
     torch.manual_seed(args.seed)
     model = init_weights(NETNet(cfg), seed=args.seed)
@@ -153,15 +207,14 @@ def main(argv=None):
 
     t0 = time.time()
     try:
-        train = build_sets(args.train, classes)
-        val = data.load_named(args.val) if args.val else None
+        train = build_sets(args.train, classes, aliases)
+        val = build_val(args.val, classes, aliases) if args.val else None
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"train: {e}")
     if not train:
         raise SystemExit(f"train: --train {args.train!r}: no images")
-    val_gt = data.to_coco(val) if val else None
     print(f"train: {len(train)} images ({sum(len(s.boxes) for s in train)} boxes) from {args.train}; "
-          f"val: {len(val.samples) if val else 0} images from {args.val or '-'}; "
+          f"val: {sum(len(v.samples) for v in val) if val else 0} images from {args.val or '-'}; "
           f"loaded in {time.time() - t0:.0f}s; device {device}", file=sys.stderr)
 
     decay, no_decay = [], []
@@ -230,7 +283,12 @@ def main(argv=None):
         out_of_time = args.max_minutes and (time.time() - begun) / 60 >= args.max_minutes
         if val and ((epoch + 1) % args.eval_every == 0 or last or out_of_time):
             plain = export()
-            record["val"] = evaluation.score(val_gt, evaluation.torch_detections(plain, val))
+            scores = score_sets(plain, val, classes)
+            record["val"] = scores.pop("all")
+            if len(val) > 1:
+                record["val_by_set"] = scores
+                for name, sc in scores.items():
+                    print(f"epoch {epoch + 1}: val {name}: " + evaluation.format_scores(sc), file=sys.stderr)
             print(f"epoch {epoch + 1}: val {args.val}: " + evaluation.format_scores(record["val"]), file=sys.stderr)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt)

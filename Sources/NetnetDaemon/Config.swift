@@ -132,8 +132,13 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Seconds a kept-alive HTTP connection may stay idle between a response and the next
     /// request head (1…86400). Server-Sent Events responses are not idle.
     public var httpIdleTimeout = 60.0
+    /// Each HTTP connection's kernel send buffer in bytes (`SO_SNDBUF`; 0: the kernel's
+    /// autotuning, up to 4 MiB a connection). Bounds what a client that never reads holds.
+    public var httpSendBuffer = 131_072
     /// Seconds between the `:` comment lines of a quiet SSE response (1…3600).
     public var sseHeartbeat = 15.0
+    /// The live view's pictures (`live_fps`, `live_width`): rate and width of `live.mjpeg`.
+    public var live = LiveSettings()
     /// `auth_token_file` as written (nil: the API needs no token).
     public var authTokenFile: String?
     /// The bearer token every `/api/*` request (and `/metrics`, unless `metricsPublic`) must
@@ -195,8 +200,9 @@ public enum ConfigParser {
     static let globalKeys: [String] = ["listen", "log_level", "model", "stdout", "json_lines", "json_lines_max_bytes",
                                        "json_lines_keep", "sink_queue", "stall_timeout", "open_timeout",
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
-                                       "http_max_connections", "http_header_timeout", "http_idle_timeout", "state_directory",
-                                       "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat"]
+                                       "http_max_connections", "http_header_timeout", "http_idle_timeout", "http_send_buffer", "state_directory",
+                                       "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat",
+                                       "live_fps", "live_width"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
                                        "username", "password_file", "input_options"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
@@ -301,6 +307,8 @@ public enum ConfigParser {
                     config.authTokenFile = value
                     authTokenLine = number
                 case "sse_heartbeat": config.sseHeartbeat = try parseDouble(key, value, 1, 3600, number, file)
+                case "live_fps": config.live.fps = try parseDouble(key, value, 0.2, 30, number, file)
+                case "live_width": config.live.width = try parseInt(key, value, 64, 7680, number, file)
                 case "metrics_public": config.metricsPublic = try parseBool(key, value, number, file)
                 case "allow_unauthenticated": config.allowUnauthenticated = try parseBool(key, value, number, file)
                 case "state_directory":
@@ -330,6 +338,11 @@ public enum ConfigParser {
                 case "http_max_connections": config.httpMaxConnections = try parseInt(key, value, 0, 100_000, number, file)
                 case "http_header_timeout": config.httpHeaderTimeout = try parseDouble(key, value, 1, 3600, number, file)
                 case "http_idle_timeout": config.httpIdleTimeout = try parseDouble(key, value, 1, 86_400, number, file)
+                case "http_send_buffer":
+                    config.httpSendBuffer = try parseInt(key, value, 0, 16_777_216, number, file)
+                    if config.httpSendBuffer > 0 && config.httpSendBuffer < 4096 {
+                        throw fail(number, "http_send_buffer = \(value) is below 4096 (0 leaves it to the kernel)")
+                    }
                 default: break
                 }
             case let .stream(i):
@@ -420,7 +433,9 @@ public enum ConfigParser {
         }
     }
 
-    static func isValidID(_ id: String) -> Bool {
+    /// Whether `id` is a valid stream id: 1 to 64 characters of A-Z a-z 0-9 _ . - (no `/`, so an
+    /// id is safe as a file name and a path segment). Any thread.
+    public static func isValidID(_ id: String) -> Bool {
         guard (1...64).contains(id.utf8.count) else { return false }
         return id.utf8.allSatisfy { c in
             (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 46 || c == 45

@@ -121,6 +121,10 @@ public struct HTTPConnectionCounts: Sendable, Equatable {
     public var headerTimeouts: UInt64 = 0
     /// Kept-alive connections closed after `http_idle_timeout` without a request.
     public var idleTimeouts: UInt64 = 0
+    /// Requests answered `414` and closed: a request target over `HTTPRequestLimits.maxTarget`.
+    public var targetsTooLong: UInt64 = 0
+    /// Requests answered `431` and closed: header fields over `HTTPRequestLimits`' count or size.
+    public var headersTooLarge: UInt64 = 0
 
     /// Figures for a server with `limit`, all zero. Any thread.
     public init(limit: Int) { self.limit = limit }
@@ -154,7 +158,7 @@ public enum MetricsText {
     /// reads /proc: `ProcessFigures.sample`; nil leaves them out) and `netnet_build_info`. Any thread.
     public static func render(streams: [(id: String, stats: StreamStats.Snapshot)], sinkDrops: [(sink: String, dropped: UInt64)],
                               uptimeSeconds: Double, reloads: UInt64, reloadFailures: UInt64,
-                              sinks: [SinkHealthFigure] = [], http: HTTPConnectionCounts? = nil,
+                              sinks: [SinkHealthFigure] = [], http: HTTPConnectionCounts? = nil, live: [LiveFigure] = [],
                               process: ProcessFigures? = ProcessFigures.sample()) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -251,6 +255,17 @@ public enum MetricsText {
             family("netnet_http_connections_timed_out_total", "counter", "HTTP connections closed for not sending a request head in time, by which timeout.")
             out += "netnet_http_connections_timed_out_total{timeout=\"header\"} \(http.headerTimeouts)\n"
             out += "netnet_http_connections_timed_out_total{timeout=\"idle\"} \(http.idleTimeouts)\n"
+            family("netnet_http_requests_rejected_total", "counter", "HTTP requests answered 414 or 431 and closed before routing, by reason.")
+            out += "netnet_http_requests_rejected_total{reason=\"target_too_long\"} \(http.targetsTooLong)\n"
+            out += "netnet_http_requests_rejected_total{reason=\"headers_too_large\"} \(http.headersTooLarge)\n"
+        }
+        if !live.isEmpty {
+            family("netnet_live_viewers", "gauge", "Live view (live.mjpeg) viewers of the stream now.")
+            for figure in live { out += "netnet_live_viewers{stream=\"\(escape(figure.stream))\"} \(figure.viewers)\n" }
+            family("netnet_live_frames_encoded_total", "counter", "Live view pictures encoded (one per new frame while watched, shared by all viewers).")
+            for figure in live { out += "netnet_live_frames_encoded_total{stream=\"\(escape(figure.stream))\"} \(figure.encoded)\n" }
+            family("netnet_live_frames_skipped_total", "counter", "Live view pictures a viewer did not get because it had not taken the previous one.")
+            for figure in live { out += "netnet_live_frames_skipped_total{stream=\"\(escape(figure.stream))\"} \(figure.skipped)\n" }
         }
         family("netnet_config_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.")
         out += "netnet_config_reloads_total{result=\"applied\"} \(reloads)\n"

@@ -26,6 +26,8 @@ final class Mailbox {
     var snapshotTracks: [TrackTag] = []
     /// The scene's counts after that frame (nil without a scene), drawn on the snapshot.
     var snapshotCounts: SceneCounts?
+    /// +1 per inferred frame put here, so the live view encodes each frame once (LiveFrames.swift).
+    var snapshotGeneration: UInt64 = 0
     init(config: StreamConfig, stats: StreamStats, carried: StreamNumbering = StreamNumbering()) {
         self.config = config
         self.stats = stats
@@ -251,6 +253,7 @@ final class Scheduler: @unchecked Sendable {
         mailbox.snapshotDetections = record.detections
         mailbox.snapshotTracks = record.tracks
         mailbox.snapshotCounts = slot.counts
+        mailbox.snapshotGeneration &+= 1
         mailbox.snapshotLock.unlock()
         let endToEnd = Double(WallClock.monotonicNanoseconds() - slot.readMonotonicNanoseconds) / 1e9
         let now = WallClock.nowNanoseconds()
@@ -785,28 +788,20 @@ public final class Supervisor: @unchecked Sendable {
     /// stream is unknown or has no inferred frame yet. Encodes on the calling thread (a few ms at
     /// 1080p): call it from a thread that may block, not from Swift's cooperative pool. Any thread.
     public func snapshotJPEG(stream id: String) -> [UInt8]? {
-        lock.lock()
-        let worker = workers.first { $0.config.id == id }
-        lock.unlock()
-        guard let mailbox = worker?.mailbox else { return nil }
-        let frame = VideoFrame()
-        mailbox.snapshotLock.lock()
-        let referenced = (try? frame.reference(mailbox.snapshotFrame)) != nil
-        let detections = mailbox.snapshotDetections
-        let tracks = mailbox.snapshotTracks
-        let counts = mailbox.snapshotCounts
-        mailbox.snapshotLock.unlock()
-        guard referenced, !frame.isEmpty else { return nil }
-        let boxes = detections.indices.map { DrawnBox(detections[$0], track: $0 < tracks.count ? tracks[$0] : .untracked, withScore: false) }
+        guard let picture = mailbox(forStream: id)?.latestPicture() else { return nil }
         // The scene the stream runs with (none when tracking is off), with its counts at that frame.
-        let scene = mailbox.config.track ? mailbox.config.scene : nil
-        var drawing = scene.map { SceneDrawing(scene: $0, width: frame.width, height: frame.height) }
+        var drawing = picture.scene.map { SceneDrawing(scene: $0, width: picture.frame.width, height: picture.frame.height) }
         do {
-            return try SnapshotEncoder().jpeg(frame, boxes: boxes, overlay: drawing?.overlay(counts: counts))
+            return try SnapshotEncoder().jpeg(picture.frame, boxes: picture.boxes, overlay: drawing?.overlay(counts: picture.counts))
         } catch {
             log.warning("stream \(id): snapshot: \(error)")
             return nil
         }
+    }
+
+    /// The running stream `id`'s mailbox (for its snapshot frame), or nil. Any thread.
+    func mailbox(forStream id: String) -> Mailbox? {
+        lock.withLock { workers.first { $0.config.id == id }?.mailbox }
     }
 
     /// Frames inferred so far, all streams. Any thread.

@@ -16,9 +16,10 @@ public struct HTTPAccess: Sendable, Equatable {
         self.metricsPublic = metricsPublic
     }
 
-    /// Whether a request for `path` needs the token. Pure.
+    /// Whether a request for `path` needs the token (or a live-view session). `/api/login`, where
+    /// a browser trades the token for a session, and the page's own files do not. Pure.
     public func isProtected(path: String) -> Bool {
-        guard token != nil else { return false }
+        guard token != nil, path != "/api/login" else { return false }
         return path == "/api" || path.hasPrefix("/api/") || (path == "/metrics" && !metricsPublic)
     }
 
@@ -43,15 +44,17 @@ public struct HTTPAccess: Sendable, Equatable {
 }
 
 /// Answers `401` (with `WWW-Authenticate: Bearer realm="netnet"` and an
-/// `application/problem+json` body) to a protected request without the right token; passes the
-/// others on. Runs on the server's event loops.
+/// `application/problem+json` body) to a protected request without the right token or a live
+/// session cookie (`SessionStore`); passes the others on. Runs on the server's event loops.
 struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let access: HTTPAccess
+    let sessions: SessionStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard access.isProtected(path: request.uri.path) else { return try await next(request, context) }
         let header = request.headers[.authorization]
         if access.accepts(authorization: header) { return try await next(request, context) }
+        if header == nil, sessions.accepts(cookies: request.headers[values: .cookie]) { return try await next(request, context) }
         let detail = header == nil ? "this endpoint needs Authorization: Bearer TOKEN (auth_token_file)" : "wrong token"
         var headers = Problem.headers
         headers[.wwwAuthenticate] = header == nil ? #"Bearer realm="netnet""# : #"Bearer realm="netnet", error="invalid_token""#
@@ -92,15 +95,21 @@ struct UnroutedMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Whether `path` is one of the API's (docs/openapi.yaml). Pure.
     static func isKnown(_ path: String) -> Bool {
         if ["/healthz", "/readyz", "/metrics", "/api/streams", "/api/events"].contains(path) { return true }
+        if LivePage.files[path] != nil { return true }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         return parts.count == 5 && parts[1] == "api" && parts[2] == "streams" && !parts[3].isEmpty
-            && (parts[4] == "counts" || parts[4] == "snapshot.jpg")
+            && (parts[4] == "counts" || parts[4] == "snapshot.jpg" || parts[4] == "live.mjpeg")
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
+        if path == "/api/login" && request.method != .post {
+            var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(path): only POST is served here")
+            response.headers[.allow] = "POST"
+            return response
+        }
         if request.method != .get && request.method != .head && Self.isKnown(path) {
-            var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(path): only GET is served here")
+            var response = Problem.response(.methodNotAllowed, detail: "\(request.method.rawValue) \(Problem.echo(path)): only GET is served here")
             response.headers[.allow] = "GET, HEAD"
             return response
         }
@@ -108,7 +117,7 @@ struct UnroutedMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             // The router's own answer when no route matches; the handlers answer 404 themselves.
-            return Problem.response(.notFound, detail: "no such endpoint: \(path)")
+            return Problem.response(.notFound, detail: "no such endpoint: \(Problem.echo(path))")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdCore
+import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTPTypes
@@ -17,16 +18,34 @@ public struct HTTPLimits: Sendable, Equatable {
     /// each new connection also needs open < soft RLIMIT_NOFILE − reserve, read at that moment,
     /// so a limit lowered while running (`prlimit --pid`) lowers the cap with it.
     public var descriptorReserve: Int?
+    /// Each connection's kernel send buffer (`SO_SNDBUF`, bytes), or nil for the kernel's
+    /// autotuning. Fixed, it bounds what a client that never reads can hold in the kernel
+    /// (Linux books twice the value); autotuned, that is up to `tcp_wmem`'s maximum (4 MiB).
+    public var sendBuffer: Int?
 
     /// Limits as given. Any thread.
     public init(maxConnections: Int = 1024, headerTimeout: Double = 10, idleTimeout: Double = 60,
-                descriptorReserve: Int? = nil) {
-        precondition(maxConnections > 0 && headerTimeout > 0 && idleTimeout > 0)
+                descriptorReserve: Int? = nil, sendBuffer: Int? = nil) {
+        precondition(maxConnections > 0 && headerTimeout > 0 && idleTimeout > 0 && (sendBuffer ?? 1) > 0)
         self.maxConnections = maxConnections
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
         self.descriptorReserve = descriptorReserve
+        self.sendBuffer = sendBuffer
     }
+}
+
+/// What one request head may hold before routing: netnet's API has short paths and few headers,
+/// so anything larger is a hostile or broken client, answered and closed before it reaches a
+/// handler. (FFmpeg-sized limits, far below the HTTP parser's own 80 KiB, over which it answers a
+/// bare `400`.) Constants; any thread.
+public enum HTTPRequestLimits {
+    /// Longest request target (path and query), bytes; longer: `414 URI Too Long`.
+    public static let maxTarget = 8192
+    /// Most header fields; more: `431 Request Header Fields Too Large`.
+    public static let maxFields = 100
+    /// Most bytes in all header names and values together; more: `431`.
+    public static let maxFieldBytes = 16384
 }
 
 /// Counts the HTTP server's connections and decides whether a new one may open: the open count
@@ -82,6 +101,13 @@ final class ConnectionLimiter: @unchecked Sendable {
         lock.lock(); counts.open -= 1; lock.unlock()
     }
 
+    /// The server answered a request head over `HTTPRequestLimits` and closed the connection.
+    func rejected(_ status: HTTPResponse.Status) {
+        lock.lock()
+        if status == .uriTooLong { counts.targetsTooLong += 1 } else { counts.headersTooLarge += 1 }
+        lock.unlock()
+    }
+
     /// The server closed a connection because it did not send a request head in time.
     func timedOut(idle: Bool) {
         lock.lock()
@@ -110,9 +136,13 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         self.limiter = limiter
         let header = TimeAmount.nanoseconds(Int64(limits.headerTimeout * 1e9))
         let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout * 1e9))
+        sendBuffer = limits.sendBuffer
         inner = HTTP1Channel(responder: responder, configuration: .init(
-            additionalChannelHandlers: [ConnectionDeadlineHandler(header: header, idle: idle, limiter: limiter)]))
+            additionalChannelHandlers: [ConnectionDeadlineHandler(header: header, idle: idle, limiter: limiter),
+                                        RequestHeadLimitHandler(limiter: limiter)]))
     }
+
+    let sendBuffer: Int?
 
     /// The whole answer to a connection over the cap, written before any HTTP handler exists.
     static let refusal: String = {
@@ -136,6 +166,10 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         }
         let limiter = self.limiter
         channel.closeFuture.whenComplete { _ in limiter.closed() }
+        if let sendBuffer {
+            // Best effort: a socket that refuses the option keeps the kernel's autotuning.
+            try? channel.syncOptions?.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
+        }
         return inner.setup(channel: channel, logger: logger)
     }
 
@@ -230,5 +264,54 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
     private func disarm() {
         deadline?.cancel()
         deadline = nil
+    }
+}
+
+/// Answers a request head over `HTTPRequestLimits` with `414` or `431` (problem+json) and closes
+/// the connection; everything the client sends after it is dropped unread by the router.
+/// Event-loop thread of its channel only.
+final class RequestHeadLimitHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let limiter: ConnectionLimiter
+    private var rejecting = false
+
+    init(limiter: ConnectionLimiter) {
+        self.limiter = limiter
+    }
+
+    /// The status a head deserves: nil when it is within the limits.
+    static func verdict(_ head: HTTPRequest) -> HTTPResponse.Status? {
+        let target = (head.path?.utf8.count ?? 0) + (head.authority?.utf8.count ?? 0)
+        if target > HTTPRequestLimits.maxTarget { return .uriTooLong }
+        if head.headerFields.count > HTTPRequestLimits.maxFields { return .requestHeaderFieldsTooLarge }
+        var bytes = 0
+        for field in head.headerFields { bytes += field.name.rawName.utf8.count + field.value.utf8.count }
+        return bytes > HTTPRequestLimits.maxFieldBytes ? .requestHeaderFieldsTooLarge : nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !rejecting else { return }
+        if case let .head(head) = unwrapInboundIn(data), let status = Self.verdict(head) {
+            rejecting = true
+            limiter.rejected(status)
+            let detail = status == .uriTooLong
+                ? "the request target is over \(HTTPRequestLimits.maxTarget) bytes"
+                : "the header fields are over \(HTTPRequestLimits.maxFields) fields or \(HTTPRequestLimits.maxFieldBytes) bytes"
+            let body = Problem.body(status: status.code, title: status.reasonPhrase, detail: detail)
+            let response = HTTPResponse(status: status, headerFields: [
+                .contentType: "application/problem+json", .contentLength: "\(body.readableBytes)", .connection: "close"])
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
+            context.write(wrapOutboundOut(.body(body)), promise: nil)
+            // The head was read whole, so nothing unread is left to turn the close into a reset;
+            // the output is shut once the answer is out and the client's EOF closes the rest.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(mode: .output, promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
     }
 }

@@ -34,13 +34,16 @@ public final class HTTPServer: Service, @unchecked Sendable {
         public var access: HTTPAccess
         /// Seconds between the `:` comment lines of a quiet SSE response (`sse_heartbeat`).
         public var sseHeartbeat: Double
+        /// The live view's pictures (`live.mjpeg`; nil: that endpoint answers 404).
+        public var live: LiveFrames?
 
         /// Bundles the closures. Any thread.
         public init(supervisor: @escaping @Sendable () -> Supervisor, ready: @escaping @Sendable () -> Bool,
                     reloads: @escaping @Sendable () -> (applied: UInt64, rejected: UInt64), sseQueue: Int,
                     snapshot: @escaping @Sendable (String) -> [UInt8]?,
                     sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }, access: HTTPAccess = HTTPAccess(),
-                    sseHeartbeat: Double = 15) {
+                    sseHeartbeat: Double = 15, live: LiveFrames? = nil) {
+            self.live = live
             self.access = access
             self.sseHeartbeat = sseHeartbeat
             self.supervisor = supervisor
@@ -62,6 +65,9 @@ public final class HTTPServer: Service, @unchecked Sendable {
     private var bindingWaiters: [CheckedContinuation<Int, Error>] = []
     private var streams: [Int: AsyncStream<SSEItem>.Continuation] = [:]
     private var nextStream = 0
+    /// The live view's login sessions and open picture responses (LiveView.swift).
+    private let sessions = SessionStore()
+    private let liveResponses = LiveResponses()
 
     /// A server for `host:port` (port 0: any free port) holding its connections to `limits`;
     /// `descriptors`, the daemon's spare-descriptor policy, also refuses a connection that took the
@@ -144,13 +150,14 @@ public final class HTTPServer: Service, @unchecked Sendable {
         streams.removeAll()
         lock.unlock()
         for continuation in open { continuation.finish() }
+        liveResponses.finishAll()
     }
 
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let sources = self.sources
         // First, so that they guard every route added below and the router's not-found answer.
-        router.add(middleware: BearerAuthMiddleware(access: sources.access))
+        router.add(middleware: BearerAuthMiddleware(access: sources.access, sessions: sessions))
         router.add(middleware: UnroutedMiddleware())
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
@@ -168,7 +175,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
             let text = MetricsText.render(streams: supervisor.streamStats().map { ($0.id, $0.snapshot()) },
                                           sinkDrops: supervisor.hub.dropCounts(), uptimeSeconds: supervisor.uptimeSeconds,
                                           reloads: reloads.applied, reloadFailures: reloads.rejected,
-                                          sinks: sinks, http: limiter.snapshot)
+                                          sinks: sinks, http: limiter.snapshot, live: sources.live?.figures() ?? [])
             return Response(status: .ok, headers: [.contentType: MetricsText.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/api/streams") { _, _ in
@@ -177,11 +184,14 @@ public final class HTTPServer: Service, @unchecked Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.get("/api/streams/:id/counts") { _, context -> Response in
-            let id = context.parameters.get("id") ?? ""
             let supervisor = sources.supervisor()
-            guard let stats = supervisor.streamStats().first(where: { $0.id == id }) else {
-                return Problem.response(.notFound, detail: "no stream '\(id)'")
+            let streams = supervisor.streamStats()
+            let id: String
+            switch StreamIDArgument.resolve(context.parameters.get("id") ?? "", isKnown: { id in streams.contains { $0.id == id } }) {
+            case let .success(known): id = known
+            case let .failure(problem): return problem.response
             }
+            let stats = streams.first { $0.id == id }!
             let scene = supervisor.streamConfigs().first { $0.id == id }?.scene
             let counts = stats.snapshot().counts ?? SceneCounts(lines: [], zones: [])
             let body = CountsDocument.render(stream: id, scene: scene?.file, counts: counts, frames: nil,
@@ -189,9 +199,11 @@ public final class HTTPServer: Service, @unchecked Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/api/streams/:id/snapshot.jpg") { _, context -> Response in
-            let id = context.parameters.get("id") ?? ""
-            guard sources.supervisor().streamStats().contains(where: { $0.id == id }) else {
-                return Problem.response(.notFound, detail: "no stream '\(id)'")
+            let streams = sources.supervisor().streamStats()
+            let id: String
+            switch StreamIDArgument.resolve(context.parameters.get("id") ?? "", isKnown: { id in streams.contains { $0.id == id } }) {
+            case let .success(known): id = known
+            case let .failure(problem): return problem.response
             }
             // JPEG encoding blocks: run it on a Dispatch thread, not on the cooperative pool.
             let encoded: [UInt8]? = await withCheckedContinuation { continuation in
@@ -202,10 +214,15 @@ public final class HTTPServer: Service, @unchecked Sendable {
             }
             return Response(status: .ok, headers: [.contentType: "image/jpeg"], body: .init(byteBuffer: ByteBuffer(bytes: jpeg)))
         }
+        addLiveRoutes(to: router, sources: sources, sessions: sessions, responses: liveResponses)
         router.get("/api/events") { [self] request, _ -> Response in
-            let filter = request.uri.queryParameters.get("stream").map { String($0) }
-            if let filter, !sources.supervisor().streamStats().contains(where: { $0.id == filter }) {
-                return Problem.response(.notFound, detail: "no stream '\(filter)'")
+            var filter: String?
+            if let raw = StreamIDArgument.rawQueryValue("stream", in: request.uri.query) {
+                let streams = sources.supervisor().streamStats()
+                switch StreamIDArgument.resolve(raw, isKnown: { id in streams.contains { $0.id == id } }) {
+                case let .success(known): filter = known
+                case let .failure(problem): return problem.response
+                }
             }
             let events = subscribe(stream: filter)
             let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]

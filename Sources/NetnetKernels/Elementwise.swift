@@ -144,3 +144,47 @@ public enum Softmax {
         }
     }
 }
+
+/// A reduction over the channels of an NCHW map (NETNet's one-channel erasing gates, the
+/// paper's Eq. 5). Value type.
+public enum ChannelReduction: String, Sendable, Hashable {
+    /// The largest value over the channels.
+    case max
+    /// The mean over the channels (summed in channel order, then divided).
+    case mean
+}
+
+extension Elementwise {
+    /// output[i] = max or mean over c of input[c · count + i], for i < count: `channels` planes
+    /// of `count` floats into one plane. The output must not alias the input. Positions are
+    /// split over `team`; each position's channels are visited in order, so the result does not
+    /// depend on the split. Synchronous; any thread.
+    public static func reduceChannels(_ input: UnsafePointer<Float>, channels: Int, count: Int, _ reduction: ChannelReduction,
+                                      into output: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
+        require(channels > 0 && count >= 0, "Elementwise.reduceChannels: \(channels) channels, count \(count)")
+        parallelChunks(count: count, minimumChunk: max(1024, minimumChunk / channels), team: team) { r in
+            let n = r.count
+            guard n > 0 else { return }
+            let out = output + r.lowerBound
+            Elementwise.copy(input + r.lowerBound, into: out, count: n, team: .single)
+            for c in 1..<max(channels, 1) {
+                let plane = input + c * count + r.lowerBound
+                switch reduction {
+                case .max: for i in 0..<n where plane[i] > out[i] || plane[i].isNaN { out[i] = plane[i] }
+                case .mean: for i in 0..<n { out[i] += plane[i] }
+                }
+            }
+            if reduction == .mean {
+                let divisor = Float(channels)
+                for i in 0..<n { out[i] /= divisor }
+            }
+        }
+    }
+
+    /// Copies one plane of `count` floats into each of `channels` planes of `output`. Synchronous; any thread.
+    public static func broadcastPlane(_ plane: UnsafePointer<Float>, count: Int, channels: Int,
+                                      into output: UnsafeMutablePointer<Float>, team: KernelTeam = .current) {
+        require(channels >= 0 && count >= 0, "Elementwise.broadcastPlane: \(channels) channels, count \(count)")
+        for c in 0..<channels { copy(plane, into: output + c * count, count: count, team: team) }
+    }
+}

@@ -148,6 +148,23 @@ public enum ReferenceKernels {
         gateErase(feature: feature, gate: gate, erased: erased, kept: kept, count: count)
     }
 
+    /// output[i] = max or mean over the channels of input[c · count + i] (the twin of
+    /// `Elementwise.reduceChannels`): one position at a time, its channels in order.
+    public static func reduceChannels(_ input: UnsafePointer<Float>, channels: Int, count: Int, _ reduction: ChannelReduction,
+                                      into output: UnsafeMutablePointer<Float>) {
+        for i in 0 ..< count {
+            var value = input[i]
+            for c in 1 ..< max(channels, 1) {
+                let x = input[c * count + i]
+                switch reduction {
+                case .max: if x > value || x.isNaN { value = x }
+                case .mean: value += x
+                }
+            }
+            output[i] = reduction == .mean ? value / Float(channels) : value
+        }
+    }
+
     /// erased = p*g, kept = p - p*g.
     public static func gateErase(feature: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                                  erased: UnsafeMutablePointer<Float>?, kept: UnsafeMutablePointer<Float>?, count: Int) {

@@ -27,6 +27,8 @@ extension VideoFrame {
 public final class SnapshotEncoder {
     private var converter: FrameConverter?
     private var resizer: FrameConverter?
+    /// The `jpeg(width:)` scaler (bilinear: a live picture, not a file to keep).
+    private var shrinker: FrameConverter?
     private var overlayRaster: OverlayRaster?
     private var labels: LabelRenderer?
     /// The picture size `labels` was made for, or tried and failed for (then texts are left out).
@@ -37,12 +39,26 @@ public final class SnapshotEncoder {
     /// is allocated until the first picture. Any thread.
     public init(fontFile: String = VideoWriterOptions(path: "").fontFile) { self.fontFile = fontFile }
 
-    /// The JPEG bytes of `frame` (full resolution, full-range 4:2:0, qscale `quality`: 1 best … 31
-    /// worst) with `overlay` drawn and `boxes` (in the frame's pixels) outlined. `frame` is not
-    /// modified. Throws MediaError for an empty frame or an encoder failure; a font that cannot be
-    /// loaded leaves the overlay's texts out rather than failing the snapshot. Owner thread.
-    public func jpeg(_ frame: VideoFrame, boxes: [DrawnBox], overlay: OverlayDrawing? = nil, quality: Int = 4) throws -> [UInt8] {
-        let picture = try drawn(frame, boxes: boxes, overlay: overlay, subject: "snapshot", requireTexts: false)
+    /// The JPEG bytes of `frame` (full-range 4:2:0, qscale `quality`: 1 best … 31 worst) with
+    /// `overlay` drawn and `boxes` (in the frame's pixels) outlined, at full resolution or, with
+    /// `width` narrower than the frame, scaled down to it after drawing (the height in proportion,
+    /// both even). `frame` is not modified. Throws MediaError for an empty frame or an encoder
+    /// failure; a font that cannot be loaded leaves the overlay's texts out rather than failing the
+    /// snapshot. Owner thread.
+    public func jpeg(_ frame: VideoFrame, boxes: [DrawnBox], overlay: OverlayDrawing? = nil, quality: Int = 4,
+                     width: Int? = nil) throws -> [UInt8] {
+        var picture = try drawn(frame, boxes: boxes, overlay: overlay, subject: "snapshot", requireTexts: false)
+        if let width, width >= 2, Int32(width) < picture.width {
+            let outWidth = Int32(width) & ~1
+            let outHeight = max(2, Int32((Double(picture.height) * Double(outWidth) / Double(picture.width)).rounded()) & ~1)
+            if shrinker == nil {
+                shrinker = try FrameConverter(outputFormat: AV_PIX_FMT_YUV420P, flags: SWS_BILINEAR, outputFullRange: true)
+            }
+            try shrinker!.convert(picture, width: outWidth, height: outHeight, subject: "snapshot")
+            picture = shrinker!.output
+            picture.pointer.pointee.pts = 0
+            picture.pointer.pointee.color_range = AVCOL_RANGE_JPEG
+        }
         let q = Int32(min(max(quality, 1), 31))
         picture.pointer.pointee.quality = q * FF_QP2LAMBDA
         let encoder = try ImageEncoderContext(codecID: AV_CODEC_ID_MJPEG, width: picture.width, height: picture.height,

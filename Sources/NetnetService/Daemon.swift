@@ -136,9 +136,11 @@ public final class Daemon: Sendable {
             snapshot: { supervisor.snapshotJPEG(stream: $0) },
             sinks: { [sinks] in sinks.map(\.health) },
             access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic),
-            sseHeartbeat: config.sseHeartbeat),
+            sseHeartbeat: config.sseHeartbeat,
+            live: LiveFrames(supervisor: supervisor, settings: config.live, log: log)),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
-                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve),
+                               idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve,
+                               sendBuffer: config.httpSendBuffer > 0 ? config.httpSendBuffer : nil),
             descriptors: descriptors)
         let notifier = SystemdNotifier()
         let pipelines = PipelineService(supervisor: supervisor, server: server, control: control, notifier: notifier,
@@ -377,6 +379,7 @@ final class ControlService: Service, @unchecked Sendable {
                                      ("http_max_connections", "\(config.httpMaxConnections)", "\(newConfig.httpMaxConnections)"),
                                      ("http_header_timeout", "\(config.httpHeaderTimeout)", "\(newConfig.httpHeaderTimeout)"),
                                      ("http_idle_timeout", "\(config.httpIdleTimeout)", "\(newConfig.httpIdleTimeout)"),
+                                     ("http_send_buffer", "\(config.httpSendBuffer)", "\(newConfig.httpSendBuffer)"),
                                      ("state_directory", config.stateDirectory ?? "", newConfig.stateDirectory ?? ""),
                                      ("auth_token_file", config.authToken ?? "", newConfig.authToken ?? ""),
                                      ("metrics_public", "\(config.metricsPublic)", "\(newConfig.metricsPublic)")] where old != new {

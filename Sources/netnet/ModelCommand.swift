@@ -32,6 +32,12 @@ struct InitCommand: ParsableCommand {
     @Option(help: "NETNet parts to switch on, comma-separated from nnfm, nem, ntm (default: all for netnet-*, none for ssd-*).")
     var modules: String?
 
+    @Option(help: "NETNet's erasing gate (the paper's Table 2): \(NEMGate.allCases.map(\.rawValue).joined(separator: ", ")) (default channel).")
+    var gate: String?
+
+    @Option(help: "Where the NETMs sit (the paper's Table 3): \(NEMPlacement.allCases.map(\.rawValue).joined(separator: ", ")) (default nem13+24).")
+    var placement: String?
+
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
@@ -62,6 +68,23 @@ struct InitCommand: ParsableCommand {
             guard unknown.isEmpty else { throw ValidationError("--modules: unknown part(s) \(unknown.sorted().joined(separator: ", "))") }
             guard name.isNETNet || parts.subtracting(["none"]).isEmpty else { throw ValidationError("--modules: \(network.rawValue) has no NETNet parts") }
             switches = ModuleSwitches(nnfm: parts.contains("nnfm"), nem: parts.contains("nem"), ntm: parts.contains("ntm"))
+        }
+        if gate != nil || placement != nil {
+            guard name.isNETNet else { throw ValidationError("--gate/--placement: \(network.rawValue) has no NETNet parts") }
+            var chosen = switches ?? .all
+            if let gate {
+                guard let value = NEMGate(rawValue: gate) else {
+                    throw ValidationError("--gate: '\(gate)' is not one of \(NEMGate.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                chosen.gate = value
+            }
+            if let placement {
+                guard let value = NEMPlacement(rawValue: placement) else {
+                    throw ValidationError("--placement: '\(placement)' is not one of \(NEMPlacement.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                chosen.placement = value
+            }
+            switches = chosen
         }
         let heads = headInit
         let description = ModelDescription(network: name, width: width, classes: names, modules: switches,
@@ -104,6 +127,8 @@ struct InfoCommand: ParsableCommand {
             modules.add("nnfm", d.modules.nnfm)
             modules.add("nem", d.modules.nem)
             modules.add("ntm", d.modules.ntm)
+            modules.add("gate", d.modules.gate.rawValue)
+            modules.add("placement", d.modules.placement.rawValue)
             object.add("modules", modules)
             var normalisation = JSONObject()
             normalisation.add("order", d.normalisation.order)
@@ -122,7 +147,7 @@ struct InfoCommand: ParsableCommand {
             network:     \(d.network.rawValue)
             width:       \(ModelDescription.formatWidth(d.width))
             input size:  \(d.inputSize)×\(d.inputSize) (\(d.normalisation.order), mean \(d.normalisation.mean), std \(d.normalisation.std))
-            modules:     nnfm \(d.modules.nnfm ? "on" : "off"), nem \(d.modules.nem ? "on" : "off"), ntm \(d.modules.ntm ? "on" : "off")
+            modules:     nnfm \(d.modules.nnfm ? "on" : "off"), nem \(d.modules.nem ? "on" : "off"), ntm \(d.modules.ntm ? "on" : "off")\(d.network.isNETNet ? ", gate \(d.modules.gate.rawValue), placement \(d.modules.placement.rawValue)" : "")
             classes:     \(d.classes.count): \(classList)
             parameters:  \(plan.parameterCount) (\(String(format: "%.1f", Double(plan.parameterCount * 4) / 1_048_576)) MiB)
             MACs/frame:  \(plan.multiplyAccumulates) (\(String(format: "%.2f", Double(plan.multiplyAccumulates) / 1e9)) G)

@@ -146,7 +146,7 @@ struct CLITests {
                          "modules", "normalisation", "description"].map { line.range(of: "\"\($0)\": ")?.lowerBound }
         #expect(!positions.contains(nil) && positions.map { $0! } == positions.map { $0! }.sorted(), "\(line)")
         #expect(line.contains(#""width": 0.125, "input_size": 300, "classes": ["person", "car"], "#), "\(line)")
-        #expect(line.contains(#""modules": {"nnfm": true, "nem": true, "ntm": true}, "normalisation": {"order": "bgr", "mean": [104, 117, 123], "std": [1, 1, 1]}"#),
+        #expect(line.contains(#""modules": {"nnfm": true, "nem": true, "ntm": true, "gate": "channel", "placement": "nem13+24"}, "normalisation": {"order": "bgr", "mean": [104, 117, 123], "std": [1, 1, 1]}"#),
                 "\(line)")
         #expect(line.hasSuffix("}\n") && line.split(separator: "\n").count == 1, "\(line)")
         let text = try NetnetBinary.run(["model", "info", path])

@@ -30,6 +30,7 @@ struct ServeTests {
             ("[stream a]\nurl = /x\nthreshold = 2\n", "\(path):3: threshold = 2 is out of range 0-1"),
             ("[stream a]\nurl = /x\n[stream a]\nurl = /y\n", "\(path):3: duplicate stream id 'a'"),
             ("[stream a]\nurl = cam1\n", "\(path):2: url 'cam1' is neither an absolute path nor a URL"),
+            ("[global]\nhttp_send_buffer = 100\n[stream a]\nurl = /x\n", "\(path):2: http_send_buffer = 100 is below 4096 (0 leaves it to the kernel)"),
             ("[stream a]\nurl = /x\nclasses = unicorn\n", "\(path):3: [stream a] classes: 'unicorn' is not a class of the model"),
             ("[global]\nmodel = /nonexistent/m.safetensors\n[stream a]\nurl = /x\n", "/nonexistent/m.safetensors"),
         ]

@@ -6,6 +6,14 @@ import Testing
 @Suite("Parity with the PyTorch reference")
 struct GoldenTests {
     static let goldens = ["netnet-vgg16-300-w0.125", "netnet-vgg16-512-w0.125", "ssd-vgg16-300-w0.125"]
+    /// The paper's Table 2 gates and Table 3 placements (training/make_goldens.py --name …,
+    /// width 0.0625, two classes), each with what its model file must say.
+    static let ablations: [(name: String, gate: NEMGate, placement: NEMPlacement)] = [
+        ("netnet-vgg16-300-w0.0625-nem13", .channel, .nem13), ("netnet-vgg16-300-w0.0625-nem24", .channel, .nem24),
+        ("netnet-vgg16-300-w0.0625-nnem", .channel, .neighbouring), ("netnet-vgg16-300-w0.0625-gate-max", .max, .skipped),
+        ("netnet-vgg16-300-w0.0625-gate-mean", .mean, .skipped), ("netnet-vgg16-300-w0.0625-gate-maxmean", .maxMean, .skipped),
+        ("netnet-vgg16-300-w0.0625-gate-global", .global, .skipped),
+    ]
 
     /// Per-tensor bound on max |engine − golden| / max |golden|, the golden being float64 (exact
     /// to float32's last bit). Where it comes from: one float32 convolution of n roundings per
@@ -44,6 +52,31 @@ struct GoldenTests {
         for name in required { #expect(names.contains(name), "\(name) was not compared") }
         for result in results {
             #expect(result.relativeError <= Self.bounds[convolution]!, "\(name) \(convolution) \(choice.gemm): \(result)")
+        }
+    }
+
+    /// Every gate kind and placement, level by level, on both GEMM libraries. Same bound as
+    /// above: these networks are narrower and no deeper (nnem adds one NETM: 3 convolutions
+    /// more on the deepest path, 26 × 4e-6 ≈ 1e-4), and the new steps (channel max: exact;
+    /// channel mean: a sum of ≤ 64 terms, 64 · 2⁻²⁴ relative; broadcast: a copy) add less than
+    /// one convolution does; the global gate's attention is
+    /// two GEMMs of ≤ 1444 terms and a softmax, within the same order as a convolution.
+    @Test("Table 2 gates and Table 3 placements match the reference level by level",
+          arguments: ablations.map(\.name), [(ConvolutionAlgorithm.im2col, GEMMLibrary.openblas), (.auto, .onednn)])
+    func ablationLevelByLevel(name: String, choice: (convolution: ConvolutionAlgorithm, gemm: GEMMLibrary)) throws {
+        let expected = try #require(Self.ablations.first { $0.name == name })
+        let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
+        let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
+        #expect(model.description.modules.gate == expected.gate && model.description.modules.placement == expected.placement,
+                "\(name): \(model.description.modules)")
+        let detector = Detector(model: model, convolution: choice.convolution, gemm: choice.gemm)
+        let results = try GoldenCheck.run(detector: detector, goldenPath: directory.appendingPathComponent("\(name).golden.safetensors").path)
+        let names = Set(results.map(\.name))
+        for level in (1...6).map({ "p\($0)" }) + (1...4).flatMap({ ["pf\($0)", "out\($0)"] }) + ["loc", "conf", "scores"] {
+            #expect(names.contains(level), "\(name): \(level) was not compared")
+        }
+        for result in results {
+            #expect(result.relativeError <= 1e-4, "\(name) \(choice.convolution) \(choice.gemm): \(result)")
         }
     }
 

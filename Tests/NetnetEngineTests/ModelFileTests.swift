@@ -55,6 +55,18 @@ struct ModelFileTests {
         #expect(header.dataStart % 8 == 0)
     }
 
+    @Test("every gate and placement survives a write and a load; the defaults are not written",
+          arguments: NEMGate.allCases, NEMPlacement.allCases)
+    func ablationRoundTrip(gate: NEMGate, placement: NEMPlacement) throws {
+        let modules = ModuleSwitches(nnfm: true, nem: true, ntm: true, gate: gate, placement: placement)
+        let description = ModelDescription(network: .netnetVGG16_300, width: 0.0625, classes: ["a"], modules: modules)
+        let path = directory.file("ablation-\(gate.rawValue)-\(placement.rawValue).safetensors")
+        try Model(randomFor: description, seed: 3).write(to: path)
+        #expect(try Model(path: path).description.modules == modules)
+        let written = description.metadata["modules"]!
+        #expect(written.contains("\"gate\"") == (gate != .channel) && written.contains("\"placement\"") == (placement != .skipped), "\(written)")
+    }
+
     @Test("He initialisation has the right spread and is reproducible")
     func heInit() throws {
         let d = ModelDescription(network: .ssdVGG16_300, width: 0.25, classes: ["a"])
@@ -103,6 +115,12 @@ struct ModelFileTests {
         },
         BadCase(name: "normalisation with an unknown key", expectedFragment: "unknown key 'gamma'") { _, m in
             m["normalisation"] = "{\"order\":\"bgr\",\"mean\":[1,2,3],\"std\":[1,1,1],\"gamma\":2}"
+        },
+        BadCase(name: "an erasing gate the engine does not know", expectedFragment: "metadata 'modules' is not valid: 'gate' is not one of the allowed values") { _, m in
+            m["modules"] = "{\"nnfm\":true,\"nem\":true,\"ntm\":true,\"gate\":\"softmax\"}"
+        },
+        BadCase(name: "a placement whose tensors the file lacks", expectedFragment: "(not part of netnet-vgg16-300 with modules nnfm+nem+ntm, placement nnem)") { _, m in
+            m["modules"] = "{\"nnfm\":true,\"nem\":true,\"ntm\":true,\"placement\":\"nnem\"}"
         },
         BadCase(name: "NaN weights", expectedFragment: "tensor 'backbone.conv1_1.bias' holds NaN") { t, _ in
             t["backbone.conv1_1.bias"]!.values[0] = .nan

@@ -85,6 +85,36 @@ import NetnetKernels
         expectIdentical(onlyErased, erasedTwoPass, "n \(n) erased only"); expectIdentical(inPlace, keptTwoPass, "n \(n) kept in place")
     }
 
+    @Test("channel max and mean equal their plain twins bit for bit, on one thread and on the team",
+          arguments: [(1, 1), (3, 1444), (64, 361), (128, 70_000)], [ChannelReduction.max, .mean])
+    func reduceChannels(_ shape: (channels: Int, count: Int), _ reduction: ChannelReduction) {
+        var rng = SeededGenerator(seed: UInt64(shape.channels * 31 + shape.count))
+        let input = rng.array(shape.channels * shape.count, -8 ... 8)
+        var fast = [Float](repeating: .nan, count: shape.count), single = fast, plain = fast
+        input.withPointer { x in
+            fast.withMutablePointer { Elementwise.reduceChannels(x, channels: shape.channels, count: shape.count, reduction, into: $0) }
+            single.withMutablePointer {
+                Elementwise.reduceChannels(x, channels: shape.channels, count: shape.count, reduction, into: $0, team: .single)
+            }
+            plain.withMutablePointer { ReferenceKernels.reduceChannels(x, channels: shape.channels, count: shape.count, reduction, into: $0) }
+        }
+        // Both visit each position's channels in order with the same operations: identical bits.
+        expectIdentical(fast, plain, "\(reduction) \(shape)")
+        expectIdentical(single, plain, "\(reduction) \(shape) single")
+        // And the plain twin is what the words say.
+        let i = shape.count / 2
+        let column = (0..<shape.channels).map { input[$0 * shape.count + i] }
+        #expect(reduction == .max ? plain[i] == column.max()! : abs(plain[i] - column.reduce(0, +) / Float(shape.channels)) <= 1e-5)
+    }
+
+    @Test("a plane broadcast to every channel")
+    func broadcastPlane() {
+        let plane: [Float] = [1, 2, 3]
+        var out = [Float](repeating: .nan, count: 12)
+        plane.withPointer { p in out.withMutablePointer { Elementwise.broadcastPlane(p, count: 3, channels: 4, into: $0) } }
+        #expect(out == [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3])
+    }
+
     @Test(arguments: ElementwiseTests.counts)
     func gateErase(_ n: Int) {
         var rng = SeededGenerator(seed: UInt64(n) + 13)
@@ -229,5 +259,33 @@ import NetnetKernels
         #expect(kernels >= 1)
         KernelThreads.set(kernels)
         #expect(KernelThreads.current == kernels)
+    }
+}
+
+@Suite("Spatial attention (NETNet's global gate)")
+struct SpatialAttentionTests {
+    @Test("matches its double-precision twin", arguments: [(8, 8, 1444, 100), (8, 16, 361, 25), (16, 8, 100, 100), (1, 1, 1, 1)])
+    func matchesTwin(_ shape: (inner: Int, channels: Int, queries: Int, keys: Int)) {
+        var rng = SeededGenerator(seed: UInt64(shape.queries * 7 + shape.keys))
+        let q = rng.array(shape.inner * shape.queries, -1 ... 1), k = rng.array(shape.inner * shape.keys, -1 ... 1)
+        let v = rng.array(shape.channels * shape.keys, -1 ... 1)
+        let scale = 1 / Float(shape.inner).squareRoot()
+        var fast = [Float](repeating: .nan, count: shape.channels * shape.queries), plain = fast
+        var workspace = [Float](repeating: .nan, count: SpatialAttention.workspaceCount(queries: shape.queries, keys: shape.keys))
+        q.withPointer { qp in k.withPointer { kp in v.withPointer { vp in
+            workspace.withMutablePointer { w in fast.withMutablePointer { o in
+                SpatialAttention.forward(query: qp, key: kp, value: vp, inner: shape.inner, channels: shape.channels,
+                                         queries: shape.queries, keys: shape.keys, scale: scale, workspace: w, output: o)
+            } }
+            plain.withMutablePointer { o in
+                ReferenceKernels.spatialAttention(query: qp, key: kp, value: vp, inner: shape.inner, channels: shape.channels,
+                                                  queries: shape.queries, keys: shape.keys, scale: scale, output: o)
+            }
+        } } }
+        // A logit is a float32 dot of `inner` terms, |logit| ≤ √inner ≤ 4: off by ≤ inner · 2⁻²⁴ · 4
+        // ≤ 4e-6, which moves a softmax weight by that relatively; the output is a float32 sum of
+        // `keys` ≤ 100 weighted values |v| ≤ 1: ≤ 100 · 2⁻²⁴ ≈ 6e-6 more. Held to 2e-5.
+        let e = errors(fast, plain)
+        #expect(e.maxError <= 2e-5, "\(shape): \(describe(e))")
     }
 }

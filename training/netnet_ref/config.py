@@ -92,6 +92,19 @@ NETWORKS = {
 PYRAMID_SIZES = {300: [38, 19, 10, 5, 3, 1], 512: [64, 32, 16, 8, 4, 2, 1]}
 MBOX = {300: [4, 6, 6, 6, 4, 4], 512: [4, 6, 6, 6, 6, 4, 4]}
 NETM_PAIRS = [(1, 3), (2, 4)]
+# The paper's Table 3: where the erasing modules sit (pairs run in this order, each reading the
+# outputs of the ones before it; the skipped pairs are disjoint, so order does not matter there).
+NEM_PLACEMENTS = {"nem13+24": [(1, 3), (2, 4)], "nem13": [(1, 3)], "nem24": [(2, 4)],
+                  "nnem": [(1, 2), (2, 3), (3, 4)]}
+# The paper's Table 2: how the erasing gate is made from U(p_t). "channel" is Eq. 6 (a 1x1 conv
+# to c_s channels); "max"/"mean" Eq. 5 (one channel over U(p_t)'s channels); "max+mean" both,
+# combined by a 1x1 conv to one channel.
+# "global" is the paper's simplified non-local gate: queries C1x1(U(p_t)) at p_s's positions,
+# keys and values C1x1(p_t), inner channels scale(c_s at width 1 / 8), softmax(q.k / sqrt(inner)),
+# then a 1x1 conv to c_s gates.
+NEM_GATES = ["channel", "max", "mean", "max+mean", "global"]
+DEFAULT_GATE = "channel"
+DEFAULT_PLACEMENT = "nem13+24"
 NNFM_LEVELS = [1, 2, 3, 4]
 
 
@@ -147,15 +160,31 @@ class NetConfig:
         self.num_classes = len(classes)
         default_on = self.arch == "netnet"
         m = {"nnfm": default_on, "nem": default_on, "ntm": default_on}
+        gate, placement = DEFAULT_GATE, DEFAULT_PLACEMENT
         if modules is not None:
             for k, v in modules.items():
+                if k == "gate":
+                    if v not in NEM_GATES:
+                        raise ValueError(f"modules.gate: expected one of {', '.join(NEM_GATES)}, found {v!r}")
+                    gate = v
+                    continue
+                if k == "placement":
+                    if v not in NEM_PLACEMENTS:
+                        raise ValueError(f"modules.placement: expected one of {', '.join(NEM_PLACEMENTS)}, found {v!r}")
+                    placement = v
+                    continue
                 if k not in m:
-                    raise ValueError(f"modules: unknown key '{k}' (expected nnfm, nem, ntm)")
+                    raise ValueError(f"modules: unknown key '{k}' (expected nnfm, nem, ntm, gate, placement)")
                 if not isinstance(v, bool):
                     raise ValueError(f"modules.{k}: expected true or false, found {v!r}")
                 m[k] = v
-        if self.arch == "ssd" and any(m.values()):
+        if self.arch == "ssd" and (any(m.values()) or gate != DEFAULT_GATE or placement != DEFAULT_PLACEMENT):
             raise ValueError(f"modules: {network} has no NETNet modules, found {_json(m)}")
+        # Written only when not the default, so the default models' metadata stays as it was.
+        if gate != DEFAULT_GATE:
+            m["gate"] = gate
+        if placement != DEFAULT_PLACEMENT:
+            m["placement"] = placement
         self.modules = m
         self.priors = _intify(priors if priors is not None else DEFAULT_PRIORS[self.input_size])
         self.normalisation = _intify(normalisation if normalisation is not None else DEFAULT_NORMALISATION)
@@ -193,6 +222,19 @@ class NetConfig:
         c1 = [512, CONV7] + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
         return self.c(c1[s - 1] // 4)
 
+    def attention_inner(self, s):
+        """Inner channels of the global gate at level s: scale(c_s at width 1 / 8)."""
+        c1 = [512, CONV7] + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
+        return self.c(c1[s - 1] // 8)
+
+    @property
+    def gate(self):
+        return self.modules.get("gate", DEFAULT_GATE)
+
+    @property
+    def netm_pairs(self):
+        return NEM_PLACEMENTS[self.modules.get("placement", DEFAULT_PLACEMENT)]
+
     @property
     def netm_on(self):
         return self.modules["nem"] or self.modules["ntm"]
@@ -219,6 +261,11 @@ class NetConfig:
             raise ValueError(f"priors.variances: expected 2 numbers, found {p['variances']!r}")
         if not isinstance(p["clip"], bool):
             raise ValueError(f"priors.clip: expected true or false, found {p['clip']!r}")
+        if not isinstance(p.get("clip_centres", True), bool):
+            raise ValueError(f"priors.clip_centres: expected true or false, found {p['clip_centres']!r}")
+        unknown = sorted(set(p) - {"min_sizes", "max_sizes", "steps", "aspect_ratios", "variances", "clip", "clip_centres"})
+        if unknown:
+            raise ValueError(f"priors: unknown key '{unknown[0]}'")
 
     # ---- metadata ------------------------------------------------------------------------
     def metadata(self):

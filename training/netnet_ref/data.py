@@ -7,9 +7,10 @@ A *sample* is one labelled image:
   image   uint8 [H, W, 3] in BGR order (the engine's and SSD's channel order)
   boxes   float32 [N, 4] corner form (x1, y1, x2, y2) in the image's pixels
   labels  int64 [N], 0-based index into the set's class list (0 = the first class, e.g. person)
-  ignore  float32 [M, 4] regions not to be scored (MOT rows with conf 0): dropped as training
-          targets, kept as COCO `iscrowd` regions in evaluation, so detections there count neither
-          as hits nor as false positives.
+  ignore  float32 [M, 4] regions not to be scored (MOT rows with conf 0, VOC `difficult`, COCO
+          `iscrowd`): dropped as training targets, kept as COCO `iscrowd` regions in evaluation,
+          so detections there count neither as hits nor as false positives.
+  ignore_labels  int64 [M], the class of each ignore region (0 when the source does not say)
 
 Named sets (`load_named`), read from ../shared/data and the fetched sample video:
   pets09-train   PETS09-S2L1 decoded frames 0-499 (ground-truth frames 1-500), person
@@ -17,6 +18,9 @@ Named sets (`load_named`), read from ../shared/data and the fetched sample video
   tud-campus     TUD-Campus, all 71 frames, person
   coco128-person COCO128 train images, person boxes only (images without people included)
   coco128        COCO128 train images, 80 COCO classes
+
+Data in a user's own layout (`load_spec`, see netnet_ref/sources.py): `yolo:DIR[@SPLIT]`,
+`coco:ANN.json:IMAGES`, `voc:DIR[@SPLIT]`, `mot:SEQDIR`, `pennfudan:DIR`.
 
 Images are decoded with the ffmpeg command-line tool (the same libavcodec the engine uses).
 """
@@ -40,6 +44,11 @@ class Sample:
     boxes: np.ndarray
     labels: np.ndarray
     ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    ignore_labels: np.ndarray = None
+
+    def __post_init__(self):
+        if self.ignore_labels is None:  # sources without classes for their ignore regions
+            self.ignore_labels = np.zeros(len(self.ignore), np.int64)
 
     @property
     def height(self):
@@ -146,19 +155,44 @@ def read_yolo(path, width, height):
 
 
 def read_yaml_names(path):
-    """COCO128's classes.yaml: `names:` as a list or as `i: name` lines (no yaml module needed)."""
-    names = {}
-    for line in Path(path).read_text().splitlines():
-        s = line.strip()
-        if ":" in s and s.split(":", 1)[0].strip().isdigit():
-            k, v = s.split(":", 1)
-            names[int(k)] = v.strip().strip("'\"")
-    if names:
-        return [names[i] for i in sorted(names)]
-    for line in Path(path).read_text().splitlines():
-        if line.strip().startswith("names:") and "[" in line:
-            return [n.strip().strip("'\"") for n in line.split("[", 1)[1].rsplit("]", 1)[0].split(",")]
-    raise ValueError(f"{path}: no class names found")
+    """Class names of a YOLO/Ultralytics yaml (`names:` as a block list, a flow list
+    `['person']` or a mapping `{0: person}` / `0: person` lines), read with PyYAML.
+
+    Raises ValueError naming the file (and line, for a yaml syntax error)."""
+    return names_from_yaml(read_yaml(path), path)
+
+
+def read_yaml(path):
+    """A yaml file as a dict; ValueError naming file and line when it is not valid yaml."""
+    import yaml
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ValueError(f"{where}: not valid yaml: {getattr(e, 'problem', None) or e}")
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a yaml mapping (names:, train:, ...), found {type(doc).__name__}")
+    return doc
+
+
+def names_from_yaml(doc, path):
+    """`names` of a parsed yaml as a list indexed by class id (numbers become strings)."""
+    names = doc.get("names")
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    if isinstance(names, dict) and names:
+        try:
+            by_id = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: names: expected integer class ids as keys, found {list(names)!r}")
+        if sorted(by_id) != list(range(len(by_id))):
+            raise ValueError(f"{path}: names: class ids must be 0..{len(by_id) - 1}, found {sorted(by_id)}")
+        return [by_id[i] for i in range(len(by_id))]
+    raise ValueError(f"{path}: no class names found (expected `names:` as a list or an id: name mapping)")
 
 
 # ---- sets -------------------------------------------------------------------------------------
@@ -212,7 +246,84 @@ def load_named(name):
     if name in ("coco128-person", "coco128"):
         names = read_yaml_names(SHARED / "coco128-train" / "classes.yaml")
         return yolo_images(name, SHARED / "coco128-train", names, keep=[0] if name == "coco128-person" else None)
-    raise ValueError(f"data set '{name}': expected one of {', '.join(NAMED)}")
+    raise ValueError(f"data set '{name}': expected one of {', '.join(NAMED)}, or yolo:DIR[@SPLIT], "
+                     f"coco:ANN.json:IMAGES, voc:DIR[@SPLIT], mot:SEQDIR, pennfudan:DIR")
+
+
+def load_spec(spec, limit=None):
+    """A named set or a `kind:...` spec (netnet_ref/sources.py), optionally thinned to `limit`
+    images taken evenly across it (before decoding, so a large folder stays cheap)."""
+    from . import sources
+    if ":" in spec:
+        return sources.load(spec, limit=limit)
+    ds = load_named(spec)
+    return thin(ds, limit)
+
+
+def split_specs(text):
+    """'a,yolo:d@valid,coco:x.json:imgs' -> the list of specs (empty items dropped)."""
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def spaced(n, limit):
+    """Indices of `limit` items spread evenly over n (all of them when limit is None or >= n)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    if limit <= 0:
+        raise ValueError(f"--limit must be positive, found {limit}")
+    return sorted({int(i * n / limit) for i in range(limit)})
+
+
+def thin(ds, limit):
+    """A DetectionSet keeping `spaced(len, limit)` of its samples (and their frame/file entries)."""
+    keep = spaced(len(ds.samples), limit)
+    if len(keep) == len(ds.samples):
+        return ds
+    return DetectionSet(ds.name, ds.classes, [ds.samples[i] for i in keep], source=ds.source,
+                        frame_indices=[ds.frame_indices[i] for i in keep] if ds.frame_indices is not None else None,
+                        files=[ds.files[i] for i in keep] if ds.files is not None else None)
+
+
+# Class names that mean the same as a model's class. Matching lower-cases and strips both sides
+# first ("Person" is "person"); these are the only synonyms, on purpose: a short list a user can
+# read, not a guess (a "rider" or a "mannequin" is not a person to every user).
+CLASS_ALIASES = {"pedestrian": "person", "pedestrians": "person", "people": "person",
+                 "persons": "person", "human": "person", "humans": "person"}
+
+
+def canonical_class(name, aliases=None):
+    """The name a class is matched by: lower case, trimmed, then CLASS_ALIASES (and `aliases`)."""
+    key = str(name).strip().lower()
+    table = {**CLASS_ALIASES, **{k.strip().lower(): v.strip().lower() for k, v in (aliases or {}).items()}}
+    return table.get(key, key)
+
+
+def relabel(ds, classes, aliases=None, compact=False):
+    """ds with its labels mapped by name onto `classes` (a model's class list): boxes and ignore
+    regions of classes that match none are dropped. The result's classes are `classes` (labels
+    are model class indices: for training), or with compact=True only the matched model classes
+    in the model's order (so scoring covers only what the set labels). ValueError when no class
+    matches (a set that cannot score or train anything)."""
+    wanted = {canonical_class(c, aliases): i for i, c in enumerate(classes)}
+    to_model = {j: wanted[canonical_class(c, aliases)] for j, c in enumerate(ds.classes)
+                if canonical_class(c, aliases) in wanted}
+    if not to_model:
+        raise ValueError(f"{ds.name}: none of its classes {ds.classes} matches {list(classes)} "
+                         f"(aliases: {', '.join(f'{k}->{v}' for k, v in CLASS_ALIASES.items())}; add more with --alias)")
+    used = sorted(set(to_model.values())) if compact else list(range(len(classes)))
+    out_index = {m: k for k, m in enumerate(used)}
+
+    def mapped(labels):
+        keep = np.array([int(c) in to_model for c in labels], bool)
+        return keep, np.array([out_index[to_model[int(c)]] for c in labels[keep]], np.int64)
+
+    samples = []
+    for s in ds.samples:
+        keep, labels = mapped(s.labels)
+        ikeep, ilabels = mapped(s.ignore_labels)
+        samples.append(Sample(s.key, s.image, s.boxes[keep], labels, s.ignore[ikeep], ilabels))
+    return DetectionSet(ds.name, [classes[m] for m in used], samples, source=ds.source,
+                        frame_indices=ds.frame_indices, files=ds.files)
 
 
 # ---- COCO -------------------------------------------------------------------------------------
@@ -225,9 +336,9 @@ def to_coco(dataset):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1,
                          "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "iscrowd": 0})
-        for b in s.ignore:
+        for b, c in zip(s.ignore, s.ignore_labels):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1,
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1,
                          "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "iscrowd": 1})
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(dataset.classes)]
     return {"images": images, "annotations": anns, "categories": cats}

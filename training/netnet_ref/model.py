@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import CONV6, CONV7, NETM_PAIRS, NNFM_LEVELS, VGG_LAYERS, NetConfig
+from .config import CONV6, CONV7, NNFM_LEVELS, VGG_LAYERS, NetConfig
 
 
 class L2Norm(nn.Module):
@@ -74,10 +74,19 @@ class NETNet(nn.Module):
                 nn_[f"up{s}"] = nn.Conv2d(ch[s], ch[s - 1], 1)
             self.nnfm = nn.ModuleDict(nn_)
         if cfg.netm_on:
-            for s, t in NETM_PAIRS:
+            for s, t in cfg.netm_pairs:
                 m = OrderedDict()
                 b = cfg.bottleneck(s)
-                m["gate"] = nn.Conv2d(ch[t - 1], ch[s - 1], 1)
+                if cfg.gate == "channel":
+                    m["gate"] = nn.Conv2d(ch[t - 1], ch[s - 1], 1)
+                elif cfg.gate == "max+mean":
+                    m["gate"] = nn.Conv2d(2, 1, 1)
+                elif cfg.gate == "global":
+                    r = cfg.attention_inner(s)
+                    m["query"] = nn.Conv2d(ch[t - 1], r, 1)
+                    m["key"] = nn.Conv2d(ch[t - 1], r, 1)
+                    m["value"] = nn.Conv2d(ch[t - 1], r, 1)
+                    m["gate"] = nn.Conv2d(r, ch[s - 1], 1)
                 m["reduce"] = nn.Conv2d(ch[s - 1], b, 1)
                 m["conv"] = nn.Conv2d(b, b, 3, padding=1)
                 m["expand"] = nn.Conv2d(b, ch[s - 1], 1)
@@ -137,12 +146,30 @@ class NETNet(nn.Module):
         """NETM on (p_s, p_t), t = s+2: returns (out_s, out_t)."""
         m = getattr(self, f"netm{s}{t}")
         mods = self.cfg.modules
-        g = torch.sigmoid(m["gate"](_resize(pt_, self.sizes[s - 1])))
+        up = _resize(pt_, self.sizes[s - 1])
+        gate = self.cfg.gate
+        if gate == "channel":
+            logits = m["gate"](up)
+        elif gate == "max":
+            logits = up.amax(dim=1, keepdim=True)
+        elif gate == "mean":
+            logits = up.mean(dim=1, keepdim=True)
+        elif gate == "max+mean":
+            logits = m["gate"](torch.cat([up.amax(dim=1, keepdim=True), up.mean(dim=1, keepdim=True)], 1))
+        else:  # global: dot-product attention from p_s's positions to p_t's
+            q = m["query"](up).flatten(2)                      # [n, r, Ns]
+            k = m["key"](pt_).flatten(2)                       # [n, r, Nt]
+            v = m["value"](pt_).flatten(2)                     # [n, r, Nt]
+            weights = torch.softmax(torch.matmul(q.transpose(1, 2), k) / q.shape[1] ** 0.5, dim=-1)  # [n, Ns, Nt]
+            attended = torch.matmul(v, weights.transpose(1, 2)).reshape(up.shape[0], -1, *up.shape[2:])
+            logits = m["gate"](attended)
+        g = torch.sigmoid(logits)   # one channel for max / mean / max+mean: broadcast over c_s
         pe = ps_ * g
         pt = ps_ - pe if mods["nem"] else ps_
         out_s = F.relu(pt + m["expand"](F.relu(m["conv"](F.relu(m["reduce"](pt))))))
         if mods["ntm"]:
-            out_t = pt_ + m["transfer"](F.max_pool2d(pe, 4, 4, ceil_mode=True))
+            k = 2 ** (t - s)   # 4x4/4 for the skipped pairs, 2x2/2 for neighbours
+            out_t = pt_ + m["transfer"](F.max_pool2d(pe, k, k, ceil_mode=True))
         else:
             out_t = pt_
         return out_s, out_t
@@ -161,8 +188,8 @@ class NETNet(nn.Module):
             levels[:4] = pf
         if cfg.netm_on:
             outs = list(levels[:4])
-            for s, t in NETM_PAIRS:
-                outs[s - 1], outs[t - 1] = self.netm(s, t, levels[s - 1], levels[t - 1])
+            for s, t in cfg.netm_pairs:
+                outs[s - 1], outs[t - 1] = self.netm(s, t, outs[s - 1], outs[t - 1])
             for s, v in enumerate(outs, 1):
                 feats[f"out{s}"] = v
             levels[:4] = outs
@@ -279,8 +306,8 @@ def calibrate_for_goldens(model, x, gate_std=2.0, loc_std=1.0, conf_std=2.0):
                     model.get_submodule(n).weight.mul_(target / sd)
 
     if model.cfg.netm_on:
-        from .config import NETM_PAIRS as _P
-        rescale([f"netm{s}{t}.gate" for s, t in _P], gate_std)
+        if model.cfg.gate in ("channel", "max+mean"):
+            rescale([f"netm{s}{t}.gate" for s, t in model.cfg.netm_pairs], gate_std)
     L = model.cfg.num_levels
     rescale([f"heads.loc{l}" for l in range(1, L + 1)], loc_std)
     rescale([f"heads.conf{l}" for l in range(1, L + 1)], conf_std)

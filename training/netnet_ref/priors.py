@@ -9,7 +9,8 @@ For level k with feature size f (the pyramid's, e.g. 38) and step s_k:
     s' = sqrt(s * max_size / input_size)    -> (cx, cy, s', s')
     for r in aspect_ratios[k]:              -> (cx, cy, s*sqrt(r), s/sqrt(r)), (cx, cy, s/sqrt(r), s*sqrt(r))
 All four centre-form values are then clipped to [0, 1] when clip is true (ssd.pytorch clamps the
-centre-form tensor, so cx, cy, w and h are each clamped independently).
+centre-form tensor, so cx, cy, w and h are each clamped independently); with clip_centres false
+only w and h are (torchvision's DefaultBoxGenerator, whose centres may pass 1).
 """
 import math
 
@@ -37,5 +38,8 @@ def prior_boxes(cfg):
                     out.append((cx, cy, s_k / sr, s_k * sr))
     pr = np.array(out, dtype=np.float64)
     if p["clip"]:
-        np.clip(pr, 0.0, 1.0, out=pr)
+        if p.get("clip_centres", True):
+            np.clip(pr, 0.0, 1.0, out=pr)
+        else:
+            np.clip(pr[:, 2:], 0.0, 1.0, out=pr[:, 2:])
     return pr

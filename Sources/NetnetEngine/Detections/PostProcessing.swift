@@ -53,7 +53,9 @@ public enum PriorBoxes {
                     }
                     for (w, h) in boxes {
                         var box = [cx, cy, w, h]
-                        if settings.clip { box = box.map { min(max($0, 0), 1) } }
+                        if settings.clip {
+                            for i in (settings.clipCentres ? 0 : 2)..<4 { box[i] = min(max(box[i], 0), 1) }
+                        }
                         result.append(contentsOf: box.map { Float($0) })
                     }
                 }

@@ -22,7 +22,49 @@ public enum NetworkName: String, Sendable, CaseIterable, Codable {
     public var levelCount: Int { inputSize == 300 ? 6 : 7 }
 }
 
-/// Which NETNet parts are switched on (the paper's Table 1 variants). Value type.
+/// How NETNet's erasing gate is made from U(p_t), the deeper level resized to p_s (the paper's
+/// Table 2). Value type.
+public enum NEMGate: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Eq. 6: a 1×1 convolution to c_s channels, a gate per channel (the paper's choice; the default).
+    case channel
+    /// Eq. 5: the maximum over U(p_t)'s channels, one gate for all channels.
+    case max
+    /// Eq. 5: the mean over U(p_t)'s channels, one gate for all channels.
+    case mean
+    /// Both, combined by a 1×1 convolution (2 → 1 channel), one gate for all channels.
+    case maxMean = "max+mean"
+    /// The paper's "Global Attention", a simplified non-local block: queries C1×1(U(p_t)) at p_s's
+    /// positions, keys and values C1×1(p_t) at p_t's, c_s/8 inner channels (at width 1, scaled),
+    /// dot-product attention scaled by 1/√inner, then a 1×1 convolution to c_s gates.
+    case global
+}
+
+/// Which pairs of pyramid levels get a NETM (the paper's Table 3). The pairs run in order, each
+/// reading what the ones before it wrote. Value type.
+public enum NEMPlacement: String, Sendable, Hashable, Codable, CaseIterable {
+    /// (p1, p3) and (p2, p4), skipping a level: the paper's NETNet and the default.
+    case skipped = "nem13+24"
+    /// (p1, p3) only.
+    case nem13
+    /// (p2, p4) only.
+    case nem24
+    /// Three neighbouring pairs, (p1, p2), (p2, p3), (p3, p4).
+    case neighbouring = "nnem"
+
+    /// The (shallow, deep) level pairs, 1-based, in the order they run.
+    public var pairs: [(low: Int, high: Int)] {
+        switch self {
+        case .skipped: return [(1, 3), (2, 4)]
+        case .nem13: return [(1, 3)]
+        case .nem24: return [(2, 4)]
+        case .neighbouring: return [(1, 2), (2, 3), (3, 4)]
+        }
+    }
+}
+
+/// Which NETNet parts are switched on (the paper's Table 1 variants), with the erasing gate's
+/// kind and the NETMs' placement (Tables 2 and 3). In the model file's `modules` metadata,
+/// `gate` and `placement` appear only when not the default. Value type.
 public struct ModuleSwitches: Sendable, Hashable, Codable {
     /// Nearest-neighbour feature fusion (paper §4.2).
     public var nnfm: Bool
@@ -30,14 +72,45 @@ public struct ModuleSwitches: Sendable, Hashable, Codable {
     public var nem: Bool
     /// Neighbour transferring (NTM).
     public var ntm: Bool
+    /// How the erasing gate is made.
+    public var gate: NEMGate
+    /// Which level pairs get a NETM.
+    public var placement: NEMPlacement
     /// Creates a set of switches.
-    public init(nnfm: Bool, nem: Bool, ntm: Bool) { self.nnfm = nnfm; self.nem = nem; self.ntm = ntm }
+    public init(nnfm: Bool, nem: Bool, ntm: Bool, gate: NEMGate = .channel, placement: NEMPlacement = .skipped) {
+        self.nnfm = nnfm; self.nem = nem; self.ntm = ntm; self.gate = gate; self.placement = placement
+    }
     /// Everything on: the paper's NETNet.
     public static let all = ModuleSwitches(nnfm: true, nem: true, ntm: true)
     /// Everything off: plain SSD.
     public static let none = ModuleSwitches(nnfm: false, nem: false, ntm: false)
     /// Whether the NETMs run at all (either half on).
     public var hasNETM: Bool { nem || ntm }
+    /// Whether anything differs from plain SSD.
+    public var isAnyOn: Bool { nnfm || nem || ntm || gate != .channel || placement != .skipped }
+
+    enum CodingKeys: String, CodingKey { case nnfm, nem, ntm, gate, placement }
+
+    /// Reads the switches; `gate` and `placement` default when absent.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        nnfm = try container.decode(Bool.self, forKey: .nnfm)
+        nem = try container.decode(Bool.self, forKey: .nem)
+        ntm = try container.decode(Bool.self, forKey: .ntm)
+        gate = try container.decodeIfPresent(NEMGate.self, forKey: .gate) ?? .channel
+        placement = try container.decodeIfPresent(NEMPlacement.self, forKey: .placement) ?? .skipped
+    }
+
+    /// Writes the switches, `gate` and `placement` only when not the default (so the default
+    /// models' metadata is what it always was).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(nnfm, forKey: .nnfm)
+        try container.encode(nem, forKey: .nem)
+        try container.encode(ntm, forKey: .ntm)
+        if gate != .channel { try container.encode(gate, forKey: .gate) }
+        if placement != .skipped { try container.encode(placement, forKey: .placement) }
+    }
 }
 
 /// How a picture becomes the network input: channel `i` = (pixel in `order`, 0–255, − mean[i]) / std[i].
@@ -68,15 +141,45 @@ public struct PriorSettings: Sendable, Hashable, Codable {
     public var variances: [Double]
     /// Whether prior boxes are clipped to [0, 1].
     public var clip: Bool
+    /// With `clip`, whether the centres are clipped too (ssd.pytorch clamps all four values, the
+    /// default) or only the width and height (torchvision's `DefaultBoxGenerator`). In the
+    /// metadata as `clip_centres`, written only when false.
+    public var clipCentres: Bool
 
     enum CodingKeys: String, CodingKey {
         case minSizes = "min_sizes", maxSizes = "max_sizes", steps, aspectRatios = "aspect_ratios", variances, clip
+        case clipCentres = "clip_centres"
     }
 
     /// Creates prior settings; the caller validates.
-    public init(minSizes: [Double], maxSizes: [Double], steps: [Double], aspectRatios: [[Double]], variances: [Double], clip: Bool) {
+    public init(minSizes: [Double], maxSizes: [Double], steps: [Double], aspectRatios: [[Double]], variances: [Double], clip: Bool,
+                clipCentres: Bool = true) {
         self.minSizes = minSizes; self.maxSizes = maxSizes; self.steps = steps
-        self.aspectRatios = aspectRatios; self.variances = variances; self.clip = clip
+        self.aspectRatios = aspectRatios; self.variances = variances; self.clip = clip; self.clipCentres = clipCentres
+    }
+
+    /// Reads the settings; `clip_centres` defaults to true.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        minSizes = try c.decode([Double].self, forKey: .minSizes)
+        maxSizes = try c.decode([Double].self, forKey: .maxSizes)
+        steps = try c.decode([Double].self, forKey: .steps)
+        aspectRatios = try c.decode([[Double]].self, forKey: .aspectRatios)
+        variances = try c.decode([Double].self, forKey: .variances)
+        clip = try c.decode(Bool.self, forKey: .clip)
+        clipCentres = try c.decodeIfPresent(Bool.self, forKey: .clipCentres) ?? true
+    }
+
+    /// Writes the settings, `clip_centres` only when false.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(minSizes, forKey: .minSizes)
+        try c.encode(maxSizes, forKey: .maxSizes)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(aspectRatios, forKey: .aspectRatios)
+        try c.encode(variances, forKey: .variances)
+        try c.encode(clip, forKey: .clip)
+        if !clipCentres { try c.encode(clipCentres, forKey: .clipCentres) }
     }
 
     /// SSD's COCO settings for an input of 300 or 512 (the spec's table).
@@ -189,7 +292,7 @@ public struct ModelDescription: Sendable, Hashable {
             let value: PriorSettings
             do {
                 value = try Self.strictDecode(PriorSettings.self, text,
-                                              keys: ["min_sizes", "max_sizes", "steps", "aspect_ratios", "variances", "clip"])
+                                              keys: ["min_sizes", "max_sizes", "steps", "aspect_ratios", "variances", "clip", "clip_centres"])
             } catch {
                 throw fail("metadata 'priors' is not valid: \(error)")
             }
@@ -216,10 +319,10 @@ public struct ModelDescription: Sendable, Hashable {
         }
         if let text = metadata["modules"] {
             let value: ModuleSwitches
-            do { value = try Self.strictDecode(ModuleSwitches.self, text, keys: ["nnfm", "nem", "ntm"]) } catch {
+            do { value = try Self.strictDecode(ModuleSwitches.self, text, keys: ["nnfm", "nem", "ntm", "gate", "placement"]) } catch {
                 throw fail("metadata 'modules' is not valid: \(error)")
             }
-            if !network.isNETNet && (value.nnfm || value.nem || value.ntm) {
+            if !network.isNETNet && value.isAnyOn {
                 throw fail("metadata 'modules' switches NETNet parts on for \(network.rawValue)")
             }
             description.modules = value
@@ -271,6 +374,9 @@ public struct ModelDescription: Sendable, Hashable {
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw StrictDecodeError(message: "'\(path)' has the wrong type")
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw StrictDecodeError(message: "'\(path)' is not one of the allowed values")
         } catch {
             throw StrictDecodeError(message: "malformed")
         }

@@ -317,6 +317,19 @@ public final class Detector {
             case let .gateErase(feature, gate, erased, kept):
                 built = GateEraseStep(feature: pointer(feature), gateLogits: pointer(gate), erased: erased.map(pointer),
                                       kept: kept.map(pointer), count: plan.buffers[feature].count, team: team)
+            case let .reduceChannels(input, output, reduction, channel):
+                let source = plan.buffers[input], target = plan.buffers[output]
+                built = ReduceChannelsStep(input: pointer(input), channels: source.channels, count: source.height * source.width,
+                                           reduction: reduction, output: pointer(output) + channel * target.height * target.width, team: team)
+            case let .attention(query, key, value, output, workspace, scale):
+                let q = plan.buffers[query], k = plan.buffers[key], v = plan.buffers[value]
+                built = AttentionStep(query: pointer(query), key: pointer(key), value: pointer(value), inner: q.channels,
+                                      channels: v.channels, queries: q.height * q.width, keys: k.height * k.width, scale: scale,
+                                      workspace: pointer(workspace), output: pointer(output))
+            case let .broadcast(input, output):
+                let target = plan.buffers[output]
+                built = BroadcastStep(plane: pointer(input), count: target.height * target.width, channels: target.channels,
+                                      output: pointer(output), team: team)
             case let .copy(input, output):
                 built = CopyStep(input: pointer(input), output: pointer(output), count: plan.buffers[input].count, team: team)
             case let .add(input, output, relu):
@@ -446,6 +459,9 @@ public final class Detector {
         case let .gateErase(feature, _, _, _): return "erase \(plan.buffers[feature].name)"
         case let .copy(_, output): return "copy → \(plan.buffers[output].name)"
         case let .add(_, output, _): return "add → \(plan.buffers[output].name)"
+        case let .reduceChannels(_, output, reduction, channel): return "channel \(reduction.rawValue) → \(plan.buffers[output].name)[\(channel)]"
+        case let .broadcast(_, output): return "broadcast → \(plan.buffers[output].name)"
+        case let .attention(_, _, _, output, _, _): return "attention → \(plan.buffers[output].name)"
         }
     }
 

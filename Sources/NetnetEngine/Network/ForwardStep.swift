@@ -148,6 +148,40 @@ struct GateEraseStep: ForwardStep {
     }
 }
 
+/// Max or mean over a map's channels into one plane (`Elementwise.reduceChannels`).
+struct ReduceChannelsStep: ForwardStep {
+    let input: UnsafePointer<Float>
+    let channels: Int, count: Int
+    let reduction: ChannelReduction
+    let output: UnsafeMutablePointer<Float>
+    let team: KernelTeam
+
+    func run() { Elementwise.reduceChannels(input, channels: channels, count: count, reduction, into: output, team: team) }
+}
+
+/// NETNet's global gate: dot-product attention between two maps' positions (`SpatialAttention`).
+struct AttentionStep: ForwardStep {
+    let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
+    let inner: Int, channels: Int, queries: Int, keys: Int
+    let scale: Float
+    let workspace: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+
+    func run() {
+        SpatialAttention.forward(query: query, key: key, value: value, inner: inner, channels: channels, queries: queries,
+                                 keys: keys, scale: scale, workspace: workspace, output: output)
+    }
+}
+
+/// One plane copied into every channel of a map (`Elementwise.broadcastPlane`).
+struct BroadcastStep: ForwardStep {
+    let plane: UnsafePointer<Float>
+    let count: Int, channels: Int
+    let output: UnsafeMutablePointer<Float>
+    let team: KernelTeam
+
+    func run() { Elementwise.broadcastPlane(plane, count: count, channels: channels, into: output, team: team) }
+}
+
 /// A copy between two buffers of one size.
 struct CopyStep: ForwardStep {
     let input: UnsafePointer<Float>

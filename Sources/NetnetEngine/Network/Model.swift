@@ -126,7 +126,10 @@ public final class Model: @unchecked Sendable {
 
     static func describe(_ modules: ModuleSwitches) -> String {
         let on = [("nnfm", modules.nnfm), ("nem", modules.nem), ("ntm", modules.ntm)].filter(\.1).map(\.0)
-        return on.isEmpty ? "none" : on.joined(separator: "+")
+        var text = on.isEmpty ? "none" : on.joined(separator: "+")
+        if modules.gate != .channel { text += ", gate \(modules.gate.rawValue)" }
+        if modules.placement != .skipped { text += ", placement \(modules.placement.rawValue)" }
+        return text
     }
 }
 

@@ -69,6 +69,13 @@ public enum PlanStep: Sendable, Hashable {
     /// NEM with the gate's sigmoid in the same pass: g = sigmoid(gate), erased = feature ⊙ g,
     /// kept = feature − erased (either may be absent). `gate` holds the logits.
     case gateErase(feature: Int, gate: Int, erased: Int?, kept: Int?)
+    /// Max or mean over `input`'s channels into channel `outputChannel` of `output` (same size).
+    case reduceChannels(input: Int, output: Int, reduction: ChannelReduction, outputChannel: Int)
+    /// Dot-product attention (`SpatialAttention`): for each position i of `output`,
+    /// Σ_j softmax_j(scale · query[:, i] · key[:, j]) · value[:, j]; `workspace` holds the weights.
+    case attention(query: Int, key: Int, value: Int, output: Int, workspace: Int, scale: Float)
+    /// A one-channel `input` copied into every channel of `output` (same size).
+    case broadcast(input: Int, output: Int)
     /// Copy a buffer into another of the same size.
     case copy(input: Int, output: Int)
     /// output += input (same size), then ReLU if `relu`.
@@ -88,6 +95,9 @@ extension PlanStep {
         case let .resize(input, _): return [input]
         case let .resizeAdd(input, output, _): return [input, output]
         case let .gateErase(feature, gate, _, _): return [feature, gate]
+        case let .reduceChannels(input, _, _, _): return [input]
+        case let .broadcast(input, _): return [input]
+        case let .attention(query, key, value, _, _, _): return [query, key, value]
         case let .copy(input, _): return [input]
         case let .add(input, output, _): return [input, output]
         case let .heads(_, _, input, _, _): return [input]
@@ -186,6 +196,46 @@ public struct NetworkPlan: Sendable {
         return output
     }
 
+    /// NEM's gate logits for feature `f` from the deeper `g`, as `kind` makes them (the
+    /// paper's Table 2), at f's size and channel count: `channel` is C1×1(U(g)) (the 1×1 runs
+    /// at g's size, before the resize); `max`/`mean` reduce U(g)'s channels to one plane and
+    /// `max+mean` mixes the two planes with a 1×1 convolution, each broadcast to f's channels.
+    private mutating func erasingGate(_ pair: String, from g: Int, like f: Int, kind: NEMGate, inner: Int) -> Int {
+        let fs = buffers[f], gs = buffers[g]
+        if kind == .global {
+            // Queries at f's positions: C1×1(U(g)) = U(C1×1(g)) (both linear, bilinear weights sum to 1).
+            let queryLow = conv("\(pair).query", from: g, out: inner, relu: false, definedAt: f)
+            let query = resize("\(pair).queryresize", from: queryLow, like: f)
+            let key = conv("\(pair).key", from: g, out: inner, relu: false)
+            let value = conv("\(pair).value", from: g, out: inner, relu: false)
+            let workspace = buffer("\(pair).attentionweights", 1, fs.height * fs.width, gs.height * gs.width)
+            let attended = buffer("\(pair).attended", inner, fs.height, fs.width)
+            steps.append(.attention(query: query, key: key, value: value, output: attended, workspace: workspace,
+                                    scale: 1 / Float(inner).squareRoot()))
+            return conv("\(pair).gate", from: attended, out: fs.channels, relu: false)
+        }
+        if kind == .channel {
+            let gateLow = conv("\(pair).gate", from: g, out: fs.channels, relu: false, definedAt: f)
+            return resize("\(pair).resize", from: gateLow, like: f)
+        }
+        // The reductions do not commute with the resize (max does not), so they run on U(g).
+        let upsampled = resize("\(pair).upsample", from: g, like: f)
+        let plane: Int
+        switch kind {
+        case .max, .mean:
+            plane = buffer("\(pair).reduced", 1, fs.height, fs.width)
+            steps.append(.reduceChannels(input: upsampled, output: plane, reduction: kind == .max ? .max : .mean, outputChannel: 0))
+        default:
+            let both = buffer("\(pair).maxmean", 2, fs.height, fs.width)
+            steps.append(.reduceChannels(input: upsampled, output: both, reduction: .max, outputChannel: 0))
+            steps.append(.reduceChannels(input: upsampled, output: both, reduction: .mean, outputChannel: 1))
+            plane = conv("\(pair).gate", from: both, out: 1, relu: false)
+        }
+        let gate = buffer("\(pair).gatelogits", fs.channels, fs.height, fs.width)
+        steps.append(.broadcast(input: plane, output: gate))
+        return gate
+    }
+
     private mutating func build() {
         let d = description
         let s = { (c: Int) in NetworkPlan.scaled(c, width: d.width) }
@@ -250,14 +300,15 @@ public struct NetworkPlan: Sendable {
             }
         }
         if m.hasNETM {
+            // The pairs run in order, each reading what the ones before it wrote (the skipped
+            // pairs are disjoint; the neighbouring ones chain).
             var outputs = features
-            for (low, high) in [(1, 3), (2, 4)] {
+            let unscaled = [512, 1024] + extras.map { $0.1 }
+            for (low, high) in m.placement.pairs {
                 let pair = "netm\(low)\(high)"
-                let f = features[low - 1], g = features[high - 1]
+                let f = outputs[low - 1], g = outputs[high - 1]
                 let fs = buffers[f], fg = buffers[g]
-                // gate = sigmoid(C1×1(U(f_{s+2}))) at f_s's size.
-                let gateLow = conv("\(pair).gate", from: g, out: fs.channels, relu: false, definedAt: f)
-                let gate = resize("\(pair).resize", from: gateLow, like: f)
+                let gate = erasingGate(pair, from: g, like: f, kind: m.gate, inner: s(unscaled[low - 1] / 8))
                 let erased = buffer("\(pair).erased", fs.channels, fs.height, fs.width)
                 let kept: Int
                 if m.nem {
@@ -267,28 +318,26 @@ public struct NetworkPlan: Sendable {
                     kept = f
                     steps.append(.gateErase(feature: f, gate: gate, erased: erased, kept: nil))
                 }
-                // out_s = ReLU(kept + C1×1(ReLU(C3×3(ReLU(C1×1(kept)))))), bottleneck c_s/4.
-                let bottleneck = s((low == 1 ? 512 : 1024) / 4)
+                // out_s = ReLU(kept + C1×1(ReLU(C3×3(ReLU(C1×1(kept)))))), bottleneck c_s/4 at width 1, scaled.
+                let bottleneck = s(unscaled[low - 1] / 4)
                 let reduced = conv("\(pair).reduce", from: kept, out: bottleneck)
                 let mixed = conv("\(pair).conv", from: reduced, out: bottleneck, kernel: 3, padding: 1)
                 let outLow = buffer("out\(low)", fs.channels, fs.height, fs.width)
                 steps.append(.copy(input: kept, output: outLow))
                 conv("\(pair).expand", from: mixed, into: outLow, out: fs.channels, relu: true, accumulate: true)
                 outputs[low - 1] = outLow
-                named["out\(low)"] = outLow
                 if m.ntm {
-                    // out_{s+2} = f_{s+2} + C1×1(D(erased)), D = 4×4/4 ceil max pool.
-                    let pooled = pool("\(pair).pool", from: erased, kernel: 4, stride: 4, ceil: true)
+                    // out_t = f_t + C1×1(D(erased)), D = k×k/k ceil max pool, k = 2^(t−s) (4 skipped, 2 neighbours).
+                    let k = 1 << (high - low)
+                    let pooled = pool("\(pair).pool", from: erased, kernel: k, stride: k, ceil: true)
                     precondition(buffers[pooled].height == fg.height, "plan: NTM pool size")
                     let outHigh = buffer("out\(high)", fg.channels, fg.height, fg.width)
                     steps.append(.copy(input: g, output: outHigh))
                     conv("\(pair).transfer", from: pooled, into: outHigh, out: fg.channels, relu: false, accumulate: true)
                     outputs[high - 1] = outHigh
-                    named["out\(high)"] = outHigh
-                } else {
-                    named["out\(high)"] = g
                 }
             }
+            for level in 1...4 { named["out\(level)"] = outputs[level - 1] }
             features = outputs
         }
 
