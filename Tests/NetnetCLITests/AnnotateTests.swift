@@ -77,7 +77,8 @@ func validateAgainstSchema(_ path: String) throws {
     #expect(output != nil, "schema validation failed for \(path)")
 }
 
-/// Checks a stream's `netnet.event/1` lines against its frame lines: event `seq` 0, 1, 2, …;
+/// Checks a stream's `netnet.event/1` lines against its frame lines: event `seq`s increase (they
+/// share the stream's one counter with its frames, so they are not consecutive);
 /// every track id in the frames has exactly one `object_start` (on the frame where the id first
 /// appears) and, the stream having ended, exactly one later `object_end` whose first and last
 /// frames bracket the frames that show the id; schema-valid.
@@ -89,7 +90,8 @@ func checkObjectEvents(_ path: String, frames: [[String: Any]], stream: String) 
 /// The same check on lines already read (a part of a file: one play of a looping stream).
 func checkObjectEvents(_ lines: [[String: Any]], frames: [[String: Any]], stream: String) throws {
     let events = lines.filter { $0["stream"] as? String == stream && $0["schema"] as? String == "netnet.event/1" }
-    #expect(events.compactMap { $0["seq"] as? Int } == Array(0..<events.count), "event seq")
+    let eventSeqs = events.compactMap { $0["seq"] as? Int }
+    #expect(eventSeqs.count == events.count && zip(eventSeqs, eventSeqs.dropFirst()).allSatisfy { $0 < $1 }, "event seq")
     var seen: [Int: [Int]] = [:]   // track id → frame indices that show it
     for line in frames {
         for detection in (line["detections"] as? [[String: Any]]) ?? [] {
@@ -139,7 +141,12 @@ struct AnnotateTests {
         #expect(abs(output.duration - input.duration) < 0.2, "duration: input \(input.duration), output \(output.duration)")
         let lines = try jsonLines(json)
         #expect(lines.count == input.frames)
-        #expect(lines.enumerated().allSatisfy { ($1["frame"] as? Int) == $0 && ($1["seq"] as? Int) == $0 })
+        #expect(lines.enumerated().allSatisfy { ($1["frame"] as? Int) == $0 })
+        // One counter per stream: frames and events together take every seq from 0, once.
+        let allSeqs = (lines + (try jsonLines(events))).compactMap { $0["seq"] as? Int }
+        #expect(allSeqs.sorted() == Array(0..<allSeqs.count), "seq: one counter for the stream's frames and events")
+        let frameSeqs = lines.compactMap { $0["seq"] as? Int }
+        #expect(zip(frameSeqs, frameSeqs.dropFirst()).allSatisfy { $0 < $1 }, "frame seqs increase")
         if hasJSONSchema { try validateAgainstSchema(json) }
         #expect(result.stderr.contains("795 frames"), "summary: \(result.stderr)")
         try checkObjectEvents(events, frames: lines, stream: "0")
