@@ -1,6 +1,7 @@
 import Foundation
 import NetnetEngine
 import NetnetMedia
+import NetnetPipeline
 import NetnetScene
 import NetnetTracker
 
@@ -153,6 +154,20 @@ public struct DaemonConfig: Sendable, Equatable {
     public var stateDirectory: String?
     /// The streams, in file order.
     public var streams: [StreamConfig] = []
+    /// The `[sink NAME]` sections (durable delivery, docs/delivery.md), in file order.
+    public var sinks: [SinkConfig] = []
+    /// `spool_dir`: where the sinks' records wait until acknowledged, an absolute path; nil:
+    /// `spool/` under the state directory.
+    public var spoolDirectory: String?
+    /// `spool_max_bytes`: the spool's cap (64 KiB … 1 TiB, default 1 GiB); when full, the oldest
+    /// records are dropped, counted, and named in `gap` status lines.
+    public var spoolMaxBytes: UInt64 = 1 << 30
+    /// `spool_fsync`: seconds between `fdatasync`s of the spool (0 … 60, default 0.5; 0: every
+    /// record). What a power cut can lose is at most this window.
+    public var spoolFsync = 0.5
+
+    /// Most `[sink NAME]` sections a file may have (each is a thread and a connection).
+    public static let maxSinks = 16
 
     /// Most `[stream ID]` sections a file may have (enabled or not): the one inference thread
     /// serves them in turn, and each connected stream holds its own frames and descriptors.
@@ -168,6 +183,47 @@ public struct DaemonConfig: Sendable, Equatable {
     /// (nil: the default model). `validate` guarantees they agree. Any thread.
     public var effectiveModel: String? {
         enabledStreams.compactMap(\.model).first ?? model
+    }
+}
+
+/// One `[sink NAME]` section: a destination of the durable delivery (docs/delivery.md), checked
+/// by the parser (its password read from `password_file`). NetnetDelivery makes the transport.
+/// Value type; any thread.
+public struct SinkConfig: Sendable, Equatable {
+    /// The protocol (`type = mqtt|http`).
+    public enum SinkType: String, Sendable, CaseIterable {
+        case mqtt, http
+    }
+
+    /// The section name: its spool cursor's name and the `sink` label of its metrics.
+    public var name: String
+    /// `type`.
+    public var type: SinkType
+    /// `url`: `mqtt://HOST[:PORT]` or `mqtts://…` for MQTT; the `http(s)://` URL POSTed to for a webhook.
+    public var url: String
+    /// `topic` (MQTT): the template, `{stream}`, `{schema}`, `{host}` replaced; nil: `netnet/{stream}/{schema}`.
+    public var topic: String?
+    /// `qos` (MQTT): 0 or 1; nil: 1.
+    public var qos: Int?
+    /// `client_id` (MQTT): the persistent session's id; nil: `netnet-HOST-NAME`.
+    public var clientID: String?
+    /// `username`, or nil.
+    public var username: String?
+    /// `password_file` as written, and the password read from it (registered with `Redaction`).
+    public var passwordFile: String?
+    public var password: String?
+    /// `ca_file`: CA certificates for TLS (`mqtts://`, `https://`), an absolute path; nil: the system's.
+    public var caFile: String?
+    /// `lines = frame,event,status`: the record kinds sent (default all).
+    public var lines: Set<RecordKind> = Set(RecordKind.allCases)
+    /// Line of the section header.
+    public var line = 0
+
+    /// A section with its name only; the parser fills in the rest. Pure.
+    public init(name: String, type: SinkType = .mqtt, url: String = "") {
+        self.name = name
+        self.type = type
+        self.url = url
     }
 }
 
@@ -202,10 +258,11 @@ public enum ConfigParser {
                                        "backoff_base", "backoff_cap", "inference_threads", "precision", "gemm",
                                        "http_max_connections", "http_header_timeout", "http_idle_timeout", "http_send_buffer", "state_directory",
                                        "auth_token_file", "metrics_public", "allow_unauthenticated", "sse_heartbeat",
-                                       "live_fps", "live_width"]
+                                       "live_fps", "live_width", "spool_dir", "spool_max_bytes", "spool_fsync"]
     static let streamKeys: [String] = ["url", "model", "threshold", "every", "classes", "enabled", "track", "scene",
                                        "username", "password_file", "input_options"]
         + TrackerSettingKey.allCases.map { "track_" + $0.rawValue }
+    static let sinkKeys: [String] = ["type", "url", "topic", "qos", "client_id", "username", "password_file", "ca_file", "lines"]
     static let urlSchemes: Set<String> = ["rtsp", "rtsps", "http", "https", "tcp", "udp", "rtmp", "rtmps", "srt", "file"]
 
     /// Parses configuration text; `file` names it in errors. Throws the first `ConfigError`. Any thread.
@@ -214,11 +271,13 @@ public enum ConfigParser {
     public static func parse(_ text: String, file: String,
                              environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
         var config = DaemonConfig()
-        enum Section { case none, global, stream(Int) }
+        enum Section { case none, global, stream(Int), sink(Int) }
         var section = Section.none
         var seenGlobal = false
         var seenKeys: Set<String> = []
         var streamIDs: [String: Int] = [:]
+        var sinkNames: [String: Int] = [:]
+        var sinkKeyLines: [[String: Int]] = []
         var listenLine = 0, backoffLine = 0, authTokenLine = 0
 
         func fail(_ line: Int, _ message: String) -> ConfigError { ConfigError(file: file, line: line, message: message) }
@@ -261,8 +320,27 @@ public enum ConfigParser {
                     section = .stream(config.streams.count - 1)
                 } else if inner == "stream" {
                     throw fail(number, "a stream section needs an id: [stream ID]")
+                } else if inner.hasPrefix("sink") && inner.dropFirst(4).first?.isWhitespace == true {
+                    let name = inner.dropFirst(4).trimmingCharacters(in: .whitespaces)
+                    guard isValidID(name) else {
+                        throw fail(number, "sink name '\(name)' must be 1 to 64 characters of A-Z a-z 0-9 _ . -")
+                    }
+                    if let previous = sinkNames[name] {
+                        throw fail(number, "duplicate sink name '\(name)' (first defined on line \(previous))")
+                    }
+                    guard config.sinks.count < DaemonConfig.maxSinks else {
+                        throw fail(number, "more than \(DaemonConfig.maxSinks) [sink] sections")
+                    }
+                    sinkNames[name] = number
+                    var sink = SinkConfig(name: name)
+                    sink.line = number
+                    config.sinks.append(sink)
+                    sinkKeyLines.append([:])
+                    section = .sink(config.sinks.count - 1)
+                } else if inner == "sink" {
+                    throw fail(number, "a sink section needs a name: [sink NAME]")
                 } else {
-                    throw fail(number, "unknown section [\(inner)] (expected [global] or [stream ID])")
+                    throw fail(number, "unknown section [\(inner)] (expected [global], [stream ID] or [sink NAME])")
                 }
                 continue
             }
@@ -276,7 +354,7 @@ public enum ConfigParser {
 
             switch section {
             case .none:
-                throw fail(number, "'\(key)' outside a section (start with [global] or [stream ID])")
+                throw fail(number, "'\(key)' outside a section (start with [global], [stream ID] or [sink NAME])")
             case .global:
                 guard globalKeys.contains(key) else {
                     throw fail(number, "unknown key '\(key)' in [global] (known: \(globalKeys.joined(separator: ", ")))")
@@ -309,6 +387,11 @@ public enum ConfigParser {
                 case "sse_heartbeat": config.sseHeartbeat = try parseDouble(key, value, 1, 3600, number, file)
                 case "live_fps": config.live.fps = try parseDouble(key, value, 0.2, 30, number, file)
                 case "live_width": config.live.width = try parseInt(key, value, 64, 7680, number, file)
+                case "spool_dir":
+                    guard value.hasPrefix("/") else { throw fail(number, "spool_dir must be an absolute path (got '\(value)')") }
+                    config.spoolDirectory = value
+                case "spool_max_bytes": config.spoolMaxBytes = UInt64(try parseSize(key, value, 65_536, 1 << 40, number, file))
+                case "spool_fsync": config.spoolFsync = try parseDouble(key, value, 0, 60, number, file)
                 case "metrics_public": config.metricsPublic = try parseBool(key, value, number, file)
                 case "allow_unauthenticated": config.allowUnauthenticated = try parseBool(key, value, number, file)
                 case "state_directory":
@@ -345,6 +428,8 @@ public enum ConfigParser {
                     }
                 default: break
                 }
+            case let .sink(i):
+                try parseSinkKey(key, value, into: &config.sinks[i], keyLines: &sinkKeyLines[i], line: number, file: file)
             case let .stream(i):
                 let id = config.streams[i].id
                 guard streamKeys.contains(key) else {
@@ -400,6 +485,9 @@ public enum ConfigParser {
         for i in config.streams.indices {
             try addCredentials(&config.streams[i], file: file, environment: environment)
         }
+        for i in config.sinks.indices {
+            try checkSink(&config.sinks[i], keyLines: sinkKeyLines[i], file: file, environment: environment)
+        }
         if let name = config.authTokenFile {
             let path = credentialPath(name, file: file, environment: environment)
             let token = try readPassword(path) { ConfigError(file: file, line: authTokenLine, message: "auth_token_file: \($0)") }
@@ -420,6 +508,92 @@ public enum ConfigParser {
             throw fail(other.line, "[stream \(other.id)] uses model '\(other.model ?? config.model ?? "default")' but [stream \(first.id)] uses '\(models[0] ?? "default")': all streams share one model")
         }
         return config
+    }
+
+    /// One `key = value` of a `[sink NAME]` section, checked as far as it can be alone.
+    static func parseSinkKey(_ key: String, _ value: String, into sink: inout SinkConfig, keyLines: inout [String: Int],
+                             line: Int, file: String) throws {
+        func fail(_ message: String) -> ConfigError { ConfigError(file: file, line: line, message: "[sink \(sink.name)] \(message)") }
+        guard sinkKeys.contains(key) else {
+            throw fail("unknown key '\(key)' (known: \(sinkKeys.joined(separator: ", ")))")
+        }
+        guard keyLines[key] == nil else { throw fail("'\(key)' is set twice") }
+        keyLines[key] = line
+        switch key {
+        case "type":
+            guard let type = SinkConfig.SinkType(rawValue: value) else { throw fail("type must be mqtt or http (got '\(value)')") }
+            sink.type = type
+        case "url":
+            guard !value.isEmpty, value.rangeOfCharacter(from: .whitespaces) == nil else { throw fail("url must be a URL without blanks") }
+            sink.url = value
+        case "topic":
+            guard !value.isEmpty, !value.contains("+"), !value.contains("#") else {
+                throw fail("topic must be a topic name without the wildcards + and # (got '\(value)')")
+            }
+            sink.topic = value
+        case "qos":
+            guard value == "0" || value == "1" else { throw fail("qos must be 0 or 1 (got '\(value)')") }
+            sink.qos = Int(value)
+        case "client_id":
+            guard (1...128).contains(value.utf8.count), value.rangeOfCharacter(from: .whitespaces) == nil else {
+                throw fail("client_id must be 1 to 128 characters without blanks")
+            }
+            sink.clientID = value
+        case "username":
+            guard !value.isEmpty, !value.contains(where: { $0.isWhitespace }) else { throw fail("username must be a name without blanks") }
+            sink.username = value
+        case "password_file":
+            guard !value.isEmpty else { throw fail("password_file must not be empty") }
+            sink.passwordFile = value
+        case "ca_file":
+            guard value.hasPrefix("/") else { throw fail("ca_file must be an absolute path (got '\(value)')") }
+            sink.caFile = value
+        case "lines":
+            var kinds = Set<RecordKind>()
+            for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                let name = part.trimmingCharacters(in: .whitespaces)
+                guard let kind = RecordKind(rawValue: name) else {
+                    throw fail("lines: unknown line type '\(name)' (frame, event, status)")
+                }
+                kinds.insert(kind)
+            }
+            sink.lines = kinds
+        default: break
+        }
+    }
+
+    /// A whole `[sink NAME]` section: `type` and a `url` of its scheme, no key of the other type,
+    /// the password read from `password_file` (a relative name is found like a stream's), the
+    /// `ca_file` readable.
+    static func checkSink(_ sink: inout SinkConfig, keyLines: [String: Int], file: String, environment: [String: String]) throws {
+        func fail(_ key: String?, _ message: String) -> ConfigError {
+            ConfigError(file: file, line: key.flatMap { keyLines[$0] } ?? sink.line, message: "[sink \(sink.name)] \(message)")
+        }
+        guard keyLines["type"] != nil else { throw fail(nil, "has no type (type = mqtt or type = http)") }
+        guard keyLines["url"] != nil else {
+            throw fail(nil, "has no url (\(sink.type == .mqtt ? "url = mqtt://HOST:1883" : "url = https://HOST/PATH"))")
+        }
+        let schemes: Set<String> = sink.type == .mqtt ? ["mqtt", "mqtts"] : ["http", "https"]
+        guard let components = URLComponents(string: sink.url), let scheme = components.scheme?.lowercased(), schemes.contains(scheme),
+              let host = components.host, !host.isEmpty else {
+            throw fail("url", "url '\(Redaction.redact(sink.url))' is not a \(schemes.sorted().joined(separator: "://, "))://HOST… URL (type = \(sink.type.rawValue))")
+        }
+        if let port = components.port, !(1...65535).contains(port) { throw fail("url", "url: port \(port) is out of range 1-65535") }
+        if components.password != nil { throw fail("url", "url: no password in the URL; give password_file") }
+        if sink.type == .http {
+            for key in ["topic", "qos", "client_id"] where keyLines[key] != nil {
+                throw fail(key, "\(key) is an MQTT setting; a type = http sink does not use it")
+            }
+        }
+        if let name = sink.passwordFile {
+            let path = credentialPath(name, file: file, environment: environment)
+            let password = try readPassword(path) { fail("password_file", "password_file: \($0)") }
+            Redaction.register(secret: password)
+            sink.password = password
+        }
+        if let caFile = sink.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw fail("ca_file", "ca_file \(caFile): cannot be read")
+        }
     }
 
     /// Checks every enabled stream's `classes` against the model's class names; throws a

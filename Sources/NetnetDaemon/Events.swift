@@ -17,13 +17,17 @@ public struct DaemonEvent: Sendable {
     public var seq: Int
     /// The JSON line, newline included.
     public var line: [UInt8]
+    /// Whether the spool already holds it (a `gap` line the delivery wrote itself), so the
+    /// spool's own subscription passes over it.
+    public var alreadySpooled: Bool
 
     /// An event. Any thread.
-    public init(kind: Kind, stream: String, seq: Int, line: [UInt8]) {
+    public init(kind: Kind, stream: String, seq: Int, line: [UInt8], alreadySpooled: Bool = false) {
         self.kind = kind
         self.stream = stream
         self.seq = seq
         self.line = line
+        self.alreadySpooled = alreadySpooled
     }
 }
 

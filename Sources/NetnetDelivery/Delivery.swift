@@ -27,6 +27,25 @@ public struct SinkSpec: Sendable {
         self.kind = kind
     }
 
+    /// The spec of a `[sink NAME]` section (already checked by the configuration parser): its
+    /// URL read as `annotate --sink` reads one, then the section's keys over it. Throws
+    /// `SinkURL.Problem` for what only this module can tell. Pure.
+    public init(config: SinkConfig) throws(SinkURL.Problem) {
+        var spec = try SinkURL.parse(config.url, name: config.name)
+        spec.lines = config.lines
+        switch spec.kind {
+        case var .mqtt(settings):
+            if let topic = config.topic { settings.topic = topic }
+            if let qos = config.qos { settings.qos = Int32(qos) }
+            if let clientID = config.clientID { settings.clientID = clientID }
+            if let username = config.username { settings.username = username }
+            if let password = config.password { settings.password = password }
+            if let caFile = config.caFile { settings.caFile = caFile }
+            spec.kind = .mqtt(settings)
+        }
+        self = spec
+    }
+
     func makeTransport() -> SinkTransport {
         switch kind {
         case let .mqtt(settings): MQTTTransport(settings: settings)
@@ -251,29 +270,37 @@ public final class Delivery: RecordSink, @unchecked Sendable {
         do throws(SpoolError) { try spool.close() } catch { warn("\(error)") }
     }
 
-    /// The `/metrics` lines of the spool and the sinks (docs/delivery.md). Any thread.
+    /// The `/metrics` families of the spool and the sinks (docs/delivery.md), with HELP and TYPE
+    /// lines (sink names are ids: nothing to escape). Any thread; reads figures under locks only.
     public func metricsText() -> String {
         let figures = spool.figures()
-        var text = "# TYPE netnet_spool_bytes gauge\nnetnet_spool_bytes \(figures.totalBytes)\n"
-        text += "# TYPE netnet_spool_records gauge\nnetnet_spool_records \(figures.records)\n"
-        let age = figures.oldestAppendTime.map { max(0, Double(WallClock.nowNanoseconds()) - Double($0)) / 1e9 } ?? 0
-        text += "# TYPE netnet_spool_oldest_record_age_seconds gauge\nnetnet_spool_oldest_record_age_seconds \(String(format: "%.3f", age))\n"
-        text += "# TYPE netnet_spool_dropped_total counter\n"
-        for sink in spool.sinks { text += "netnet_spool_dropped_total{sink=\"\(sink)\"} \(figures.dropped[sink] ?? 0)\n" }
-        text += "# TYPE netnet_spool_pending gauge\n"
-        for sink in spool.sinks { text += "netnet_spool_pending{sink=\"\(sink)\"} \(figures.pending[sink] ?? 0)\n" }
         let sinks = runners.map(\.figures)
-        text += "# TYPE netnet_sink_connected gauge\n"
-        for s in sinks { text += "netnet_sink_connected{sink=\"\(s.sink)\"} \(s.connected ? 1 : 0)\n" }
-        text += "# TYPE netnet_sink_in_flight gauge\n"
-        for s in sinks { text += "netnet_sink_in_flight{sink=\"\(s.sink)\"} \(s.inFlight)\n" }
-        text += "# TYPE netnet_sink_delivered_total counter\n"
-        for s in sinks { text += "netnet_sink_delivered_total{sink=\"\(s.sink)\"} \(s.delivered)\n" }
-        text += "# TYPE netnet_sink_redelivered_total counter\n"
-        for s in sinks { text += "netnet_sink_redelivered_total{sink=\"\(s.sink)\"} \(s.redelivered)\n" }
-        text += "# TYPE netnet_sink_reconnects_total counter\n"
-        for s in sinks { text += "netnet_sink_reconnects_total{sink=\"\(s.sink)\"} \(s.reconnects)\n" }
-        return text
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) { out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        func perSink(_ name: String, _ type: String, _ help: String, _ value: (SinkFigures) -> String) {
+            family(name, type, help)
+            for s in sinks { out += "\(name){sink=\"\(s.sink)\"} \(value(s))\n" }
+        }
+        family("netnet_spool_bytes", "gauge", "Bytes of spool segments on disk.")
+        out += "netnet_spool_bytes \(figures.totalBytes)\n"
+        family("netnet_spool_records", "gauge", "Records held in the spool (not yet passed by every sink).")
+        out += "netnet_spool_records \(figures.records)\n"
+        let age = figures.oldestAppendTime.map { max(0, Double(WallClock.nowNanoseconds()) - Double($0)) / 1e9 } ?? 0
+        family("netnet_spool_oldest_record_age_seconds", "gauge", "Age of the oldest record held in the spool (0 when it is empty).")
+        out += "netnet_spool_oldest_record_age_seconds \(String(format: "%.3f", age))\n"
+        family("netnet_spool_refused_total", "counter", "Records the spool could not take (disk full or failing); no sink gets them.")
+        out += "netnet_spool_refused_total \(refusedRecords)\n"
+        family("netnet_spool_dropped_total", "counter", "Records the spool cap (spool_max_bytes) deleted before the sink acknowledged them; named in gap lines.")
+        for s in sinks { out += "netnet_spool_dropped_total{sink=\"\(s.sink)\"} \(figures.dropped[s.sink] ?? 0)\n" }
+        family("netnet_spool_pending", "gauge", "Records spooled that the sink has not acknowledged yet.")
+        for s in sinks { out += "netnet_spool_pending{sink=\"\(s.sink)\"} \(figures.pending[s.sink] ?? 0)\n" }
+        perSink("netnet_sink_connected", "gauge", "1 while the sink is connected (MQTT) or its last request succeeded (HTTP).") { $0.connected ? "1" : "0" }
+        perSink("netnet_sink_in_flight", "gauge", "Records sent and not yet acknowledged.") { "\($0.inFlight)" }
+        perSink("netnet_sink_delivered_total", "counter", "Records acknowledged by the sink (or passed over by its lines filter).") { "\($0.delivered)" }
+        perSink("netnet_sink_redelivered_total", "counter", "Records sent again: in flight at a disconnect, or replayed from the spool after a restart.") { "\($0.redelivered)" }
+        perSink("netnet_sink_rejected_total", "counter", "Records the far end refused for good (too large, refused topic, HTTP 4xx).") { "\($0.rejected)" }
+        perSink("netnet_sink_reconnects_total", "counter", "Connections after the first.") { "\($0.reconnects)" }
+        return out
     }
 }
 

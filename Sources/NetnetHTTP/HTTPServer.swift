@@ -36,14 +36,18 @@ public final class HTTPServer: Service, @unchecked Sendable {
         public var sseHeartbeat: Double
         /// The live view's pictures (`live.mjpeg`; nil: that endpoint answers 404).
         public var live: LiveFrames?
+        /// More `/metrics` text, appended as it is (the spool's and the delivery sinks'); called
+        /// from the HTTP tasks, so it must not block.
+        public var moreMetrics: @Sendable () -> String
 
         /// Bundles the closures. Any thread.
         public init(supervisor: @escaping @Sendable () -> Supervisor, ready: @escaping @Sendable () -> Bool,
                     reloads: @escaping @Sendable () -> (applied: UInt64, rejected: UInt64), sseQueue: Int,
                     snapshot: @escaping @Sendable (String) -> [UInt8]?,
                     sinks: @escaping @Sendable () -> [LineSink.Health] = { [] }, access: HTTPAccess = HTTPAccess(),
-                    sseHeartbeat: Double = 15, live: LiveFrames? = nil) {
+                    sseHeartbeat: Double = 15, live: LiveFrames? = nil, moreMetrics: @escaping @Sendable () -> String = { "" }) {
             self.live = live
+            self.moreMetrics = moreMetrics
             self.access = access
             self.sseHeartbeat = sseHeartbeat
             self.supervisor = supervisor
@@ -176,6 +180,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
                                           sinkDrops: supervisor.hub.dropCounts(), uptimeSeconds: supervisor.uptimeSeconds,
                                           reloads: reloads.applied, reloadFailures: reloads.rejected,
                                           sinks: sinks, http: limiter.snapshot, live: sources.live?.figures() ?? [])
+                + sources.moreMetrics()
             return Response(status: .ok, headers: [.contentType: MetricsText.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/api/streams") { _, _ in

@@ -1,11 +1,13 @@
 import Foundation
 import Logging
 import NetnetDaemon
+import NetnetDelivery
 import NetnetEngine
 import NetnetHTTP
 import NetnetKernels
 import NetnetMedia
 import NetnetPipeline
+import NetnetSpool
 import ServiceLifecycle
 
 /// Why the daemon could not start (a broken configuration, a model that does not load, a port
@@ -105,29 +107,40 @@ public final class Daemon: Sendable {
             for sink in sinks { sink.close() }
             throw error
         }
-        let sinkService = SinkService(sinks: sinks)
         if control.stopRequested {
-            sinkService.close()
+            for sink in sinks { sink.close() }
             log.info("stopped before start")
             return
         }
         let supervisor: Supervisor
+        let delivery: Delivery?
         do {
+            let state = CountsStore.stateDirectory(config: config)
             var counts: CountsStore?
-            if let state = CountsStore.stateDirectory(config: config) {
+            if let state {
                 counts = try CountsStore(stateDirectory: state, log: log, descriptors: descriptors)
             } else if config.enabledStreams.contains(where: { $0.scene != nil }) {
                 log.warning("no state_directory (and no $STATE_DIRECTORY): scene counts start from zero at every start (docs/scenes.md, \"Counts\")")
             }
-            // Record seqs never repeat across restarts when there is a state directory (docs/json-lines.md).
-            let sequences = try SequenceStore(directory: CountsStore.stateDirectory(config: config).map { $0 + "/seq" },
+            let spoolDirectory = try Self.spoolDirectory(config, configPath: configPath)
+            // Record seqs never repeat across restarts when a state directory (or the spool) keeps
+            // the counters (docs/json-lines.md).
+            let sequences = try SequenceStore(directory: state.map { $0 + "/seq" } ?? spoolDirectory.map { $0 + "/seq" },
                                               warn: { [log] in log.warning($0) })
-            supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors, counts: counts,
-                                        sequences: sequences)
+            delivery = try spoolDirectory.map { try Self.openDelivery(config, directory: $0, configPath: configPath, sequences: sequences,
+                                                                     hub: hub, log: log) }
+            do {
+                supervisor = try Supervisor(config: config, model: model, hub: hub, log: log, descriptors: descriptors, counts: counts,
+                                            sequences: sequences)
+            } catch {
+                delivery?.close()
+                throw error
+            }
         } catch {
-            sinkService.close()
+            for sink in sinks { sink.close() }
             throw error
         }
+        let sinkService = SinkService(sinks: sinks, delivery: delivery)
         let server = HTTPServer(host: config.listenHost, port: config.listenPort, sources: .init(
             supervisor: { supervisor },
             ready: { control.isReady },
@@ -137,7 +150,8 @@ public final class Daemon: Sendable {
             sinks: { [sinks] in sinks.map(\.health) },
             access: HTTPAccess(token: config.authToken, metricsPublic: config.metricsPublic),
             sseHeartbeat: config.sseHeartbeat,
-            live: LiveFrames(supervisor: supervisor, settings: config.live, log: log)),
+            live: LiveFrames(supervisor: supervisor, settings: config.live, log: log),
+            moreMetrics: { delivery?.metricsText() ?? "" }),
             limits: HTTPLimits(maxConnections: budget.connections, headerTimeout: config.httpHeaderTimeout,
                                idleTimeout: config.httpIdleTimeout, descriptorReserve: budget.reserve,
                                sendBuffer: config.httpSendBuffer > 0 ? config.httpSendBuffer : nil),
@@ -161,6 +175,66 @@ public final class Daemon: Sendable {
             throw DaemonStartError(error.description)
         }
         log.info("stopped")
+    }
+}
+
+extension Daemon {
+    /// Where the `[sink]` sections' spool lives: `spool_dir`, else `spool/` under the state
+    /// directory; nil without sinks. Throws `DaemonStartError` when there are sinks and neither.
+    /// Pure apart from reading `$STATE_DIRECTORY`.
+    public static func spoolDirectory(_ config: DaemonConfig, configPath: String) throws -> String? {
+        guard let first = config.sinks.first else { return nil }
+        if let directory = config.spoolDirectory { return directory }
+        if let state = CountsStore.stateDirectory(config: config) { return state + "/spool" }
+        throw DaemonStartError("\(configPath):\(first.line): [sink \(first.name)] needs a spool on disk: set spool_dir or state_directory in [global] (systemd's StateDirectory= sets $STATE_DIRECTORY)")
+    }
+
+    /// The sinks' specs, checked as far as can be without connecting (`--check-config` too).
+    /// Throws `DaemonStartError` naming the section. Any thread.
+    public static func sinkSpecs(_ config: DaemonConfig, configPath: String) throws -> [SinkSpec] {
+        try config.sinks.map { sink in
+            do { return try SinkSpec(config: sink) } catch {
+                throw DaemonStartError("\(configPath):\(sink.line): [sink \(sink.name)] \(error)")
+            }
+        }
+    }
+
+    /// Opens the spool in `directory` for the sinks and subscribes it to every record of `hub`
+    /// (it never refuses one: the spool is the lossless consumer); its `gap` lines are
+    /// published to the hub's other consumers (stdout, the file, SSE) from a queue of their own.
+    static func openDelivery(_ config: DaemonConfig, directory: String, configPath: String, sequences: SequenceStore,
+                             hub: EventHub, log: DaemonLog) throws -> Delivery {
+        let specs = try sinkSpecs(config, configPath: configPath)
+        let gapQueue = DispatchQueue(label: "netnet-gap-lines")
+        let delivery: Delivery
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let configuration = SpoolConfiguration(segmentBytes: Delivery.segmentBytes(maxBytes: config.spoolMaxBytes),
+                                                   maxBytes: config.spoolMaxBytes, fsyncInterval: config.spoolFsync)
+            delivery = try Delivery(directory: directory, sinks: specs, configuration: configuration, sequences: sequences,
+                                    warn: { [log] in log.warning($0) },
+                                    onGap: { record in
+                                        // Not on the caller's thread: it may be inside the hub's publish.
+                                        gapQueue.async {
+                                            hub.publish(DaemonEvent(kind: .status, stream: record.stream, seq: record.seq,
+                                                                    line: record.line, alreadySpooled: true))
+                                        }
+                                    })
+        } catch {
+            throw DaemonStartError("spool_dir \(directory): \(error)")
+        }
+        _ = hub.subscribe(name: "spool") { [delivery] event in
+            guard !event.alreadySpooled else { return true }
+            let kind: RecordKind = switch event.kind {
+            case .frame: .frame
+            case .event: .event
+            case .status: .status
+            }
+            delivery.accept(kind: kind, stream: event.stream, seq: event.seq, line: event.line)
+            return true
+        }
+        log.info("spool \(directory): \(delivery.spool.figures().records) records held; sinks \(specs.map(\.name).joined(separator: ", "))")
+        return delivery
     }
 }
 
@@ -222,15 +296,26 @@ func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () -> 
 /// write what they hold and close. First in the group, so last to stop.
 final class SinkService: Service, @unchecked Sendable {
     private let sinks: [LineSink]
-    init(sinks: [LineSink]) { self.sinks = sinks }
+    private let delivery: Delivery?
+    init(sinks: [LineSink], delivery: Delivery?) {
+        self.sinks = sinks
+        self.delivery = delivery
+    }
 
     func run() async throws {
         try? await gracefulShutdown()
         await onOwnThread("netnet-sinks-close") { [self] in close() }
     }
 
-    /// Closes every sink (flushes first). Any thread.
-    func close() { for sink in sinks { sink.close() } }
+    /// Closes every sink (flushes first); the delivery sinks get up to 2 s to acknowledge what
+    /// is spooled, and the rest stays in the spool for the next start. Any thread.
+    func close() {
+        for sink in sinks { sink.close() }
+        if let delivery {
+            _ = delivery.drain(timeout: 2)
+            delivery.close()
+        }
+    }
 }
 
 /// The pipelines as a service: starts the supervisor once the HTTP port is bound, says READY=1,

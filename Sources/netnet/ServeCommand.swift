@@ -49,7 +49,10 @@ struct ServeCommand: AsyncParsableCommand {
                     do { try OneDNNRuntime.checkBF16Support() } catch { throw CommandFailure("\(checkConfig): precision = bf16: \(error)") }
                 }
             }
-            print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default"), precision \(parsed.precision.rawValue)")
+            let spool = reportingErrors { try Daemon.spoolDirectory(parsed, configPath: checkConfig) }
+            _ = reportingErrors { try Daemon.sinkSpecs(parsed, configPath: checkConfig) }
+            let sinks = parsed.sinks.isEmpty ? "" : ", sinks \(parsed.sinks.map { "\($0.name) (\($0.type.rawValue))" }.joined(separator: ", ")), spool \(spool ?? "")"
+            print("\(checkConfig): OK: \(parsed.streams.count) streams (\(enabled) enabled), listen \(parsed.listenHost):\(parsed.listenPort), model \(modelPath ?? "default"), precision \(parsed.precision.rawValue)\(sinks)")
             return
         }
         let daemon = Daemon(configPath: config!) { path in try DefaultModel.load(path, quiet: true) }

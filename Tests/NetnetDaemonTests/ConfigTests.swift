@@ -3,6 +3,7 @@ import Testing
 @testable import NetnetDaemon
 import NetnetTracker
 import NetnetMedia
+import NetnetPipeline
 
 /// The configuration file: every key, and every rejection names the file and line.
 @Suite("configuration")
@@ -312,5 +313,71 @@ struct BackoffTests {
         let open = try ConfigParser.parse("[global]\nlisten = 0.0.0.0:8080\nallow_unauthenticated = true\nmetrics_public = yes\n[stream a]\nurl = /x\n",
                                           file: "t.conf", environment: [:])
         #expect(open.authToken == nil && open.allowUnauthenticated && open.metricsPublic)
+    }
+
+    @Test func sinkSections() throws {
+        let password = write("broker.pass", "s3cret-broker\n")
+        let text = """
+            [global]
+            spool_dir = /var/lib/netnet/spool
+            spool_max_bytes = 256M
+            spool_fsync = 0
+            [stream a]
+            url = /x
+            [sink broker]
+            type = mqtt
+            url = mqtts://broker.example:8883
+            topic = site1/{stream}/{schema}
+            qos = 0
+            client_id = cam-host-1
+            username = netnet
+            password_file = \(password)
+            lines = event, status
+            [sink hook]
+            type = http
+            url = https://hooks.example/netnet
+            """
+        let config = try ConfigParser.parse(text, file: "t.conf", environment: [:])
+        #expect(config.spoolDirectory == "/var/lib/netnet/spool" && config.spoolMaxBytes == 256 << 20 && config.spoolFsync == 0)
+        #expect(config.sinks.map(\.name) == ["broker", "hook"])
+        let broker = config.sinks[0]
+        #expect(broker.type == .mqtt && broker.url == "mqtts://broker.example:8883" && broker.topic == "site1/{stream}/{schema}")
+        #expect(broker.qos == 0 && broker.clientID == "cam-host-1" && broker.username == "netnet" && broker.password == "s3cret-broker")
+        #expect(broker.lines == [.event, .status] && broker.line == 7)
+        #expect(config.sinks[1].type == .http && config.sinks[1].lines == Set(RecordKind.allCases) && config.sinks[1].qos == nil)
+        #expect(Redaction.redact("pw s3cret-broker") == "pw ***")
+        let defaults = try ConfigParser.parse("[stream a]\nurl = /x\n", file: "t.conf", environment: [:])
+        #expect(defaults.sinks.isEmpty && defaults.spoolDirectory == nil && defaults.spoolMaxBytes == 1 << 30 && defaults.spoolFsync == 0.5)
+    }
+
+    @Test func sinkSectionsRejected() {
+        let cases: [(String, String)] = [
+            ("[sink]\ntype = mqtt", "t.conf:3: a sink section needs a name: [sink NAME]"),
+            ("[sink a/b]\ntype = mqtt", "t.conf:3: sink name 'a/b' must be 1 to 64 characters of A-Z a-z 0-9 _ . -"),
+            ("[sink m]\ntype = mqtt\nurl = mqtt://h\n[sink m]", "t.conf:6: duplicate sink name 'm' (first defined on line 3)"),
+            ("[sink m]\nurl = mqtt://h", "t.conf:3: [sink m] has no type (type = mqtt or type = http)"),
+            ("[sink m]\ntype = kafka", "t.conf:4: [sink m] type must be mqtt or http (got 'kafka')"),
+            ("[sink m]\ntype = mqtt", "t.conf:3: [sink m] has no url (url = mqtt://HOST:1883)"),
+            ("[sink m]\ntype = mqtt\nurl = http://h/x", "t.conf:5: [sink m] url 'http://h/x' is not a mqtt://, mqtts://HOST… URL (type = mqtt)"),
+            ("[sink m]\ntype = http\nurl = https://h/x\ntopic = a/b", "t.conf:6: [sink m] topic is an MQTT setting; a type = http sink does not use it"),
+            ("[sink m]\ntype = mqtt\nurl = mqtt://u:pw@h", "t.conf:5: [sink m] url: no password in the URL; give password_file"),
+            ("[sink m]\ntype = mqtt\nqos = 2", "t.conf:5: [sink m] qos must be 0 or 1 (got '2')"),
+            ("[sink m]\ntype = mqtt\ntopic = a/#", "t.conf:5: [sink m] topic must be a topic name without the wildcards + and # (got 'a/#')"),
+            ("[sink m]\ntype = mqtt\nlines = frame,video", "t.conf:5: [sink m] lines: unknown line type 'video' (frame, event, status)"),
+            ("[sink m]\ntype = mqtt\nretain = yes", "t.conf:5: [sink m] unknown key 'retain' (known: type, url, topic, qos, client_id, username, password_file, ca_file, lines)"),
+            ("[sink m]\ntype = mqtt\ntype = http", "t.conf:5: [sink m] 'type' is set twice"),
+            ("[sink m]\ntype = mqtt\nurl = mqtt://h\npassword_file = /nonexistent/pw", "t.conf:6: [sink m] password_file: /nonexistent/pw: No such file or directory"),
+            ("[sink m]\ntype = mqtt\nurl = mqtts://h\nca_file = /nonexistent/ca.pem", "t.conf:6: [sink m] ca_file /nonexistent/ca.pem: cannot be read"),
+            ("[global]\nspool_fsync = -1", "t.conf:4: spool_fsync = -1 is out of range 0-60"),
+            ("[global]\nspool_dir = spool", "t.conf:4: spool_dir must be an absolute path (got 'spool')"),
+        ]
+        for (text, message) in cases {
+            do {
+                _ = try ConfigParser.parse("[stream a]\nurl = /x\n\(text)\n", file: "t.conf", environment: [:])
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect("\(error)" == message, "\(text)")
+            }
+        }
     }
 }
