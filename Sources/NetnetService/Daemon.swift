@@ -467,7 +467,11 @@ final class ControlService: Service, @unchecked Sendable {
                                      ("http_send_buffer", "\(config.httpSendBuffer)", "\(newConfig.httpSendBuffer)"),
                                      ("state_directory", config.stateDirectory ?? "", newConfig.stateDirectory ?? ""),
                                      ("auth_token_file", config.authToken ?? "", newConfig.authToken ?? ""),
-                                     ("metrics_public", "\(config.metricsPublic)", "\(newConfig.metricsPublic)")] where old != new {
+                                     ("metrics_public", "\(config.metricsPublic)", "\(newConfig.metricsPublic)"),
+                                     ("spool_dir", config.spoolDirectory ?? "", newConfig.spoolDirectory ?? ""),
+                                     ("spool_max_bytes", "\(config.spoolMaxBytes)", "\(newConfig.spoolMaxBytes)"),
+                                     ("spool_fsync", "\(config.spoolFsync)", "\(newConfig.spoolFsync)"),
+                                     ("[sink] sections", config.sinks == newConfig.sinks ? "" : "old", "")] where old != new {
                 log.warning("reload: \(name) changed; it takes effect at the next restart")
             }
             log.setLevel(newConfig.logLevel)

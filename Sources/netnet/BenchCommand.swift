@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NetnetEngine
 import NetnetKernels
+import NetnetDelivery
 
 /// `netnet bench`: inference speed and memory of one model on this machine.
 struct BenchCommand: ParsableCommand {
@@ -61,10 +62,84 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Time the tracker instead of the network: microseconds per frame at 10, 50 and 200 boxes (a synthetic scene; one thread, like the tracker). With --json, one object.")
     var tracker = false
 
+    @Flag(help: "Time the durable delivery instead of the network: --records frame-sized lines through the spool (--spool-fsync) and each --sink, as fast as one thread hands them over (docs/delivery.md). Prints records per second appended and delivered end to end, and what one hand-over costs.")
+    var delivery = false
+
+    @Option(help: "With --delivery: records to send.")
+    var records = 100_000
+
+    @Option(help: "With --delivery: bytes per record (a frame line with a few boxes is about 700).")
+    var recordBytes = 700
+
+    @Option(help: "With --delivery: seconds between fdatasyncs of the spool (0: every record).")
+    var spoolFsync = 0.5
+
+    @Option(name: .customLong("sink"), help: "With --delivery: a sink URL as for annotate --sink (repeatable; none: the spool alone).")
+    var sinks: [String] = []
+
+    @Option(help: "With --delivery: the spool directory, emptied first (default: a new one under $TMPDIR, removed after).")
+    var spool: String?
+
     func validate() throws {
         guard frames >= 1, warmup >= 0 else { throw ValidationError("--frames must be at least 1 and --warmup at least 0") }
+        if delivery {
+            guard records >= 1 else { throw ValidationError("--records must be at least 1") }
+            guard (64...65_536).contains(recordBytes) else { throw ValidationError("--record-bytes must be 64 to 65536") }
+            guard spoolFsync.isFinite, spoolFsync >= 0 else { throw ValidationError("--spool-fsync must be at least 0") }
+            _ = try deliverySinks()
+        } else if !sinks.isEmpty || spool != nil {
+            throw ValidationError("--sink and --spool go with --delivery")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let kernelThreads, kernelThreads < 1 { throw ValidationError("--kernel-threads must be at least 1") }
+    }
+
+    /// The `--sink`s, named as `annotate` names them.
+    func deliverySinks() throws -> [SinkSpec] {
+        try sinks.enumerated().map { i, url in
+            do { return try SinkURL.parse(url, name: "sink-\(i + 1)") } catch {
+                throw ValidationError("--sink \(error)")
+            }
+        }
+    }
+
+    /// `--delivery`: one run of `DeliveryBenchmark`, printed.
+    func runDelivery() {
+        let directory = spool ?? NSTemporaryDirectory() + "netnet-bench-spool-\(getpid())"
+        defer { if spool == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let specs = reportingErrors { try deliverySinks() }
+        let result = reportingErrors {
+            try DeliveryBenchmark.run(records: records, recordBytes: recordBytes, fsyncInterval: spoolFsync, sinks: specs,
+                                      directory: directory, drainTimeout: 600,
+                                      warn: { FileHandle.standardError.write(Data("netnet: warning: \($0)\n".utf8)) })
+        }
+        let appendRate = Double(result.records) / result.appendSeconds
+        let deliveredRate = result.deliveredSeconds.map { Double(result.records) / $0 }
+        if json {
+            var object = JSONObject()
+            object.add("records", result.records)
+            object.add("record_bytes", recordBytes)
+            object.add("spool_fsync", spoolFsync, digits: 3)
+            object.add("sinks", specs.map(\.name).joined(separator: ","))
+            object.add("appended_per_second", appendRate, digits: 0)
+            object.add("append_mb_per_second", Double(result.bytes) / result.appendSeconds / 1e6, digits: 1)
+            object.add("accept_median_us", result.acceptMedianMicroseconds, digits: 2)
+            object.add("accept_p99_us", result.acceptP99Microseconds, digits: 2)
+            object.add("accept_max_us", result.acceptMaxMicroseconds, digits: 1)
+            if let deliveredRate { object.add("delivered_per_second", deliveredRate, digits: 0) }
+            object.add("left_spooled", Int(result.left))
+            print(object.text)
+            return
+        }
+        print(String(format: "delivery: %d records of %d B, spool_fsync %g: appended %.0f records/s (%.1f MB/s); one hand-over: median %.1f µs, p99 %.1f µs, max %.0f µs",
+                     result.records, recordBytes, spoolFsync, appendRate, Double(result.bytes) / result.appendSeconds / 1e6,
+                     result.acceptMedianMicroseconds, result.acceptP99Microseconds, result.acceptMaxMicroseconds))
+        if specs.isEmpty { return }
+        if let deliveredRate {
+            print(String(format: "delivery: %@ acknowledged every record: %.0f records/s end to end", specs.map(\.name).joined(separator: ", "), deliveredRate))
+        } else {
+            print("delivery: \(result.left) records still unacknowledged after 600 s")
+        }
     }
 
     /// The median of ascending, non-empty `values`.
@@ -73,6 +148,10 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if delivery {
+            runDelivery()
+            return
+        }
         if tracker {
             var rows: [(boxes: Int, median: Double, mean: Double, tracks: Int)] = []
             for boxes in [10, 50, 200] {
