@@ -217,23 +217,27 @@ done
 echo "$metrics" | grep -E '^netnet_http_connections_(refused|timed_out|accepted)|^netnet_events_dropped_total|^netnet_sink_up'
 file_drops=$(echo "$metrics" | sed -n 's/^netnet_events_dropped_total{sink="file"} //p')
 [ "${file_drops:-0}" -eq 0 ] || { echo "FAIL: the file sink dropped $file_drops events"; ok=0; }
-# Whole lines and no seq gap per stream (frame lines and event lines each), over the rotated files oldest first.
+# Whole lines, and per stream no seq missing or repeated (frame, event and status lines share one
+# counter: docs/json-lines.md), over the rotated files oldest first.
 /usr/bin/python3 - "$work/events.jsonl" <<'PY' || ok=0
 import json, os, sys
 path = sys.argv[1]
 files = [f"{path}.{k}" for k in (2, 1) if os.path.exists(f"{path}.{k}")] + [path]
-last, gaps, lines = {}, 0, 0
+seqs, gaps, lines = {}, 0, 0
 for f in files:
     data = open(f, "rb").read()
     if data and not data.endswith(b"\n"): print(f"FAIL: {f} does not end on a complete line"); sys.exit(1)
     for line in data.splitlines():
         r = json.loads(line); lines += 1
-        if r["schema"] not in ("netnet.frame/1", "netnet.event/1"): continue
-        # Frame and event lines are numbered apart (docs/json-lines.md).
-        s, q = (r["stream"], r["schema"][7:12]), r["seq"]
-        if s in last and q != last[s] + 1: gaps += 1; print(f"seq gap in {s}: {last[s]} -> {q} ({f})")
-        last[s] = q
-print(f"JSON lines: {lines} lines in {len(files)} files, last seq {dict((f'{k[0]} {k[1]}', v) for k, v in last.items())}, seq gaps {gaps}")
+        seqs.setdefault(r["stream"], []).append(r["seq"])
+last = {}
+for stream, numbers in seqs.items():
+    numbers.sort()
+    repeated = len(numbers) - len(set(numbers))
+    missing = (numbers[-1] - numbers[0] + 1) - len(set(numbers))
+    if repeated or missing: gaps += 1; print(f"seq gap in {stream}: {missing} missing, {repeated} repeated between {numbers[0]} and {numbers[-1]}")
+    last[stream] = numbers[-1]
+print(f"JSON lines: {lines} lines in {len(files)} files, last seq {last}, seq gaps {gaps}")
 sys.exit(1 if gaps else 0)
 PY
 echo "SIGTERM: exit status $status after ${stop_ms} ms"

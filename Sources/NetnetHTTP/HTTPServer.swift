@@ -83,7 +83,16 @@ public final class HTTPServer: Service, @unchecked Sendable {
         self.sources = sources
         self.limits = limits
         limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve, descriptors: descriptors)
+        // Held from the start, so a client reconnecting after a blip gets what it missed.
+        let replay = self.replay
+        _ = sources.supervisor().hub.subscribe(name: "sse-replay") { event in
+            replay.append(event)
+            return true
+        }
     }
+
+    /// The recent events an SSE client resumes from with `Last-Event-ID`.
+    public let replay = EventReplay()
 
     /// Connections open, refused and timed out so far. Any thread.
     public var connectionCounts: HTTPConnectionCounts { limiter.snapshot }
@@ -229,14 +238,39 @@ public final class HTTPServer: Service, @unchecked Sendable {
                 case let .failure(problem): return problem.response
                 }
             }
+            var last: EventID?
+            if let header = request.headers[.lastEventID] {
+                guard let id = EventID(header) else {
+                    return Problem.response(.badRequest, detail: "Last-Event-ID must be an id this server sent (STREAM:SEQ)")
+                }
+                last = id
+            }
+            // Live events first, then what is held: an event published in between is in both,
+            // and the live copy is passed over.
             let events = subscribe(stream: filter)
+            let resumption = last.map { (id: $0, held: replay.resume(after: $0, stream: filter)) }
             let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 // A comment first, so a client sees the stream open before the first event.
                 try await writer.write(ByteBuffer(string: ": netnet events\n\n"))
+                var replayed = Set<EventID>()
+                switch resumption?.held {
+                case let .resumed(held)?:
+                    try await writer.write(ByteBuffer(string: ": resumed after \(resumption!.id), \(held.count) events held since\n\n"))
+                    for event in held {
+                        replayed.insert(EventID(of: event))
+                        try await writer.write(ByteBuffer(bytes: SSE.encode(event)))
+                    }
+                case let .missed(oldest)?:
+                    try await writer.write(ByteBuffer(bytes: SSE.missed(last: resumption!.id, oldest: oldest)))
+                case nil:
+                    break
+                }
                 for await item in events {
                     switch item {
-                    case let .event(event): try await writer.write(ByteBuffer(bytes: SSE.encode(event)))
+                    case let .event(event):
+                        if !replayed.isEmpty, replayed.remove(EventID(of: event)) != nil { continue }
+                        try await writer.write(ByteBuffer(bytes: SSE.encode(event)))
                     case .heartbeat: try await writer.write(ByteBuffer(string: ":\n\n"))
                     }
                 }
@@ -313,12 +347,24 @@ public enum Readiness {
 
 /// Server-Sent Events framing. Pure; any thread.
 public enum SSE {
-    /// `event: frame|event|status`, `data: <the JSON line>`, blank line.
+    /// `id: STREAM:SEQ`, `event: frame|event|status`, `data: <the JSON line>`, blank line.
     public static func encode(_ event: DaemonEvent) -> [UInt8] {
-        var bytes = Array("event: \(event.kind.rawValue)\ndata: ".utf8)
+        var bytes = Array("id: \(event.stream):\(event.seq)\nevent: \(event.kind.rawValue)\ndata: ".utf8)
         bytes.reserveCapacity(bytes.count + event.line.count + 2)
         bytes.append(contentsOf: event.line)   // ends with "\n"
         bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+
+    /// The `missed` event a client resuming from `last` gets when that event is no longer held:
+    /// `{"last_event_id": "a:17", "oldest_held": "a:4100"}` (null when nothing is held). It has
+    /// no `id:` line, so the client's last id stays its own. Pure.
+    public static func missed(last: EventID, oldest: EventID?) -> [UInt8] {
+        var bytes = Array("event: missed\ndata: {\"last_event_id\": ".utf8)
+        JSONText.appendString(last.description, to: &bytes)
+        JSONText.appendRaw(", \"oldest_held\": ", to: &bytes)
+        if let oldest { JSONText.appendString(oldest.description, to: &bytes) } else { JSONText.appendRaw("null", to: &bytes) }
+        JSONText.appendRaw("}\n\n", to: &bytes)
         return bytes
     }
 }

@@ -74,4 +74,56 @@ struct APISpecTests {
         serve.signal(SIGTERM)
         #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
     }
+
+    /// The `(id, event, seq)` of each SSE block with data, in order.
+    func sseBlocks(_ text: String) -> [(id: String?, event: String, object: [String: Any])] {
+        text.components(separatedBy: "\n\n").compactMap { block in
+            var id: String?, name = "message", data = ""
+            for line in block.split(separator: "\n") {
+                if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") { data += line.dropFirst(6) }
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return nil }
+            return (id, name, object)
+        }
+    }
+
+    @Test("SSE: every event's id is STREAM:SEQ; Last-Event-ID resumes with nothing lost or repeated; an id not held gets a missed event",
+          .enabled(if: hasFFmpeg && hasCurl))
+    func eventStreamResumes() throws {
+        let (serve, token, base) = try startServe()
+        let auth = "Authorization: Bearer \(token)"
+        let first = sseBlocks(try curl(["-s", "-N", "-m", "3", "-H", auth, base + "/api/events?stream=cam"]).body)
+        try #require(first.count > 5, "\(first.count) events in 3 s")
+        for block in first {
+            #expect(block.id == "cam:\(block.object["seq"] as? Int ?? -1)", "\(block.id ?? "no id") for \(block.object)")
+        }
+        // Away for a second, then back with the last id: what was published meanwhile comes first.
+        Thread.sleep(forTimeInterval: 1)
+        let lastID = first.last!.id!
+        let secondText = try curl(["-s", "-N", "-m", "2", "-H", auth, "-H", "Last-Event-ID: \(lastID)", base + "/api/events?stream=cam"]).body
+        #expect(secondText.contains(": resumed after \(lastID), "), "\(secondText.prefix(300))")
+        let second = sseBlocks(secondText)
+        let firstSeqs = first.map { $0.object["seq"] as! Int }, secondSeqs = second.map { $0.object["seq"] as! Int }
+        #expect(Set(firstSeqs).isDisjoint(with: secondSeqs), "nothing repeated")
+        #expect(Set(secondSeqs).count == secondSeqs.count, "no event twice (held and live)")
+        // The stream's lines (frame, event, status) share one counter: together, no seq is missing.
+        let all = (firstSeqs + secondSeqs).sorted()
+        #expect(all == Array(all.first!...all.last!), "a gap: \(Set(all.first!...all.last!).subtracting(all).sorted().prefix(20))")
+        #expect(secondSeqs.count > 5, "the second away was replayed and live events followed")
+
+        // Ids not held: a missed event says where what is held begins.
+        for id in ["cam:999999999", "other:5"] {
+            let text = try curl(["-s", "-N", "-m", "1", "-H", auth, "-H", "Last-Event-ID: \(id)", base + "/api/events?stream=cam"]).body
+            let missed = sseBlocks(text).first
+            #expect(missed?.event == "missed" && missed?.id == nil, "\(text.prefix(300))")
+            #expect(missed?.object["last_event_id"] as? String == id)
+            #expect((missed?.object["oldest_held"] as? String)?.hasPrefix("cam:") == true, "\(String(describing: missed?.object))")
+        }
+        let bad = try curl(["-s", "-i", "-H", auth, "-H", "Last-Event-ID: ../etc:1", base + "/api/events"]).body
+        #expect(bad.hasPrefix("HTTP/1.1 400") && bad.lowercased().contains("content-type: application/problem+json"), "\(bad)")
+        serve.signal(SIGTERM)
+        #expect(serve.waitExit(20) == 0, "\(serve.stderr)")
+    }
 }
