@@ -70,6 +70,9 @@ public final class Delivery: RecordSink, @unchecked Sendable {
     private let warn: @Sendable (String) -> Void
     private let onGap: @Sendable (DeliveryRecord) -> Void
     private let fsyncInterval: Double
+    /// The kinds some sink sends: the others are never spooled (with `lines = event, status`
+    /// everywhere, frames do not touch the disk).
+    private let wanted: Set<RecordKind>
     /// Spool index → (stream, seq) of the records held, for naming a gap's seqs (guarded by `mapLock`).
     private let mapLock = NSLock()
     private var mapBase: UInt64 = 0
@@ -95,6 +98,7 @@ public final class Delivery: RecordSink, @unchecked Sendable {
         if configuration.fsyncInterval > 0 { spoolConfiguration.fsyncInterval = configuration.fsyncInterval * 4 }
         spool = try Spool(directory: directory, sinks: sinks.map(\.name), configuration: spoolConfiguration)
         fsyncInterval = configuration.fsyncInterval
+        wanted = sinks.reduce(into: Set<RecordKind>()) { $0.formUnion($1.lines) }
         self.sequences = sequences
         self.warn = warn
         self.onGap = onGap
@@ -138,9 +142,11 @@ public final class Delivery: RecordSink, @unchecked Sendable {
         return id
     }
 
-    /// Appends a record to the spool (see the type). A failing spool (disk full) drops the
-    /// record, counted in `appendFailures` and warned once per kind of error. Any thread.
+    /// Appends a record to the spool (see the type), unless no sink sends its kind. A failing
+    /// spool (disk full) drops the record, counted in `appendFailures` and warned once per kind
+    /// of error. Any thread.
     public func accept(kind: RecordKind, stream: String, seq: Int, line: [UInt8]) {
+        guard wanted.contains(kind) else { return }
         append(DeliveryRecord(kind: kind, stream: stream, seq: seq, line: line))
     }
 
