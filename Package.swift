@@ -51,6 +51,8 @@ let package = Package(
         // ServiceGroup: the daemon's HTTP server, pipelines and sinks start in order and stop in
         // reverse; already a dependency of Hummingbird.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The HTTP webhook sink's client (NetnetDelivery only); brings swift-nio-ssl (BoringSSL) for https.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries, walled off at the edge.
@@ -89,8 +91,11 @@ let package = Package(
         // The daemon (`netnet serve`): configuration, supervisor, reconnects, sinks, sd_notify, metrics.
         .target(name: "NetnetDaemon", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetKernels", "NetnetMedia", "NetnetTracker", "NetnetScene"]),
         // Durable delivery (docs/delivery.md): the spool on the record path, one cursor per sink,
-        // the MQTT sink on libmosquitto; shared by `annotate --sink` and `serve`'s [sink] sections.
-        .target(name: "NetnetDelivery", dependencies: ["NetnetSpool", "NetnetPipeline", "NetnetDaemon", "NetnetEngine", "NetnetMedia", "CMosquitto"]),
+        // the MQTT sink on libmosquitto, the HTTP webhook on AsyncHTTPClient; shared by `annotate --sink`
+        // and `serve`'s [sink] sections.
+        .target(name: "NetnetDelivery", dependencies: ["NetnetSpool", "NetnetPipeline", "NetnetDaemon", "NetnetEngine", "NetnetMedia", "CMosquitto",
+                                                          .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                          .product(name: "NIOCore", package: "swift-nio")]),
         // The daemon's HTTP API (the only Hummingbird importer).
         .target(name: "NetnetHTTP", dependencies: [
             "NetnetDaemon", "NetnetPipeline", "NetnetScene",

@@ -7,7 +7,7 @@ import NetnetSpool
 /// One configured sink: its name (the spool cursor's), the kinds it sends, and how to make its
 /// transport. Value type; any thread.
 public struct SinkSpec: Sendable {
-    /// `[sink NAME]`, or `mqtt`, `mqtt-2`, … for `annotate --sink`.
+    /// `[sink NAME]`, or `mqtt`, `mqtt-2`, …, `http`, `http-2`, … for `annotate --sink`.
     public var name: String
     /// `lines = frame,event,status` (default all three).
     public var lines: Set<RecordKind>
@@ -18,6 +18,8 @@ public struct SinkSpec: Sendable {
     public enum Kind: Sendable, Equatable {
         /// An MQTT broker.
         case mqtt(MQTTSettings)
+        /// An HTTP webhook.
+        case http(WebhookSettings)
     }
 
     /// A spec. Pure.
@@ -42,6 +44,11 @@ public struct SinkSpec: Sendable {
             if let password = config.password { settings.password = password }
             if let caFile = config.caFile { settings.caFile = caFile }
             spec.kind = .mqtt(settings)
+        case var .http(settings):
+            if let username = config.username { settings.username = username }
+            if let password = config.password { settings.password = password }
+            if let caFile = config.caFile { settings.caFile = caFile }
+            spec.kind = .http(settings)
         }
         self = spec
     }
@@ -49,6 +56,7 @@ public struct SinkSpec: Sendable {
     func makeTransport() -> SinkTransport {
         switch kind {
         case let .mqtt(settings): MQTTTransport(settings: settings)
+        case let .http(settings): WebhookTransport(settings: settings)
         }
     }
 }

@@ -197,15 +197,15 @@ public final class MQTTTransport: SinkTransport {
         }
     }
 
-    public func poll(timeout: Double) -> (acknowledged: [UInt64], connected: Bool) {
-        guard let m = handle?.pointer else { return ([], false) }
+    public func poll(timeout: Double) -> PollResult {
+        guard let m = handle?.pointer else { return PollResult(connected: false) }
         let rc = mosquitto_loop(m, Int32(timeout * 1000), 1)
         if rc != netnet_mosq_err_success() { connected = false }
         if lost { connected = false }
         let done = acknowledged
         acknowledged.removeAll(keepingCapacity: true)
         // Messages in flight keep their mids across a reconnect (the session resends them).
-        return (done, connected)
+        return PollResult(acknowledged: done, connected: connected)
     }
 
     public func close() {

@@ -5,8 +5,8 @@ import NetnetSpool
 
 /// What a sink's protocol does, driven by its `SinkRunner` on the runner's thread (every method
 /// is called from that one thread only, so an implementation needs no lock of its own). The MQTT
-/// sink (`MQTTTransport`) is one implementation; an HTTP webhook would be a second: `send`
-/// buffers a batch, `poll` POSTs it and reports the tokens of a 2xx as acknowledged.
+/// sink (`MQTTTransport`) is one implementation; the HTTP webhook (`WebhookTransport`) is a second:
+/// `send` buffers a batch, `poll` POSTs it and reports the tokens of a 2xx as acknowledged.
 public protocol SinkTransport: AnyObject {
     /// The most records sent and not yet acknowledged.
     var maxInFlight: Int { get }
@@ -18,11 +18,38 @@ public protocol SinkTransport: AnyObject {
     func connect() throws(TransportError)
     /// Sends one record, identified by `token` (its spool index) in the acknowledgements.
     func send(_ record: DeliveryRecord, token: UInt64) -> SendResult
-    /// Does the transport's I/O for up to `timeout` seconds; returns the tokens acknowledged since
-    /// the last call, in any order, and whether the connection still stands.
-    func poll(timeout: Double) -> (acknowledged: [UInt64], connected: Bool)
+    /// Does the transport's I/O for up to `timeout` seconds (a webhook: the POST of its batch, up
+    /// to its own timeout); returns the tokens acknowledged and refused for good since the last
+    /// call, in any order, and whether the connection still stands.
+    func poll(timeout: Double) -> PollResult
     /// Says goodbye (e.g. `offline`) and closes; the transport is not used again.
     func close()
+}
+
+/// What `SinkTransport.poll` found. Value type; any thread.
+public struct PollResult: Sendable, Equatable {
+    /// Tokens the far end acknowledged.
+    public var acknowledged: [UInt64]
+    /// Tokens the far end refused for good (a webhook's 400 for its whole batch): counted as
+    /// rejected and passed over, like `SendResult.rejected`.
+    public var rejected: [UInt64]
+    /// Why `rejected` were refused: one line, already redacted (the runner warns once per poll).
+    public var rejection: String?
+    /// Whether the connection still stands; false: the runner reconnects (with backoff when
+    /// nothing was acknowledged on the connection that was lost).
+    public var connected: Bool
+    /// Why the connection is gone, one line, already redacted; nil: no reason known.
+    public var failure: String?
+
+    /// A result. Pure.
+    public init(acknowledged: [UInt64] = [], rejected: [UInt64] = [], rejection: String? = nil,
+                connected: Bool = true, failure: String? = nil) {
+        self.acknowledged = acknowledged
+        self.rejected = rejected
+        self.rejection = rejection
+        self.connected = connected
+        self.failure = failure
+    }
 }
 
 /// What `SinkTransport.send` did with a record. Value type.
@@ -52,18 +79,18 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
 
 /// A sink's figures for metrics and the end-of-run summary. Value type; any thread.
 public struct SinkFigures: Sendable, Equatable {
-    /// The sink's name (`[sink NAME]`, or `mqtt`, `mqtt-2`, … for `annotate --sink`).
+    /// The sink's name (`[sink NAME]`, or `mqtt`, `mqtt-2`, …, `http`, `http-2`, … for `annotate --sink`).
     public var sink: String
     /// Whether it is connected now.
     public var connected = false
     /// Records sent and not yet acknowledged.
     public var inFlight = 0
-    /// Records acknowledged (or passed over by the `lines` filter) since start.
+    /// Records acknowledged (or passed over by the `lines` filter) since start; not those refused.
     public var delivered: UInt64 = 0
     /// Records sent again: in flight when a connection broke (the session resends them), and
     /// records read back from the spool after a restart that an earlier run had already sent.
     public var redelivered: UInt64 = 0
-    /// Records the far end refused for good (`SendResult.rejected`).
+    /// Records the far end refused for good (`SendResult.rejected`, `PollResult.rejected`).
     public var rejected: UInt64 = 0
     /// Connections made after the first.
     public var reconnects: UInt64 = 0
@@ -94,7 +121,8 @@ public final class SinkRunner: @unchecked Sendable {
 
     /// A runner for sink `name` of `spool` (registered there), sending `lines` through
     /// `transport`. Starts its thread at once. `warn` gets one line per connection failure that
-    /// differs from the last and one when it connects again. Any thread.
+    /// differs from the last, one when it connects (after a failed connect) or delivers (after a
+    /// lost connection) again, and one per record or batch refused for good. Any thread.
     public init(name: String, lines: Set<RecordKind>, spool: Spool, transport: SinkTransport,
                 backoff: Backoff = Backoff(base: 0.25, cap: 5), warn: @escaping @Sendable (String) -> Void) {
         self.name = name
@@ -143,13 +171,27 @@ public final class SinkRunner: @unchecked Sendable {
     private func run() {
         defer { transport.close(); done.signal() }
         var attempt = 0
+        // Connections lost in a row with nothing acknowledged on them. A webhook "connects" at
+        // once every time (there is nothing to connect ahead of a POST), so for it this, not
+        // `attempt`, is what makes a far end answering 503 see a growing backoff.
+        var fruitless = 0
         var everConnected = false
         var lastFailure: String?
+        // A connect failure was warned about: "connected" follows the next connect.
+        var connectWarned = false
+        // A lost connection was warned about: "delivering again" follows the next acknowledgement
+        // (a transport that connects at once may well fail again on its first send).
+        var lossWarned = false
         // Records in flight or passed over, in index order; `finished` holds those acknowledged.
         var pending: [UInt64] = []
         var head = 0
         var finished = Set<UInt64>()
+        // The finished ones refused for good: passed over like the rest, but not counted as delivered.
+        var refused = Set<UInt64>()
         var nextRead = (try? spool.cursor(sink: name)) ?? 0
+        // The end of what this run has read: a record read again after a reconnect is counted as
+        // redelivered once (when it is read again), not a second time as a restart's replay.
+        var readEnd = nextRead
         while !isStopping {
             do throws(TransportError) {
                 try transport.connect()
@@ -157,23 +199,26 @@ public final class SinkRunner: @unchecked Sendable {
                 update { $0.connected = false; $0.lastError = error.message }
                 if error.message != lastFailure { warn("sink \(name): cannot connect: \(error.message); records wait in the spool") }
                 lastFailure = error.message
+                connectWarned = true
+                lossWarned = false
                 pause(backoff.delay(attempt: attempt, unit: Double.random(in: 0..<1)))
                 attempt += 1
                 continue
             }
             if everConnected { update { $0.reconnects += 1 } }
-            if lastFailure != nil { warn("sink \(name): connected") }
+            if connectWarned { warn("sink \(name): connected"); lastFailure = nil }
+            connectWarned = false
             everConnected = true
             attempt = 0
-            lastFailure = nil
             if !transport.resendsInFlightAfterReconnect, head < pending.count {
                 // Send again what was in flight: read from the oldest unacknowledged record.
                 let unacknowledged = pending[head...].filter { !finished.contains($0) }
                 if let first = unacknowledged.first { nextRead = first; update { $0.redelivered += UInt64(unacknowledged.count) } }
-                pending.removeAll(); head = 0; finished.removeAll()
+                pending.removeAll(); head = 0; finished.removeAll(); refused.removeAll()
             }
             update { $0.connected = true; $0.lastError = nil }
             var connected = true
+            var failure: String?
             while connected && !isStopping {
                 let inFlight = pending.count - head - finished.count
                 var room = transport.maxInFlight - inFlight
@@ -188,7 +233,7 @@ public final class SinkRunner: @unchecked Sendable {
                             finished.insert(entry.index)
                             continue
                         }
-                        if entry.index < openedAt { replayed += 1 }
+                        if entry.index < openedAt && entry.index >= readEnd { replayed += 1 }
                         switch transport.send(record, token: entry.index) {
                         case .sent:
                             room -= 1
@@ -198,23 +243,34 @@ public final class SinkRunner: @unchecked Sendable {
                             pending.removeLast()
                         case let .rejected(why):
                             finished.insert(entry.index)
+                            refused.insert(entry.index)
                             update { $0.rejected += 1 }
                             warn("sink \(name): record \(record.stream)/\(record.seq) refused: \(why)")
                         }
                         if !connected { break }
                     }
+                    readEnd = max(readEnd, nextRead)
                     if replayed > 0 { update { $0.redelivered += replayed } }
                 }
                 let polled = transport.poll(timeout: readAny ? 0 : 0.05)
-                if !polled.connected { connected = false }
+                if !polled.connected { connected = false; failure = polled.failure }
                 for token in polled.acknowledged { finished.insert(token) }
+                if !polled.rejected.isEmpty {
+                    for token in polled.rejected { finished.insert(token); refused.insert(token) }
+                    update { $0.rejected += UInt64(polled.rejected.count) }
+                    warn("sink \(name): \(polled.rejected.count) records refused for good, passed over: \(polled.rejection ?? "no reason given")")
+                }
+                if !polled.acknowledged.isEmpty || !polled.rejected.isEmpty {
+                    fruitless = 0
+                    if lossWarned { warn("sink \(name): delivering again"); lossWarned = false; lastFailure = nil }
+                }
                 // The longest acknowledged prefix moves the cursor.
                 var through: UInt64?
                 var count: UInt64 = 0
                 while head < pending.count, finished.remove(pending[head]) != nil {
                     through = pending[head]
+                    if refused.remove(pending[head]) == nil { count += 1 }
                     head += 1
-                    count += 1
                 }
                 if head > 4096 { pending.removeFirst(head); head = 0 }
                 if let through {
@@ -227,13 +283,20 @@ public final class SinkRunner: @unchecked Sendable {
             }
             if !isStopping {
                 let left = pending.count - head - finished.count
+                let why = failure ?? "connection lost"
                 update {
                     $0.connected = false
+                    $0.lastError = why
                     if transport.resendsInFlightAfterReconnect { $0.redelivered += UInt64(left) }
                 }
-                warn("sink \(name): connection lost with \(left) records in flight; reconnecting")
-                lastFailure = "connection lost"
-                pause(backoff.delay(attempt: 0, unit: Double.random(in: 0..<1)))
+                if why != lastFailure {
+                    warn(failure.map { "sink \(name): \($0); \(left) records in flight; retrying" }
+                         ?? "sink \(name): connection lost with \(left) records in flight; reconnecting")
+                }
+                lastFailure = why
+                lossWarned = true
+                pause(backoff.delay(attempt: fruitless, unit: Double.random(in: 0..<1)))
+                fruitless += 1
             }
         }
     }

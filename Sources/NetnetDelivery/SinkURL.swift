@@ -4,30 +4,54 @@ import NetnetPipeline
 
 /// `annotate --sink URL`: `mqtt://[USER@]HOST[:PORT][/TOPIC-PREFIX][?qos=0|1&lines=event,status
 /// &client_id=ID&password_file=PATH&ca_file=PATH]`, `mqtts://…` for TLS. The topic is
-/// `PREFIX/{stream}/{schema}` (prefix default `netnet`). A password is never part of the URL:
-/// `password_file` names a file holding it. Pure apart from reading that file.
+/// `PREFIX/{stream}/{schema}` (prefix default `netnet`).
+///
+/// `http://[USER@]HOST[:PORT][/PATH][?QUERY]`, `https://…`: an HTTP webhook; the POST target is
+/// the URL without its user part and without netnet's own options (`lines`, `password_file`,
+/// `ca_file`), so any other query item is the endpoint's and is sent as given. `USER` (with
+/// `password_file`) is sent as HTTP basic auth.
+///
+/// A password is never part of the URL: `password_file` names a file holding it. Pure apart
+/// from reading that file.
 public enum SinkURL {
     /// Why a `--sink` URL or `[sink]` value cannot be used. Value type.
     public struct Problem: Error, CustomStringConvertible, Sendable {
         public var description: String
     }
 
+    /// The options of an `http(s)` URL that are netnet's, not the endpoint's.
+    static let webhookOptions: Set<String> = ["lines", "password_file", "ca_file"]
+
+    /// The default names of `urls` in order (their spool cursors'): `mqtt`, `mqtt-2`, … for the
+    /// MQTT ones, `http`, `http-2`, … for the webhooks, each numbered among its own kind, so
+    /// adding a webhook leaves the MQTT sinks' cursors where they were. Pure.
+    public static func defaultNames(_ urls: [String]) -> [String] {
+        var counts: [String: Int] = [:]
+        return urls.map { url in
+            let scheme = URLComponents(string: url)?.scheme?.lowercased()
+            let kind = scheme == "http" || scheme == "https" ? "http" : "mqtt"
+            counts[kind, default: 0] += 1
+            let n = counts[kind]!
+            return n == 1 ? kind : "\(kind)-\(n)"
+        }
+    }
+
     /// The spec of `url`, named `name`. Throws `Problem` with one line.
     public static func parse(_ url: String, name: String) throws(Problem) -> SinkSpec {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
               let host = components.host, !host.isEmpty else {
-            throw Problem(description: "\(Redaction.redact(url)): not a URL with a host (mqtt://HOST[:PORT]/PREFIX)")
+            throw Problem(description: "\(Redaction.redact(url)): not a URL with a host (mqtt://HOST[:PORT]/PREFIX, http://HOST[:PORT]/PATH)")
         }
         switch scheme {
-        case "mqtt", "mqtts": break
-        case "http", "https": throw Problem(description: "\(Redaction.redact(url)): the HTTP webhook sink is not built yet (issue #20); use mqtt://")
-        default: throw Problem(description: "\(Redaction.redact(url)): unknown sink scheme \(scheme) (mqtt, mqtts)")
+        case "mqtt", "mqtts", "http", "https": break
+        default: throw Problem(description: "\(Redaction.redact(url)): unknown sink scheme \(scheme) (mqtt, mqtts, http, https)")
         }
         if components.password != nil {
             throw Problem(description: "\(Redaction.redact(url)): no password in the URL; put it in a file and give ?password_file=PATH")
         }
         var query: [String: String] = [:]
         for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        if scheme == "http" || scheme == "https" { return try webhook(components, query: query, name: name) }
         let known: Set<String> = ["qos", "lines", "client_id", "password_file", "ca_file"]
         if let unknown = query.keys.sorted().first(where: { !known.contains($0) }) {
             throw Problem(description: "\(Redaction.redact(url)): unknown option \(unknown) (\(known.sorted().joined(separator: ", ")))")
@@ -38,6 +62,21 @@ public enum SinkURL {
                                     topic: (prefix.isEmpty ? "netnet" : prefix) + "/{stream}/{schema}", qos: values.qos,
                                     clientID: query["client_id"], sink: name, username: components.user, password: values.password)
         return SinkSpec(name: name, lines: values.lines, kind: .mqtt(settings))
+    }
+
+    /// An `http(s)` URL's spec: netnet's options taken out, the rest (as the user encoded it) the target.
+    private static func webhook(_ components: URLComponents, query: [String: String], name: String) throws(Problem) -> SinkSpec {
+        let values = try SinkValues(qos: nil, lines: query["lines"], passwordFile: query["password_file"])
+        var target = components
+        target.user = nil
+        target.fragment = nil
+        let kept = (components.percentEncodedQueryItems ?? []).filter { !webhookOptions.contains($0.name) }
+        target.percentEncodedQueryItems = kept.isEmpty ? nil : kept
+        guard let url = target.string else {
+            throw Problem(description: "\(Redaction.redact(components.string ?? "")): cannot be made a POST target")
+        }
+        let settings = WebhookSettings(url: url, username: components.user, password: values.password, caFile: query["ca_file"])
+        return SinkSpec(name: name, lines: values.lines, kind: .http(settings))
     }
 }
 

@@ -123,6 +123,11 @@ public final class Daemon: Sendable {
                 log.warning("no state_directory (and no $STATE_DIRECTORY): scene counts start from zero at every start (docs/scenes.md, \"Counts\")")
             }
             let spoolDirectory = try Self.spoolDirectory(config, configPath: configPath)
+            if let spoolDirectory {
+                do { try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true) } catch {
+                    throw DaemonStartError("spool_dir \(spoolDirectory): cannot create it: \(error.localizedDescription)")
+                }
+            }
             // Record seqs never repeat across restarts when a state directory (or the spool) keeps
             // the counters (docs/json-lines.md).
             let sequences = try SequenceStore(directory: state.map { $0 + "/seq" } ?? spoolDirectory.map { $0 + "/seq" },

@@ -114,7 +114,7 @@ struct AnnotateCommand: ParsableCommand {
     var quiet = false
 
     // Durable delivery (docs/delivery.md).
-    @Option(name: .customLong("sink"), help: "Also deliver every record to URL: mqtt://[USER@]HOST[:PORT]/TOPIC-PREFIX[?qos=1&lines=frame,event,status&password_file=PATH], mqtts:// for TLS (repeatable; needs --spool).")
+    @Option(name: .customLong("sink"), help: "Also deliver every record to URL: mqtt://[USER@]HOST[:PORT]/TOPIC-PREFIX[?qos=1&lines=frame,event,status&password_file=PATH], mqtts:// for TLS; or an HTTP webhook: http(s)://[USER@]HOST[:PORT]/PATH[?lines=…&password_file=PATH&ca_file=PATH] (repeatable; needs --spool).")
     var sinks: [String] = []
 
     @Option(help: "The spool directory the --sink records wait in until acknowledged (and the stream's seq counter); records left at the end go out on the next run with the same spool.")
@@ -171,10 +171,11 @@ struct AnnotateCommand: ParsableCommand {
         }
     }
 
-    /// The `--sink`s, named `mqtt`, `mqtt-2`, … in order (their spool cursors' names).
+    /// The `--sink`s, named `mqtt`, `mqtt-2`, … and `http`, `http-2`, … in order (their spool
+    /// cursors' names; `SinkURL.defaultNames`).
     func sinkSpecs() throws -> [SinkSpec] {
-        try sinks.enumerated().map { i, url in
-            do { return try SinkURL.parse(url, name: i == 0 ? "mqtt" : "mqtt-\(i + 1)") } catch {
+        try zip(sinks, SinkURL.defaultNames(sinks)).map { url, name in
+            do { return try SinkURL.parse(url, name: name) } catch {
                 throw ValidationError("--sink \(error)")
             }
         }
@@ -317,6 +318,7 @@ struct AnnotateCommand: ParsableCommand {
         line += delivery.runners.map { runner in
             let f = runner.figures
             return "\(f.sink) delivered \(f.delivered), redelivered \(f.redelivered), dropped \(figures.dropped[f.sink] ?? 0)"
+                + (f.rejected > 0 ? ", refused \(f.rejected)" : "")
         }.joined(separator: "; ")
         line += left == 0 ? "; nothing left spooled" : "; \(left) records still spooled (they go out on the next run with --spool \(spool ?? ""))"
         FileHandle.standardError.write(Data("netnet: \(line)\n".utf8))

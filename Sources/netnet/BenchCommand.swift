@@ -96,8 +96,8 @@ struct BenchCommand: ParsableCommand {
 
     /// The `--sink`s, named as `annotate` names them.
     func deliverySinks() throws -> [SinkSpec] {
-        try sinks.enumerated().map { i, url in
-            do { return try SinkURL.parse(url, name: "sink-\(i + 1)") } catch {
+        try zip(sinks, SinkURL.defaultNames(sinks)).map { url, name in
+            do { return try SinkURL.parse(url, name: name) } catch {
                 throw ValidationError("--sink \(error)")
             }
         }

@@ -110,7 +110,43 @@ struct ServeDeliveryTests {
         #expect(received.contains { $0.topic == "site1/clip/event" }, "object events went out")
     }
 
-    @Test("--check-config checks [sink] sections and where their spool goes")
+    @Test("serve with a type = http sink whose endpoint fails the first requests: status and event lines arrive in seq order")
+    func webhookSection() throws {
+        let clip = try vtestClip(frames: 60, in: scratch)
+        let receiver = try WebhookReceiver(scratch: scratch, arguments: ["--fail-first", "2"])
+        let lines = scratch.file("hook.jsonl")
+        try """
+            [global]
+            listen = 127.0.0.1:0
+            spool_dir = \(scratch.file("hook-spool"))
+            json_lines = \(lines)
+            [stream clip]
+            url = \(clip)
+            [sink hook]
+            type = http
+            url = http://127.0.0.1:\(receiver.port)/netnet
+            lines = status, event
+            """.write(toFile: scratch.file("hook.conf"), atomically: true, encoding: .utf8)
+        let serve = try ServeProcess(arguments: ["serve", "--config", scratch.file("hook.conf")], scratch: scratch, tag: "hook")
+        let port = try #require(serve.port(), "\(serve.stderr)")
+        #expect(waitFor(60) { receiver.records.count >= 10 && receiver.records.contains { $0["schema"] as? String == "netnet.event/1" } },
+                "\(receiver.records.count) records; \(serve.stderr)")
+        let metrics = try curl(["-sf", "http://127.0.0.1:\(port)/metrics"]).body
+        #expect(metric(metrics, #"netnet_sink_delivered_total{sink="hook"}"#) ?? 0 >= 10, "\(metrics)")
+        serve.signal(SIGTERM)
+        #expect(serve.waitExit(30) == 0, "\(serve.stderr)")
+        #expect(Array(receiver.answers.prefix(2)) == [503, 503], "\(receiver.answers)")
+        let received = receiver.records.filter { $0["stream"] as? String == "clip" }.compactMap { $0["seq"] as? Int }
+        // A batch is resent whole after a failure: the first time each seq arrives, seqs increase.
+        var seen = Set<Int>(), firsts: [Int] = []
+        for seq in received where seen.insert(seq).inserted { firsts.append(seq) }
+        #expect(firsts == firsts.sorted(), "in seq order")
+        let written = Set(records(lines, schema: "netnet.status/1") + records(lines, schema: "netnet.event/1"))
+        #expect(seen.isSubset(of: written) && seen.contains(0), "only status and event lines, from the first")
+        #expect(receiver.records.allSatisfy { $0["schema"] as? String != "netnet.frame/1" })
+    }
+
+    @Test("--check-config checks [sink] sections and where their spool goes; an uncreatable spool refuses to start")
     func checkConfigSinks() throws {
         let clip = try ServeClips.make(in: scratch)
         func check(_ text: String) throws -> (status: Int32, stdout: String, stderr: String) {
@@ -126,5 +162,12 @@ struct ServeDeliveryTests {
         #expect(noSpool.status != 0 && noSpool.stderr.contains("\(path):3: [sink b] needs a spool on disk: set spool_dir or state_directory"), "\(noSpool)")
         let noType = try check("[global]\nspool_dir = /tmp/x\n[stream clip]\nurl = \(clip)\n[sink b]\nurl = mqtt://h\n")
         #expect(noType.status != 0 && noType.stderr.contains("\(path):5: [sink b] has no type"), "\(noType)")
+        // A spool that cannot be made: serve refuses to start, naming it.
+        let blocker = scratch.file("not-a-folder")
+        try "x".write(toFile: blocker, atomically: true, encoding: .utf8)
+        try "[global]\nlisten = 127.0.0.1:0\nspool_dir = \(blocker)/spool\n[stream clip]\nurl = \(clip)\n[sink b]\ntype = mqtt\nurl = mqtt://127.0.0.1:1\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let refused = try NetnetBinary.run(["serve", "--config", path])
+        #expect(refused.status == 1 && refused.stderr.contains("spool_dir \(blocker)/spool: cannot create it"), "\(refused.stderr)")
     }
 }
