@@ -3,7 +3,7 @@
 #
 #  1. Records per second through the spool and an MQTT sink (`netnet bench --delivery`): RECORDS
 #     frame-sized lines (700 B) handed over as fast as one thread can, with spool_fsync 0.5 (the
-#     default) and 0 (fdatasync every record), the spool alone and with a QoS 1 sink on a local
+#     default) and 0 (fdatasync every record), with the sink down (the spool alone) and with a QoS 1 sink on a local
 #     mosquitto; what one hand-over costs the record path (median, p99, max).
 #  2. The frame pipeline's speed with a sink that is down or slow: `annotate samples/vtest.avi`
 #     with no sink, with a sink whose broker is down (refused), and with one behind a proxy that
@@ -72,7 +72,9 @@ echo "== records per second through the spool and an MQTT sink ($(nproc) cores, 
 for fsync in 0.5 0; do
     n=$RECORDS
     [ "$fsync" = 0 ] && n=$((RECORDS / 10))   # one fdatasync a record: fewer records, same figure
-    "$NETNET" bench --delivery --records "$n" --spool-fsync "$fsync" --spool "$work/spool"
+    echo "-- spool_fsync $fsync, the sink down (the spool alone):"
+    "$NETNET" bench --delivery --records "$n" --spool-fsync "$fsync" --spool "$work/spool" --sink "mqtt://127.0.0.1:$dead/bench" --drain-timeout 0 2>/dev/null
+    echo "-- spool_fsync $fsync, a QoS 1 sink on mosquitto:"
     "$NETNET" bench --delivery --records "$n" --spool-fsync "$fsync" --spool "$work/spool" --sink "mqtt://127.0.0.1:$broker/bench"
 done
 
