@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 NETNET="${NETNET:-.build/release/netnet}"
 CLIP="${CLIP:-samples/vtest.avi}"
 SECONDS_EACH="${SECONDS_EACH:-30}"
-STREAMS="${STREAMS:-4}"
+STREAMS="${STREAMS:-16}"
 VIEWERS="${VIEWERS:-20}"
 [ -x "$NETNET" ] || { echo "bench-live: no $NETNET (swift build -c release, or NETNET=.build/debug/netnet)" >&2; exit 2; }
 [ -f "$CLIP" ] || { echo "bench-live: no $CLIP (bash scripts/fetch-vtest.sh)" >&2; exit 2; }
