@@ -55,13 +55,7 @@ final class Broker {
 func canConnect(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    return onLoopback(port: port) { connect(fd, $0, $1) } == 0
 }
 
 /// `mosquitto_sub` with a persistent session (`-c`, a fixed client id, QoS 1), writing
@@ -120,13 +114,7 @@ final class CuttableProxy: @unchecked Sendable {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let rc = onLoopback(port: port) { bind(fd, $0, $1) }
         guard rc == 0, listen(fd, 16) == 0 else { close(fd); throw CLIError("proxy: cannot listen on \(port)") }
         lock.lock(); listener = fd; generation += 1; let mine = generation; lock.unlock()
         Thread.detachNewThread { [self] in acceptLoop(fd, generation: mine) }
@@ -150,13 +138,7 @@ final class CuttableProxy: @unchecked Sendable {
             let client = accept(fd, nil, nil)
             guard client >= 0 else { return }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(target).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let rc = withUnsafePointer(to: &address) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            let rc = onLoopback(port: target) { connect(upstream, $0, $1) }
             lock.lock()
             let live = generation == mine && listener == fd
             if live && rc == 0 { connections += [client, upstream] }

@@ -69,16 +69,8 @@ struct ServeDeliveryTests {
             #expect(flowing.contains("# TYPE \(family)\n"), "\(family)")
         }
         if hasPromtool {
-            let check = Process()
-            check.executableURL = URL(fileURLWithPath: "/bin/sh")
-            check.arguments = ["-c", "curl -sf '\(metricsURL)' | promtool check metrics"]
-            let output = Pipe()
-            check.standardOutput = output
-            check.standardError = output
-            try check.run()
-            let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            check.waitUntilExit()
-            #expect(check.terminationStatus == 0 && said.isEmpty, "promtool: \(said)")
+            let check = try promtoolCheck(metricsURL)
+            #expect(check.passed, "promtool: \(check.said)")
         }
         serve.signal(SIGTERM)
         #expect(serve.waitExit(30) == 0, "\(serve.stderr)")

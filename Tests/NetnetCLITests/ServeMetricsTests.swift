@@ -6,6 +6,20 @@ import Glibc
 
 let hasPromtool = FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool")
 
+/// `promtool check metrics` on what `url` answers: whether it passed without a word, and what it said.
+func promtoolCheck(_ url: String) throws -> (passed: Bool, said: String) {
+    let check = Process()
+    check.executableURL = URL(fileURLWithPath: "/bin/sh")
+    check.arguments = ["-c", "curl -sf '\(url)' | promtool check metrics"]
+    let output = Pipe()
+    check.standardOutput = output
+    check.standardError = output
+    try check.run()
+    let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    check.waitUntilExit()
+    return (check.terminationStatus == 0 && said.isEmpty, said)
+}
+
 /// `netnet serve`'s `/metrics` as Prometheus' own checker reads it, and what the daemon's log
 /// carries besides netnet's own lines: Hummingbird's and FFmpeg's messages (docs/operations.md).
 @Suite("netnet serve metrics and logs", .serialized)
@@ -37,16 +51,8 @@ struct ServeMetricsTests {
         #expect(waitFor(30) { serve.stderr.contains("stream dead: [tcp @ ") }, "\(serve.stderr)")
 
         let url = "http://127.0.0.1:\(port)/metrics"
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/bin/sh")
-        check.arguments = ["-c", "curl -sf '\(url)' | promtool check metrics"]
-        let output = Pipe()
-        check.standardOutput = output
-        check.standardError = output
-        try check.run()
-        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        check.waitUntilExit()
-        #expect(check.terminationStatus == 0 && said.isEmpty, "promtool: \(said)")
+        let check = try promtoolCheck(url)
+        #expect(check.passed, "promtool: \(check.said)")
 
         let metrics = try curl(["-f", url]).body
         for family in ["process_cpu_seconds_total counter", "process_open_fds gauge", "process_max_fds gauge",

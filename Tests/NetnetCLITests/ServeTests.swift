@@ -69,14 +69,9 @@ struct ServeTests {
         let clip = try ServeClips.make(in: scratch)
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = onLoopback(port: 0) { bind(listener, $0, $1) }
         listen(listener, 1)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let port = boundPort(listener)
         let config = try writeConfig("[global]\nlisten = 127.0.0.1:\(port)\n[stream a]\nurl = \(clip)\n")
         let result = try NetnetBinary.run(["serve", "--config", config])
         #expect(result.status == 1)
