@@ -75,8 +75,20 @@ public struct StatusRecord: Sendable, Equatable {
     public func jsonLine() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256)
+        Self.appendLine(stream: stream, seq: seq, timeNanoseconds: timeNanoseconds, state: state.rawValue,
+                        previous: previous?.rawValue, reason: reason, attempt: attempt, retryIn: retryIn,
+                        reconnects: reconnects, to: &bytes)
+        return bytes
+    }
+
+    /// A `netnet.status/1` line, newline included: the keys above with `state` as text (a
+    /// delivery `gap` line has a state no stream has), then whatever `extra` appends (each key
+    /// with its leading `, `) before the closing brace. Pure.
+    public static func appendLine(stream: String, seq: Int, timeNanoseconds: Int64, state: String, previous: String?,
+                                  reason: String?, attempt: Int?, retryIn: Double?, reconnects: UInt64,
+                                  extra: (inout [UInt8]) -> Void = { _ in }, to bytes: inout [UInt8]) {
         JSONText.appendRaw("{\"schema\": ", to: &bytes)
-        JSONText.appendString(Self.schema, to: &bytes)
+        JSONText.appendString(schema, to: &bytes)
         JSONText.appendRaw(", \"stream\": ", to: &bytes)
         JSONText.appendString(stream, to: &bytes)
         JSONText.appendRaw(", \"seq\": ", to: &bytes)
@@ -84,9 +96,9 @@ public struct StatusRecord: Sendable, Equatable {
         JSONText.appendRaw(", \"time\": \"", to: &bytes)
         WallClock.appendISO8601(nanoseconds: timeNanoseconds, to: &bytes)
         JSONText.appendRaw("\", \"state\": ", to: &bytes)
-        JSONText.appendString(state.rawValue, to: &bytes)
+        JSONText.appendString(state, to: &bytes)
         JSONText.appendRaw(", \"previous\": ", to: &bytes)
-        if let previous { JSONText.appendString(previous.rawValue, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
+        if let previous { JSONText.appendString(previous, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
         JSONText.appendRaw(", \"reason\": ", to: &bytes)
         if let reason { JSONText.appendString(reason, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
         JSONText.appendRaw(", \"attempt\": ", to: &bytes)
@@ -95,8 +107,8 @@ public struct StatusRecord: Sendable, Equatable {
         if let retryIn { JSONText.appendFixed(retryIn, decimals: 3, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
         JSONText.appendRaw(", \"reconnects\": ", to: &bytes)
         JSONText.appendInt(Int(reconnects), to: &bytes)
+        extra(&bytes)
         JSONText.appendRaw("}\n", to: &bytes)
-        return bytes
     }
 }
 

@@ -333,23 +333,18 @@ public struct GapRecord: Sendable, Equatable {
     /// `reconnects` 0), then `sink`, `first_seq`, `last_seq`, `lost`. Pure.
     public func jsonLine() -> [UInt8] {
         var bytes: [UInt8] = []
-        JSONText.appendRaw("{\"schema\": \"netnet.status/1\", \"stream\": ", to: &bytes)
-        JSONText.appendString(stream, to: &bytes)
-        JSONText.appendRaw(", \"seq\": ", to: &bytes)
-        JSONText.appendInt(seq, to: &bytes)
-        JSONText.appendRaw(", \"time\": \"", to: &bytes)
-        WallClock.appendISO8601(nanoseconds: timeNanoseconds, to: &bytes)
-        JSONText.appendRaw("\", \"state\": \"gap\", \"previous\": null, \"reason\": ", to: &bytes)
-        JSONText.appendString("spool cap: sink \(sink) lost seq \(firstSeq)…\(lastSeq)", to: &bytes)
-        JSONText.appendRaw(", \"attempt\": null, \"retry_in\": null, \"reconnects\": 0, \"sink\": ", to: &bytes)
-        JSONText.appendString(sink, to: &bytes)
-        JSONText.appendRaw(", \"first_seq\": ", to: &bytes)
-        JSONText.appendInt(firstSeq, to: &bytes)
-        JSONText.appendRaw(", \"last_seq\": ", to: &bytes)
-        JSONText.appendInt(lastSeq, to: &bytes)
-        JSONText.appendRaw(", \"lost\": ", to: &bytes)
-        JSONText.appendInt(lastSeq - firstSeq + 1, to: &bytes)
-        JSONText.appendRaw("}\n", to: &bytes)
+        StatusRecord.appendLine(stream: stream, seq: seq, timeNanoseconds: timeNanoseconds, state: "gap", previous: nil,
+                                reason: "spool cap: sink \(sink) lost seq \(firstSeq)…\(lastSeq)", attempt: nil, retryIn: nil,
+                                reconnects: 0, extra: { bytes in
+            JSONText.appendRaw(", \"sink\": ", to: &bytes)
+            JSONText.appendString(sink, to: &bytes)
+            JSONText.appendRaw(", \"first_seq\": ", to: &bytes)
+            JSONText.appendInt(firstSeq, to: &bytes)
+            JSONText.appendRaw(", \"last_seq\": ", to: &bytes)
+            JSONText.appendInt(lastSeq, to: &bytes)
+            JSONText.appendRaw(", \"lost\": ", to: &bytes)
+            JSONText.appendInt(lastSeq - firstSeq + 1, to: &bytes)
+        }, to: &bytes)
         return bytes
     }
 }
