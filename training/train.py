@@ -98,6 +98,10 @@ def check_specs(text):
     """SystemExit in one line for a spec that is neither a named set nor of a known kind."""
     from netnet_ref import sources
     for spec in data.split_specs(text):
+        try:
+            spec, _ = data.parse_fold(spec)
+        except ValueError as e:
+            raise SystemExit(f"train: {e}")
         kind = spec.split(":", 1)[0] if ":" in spec else None
         if kind is None and spec not in data.NAMED or kind is not None and kind not in sources.KINDS:
             raise SystemExit(f"train: data set '{spec}': expected one of {', '.join(data.NAMED)}, or "

@@ -25,6 +25,7 @@ Data in a user's own layout (`load_spec`, see netnet_ref/sources.py): `yolo:DIR[
 Images are decoded with the ffmpeg command-line tool (the same libavcodec the engine uses).
 """
 import json
+import re
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -250,14 +251,54 @@ def load_named(name):
                      f"coco:ANN.json:IMAGES, voc:DIR[@SPLIT], mot:SEQDIR, pennfudan:DIR")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which images of a set to decode: with `fold` (k, n) the images i with i % n == k (or, with
+    `rest`, every other image), then `limit` of those spread evenly. `data.spaced` takes one
+    wherever it takes a limit, so every reader selects before it decodes."""
+    fold: tuple = None
+    rest: bool = False
+    limit: int = None
+
+    def indices(self, count):
+        picked = list(range(count))
+        if self.fold is not None:
+            k, n = self.fold
+            picked = [i for i in picked if (i % n == k) != self.rest]
+        return [picked[i] for i in spaced(len(picked), self.limit)]
+
+
+FOLD = re.compile(r"^(?P<spec>.+)#(?P<rest>!?)(?P<k>\d+)/(?P<n>\d+)$")
+
+
+def parse_fold(spec):
+    """'SET#K/N' -> ('SET', ((K, N), False)); 'SET#!K/N' -> ('SET', ((K, N), True)): the images
+    i of SET with i % N == K, or all the others; a spec without '#' -> (spec, None)."""
+    if "#" not in spec:
+        return spec, None
+    m = FOLD.match(spec)
+    if not m or int(m["n"]) < 2 or int(m["k"]) >= int(m["n"]):
+        raise ValueError(f"data set '{spec}': expected SET#K/N or SET#!K/N with 0 <= K < N and N >= 2 "
+                         f"(the images i with i % N == K, or all the others)")
+    return m["spec"], ((int(m["k"]), int(m["n"])), bool(m["rest"]))
+
+
 def load_spec(spec, limit=None):
-    """A named set or a `kind:...` spec (netnet_ref/sources.py), optionally thinned to `limit`
-    images taken evenly across it (before decoding, so a large folder stays cheap)."""
+    """A named set or a `kind:...` spec (netnet_ref/sources.py), optionally one fold of it
+    (`SET#K/N`, `SET#!K/N`: parse_fold), thinned to `limit` images taken evenly across it (before
+    decoding, so a large folder stays cheap). The set keeps the whole spec as its name."""
     from . import sources
-    if ":" in spec:
-        return sources.load(spec, limit=limit)
-    ds = load_named(spec)
-    return thin(ds, limit)
+    base, fold = parse_fold(spec)
+    pick = limit if fold is None else Selection(fold=fold[0], rest=fold[1], limit=limit)
+    if ":" in base:
+        ds = sources.load(base, limit=pick)
+    else:
+        ds = thin(load_named(base), pick)
+    if fold is not None:
+        ds.name = spec
+        for s in ds.samples:
+            s.key = spec + s.key[len(base):] if s.key.startswith(base) else s.key
+    return ds
 
 
 def split_specs(text):
@@ -266,7 +307,10 @@ def split_specs(text):
 
 
 def spaced(n, limit):
-    """Indices of `limit` items spread evenly over n (all of them when limit is None or >= n)."""
+    """Indices of `limit` items spread evenly over n (all of them when limit is None or >= n);
+    `limit` may also be a Selection."""
+    if isinstance(limit, Selection):
+        return limit.indices(n)
     if limit is None or limit >= n:
         return list(range(n))
     if limit <= 0:

@@ -336,3 +336,23 @@ def test_evaluate_scores_each_set_on_its_own(tmp_path):
     broken = subprocess.run([sys.executable, str(HERE.parent / "evaluate.py"), "--model", str(model), "--data",
                              f"yolo:{rf}@nope"], capture_output=True, text=True, timeout=300)
     assert broken.returncode == 1 and "unknown split" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_folds_split_a_set_into_disjoint_parts(tmp_path):
+    root = tmp_path / "folds"
+    (root / "labels").mkdir(parents=True)
+    for i in range(7):
+        write_image(root / "images" / f"{i}.jpg", 16, 16, i)
+        (root / "labels" / f"{i}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("names: [person]\n")
+    spec = f"yolo:{root}"
+    held = data.load_spec(spec + "#1/3")
+    rest = data.load_spec(spec + "#!1/3")
+    assert [s.key.rsplit("/", 1)[1] for s in held.samples] == ["1", "4"]
+    assert [s.key.rsplit("/", 1)[1] for s in rest.samples] == ["0", "2", "3", "5", "6"]
+    assert held.name == spec + "#1/3" and all(s.key.startswith(spec + "#1/3/") for s in held.samples)
+    assert len(data.load_spec(spec + "#!1/3", limit=2).samples) == 2
+    assert len(data.load_spec("pets09-val#0/10").samples) == 10
+    for bad in ("#3/3", "#1/1", "#x/3", "#1/"):
+        with pytest.raises(ValueError, match="SET#K/N"):
+            data.load_spec(spec + bad)
