@@ -5,7 +5,7 @@ import Testing
 /// The committed narrow goldens from training/make_goldens.py (PyTorch, float64 reference).
 @Suite("Parity with the PyTorch reference")
 struct GoldenTests {
-    static let goldens = ["netnet-vgg16-300-w0.125", "netnet-vgg16-512-w0.125", "ssd-vgg16-300-w0.125"]
+    static let goldens = ["netnet-vgg16-300-w0.125", "netnet-vgg16-512-w0.125", "ssd-vgg16-300-w0.125", "netnet-resnet101-512-w0.125"]
     /// The paper's Table 2 gates and Table 3 placements (training/make_goldens.py --name …,
     /// width 0.0625, two classes), each with what its model file must say.
     static let ablations: [(name: String, gate: NEMGate, placement: NEMPlacement)] = [
