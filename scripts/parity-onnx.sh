@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # `netnet detect --dump-heads` against ONNX Runtime running the reference's ONNX export of the
 # same model on the same input: loc and conf within 1e-4 relative.
-#   bash scripts/parity-onnx.sh [NETWORK[:gate=G][:placement=P]…]   (default: netnet-vgg16-300 netnet-vgg16-512)
+#   bash scripts/parity-onnx.sh [NETWORK[:gate=G][:placement=P]…]   (default: netnet-vgg16-300 netnet-vgg16-512 netnet-resnet101-512)
 #   e.g. netnet-vgg16-300:gate=global or netnet-vgg16-300:placement=nnem (the paper's Tables 2 and 3)
 # Env: WIDTH (1), CLASSES (80), NETNET (a netnet binary; default: release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 networks=("$@")
-[ "${#networks[@]}" -gt 0 ] || networks=(netnet-vgg16-300 netnet-vgg16-512)
+[ "${#networks[@]}" -gt 0 ] || networks=(netnet-vgg16-300 netnet-vgg16-512 netnet-resnet101-512)
 width="${WIDTH:-1}"; classes="${CLASSES:-80}"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 if [ -z "${NETNET:-}" ]; then

@@ -5,7 +5,7 @@ import Testing
 /// The committed narrow goldens from training/make_goldens.py (PyTorch, float64 reference).
 @Suite("Parity with the PyTorch reference")
 struct GoldenTests {
-    static let goldens = ["netnet-vgg16-300-w0.125", "netnet-vgg16-512-w0.125", "ssd-vgg16-300-w0.125"]
+    static let goldens = ["netnet-vgg16-300-w0.125", "netnet-vgg16-512-w0.125", "ssd-vgg16-300-w0.125", "netnet-resnet101-512-w0.125"]
     /// The paper's Table 2 gates and Table 3 placements (training/make_goldens.py --name …,
     /// width 0.0625, two classes), each with what its model file must say.
     static let ablations: [(name: String, gate: NEMGate, placement: NEMPlacement)] = [
@@ -24,7 +24,13 @@ struct GoldenTests {
     /// roundings, with M up to 8² larger through Aᵀ: the same order), so one layer adds about
     /// 2 · √1154 · 2⁻²⁴ ≈ 4e-6; the deepest head is 23 convolutions down and, adding linearly (the
     /// worst case of independent layers), 23 × 4e-6 ≈ 1e-4. Measured on AVX-512 and AVX2: ≤ 2.2e-6
-    /// (im2col) and ≤ 4.4e-6 (Winograd), far inside it, as typical errors are.
+    /// (im2col) and ≤ 4.4e-6 (Winograd), far inside it, as typical errors are. ResNet-101 is
+    /// deeper (33 bottlenecks, three convolutions each), but a branch's error lands on the
+    /// stage's output once and travels on through the identity shortcuts unmultiplied, so its
+    /// errors add as ~33 + 20 layers' (the 20 on the path that is not a shortcut: stem,
+    /// projections, extras, modules, heads): 53 × 4e-6 ≈ 2e-4 in the linear worst case, √53 ×
+    /// 4e-6 ≈ 3e-5 for independent roundings; the bar stays the 1e-4 and the
+    /// width-0.125 golden measures 2.6e-6.
     static let bounds: [ConvolutionAlgorithm: Float] = [.im2col: 1e-4, .winograd: 1e-4, .auto: 1e-4]
 
     @Test("every level matches the reference, with each convolution choice and GEMM library",
@@ -39,7 +45,7 @@ struct GoldenTests {
         let detector = Detector(model: model, convolution: convolution, gemm: choice.gemm)
         #expect(detector.gemm == choice.gemm)
         if convolution == .winograd { #expect(!detector.winogradLayerNames.isEmpty) }
-        if convolution == .winograd && choice.gemm == .onednn {
+        if convolution == .winograd && choice.gemm == .onednn && model.description.network.backbone == .vgg16 {
             #expect(detector.oneDNNKernels.contains { $0.name == "backbone.conv6" && $0.kernel == "winograd-dilated" },
                     "\(name): conv6 does not run dilated Winograd")
         }
@@ -148,7 +154,7 @@ struct GoldenTests {
     /// layer (`Winograd.FusedPool`): which pools fuse, and that the network's outputs are the
     /// same bits as with every pool run on its own.
     @Test("fused max pools: VGG's pool1–pool3 fuse, the heads are bit-identical to separate pools, their inputs get no memory",
-          arguments: goldens)
+          arguments: goldens.filter { !$0.contains("resnet") })   // ResNet's only pool is the stem's 3×3/2
     func fusedPools(name: String) throws {
         let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
         let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)

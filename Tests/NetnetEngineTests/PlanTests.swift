@@ -7,7 +7,8 @@ private let coco = (0..<80).map { "class\($0)" }
 @Suite("Network plans")
 struct PlanTests {
     @Test("prior counts match SSD's", arguments: [(NetworkName.ssdVGG16_300, 8732), (.netnetVGG16_300, 8732),
-                                                 (.ssdVGG16_512, 24564), (.netnetVGG16_512, 24564)])
+                                                 (.ssdVGG16_512, 24564), (.netnetVGG16_512, 24564),
+                                                 (.ssdResNet101_512, 24564), (.netnetResNet101_512, 24564)])
     func priorCounts(network: NetworkName, expected: Int) {
         let plan = NetworkPlan(ModelDescription(network: network, width: 0.125, classes: ["a"]))
         #expect(plan.priorCount == expected)
@@ -15,7 +16,8 @@ struct PlanTests {
     }
 
     @Test("multiply-accumulates at width 1 with 80 classes match the spec's count",
-          arguments: [(NetworkName.ssdVGG16_300, 34.4), (.netnetVGG16_300, 36.9), (.ssdVGG16_512, 98.6), (.netnetVGG16_512, 105.7)])
+          arguments: [(NetworkName.ssdVGG16_300, 34.4), (.netnetVGG16_300, 36.9), (.ssdVGG16_512, 98.6), (.netnetVGG16_512, 105.7),
+                      (.ssdResNet101_512, 54.78), (.netnetResNet101_512, 67.91)])
     func macs(network: NetworkName, gigaMACs: Double) {
         let plan = NetworkPlan(ModelDescription(network: network, width: 1, classes: coco))
         let measured = Double(plan.multiplyAccumulates) / 1e9
@@ -33,6 +35,37 @@ struct PlanTests {
         let plan512 = NetworkPlan(ModelDescription(network: .ssdVGG16_512, classes: coco))
         let sizes512 = (1...7).map { plan512.buffers[plan512.named["p\($0)"]!].height }
         #expect(sizes512 == [64, 32, 16, 8, 4, 2, 1])
+    }
+
+    /// The ResNet-101 layout (docs/model-format.md): p1…p3 from layer2…layer4, extras to 1×1,
+    /// torchvision's v1.5 strides (3×3 and projection), one output buffer per stage, no L2Norm.
+    @Test("ResNet-101 at 512: pyramid, strides, tensors")
+    func resNetLayout() {
+        let plan = NetworkPlan(ModelDescription(network: .netnetResNet101_512, classes: coco))
+        let shapes = (1...7).map { level -> [Int] in
+            let b = plan.buffers[plan.named["p\(level)"]!]
+            return [b.height, b.channels]
+        }
+        #expect(shapes == [[64, 512], [32, 1024], [16, 2048], [8, 512], [4, 256], [2, 256], [1, 256]])
+        let tensors = Dictionary(uniqueKeysWithValues: plan.expectedTensors.map { ($0.name, $0.shape) })
+        #expect(tensors["l2norm.weight"] == nil)
+        #expect(tensors["backbone.conv1.weight"] == [64, 3, 7, 7])
+        #expect(tensors["backbone.layer3.0.downsample.weight"] == [1024, 512, 1, 1])
+        #expect(tensors["backbone.layer3.1.downsample.weight"] == nil)
+        #expect(tensors["netm13.gate.weight"] == [512, 2048, 1, 1] && tensors["netm13.transfer.weight"] == [2048, 512, 1, 1])
+        #expect(tensors["netm24.reduce.weight"] == [256, 1024, 1, 1])
+        #expect(tensors["extras.conv6_1.weight"] == [256, 2048, 1, 1] && tensors["extras.conv9_2.weight"] == [256, 128, 3, 3])
+        #expect(plan.layers.filter { $0.name.hasSuffix(".conv3") }.count == 33)
+        let layers = Dictionary(uniqueKeysWithValues: plan.layers.map { ($0.name, $0) })
+        let projection = layers["backbone.layer2.0.downsample"]!
+        #expect(projection.geometry.strideY == 2 && projection.geometry.kernelHeight == 1 && projection.inputHeight == 128)
+        #expect(layers["backbone.layer2.0.conv1"]!.geometry.strideY == 1 && layers["backbone.layer2.0.conv2"]!.geometry.strideY == 2)
+        // layer3's 23 blocks share one output buffer, accumulated in place with ReLU.
+        let p2 = plan.named["p2"]!
+        let residuals = plan.steps.filter {
+            if case let .convolution(_, _, output, true, true) = $0 { return output == p2 } else { return false }
+        }
+        #expect(residuals.count == 23)
     }
 
     @Test("width scaling rounds to multiples of 8, at least 8")

@@ -68,6 +68,8 @@ let namedConvCases: [ConvCase] = [
     ConvCase(name: "pointwise", geometry: .init(inputChannels: 7, outputChannels: 9, kernel: 1), height: 6, width: 5),
     ConvCase(name: "pointwise large (parallel epilogue)", geometry: .init(inputChannels: 32, outputChannels: 64, kernel: 1), height: 48, width: 48),
     ConvCase(name: "1x1 stride 2 (not pointwise)", geometry: .init(inputChannels: 3, outputChannels: 4, kernel: 1, stride: 2), height: 9, width: 8),
+    ConvCase(name: "ResNet projection 1x1 stride 2 @16 (even size)", geometry: .init(inputChannels: 16, outputChannels: 24, kernel: 1, stride: 2), height: 16, width: 16),
+    ConvCase(name: "ResNet stem 7x7 s2 p3 @21", geometry: .init(inputChannels: 3, outputChannels: 8, kernel: 7, stride: 2, padding: 3), height: 21, width: 20),
     ConvCase(name: "1x1 pad 1 (not pointwise)", geometry: .init(inputChannels: 3, outputChannels: 4, kernel: 1, padding: 1), height: 4, width: 5),
     ConvCase(name: "rectangular 1x3 / 3x1 mix", geometry: .init(inputChannels: 3, outputChannels: 2, kernelHeight: 1, kernelWidth: 3, strideY: 1, strideX: 2, padY: 0, padX: 1, dilationY: 1, dilationX: 2), height: 6, width: 9),
     ConvCase(name: "kernel wider than input + pad", geometry: .init(inputChannels: 2, outputChannels: 2, kernelHeight: 5, kernelWidth: 5, strideY: 3, strideX: 1, padY: 2, padX: 2, dilationY: 1, dilationX: 1), height: 3, width: 2),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training-time batch normalisation, folded away for export.
 
-The spec's VGG16 has no batch normalisation, and a narrow VGG16-SSD trained from scratch (no
+The spec's VGG16 has no batch normalisation (and ResNet-101's, which has, is written folded), and a narrow VGG16-SSD trained from scratch (no
 ImageNet weights are reachable here) trains slowly and unstably without it. So training puts a
 BatchNorm2d after every backbone and extras convolution (before its ReLU) and `fold` writes it
 into that convolution's weight and bias: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
@@ -27,11 +27,17 @@ class ConvBN(nn.Module):
 
 
 def add_batchnorm(model):
-    """Wraps every backbone and extras convolution of a NETNet in ConvBN (in place)."""
+    """Wraps every backbone and extras convolution of a NETNet in ConvBN (in place): VGG16's
+    and the extras' flat ones, and every convolution of ResNet-101's bottlenecks (conv1, conv2,
+    conv3 and the projection shortcut: as torchvision, a batch norm after each, the shortcut's
+    before the residual add), so fold() writes them all back as plain convolutions."""
     for group in (model.backbone, model.extras):
-        for name in list(group.keys()):
-            if not isinstance(group[name], ConvBN):
-                group[name] = ConvBN(group[name])
+        for parent in list(group.modules()):
+            if isinstance(parent, ConvBN):
+                continue
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Conv2d):
+                    setattr(parent, name, ConvBN(child))
     return model
 
 

@@ -65,6 +65,17 @@ VGG_LAYERS = [
 ]
 CONV6, CONV7 = 1024, 1024
 
+# ResNet-101 (torchvision's v1.5 bottleneck, the layout DSSD513 and RefineDet512 use at 512):
+# a 7x7 stride-2 pad-3 stem convolution (64) and a 3x3 stride-2 pad-1 max pool, then four stages
+# of bottlenecks [1x1 mid, 3x3 mid, 1x1 4*mid] + shortcut, ReLU after the add. The first block
+# of each stage has a projection shortcut (1x1, with the stage's stride); the stride sits on the
+# 3x3 (v1.5), not on the first 1x1 (v1). (stage name, mid channels at width 1, blocks, stride).
+RESNET_STEM = 64
+RESNET101_STAGES = [("layer1", 64, 3, 1), ("layer2", 128, 4, 2), ("layer3", 256, 23, 2), ("layer4", 512, 3, 2)]
+RESNET_EXPANSION = 4
+# The pyramid's first three levels are the outputs of layer2 (stride 8), layer3 (16), layer4 (32).
+RESNET_PYRAMID_STAGES = ["layer2", "layer3", "layer4"]
+
 # extras: (name, out channels at width 1, kernel, stride, padding); ReLU after each.
 EXTRAS = {
     300: [
@@ -81,12 +92,22 @@ EXTRAS = {
         ("conv12_1", 128, 1, 1, 0), ("conv12_2", 256, 4, 1, 1),
     ],
 }
+# ResNet-101 at 512: four [1x1, 3x3 stride 2 pad 1] pairs after layer4 (16 -> 8 -> 4 -> 2 -> 1),
+# SSD512's first four extras' channels; ReLU after each.
+RESNET_EXTRAS_512 = [
+    ("conv6_1", 256, 1, 1, 0), ("conv6_2", 512, 3, 2, 1),
+    ("conv7_1", 128, 1, 1, 0), ("conv7_2", 256, 3, 2, 1),
+    ("conv8_1", 128, 1, 1, 0), ("conv8_2", 256, 3, 2, 1),
+    ("conv9_1", 128, 1, 1, 0), ("conv9_2", 256, 3, 2, 1),
+]
 
 NETWORKS = {
-    "ssd-vgg16-300": {"arch": "ssd", "input_size": 300},
-    "netnet-vgg16-300": {"arch": "netnet", "input_size": 300},
-    "ssd-vgg16-512": {"arch": "ssd", "input_size": 512},
-    "netnet-vgg16-512": {"arch": "netnet", "input_size": 512},
+    "ssd-vgg16-300": {"arch": "ssd", "input_size": 300, "backbone": "vgg16"},
+    "netnet-vgg16-300": {"arch": "netnet", "input_size": 300, "backbone": "vgg16"},
+    "ssd-vgg16-512": {"arch": "ssd", "input_size": 512, "backbone": "vgg16"},
+    "netnet-vgg16-512": {"arch": "netnet", "input_size": 512, "backbone": "vgg16"},
+    "ssd-resnet101-512": {"arch": "ssd", "input_size": 512, "backbone": "resnet101"},
+    "netnet-resnet101-512": {"arch": "netnet", "input_size": 512, "backbone": "resnet101"},
 }
 
 PYRAMID_SIZES = {300: [38, 19, 10, 5, 3, 1], 512: [64, 32, 16, 8, 4, 2, 1]}
@@ -154,6 +175,7 @@ class NetConfig:
             raise ValueError("classes: expected at least one class name")
         self.network = network
         self.arch = NETWORKS[network]["arch"]
+        self.backbone = NETWORKS[network]["backbone"]
         self.input_size = NETWORKS[network]["input_size"]
         self.width = width
         self.classes = classes
@@ -209,23 +231,34 @@ class NetConfig:
 
     @property
     def extras(self):
-        return EXTRAS[self.input_size]
+        return RESNET_EXTRAS_512 if self.backbone == "resnet101" else EXTRAS[self.input_size]
+
+    @property
+    def backbone_channels_width1(self):
+        """The backbone's pyramid levels' channels at width 1: conv4_3, conv7 (VGG16) or the
+        outputs of layer2, layer3, layer4 (ResNet-101: 512, 1024, 2048)."""
+        if self.backbone == "resnet101":
+            mids = {name: mid for name, mid, _b, _s in RESNET101_STAGES}
+            return [RESNET_EXPANSION * mids[name] for name in RESNET_PYRAMID_STAGES]
+        return [512, CONV7]
+
+    @property
+    def pyramid_channels_width1(self):
+        return self.backbone_channels_width1 + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
 
     @property
     def pyramid_channels(self):
-        """c_1..c_L: conv4_3, conv7, conv8_2, conv9_2, ... (scaled)."""
-        ex = [self.c(c) for (name, c, *_r) in self.extras if name.endswith("_2")]
-        return [self.c(512), self.c(CONV7)] + ex
+        """c_1..c_L (scaled): conv4_3, conv7, conv8_2, conv9_2, ... (VGG16); layer2, layer3,
+        layer4, conv6_2 ... conv9_2 (ResNet-101)."""
+        return [self.c(c) for c in self.pyramid_channels_width1]
 
     def bottleneck(self, s):
         """NETM fusion bottleneck width for level s: scale(c_s at width 1 / 4)."""
-        c1 = [512, CONV7] + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
-        return self.c(c1[s - 1] // 4)
+        return self.c(self.pyramid_channels_width1[s - 1] // 4)
 
     def attention_inner(self, s):
         """Inner channels of the global gate at level s: scale(c_s at width 1 / 8)."""
-        c1 = [512, CONV7] + [c for (name, c, *_r) in self.extras if name.endswith("_2")]
-        return self.c(c1[s - 1] // 8)
+        return self.c(self.pyramid_channels_width1[s - 1] // 8)
 
     @property
     def gate(self):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""NETNet / SSD (VGG16) as nn.Module; state_dict keys are exactly docs/model-format.md's names.
+"""NETNet / SSD (VGG16 or ResNet-101) as nn.Module; state_dict keys are exactly
+docs/model-format.md's names.
 
 forward(x) -> (loc [N,P,4], conf [N,P,C+1]) raw head outputs.
 forward_features(x) -> dict with p1..pL, pf1..pf4 (when modules.nnfm), out1..out4 (when
@@ -11,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import CONV6, CONV7, NNFM_LEVELS, VGG_LAYERS, NetConfig
+from .config import (CONV6, CONV7, NNFM_LEVELS, RESNET101_STAGES, RESNET_EXPANSION, RESNET_PYRAMID_STAGES,
+                     RESNET_STEM, VGG_LAYERS, NetConfig)
 
 
 class L2Norm(nn.Module):
@@ -27,6 +29,56 @@ class L2Norm(nn.Module):
         return x / norm * self.weight.view(1, -1, 1, 1)
 
 
+class Bottleneck(nn.Module):
+    """torchvision's v1.5 bottleneck with biases (batch norm folded): ReLU(conv3(ReLU(conv2(
+    ReLU(conv1(x))))) + shortcut(x)); the stride on conv2 (3x3) and on the projection shortcut
+    `downsample` (1x1), which exists when the stride or the channel count changes."""
+
+    def __init__(self, cin, mid, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, mid, 1)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1)
+        self.conv3 = nn.Conv2d(mid, cout, 1)
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Conv2d(cin, cout, 1, stride=stride)
+        else:
+            self.downsample = None
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = F.relu(self.conv2(F.relu(self.conv1(x))))
+        return F.relu(self.conv3(y) + shortcut)
+
+
+class ResNet101(nn.Module):
+    """The ResNet-101 backbone: stem conv1 (7x7/2 pad 3) + ReLU, 3x3/2 pad 1 max pool, layer1..4
+    (3, 4, 23, 3 bottlenecks); returns the outputs of layer2, layer3 and layer4 (p1, p2, p3)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, c(RESNET_STEM), 7, stride=2, padding=3)
+        cin = c(RESNET_STEM)
+        for name, mid, blocks, stride in RESNET101_STAGES:
+            cout = c(RESNET_EXPANSION * mid)
+            layer = nn.ModuleList()
+            for b in range(blocks):
+                layer.append(Bottleneck(cin, c(mid), cout, stride if b == 0 else 1))
+                cin = cout
+            setattr(self, name, layer)
+        self.out_channels = cin
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(x, 3, 2, 1)
+        outs = []
+        for name, *_r in RESNET101_STAGES:
+            for block in getattr(self, name):
+                x = block(x)
+            if name in RESNET_PYRAMID_STAGES:
+                outs.append(x)
+        return outs
+
+
 def _resize(x, size):
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
@@ -40,24 +92,28 @@ class NETNet(nn.Module):
         self.sizes = [(s, s) for s in sizes]
 
         # backbone
-        bb = OrderedDict()
-        cin = 3
-        self.vgg_plan = []  # list of ('conv', name) or ('pool', ceil)
-        for item in VGG_LAYERS:
-            if isinstance(item, str):
-                self.vgg_plan.append(("pool", item == "C"))
-            else:
-                name, cout = item
-                bb[name] = nn.Conv2d(cin, c(cout), 3, padding=1)
-                cin = c(cout)
-                self.vgg_plan.append(("conv", name))
-        bb["conv6"] = nn.Conv2d(cin, c(CONV6), 3, padding=6, dilation=6)
-        bb["conv7"] = nn.Conv2d(c(CONV6), c(CONV7), 1)
-        self.backbone = nn.ModuleDict(bb)
-        self.l2norm = L2Norm(c(512))
+        if cfg.backbone == "resnet101":
+            self.backbone = ResNet101(c)
+            cin = self.backbone.out_channels
+        else:
+            bb = OrderedDict()
+            cin = 3
+            self.vgg_plan = []  # list of ('conv', name) or ('pool', ceil)
+            for item in VGG_LAYERS:
+                if isinstance(item, str):
+                    self.vgg_plan.append(("pool", item == "C"))
+                else:
+                    name, cout = item
+                    bb[name] = nn.Conv2d(cin, c(cout), 3, padding=1)
+                    cin = c(cout)
+                    self.vgg_plan.append(("conv", name))
+            bb["conv6"] = nn.Conv2d(cin, c(CONV6), 3, padding=6, dilation=6)
+            bb["conv7"] = nn.Conv2d(c(CONV6), c(CONV7), 1)
+            self.backbone = nn.ModuleDict(bb)
+            self.l2norm = L2Norm(c(512))
+            cin = c(CONV7)
 
         ex = OrderedDict()
-        cin = c(CONV7)
         for name, cout, k, s, p in cfg.extras:
             ex[name] = nn.Conv2d(cin, c(cout), k, stride=s, padding=p)
             cin = c(cout)
@@ -110,6 +166,21 @@ class NETNet(nn.Module):
                 raise RuntimeError(f"{name}: spatial size {tuple(x.shape[-2:])}, expected {exp}")
 
     def pyramid(self, x):
+        if self.cfg.backbone == "resnet101":
+            ps = self.backbone(x)
+            x = ps[-1]
+        else:
+            ps = self._vgg_pyramid(x)
+            x = ps[-1]
+        for name, *_r in self.cfg.extras:
+            x = F.relu(self.extras[name](x))
+            if name.endswith("_2"):
+                ps.append(x)
+        for l, p in enumerate(ps, 1):
+            self._check(f"p{l}", p, l)
+        return ps
+
+    def _vgg_pyramid(self, x):
         bb = self.backbone
         for kind, arg in self.vgg_plan:
             if kind == "pool":
@@ -121,14 +192,7 @@ class NETNet(nn.Module):
         x = F.max_pool2d(x, 3, 1, 1)  # pool5
         x = F.relu(bb["conv6"](x))
         x = F.relu(bb["conv7"](x))
-        ps = [p1, x]
-        for name, *_r in self.cfg.extras:
-            x = F.relu(self.extras[name](x))
-            if name.endswith("_2"):
-                ps.append(x)
-        for l, p in enumerate(ps, 1):
-            self._check(f"p{l}", p, l)
-        return ps
+        return [p1, x]
 
     def fuse(self, ps):
         """NNFM: pf_s = ReLU(H_{s-1}(p_{s-1}) + p_s + H_{s+1}(p_{s+1})), s = 1..4, on un-fused p."""
@@ -213,12 +277,25 @@ class NETNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------
+def residual_branch_gain(cfg):
+    """The factor on the He std of each ResNet bottleneck's last convolution (conv3): 1/sqrt(B),
+    B = the network's bottleneck count (33 for ResNet-101). Each He-initialised branch adds about
+    its input's variance, so 33 plain blocks would grow activations ~2^16.5 in std; with the gain
+    the growth is bounded by (1 + 1/B)^B < e in variance (Fixup's idea, without batch norm, which
+    the folded model file has not got). 1 for VGG16."""
+    if cfg.backbone != "resnet101":
+        return 1.0
+    return 1.0 / sum(blocks for _n, _m, blocks, _s in RESNET101_STAGES) ** 0.5
+
+
 def init_weights(model, seed=0, golden=False):
     """Model init: He normal (fan_in, ReLU gain: std = sqrt(2 / (cin*kh*kw))) conv weights, zero
-    biases, L2Norm weight 20. golden=True instead draws biases uniform(-0.05, 0.05) and L2Norm
+    biases, L2Norm weight 20; ResNet bottlenecks' conv3 weights times residual_branch_gain.
+    golden=True instead draws biases uniform(-0.05, 0.05) and L2Norm
     weights uniform(10, 30), so that bias and scale bugs show in golden comparisons.
     Deterministic for a seed (own torch.Generator, parameters visited in state_dict order)."""
     g = torch.Generator().manual_seed(int(seed))
+    branch_gain = residual_branch_gain(model.cfg)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name == "l2norm.weight":
@@ -229,6 +306,8 @@ def init_weights(model, seed=0, golden=False):
             elif name.endswith(".weight"):
                 fan_in = p.shape[1] * p.shape[2] * p.shape[3]
                 std = (2.0 / fan_in) ** 0.5
+                if name.startswith("backbone.layer") and name.endswith(".conv3.weight"):
+                    std *= branch_gain
                 p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
             elif name.endswith(".bias"):
                 if golden:

@@ -6,20 +6,44 @@ public enum NetworkName: String, Sendable, CaseIterable, Codable {
     case netnetVGG16_300 = "netnet-vgg16-300"
     case ssdVGG16_512 = "ssd-vgg16-512"
     case netnetVGG16_512 = "netnet-vgg16-512"
+    case ssdResNet101_512 = "ssd-resnet101-512"
+    case netnetResNet101_512 = "netnet-resnet101-512"
 
     /// The square input side the network is defined for.
     public var inputSize: Int {
         switch self {
         case .ssdVGG16_300, .netnetVGG16_300: return 300
-        case .ssdVGG16_512, .netnetVGG16_512: return 512
+        case .ssdVGG16_512, .netnetVGG16_512, .ssdResNet101_512, .netnetResNet101_512: return 512
         }
     }
 
     /// Whether the network is NETNet (NNFM and NETMs) rather than the SSD baseline.
-    public var isNETNet: Bool { self == .netnetVGG16_300 || self == .netnetVGG16_512 }
+    public var isNETNet: Bool {
+        switch self {
+        case .netnetVGG16_300, .netnetVGG16_512, .netnetResNet101_512: return true
+        case .ssdVGG16_300, .ssdVGG16_512, .ssdResNet101_512: return false
+        }
+    }
+
+    /// The backbone the pyramid's first levels come from.
+    public var backbone: Backbone {
+        switch self {
+        case .ssdVGG16_300, .netnetVGG16_300, .ssdVGG16_512, .netnetVGG16_512: return .vgg16
+        case .ssdResNet101_512, .netnetResNet101_512: return .resnet101
+        }
+    }
 
     /// Number of pyramid levels the heads read (6 at 300, 7 at 512).
     public var levelCount: Int { inputSize == 300 ? 6 : 7 }
+}
+
+/// A network's backbone (docs/model-format.md, "Channel counts"). Value type.
+public enum Backbone: String, Sendable, Hashable, CaseIterable {
+    /// SSD's VGG16: conv4_3 (with L2Norm) and conv7 are p1 and p2.
+    case vgg16
+    /// ResNet-101 (torchvision's v1.5 bottlenecks, batch norm folded): the outputs of layer2,
+    /// layer3 and layer4 (strides 8, 16, 32) are p1, p2 and p3.
+    case resnet101
 }
 
 /// How NETNet's erasing gate is made from U(p_t), the deeper level resized to p_s (the paper's

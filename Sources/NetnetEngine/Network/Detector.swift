@@ -265,7 +265,8 @@ public final class Detector {
         priors = PriorBoxes.generate(plan: plan)
 
         // The steps, in plan order, each with its kernel, buffers and threads.
-        let l2NormScale = model.tensor("l2norm.weight")!
+        // Only VGG16 has an L2Norm step (and the tensor); the step below unwraps it.
+        let l2NormScale = model.tensor("l2norm.weight")
         func convolutionStep(_ kernel: Made, geometry: ConvolutionGeometry, input: Int, output: UnsafeMutablePointer<Float>,
                              weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool,
                              accumulate: Bool) -> any ForwardStep {
@@ -303,7 +304,7 @@ public final class Detector {
             case let .l2Norm(input, output):
                 let source = plan.buffers[input]
                 built = L2NormStep(input: pointer(input), channels: source.channels, height: source.height, width: source.width,
-                                   scale: l2NormScale, output: pointer(output), team: team)
+                                   scale: l2NormScale!, output: pointer(output), team: team)
             case let .resize(input, output):
                 let source = plan.buffers[input], target = plan.buffers[output]
                 built = ResizeStep(input: pointer(input), channels: source.channels, inputHeight: source.height,

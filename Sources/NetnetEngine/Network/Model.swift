@@ -10,6 +10,18 @@ public final class Model: @unchecked Sendable {
     public let description: ModelDescription
     /// The network derived from the description.
     public let plan: NetworkPlan
+    /// The factor on the He std of each ResNet bottleneck's last convolution (conv3) in a random
+    /// model: 1/√33, one over the root of ResNet-101's bottleneck count, as the reference's
+    /// `residual_branch_gain`. Each He-initialised branch adds about its input's variance, so 33
+    /// plain blocks would grow activations ~2^16.5 in std; with the gain the growth stays under
+    /// (1 + 1/33)^33 < e in variance. 1 for VGG16. Pure.
+    public static func residualBranchGain(_ backbone: Backbone) -> Float {
+        switch backbone {
+        case .vgg16: return 1
+        case .resnet101: return 1 / Float(33).squareRoot()
+        }
+    }
+
     /// Where the model came from (a path, or `random(seed)`).
     public let source: String
     private let weights: AlignedBuffer
@@ -72,9 +84,11 @@ public final class Model: @unchecked Sendable {
         let (offsets, total) = Self.layout(expected)
         let weights = AlignedBuffer(count: total)
         var generator = SplitMix64(seed: seed)
+        let branchGain = Self.residualBranchGain(description.network.backbone)
         for layer in plan.layers {
             let g = layer.geometry
-            let std = Float((2.0 / Double(g.inputChannels * g.kernelHeight * g.kernelWidth)).squareRoot())
+            var std = Float((2.0 / Double(g.inputChannels * g.kernelHeight * g.kernelWidth)).squareRoot())
+            if layer.name.hasPrefix("backbone.layer") && layer.name.hasSuffix(".conv3") { std *= branchGain }
             let start = weights.pointer + offsets["\(layer.name).weight"]!
             for index in 0..<g.weightCount { start[index] = generator.nextGaussian() * std }
         }
@@ -89,8 +103,10 @@ public final class Model: @unchecked Sendable {
                 for anchor in 0..<anchors[level] { bias[anchor * description.scoreCount] = backgroundLogit }
             }
         }
-        let scale = weights.pointer + offsets["l2norm.weight"]!
-        for index in 0..<plan.l2NormChannels { scale[index] = 20 }
+        if let scaleOffset = offsets["l2norm.weight"] {
+            let scale = weights.pointer + scaleOffset
+            for index in 0..<plan.l2NormChannels { scale[index] = 20 }
+        }
         self.description = description
         self.plan = plan
         self.source = "random(seed \(seed))"

@@ -123,7 +123,7 @@ public struct NetworkPlan: Sendable {
     public private(set) var headInputs: [Int] = []
     /// Prior count (rows of `loc` and `conf`).
     public private(set) var priorCount = 0
-    /// Channels of the L2Norm scale (`l2norm.weight`).
+    /// Channels of the L2Norm scale (`l2norm.weight`); 0 for a network without L2Norm (ResNet-101).
     public private(set) var l2NormChannels = 0
 
     /// Channel count `c` (at width 1) scaled by the width: `max(8, round(c·w/8)·8)`, ties to even.
@@ -145,7 +145,7 @@ public struct NetworkPlan: Sendable {
             result.append(("\(layer.name).weight", [g.outputChannels, g.inputChannels, g.kernelHeight, g.kernelWidth]))
             result.append(("\(layer.name).bias", [g.outputChannels]))
         }
-        result.append(("l2norm.weight", [l2NormChannels]))
+        if l2NormChannels > 0 { result.append(("l2norm.weight", [l2NormChannels])) }
         return result
     }
 
@@ -236,13 +236,10 @@ public struct NetworkPlan: Sendable {
         return gate
     }
 
-    private mutating func build() {
-        let d = description
-        let s = { (c: Int) in NetworkPlan.scaled(c, width: d.width) }
-        let size = d.inputSize
-        var x = buffer("input", 3, size, size)
-
-        // VGG16 (SSD's variant: pool3 in ceil mode, pool5 3×3/1, conv6 dilated, conv7 1×1).
+    /// SSD's VGG16 (pool3 in ceil mode, pool5 3×3/1, conv6 dilated, conv7 1×1): [p1, p2], p1 the
+    /// L2-normalised conv4_3.
+    private mutating func vggBackbone(from input: Int, scale s: (Int) -> Int) -> [Int] {
+        var x = input
         let blocks: [(Int, Int)] = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
         var conv4_3 = 0
         for (blockIndex, (channels, count)) in blocks.enumerated() {
@@ -264,19 +261,82 @@ public struct NetworkPlan: Sendable {
         l2NormChannels = c4.channels
         x = conv("backbone.conv6", from: x, out: s(1024), kernel: 3, padding: 6, dilation: 6)
         let p2 = conv("backbone.conv7", from: x, out: s(1024))
-        var pyramid = [p1, p2]
+        return [p1, p2]
+    }
 
-        // Extras: [1×1, 3×3] pairs.
-        let extras: [(Int, Int, Int, Int, Int)] = size == 300
-            ? [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 1, 0), (128, 256, 3, 1, 0)]
-            : [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 4, 1, 1)]
-        x = p2
+    /// ResNet-101 (torchvision's v1.5 layout, batch norm folded into the biases): stem 7×7/2
+    /// pad 3 + ReLU, 3×3/2 pad 1 max pool, then layer1…layer4 of 3, 4, 23, 3 bottlenecks; returns
+    /// [p1, p2, p3], the outputs of layer2, layer3 and layer4 (strides 8, 16, 32).
+    ///
+    /// A bottleneck is out = ReLU(C1×1(ReLU(C3×3(ReLU(C1×1(x))))) + shortcut), the stride on the
+    /// 3×3 and on the projection shortcut (a strided 1×1, first block of each stage). The residual
+    /// add and its ReLU are the last convolution's epilogue (`accumulate`): the projection writes
+    /// the stage's output buffer, and every later block of the stage accumulates into that same
+    /// buffer in place (its input is read only by its own first 1×1, which has run by then), so a
+    /// stage has one output buffer and two (three in its first block) intermediate ones.
+    private mutating func resNetBackbone(from input: Int, scale s: (Int) -> Int) -> [Int] {
+        let stages: [(name: String, mid: Int, blocks: Int, stride: Int)] =
+            [("layer1", 64, 3, 1), ("layer2", 128, 4, 2), ("layer3", 256, 23, 2), ("layer4", 512, 3, 2)]
+        let stem = conv("backbone.conv1", from: input, out: s(64), kernel: 7, stride: 2, padding: 3)
+        var x = pool("backbone.pool", from: stem, kernel: 3, stride: 2, padding: 1, ceil: false)
+        var outputs: [Int] = []
+        for stage in stages {
+            let mid = s(stage.mid), out = s(4 * stage.mid)
+            let source = buffers[x]
+            let size = ConvolutionGeometry(inputChannels: mid, outputChannels: mid, kernel: 3, stride: stage.stride, padding: 1)
+                .outputHeight(inputHeight: source.height)
+            let first = "backbone.\(stage.name).0"
+            // First block: projection shortcut into the stage's output buffer, then the branch added onto it.
+            let stageOutput = conv("\(first).downsample", from: x, out: out, stride: stage.stride, relu: false)
+            let reduced0 = conv("\(first).conv1", from: x, out: mid)
+            let middle = conv("\(first).conv2", from: reduced0, out: mid, kernel: 3, stride: stage.stride, padding: 1)
+            precondition(buffers[middle].height == size && buffers[stageOutput].height == size, "plan: \(stage.name) size")
+            conv("\(first).conv3", from: middle, into: stageOutput, out: out, relu: true, accumulate: true)
+            let reduced = buffer("backbone.\(stage.name).conv1", mid, size, size)
+            for block in 1..<stage.blocks {
+                let name = "backbone.\(stage.name).\(block)"
+                conv("\(name).conv1", from: stageOutput, into: reduced, out: mid)
+                conv("\(name).conv2", from: reduced, into: middle, out: mid, kernel: 3, padding: 1)
+                conv("\(name).conv3", from: middle, into: stageOutput, out: out, relu: true, accumulate: true)
+            }
+            x = stageOutput
+            if stage.name != "layer1" { outputs.append(stageOutput) }
+        }
+        return outputs
+    }
+
+    private mutating func build() {
+        let d = description
+        let s = { (c: Int) in NetworkPlan.scaled(c, width: d.width) }
+        let size = d.inputSize
+        let input = buffer("input", 3, size, size)
+        var pyramid: [Int]
+        var unscaled: [Int]
+        let extras: [(Int, Int, Int, Int, Int)]
+        switch d.network.backbone {
+        case .vgg16:
+            pyramid = vggBackbone(from: input, scale: s)
+            unscaled = [512, 1024]
+            extras = size == 300
+                ? [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 1, 0), (128, 256, 3, 1, 0)]
+                : [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 4, 1, 1)]
+        case .resnet101:
+            pyramid = resNetBackbone(from: input, scale: s)
+            unscaled = [512, 1024, 2048]
+            // Four [1×1, 3×3 s2 p1] pairs, 16 → 8 → 4 → 2 → 1 (SSD512's first four extras).
+            extras = [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1)]
+        }
+        // Extras: [1×1, 3×3] pairs, numbered on from the backbone's last stage (VGG16: conv8…;
+        // ResNet-101, whose stages are conv1…conv5_x: conv6…).
+        let firstExtra = d.network.backbone == .vgg16 ? 8 : 6
+        var x = pyramid[pyramid.count - 1]
         for (index, (mid, out, kernel, stride, padding)) in extras.enumerated() {
-            let n = index + 8
+            let n = index + firstExtra
             x = conv("extras.conv\(n)_1", from: x, out: s(mid))
             x = conv("extras.conv\(n)_2", from: x, out: s(out), kernel: kernel, stride: stride, padding: padding)
             pyramid.append(x)
         }
+        unscaled += extras.map { $0.1 }
         for (index, level) in pyramid.enumerated() { named["p\(index + 1)"] = level }
 
         var features = pyramid
@@ -303,7 +363,6 @@ public struct NetworkPlan: Sendable {
             // The pairs run in order, each reading what the ones before it wrote (the skipped
             // pairs are disjoint; the neighbouring ones chain).
             var outputs = features
-            let unscaled = [512, 1024] + extras.map { $0.1 }
             for (low, high) in m.placement.pairs {
                 let pair = "netm\(low)\(high)"
                 let f = outputs[low - 1], g = outputs[high - 1]
