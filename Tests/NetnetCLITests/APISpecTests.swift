@@ -94,8 +94,9 @@ struct APISpecTests {
     func eventStreamResumes() throws {
         let (serve, token, base) = try startServe()
         let auth = "Authorization: Bearer \(token)"
-        let first = sseBlocks(try curl(["-s", "-N", "-m", "3", "-H", auth, base + "/api/events?stream=cam"]).body)
-        try #require(first.count > 5, "\(first.count) events in 3 s")
+        // 6 s: a loaded machine running a debug build may infer only a frame or two a second.
+        let first = sseBlocks(try curl(["-s", "-N", "-m", "6", "-H", auth, base + "/api/events?stream=cam"]).body)
+        try #require(first.count > 5, "\(first.count) events in 6 s")
         for block in first {
             #expect(block.id == "cam:\(block.object["seq"] as? Int ?? -1)", "\(block.id ?? "no id") for \(block.object)")
         }
