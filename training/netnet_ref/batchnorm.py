@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Training-time batch normalisation, folded away for export.
 
-The spec's VGG16 has no batch normalisation (and ResNet-101's, which has, is written folded), and a narrow VGG16-SSD trained from scratch (no
-ImageNet weights are reachable here) trains slowly and unstably without it. So training puts a
+The spec's VGG16 has no batch normalisation (ResNet-101 has it, and model files hold it folded),
+and a narrow VGG16-SSD trained from scratch (no ImageNet weights are reachable here) trains
+slowly and unstably without it. So training puts a
 BatchNorm2d after every backbone and extras convolution (before its ReLU) and `fold` writes it
 into that convolution's weight and bias: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
 In evaluation mode the folded network computes the same function, so the exported model file is

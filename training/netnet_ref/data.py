@@ -25,8 +25,8 @@ Data in a user's own layout (`load_spec`, see netnet_ref/sources.py): `yolo:DIR[
 Images are decoded with the ffmpeg command-line tool (the same libavcodec the engine uses).
 """
 import json
-import re
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
