@@ -132,10 +132,10 @@ let package = Package(
         .testTarget(name: "NetnetCLITests", dependencies: []),
         .testTarget(name: "NetnetRingTests", dependencies: ["NetnetRing"]),
         .testTarget(name: "NetnetSpoolTests", dependencies: ["NetnetSpool"]),
-        .testTarget(name: "NetnetDeliveryTests", dependencies: ["NetnetDelivery", "NetnetSpool", "NetnetPipeline"]),
+        .testTarget(name: "NetnetDeliveryTests", dependencies: ["NetnetDelivery", "NetnetDaemon", "NetnetSpool", "NetnetPipeline"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetSceneTests", dependencies: ["NetnetScene"]),
-        .testTarget(name: "NetnetHTTPTests", dependencies: ["NetnetHTTP"]),
+        .testTarget(name: "NetnetHTTPTests", dependencies: ["NetnetHTTP", "NetnetDaemon", "NetnetEngine"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker", "NetnetScene", "NetnetMedia"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia", "NetnetScene"]),
     ]

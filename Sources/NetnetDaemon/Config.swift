@@ -574,12 +574,16 @@ public enum ConfigParser {
             throw fail(nil, "has no url (\(sink.type == .mqtt ? "url = mqtt://HOST:1883" : "url = https://HOST/PATH"))")
         }
         let schemes: Set<String> = sink.type == .mqtt ? ["mqtt", "mqtts"] : ["http", "https"]
-        guard let components = URLComponents(string: sink.url), let scheme = components.scheme?.lowercased(), schemes.contains(scheme),
-              let host = components.host, !host.isEmpty else {
-            throw fail("url", "url '\(Redaction.redact(sink.url))' is not a \(schemes.sorted().joined(separator: "://, "))://HOST… URL (type = \(sink.type.rawValue))")
+        do {
+            _ = try SinkAddress(sink.url, schemes: schemes)
+        } catch {
+            switch error {
+            case .notURLWithHost, .scheme:
+                throw fail("url", "url '\(Redaction.redact(sink.url))' is not a \(schemes.sorted().joined(separator: "://, "))://HOST… URL (type = \(sink.type.rawValue))")
+            case let .port(port): throw fail("url", "url: port \(port) is out of range 1-65535")
+            case .password: throw fail("url", "url: no password in the URL; give password_file")
+            }
         }
-        if let port = components.port, !(1...65535).contains(port) { throw fail("url", "url: port \(port) is out of range 1-65535") }
-        if components.password != nil { throw fail("url", "url: no password in the URL; give password_file") }
         if sink.type == .http {
             for key in ["topic", "qos", "client_id"] where keyLines[key] != nil {
                 throw fail(key, "\(key) is an MQTT setting; a type = http sink does not use it")

@@ -1,4 +1,5 @@
 import Foundation
+import NetnetDaemon
 import NetnetMedia
 import NetnetPipeline
 
@@ -38,17 +39,20 @@ public enum SinkURL {
 
     /// The spec of `url`, named `name`. Throws `Problem` with one line.
     public static func parse(_ url: String, name: String) throws(Problem) -> SinkSpec {
-        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-              let host = components.host, !host.isEmpty else {
-            throw Problem(description: "\(Redaction.redact(url)): not a URL with a host (mqtt://HOST[:PORT]/PREFIX, http://HOST[:PORT]/PATH)")
+        let address: SinkAddress
+        do {
+            address = try SinkAddress(url, schemes: ["mqtt", "mqtts", "http", "https"])
+        } catch {
+            let shown = Redaction.redact(url)
+            switch error {
+            case .notURLWithHost:
+                throw Problem(description: "\(shown): not a URL with a host (mqtt://HOST[:PORT]/PREFIX, http://HOST[:PORT]/PATH)")
+            case let .scheme(scheme): throw Problem(description: "\(shown): unknown sink scheme \(scheme) (mqtt, mqtts, http, https)")
+            case let .port(port): throw Problem(description: "\(shown): port \(port) is out of range 1-65535")
+            case .password: throw Problem(description: "\(shown): no password in the URL; put it in a file and give ?password_file=PATH")
+            }
         }
-        switch scheme {
-        case "mqtt", "mqtts", "http", "https": break
-        default: throw Problem(description: "\(Redaction.redact(url)): unknown sink scheme \(scheme) (mqtt, mqtts, http, https)")
-        }
-        if components.password != nil {
-            throw Problem(description: "\(Redaction.redact(url)): no password in the URL; put it in a file and give ?password_file=PATH")
-        }
+        let components = address.components, scheme = address.scheme, host = address.host
         var query: [String: String] = [:]
         for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
         if scheme == "http" || scheme == "https" { return try webhook(components, query: query, name: name) }

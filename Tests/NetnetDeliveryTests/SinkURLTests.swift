@@ -1,4 +1,5 @@
 import Foundation
+import NetnetDaemon
 import NetnetMedia
 import Testing
 @testable import NetnetDelivery
@@ -49,6 +50,20 @@ struct SinkURLTests {
         #expect(throws: SinkURL.Problem.self) { _ = try SinkURL.parse("http://h/hook?password_file=/nonexistent/pw", name: "http") }
         #expect(throws: SinkURL.Problem.self) { _ = try SinkURL.parse("http:///hook", name: "http") }
         #expect(throws: SinkURL.Problem.self) { _ = try SinkURL.parse("ftp://h/hook", name: "http") }
+    }
+
+    /// `--sink` and `[sink]` share one address check (SinkAddress): a port out of range is
+    /// refused here as the configuration refuses it, and the problems are typed.
+    @Test func portOutOfRangeRefusedAsTheConfigurationDoes() {
+        for url in ["mqtt://broker:70000/site", "https://h:0/hook"] {
+            #expect {
+                _ = try SinkURL.parse(url, name: "s")
+            } throws: { error in "\(error)".contains("out of range 1-65535") }
+        }
+        #expect(throws: SinkAddress.Problem.port(70000)) { _ = try SinkAddress("mqtt://b:70000", schemes: ["mqtt"]) }
+        #expect(throws: SinkAddress.Problem.scheme("http")) { _ = try SinkAddress("http://b/x", schemes: ["mqtt"]) }
+        #expect(throws: SinkAddress.Problem.password) { _ = try SinkAddress("mqtt://u:p@b", schemes: ["mqtt"]) }
+        #expect(throws: SinkAddress.Problem.notURLWithHost) { _ = try SinkAddress("mqtt:///x", schemes: ["mqtt"]) }
     }
 
     @Test func mqttUnchanged() throws {
