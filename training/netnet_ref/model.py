@@ -296,6 +296,8 @@ def init_weights(model, seed=0, golden=False):
     Deterministic for a seed (own torch.Generator, parameters visited in state_dict order)."""
     g = torch.Generator().manual_seed(int(seed))
     branch_gain = residual_branch_gain(model.cfg)
+    # A residual branch's last convolution: the one whose output is added to the shortcut.
+    branch_ends = {id(m.conv3.weight) for m in model.modules() if isinstance(m, Bottleneck)}
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name == "l2norm.weight":
@@ -306,7 +308,7 @@ def init_weights(model, seed=0, golden=False):
             elif name.endswith(".weight"):
                 fan_in = p.shape[1] * p.shape[2] * p.shape[3]
                 std = (2.0 / fan_in) ** 0.5
-                if name.startswith("backbone.layer") and name.endswith(".conv3.weight"):
+                if id(p) in branch_ends:
                     std *= branch_gain
                 p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
             elif name.endswith(".bias"):

@@ -85,10 +85,15 @@ public final class Model: @unchecked Sendable {
         let weights = AlignedBuffer(count: total)
         var generator = SplitMix64(seed: seed)
         let branchGain = Self.residualBranchGain(description.network.backbone)
-        for layer in plan.layers {
+        // A residual branch's last convolution is the one whose output is added to the shortcut.
+        let branchEnds = Set(plan.steps.compactMap { step -> Int? in
+            if case let .convolution(layer, _, _, _, accumulate) = step, accumulate { return layer }
+            return nil
+        })
+        for (index, layer) in plan.layers.enumerated() {
             let g = layer.geometry
             var std = Float((2.0 / Double(g.inputChannels * g.kernelHeight * g.kernelWidth)).squareRoot())
-            if layer.name.hasPrefix("backbone.layer") && layer.name.hasSuffix(".conv3") { std *= branchGain }
+            if branchEnds.contains(index) { std *= branchGain }
             let start = weights.pointer + offsets["\(layer.name).weight"]!
             for index in 0..<g.weightCount { start[index] = generator.nextGaussian() * std }
         }
