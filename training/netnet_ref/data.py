@@ -103,13 +103,59 @@ def decode_video(path, first=0, count=None):
 
 def decode_image(path):
     """One image file as uint8 [H, W, 3] BGR."""
-    path = Path(path)
-    w, h = _probe_size(path)
-    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-frames:v", "1",
-                          "-f", "rawvideo", "-pix_fmt", "bgr24", "-"], capture_output=True)
-    if out.returncode != 0 or len(out.stdout) != w * h * 3:
-        raise ValueError(f"{path}: ffmpeg cannot decode it")
-    return np.frombuffer(out.stdout, np.uint8).reshape(h, w, 3).copy()
+    return decode_images([path])[0]
+
+
+# Images decoded by one ffmpeg process: its start-up, not the decoding, is most of the cost of a
+# small image, so a batch is about ten times faster than a process an image.
+IMAGES_PER_PROCESS = 64
+
+
+def decode_images(paths):
+    """Image files as a list of uint8 [H, W, 3] BGR arrays, in order, IMAGES_PER_PROCESS to an
+    ffmpeg process. Each image leaves ffmpeg as a 24-bit BMP (bgr24, the size in its header), so
+    the pixels are those of `-f rawvideo -pix_fmt bgr24`. A file that cannot be decoded raises
+    ValueError naming it."""
+    paths = [Path(p) for p in paths]
+    images = []
+    for start in range(0, len(paths), IMAGES_PER_PROCESS):
+        images += _decode_batch(paths[start:start + IMAGES_PER_PROCESS])
+    return images
+
+
+def _decode_batch(paths):
+    import tempfile
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"{path}: ffmpeg cannot decode it: no such file")
+    with tempfile.TemporaryDirectory(prefix="netnet-decode-") as tmp:
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-threads", "1"]
+        for path in paths:
+            cmd += ["-i", str(path)]
+        outputs = [Path(tmp) / f"{i}.bmp" for i in range(len(paths))]
+        for i, output in enumerate(outputs):
+            cmd += ["-map", f"{i}:v:0", "-frames:v", "1", "-c:v", "bmp", "-pix_fmt", "bgr24", "-update", "1", str(output)]
+        out = subprocess.run(cmd, capture_output=True)
+        if out.returncode != 0:
+            if len(paths) > 1:   # find and name the file that failed
+                return [image for path in paths for image in _decode_batch([path])]
+            raise ValueError(f"{paths[0]}: ffmpeg cannot decode it: "
+                             f"{out.stderr.decode(errors='replace').strip()[-300:] or 'no picture'}")
+        return [_read_bmp(output, path) for output, path in zip(outputs, paths)]
+
+
+def _read_bmp(bmp, source):
+    """ffmpeg's 24-bit BMP (rows bottom-up, each padded to 4 bytes) -> [H, W, 3] BGR."""
+    import struct
+    b = bmp.read_bytes() if bmp.is_file() else b""
+    if len(b) < 54 or b[:2] != b"BM":
+        raise ValueError(f"{source}: ffmpeg cannot decode it: no picture")
+    offset, = struct.unpack_from("<I", b, 10)
+    w, h = struct.unpack_from("<ii", b, 18)
+    stride = (w * 3 + 3) & ~3
+    rows = np.frombuffer(b, np.uint8, count=stride * abs(h), offset=offset).reshape(abs(h), stride)
+    image = rows[:, : w * 3].reshape(abs(h), w, 3)
+    return np.ascontiguousarray(image[::-1] if h > 0 else image)
 
 
 # ---- labels -----------------------------------------------------------------------------------
@@ -219,8 +265,7 @@ def yolo_images(name, folder, class_names, keep=None):
     remap = {c: i for i, c in enumerate(keep)} if keep is not None else None
     classes = [class_names[c] for c in keep] if keep is not None else list(class_names)
     samples, files = [], []
-    for p in images:
-        img = decode_image(p)
+    for p, img in zip(images, decode_images(images)):
         lab = folder / "labels" / (p.stem + ".txt")
         ids, boxes = read_yolo(lab, img.shape[1], img.shape[0]) if lab.exists() else \
             (np.zeros(0, np.int64), np.zeros((0, 4), np.float32))

@@ -100,8 +100,8 @@ def _decoded(name, classes, records, limit, source):
     only the images `limit` keeps."""
     records = [records[i] for i in data.spaced(len(records), limit)]
     samples, files = [], []
-    for key, path, boxes, labels, ignore, ignore_labels in records:
-        img = data.decode_image(path)
+    images = data.decode_images([record[1] for record in records])
+    for (key, path, boxes, labels, ignore, ignore_labels), img in zip(records, images):
         samples.append(data.Sample(f"{name}/{key}", img, np.asarray(boxes, np.float32).reshape(-1, 4),
                                    np.asarray(labels, np.int64), np.asarray(ignore, np.float32).reshape(-1, 4),
                                    np.asarray(ignore_labels, np.int64)))
@@ -132,8 +132,7 @@ def yolo_set(name, folder, split=None, limit=None):
         raise ValueError(f"{', '.join(map(str, image_dirs))}: no images")
     records = [records[i] for i in data.spaced(len(records), limit)]
     samples, files = [], []
-    for p, lab in records:
-        img = data.decode_image(p)
+    for (p, lab), img in zip(records, data.decode_images([p for p, _lab in records])):
         ids, boxes = data.read_yolo(lab, img.shape[1], img.shape[0]) if lab.exists() else \
             (np.zeros(0, np.int64), _empty())
         bad = [int(c) for c in ids if not 0 <= c < len(classes)]

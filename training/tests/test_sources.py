@@ -32,6 +32,39 @@ def write_image(path, width, height, seed=0):
     return path
 
 
+# ---- decoding ---------------------------------------------------------------------------------
+def rawvideo_bgr24(path):
+    """The pixels of one ffmpeg process an image (`-f rawvideo -pix_fmt bgr24`): decode_images' twin."""
+    w, h = data._probe_size(path)
+    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "bgr24", "-"], capture_output=True, check=True)
+    return np.frombuffer(out.stdout, np.uint8).reshape(h, w, 3)
+
+
+def test_batched_decoding_gives_the_pixels_of_one_process_an_image(tmp_path, monkeypatch):
+    # Odd sizes (BMP rows are padded to 4 bytes), lossy and lossless, more files than one batch.
+    monkeypatch.setattr(data, "IMAGES_PER_PROCESS", 3)
+    files = [write_image(tmp_path / f"{i}.{'jpg' if i % 2 else 'png'}", 17 + 6 * i, 9 + 5 * i, seed=i) for i in range(7)]
+    images = data.decode_images(files)
+    assert len(images) == len(files)
+    for path, image in zip(files, images):
+        expected = rawvideo_bgr24(path)
+        assert image.shape == expected.shape and image.dtype == np.uint8
+        assert np.array_equal(image, expected), path
+    # files[0] is a PNG, lossless: the very pixels written.
+    assert np.array_equal(images[0], np.random.default_rng(0).integers(0, 256, (9, 17, 3), dtype=np.uint8))
+
+
+def test_a_file_that_does_not_decode_is_named_in_its_batch(tmp_path):
+    good = write_image(tmp_path / "good.png", 8, 8)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a picture at all")
+    with pytest.raises(ValueError, match="bad.jpg: ffmpeg cannot decode it"):
+        data.decode_images([good, bad, good])
+    with pytest.raises(ValueError, match="missing.png: ffmpeg cannot decode it: no such file"):
+        data.decode_images([good, tmp_path / "missing.png"])
+
+
 # ---- YOLO -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("names", ["names:\n  - Person\n  - car\n", "names:\n- Person\n- car\n",
                                    "names: {0: Person, 1: car}\n", "names:\n  0: Person\n  1: car\n",
