@@ -84,24 +84,15 @@ public final class HTTPServer: Service, @unchecked Sendable {
         self.limits = limits
         limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve, descriptors: descriptors)
         // Held from the start, so a client reconnecting after a blip gets what it missed.
-        let replay = EventReplay(), hub = sources.supervisor().hub
-        self.replay = replay
-        replayHub = hub
-        replaySubscription = hub.subscribe(name: "sse-replay") { event in
+        let replay = self.replay
+        _ = sources.supervisor().hub.subscribe(name: "sse-replay") { event in
             replay.append(event)
             return true
         }
     }
 
-    // A supervisor's hub may outlive the server (a process can make several servers over one
-    // supervisor), so the replay's subscription ends with the server, not with the hub.
-    deinit { replayHub.unsubscribe(replaySubscription) }
-
-    private let replayHub: EventHub
-    private let replaySubscription: Int
-
     /// The recent events an SSE client resumes from with `Last-Event-ID`.
-    public let replay: EventReplay
+    public let replay = EventReplay()
 
     /// Connections open, refused and timed out so far. Any thread.
     public var connectionCounts: HTTPConnectionCounts { limiter.snapshot }
