@@ -19,7 +19,8 @@ NETNET="$bin" "$python" -m pytest -q -p no:cacheprovider training/tests
 echo "== netnet detect --dump-heads vs ONNX Runtime on the reference's ONNX export (narrow width)"
 if python3 -c "import onnxruntime" 2>/dev/null; then
     WIDTH=0.125 CLASSES=3 NETNET="$bin" bash scripts/parity-onnx.sh netnet-vgg16-300 netnet-vgg16-512 ssd-vgg16-300 \
-        netnet-vgg16-300:placement=nnem netnet-vgg16-300:gate=max+mean netnet-vgg16-300:gate=global:placement=nem13
+        netnet-vgg16-300:placement=nnem netnet-vgg16-300:gate=max+mean netnet-vgg16-300:gate=global:placement=nem13 \
+        netnet-resnet101-512 ssd-resnet101-512
 else
     echo "skipped: onnxruntime is not installed for python3"
 fi
