@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Trains the candidate general default model (docs/models.md, "A model for cameras it has never
 # seen"): netnet-vgg16-300, width 0.125, one class (person), on every source in ../shared/data
-# except the two held out whole as unseen (overhead-store: an overhead shop camera; pennfudan:
-# street and campus photos) and one fifth of web-persons (kept back as that source's check).
-# Validated during training on PETS09-S2L1 frames 501-600 and the two unseen sources.
+# except the two held out whole as unseen (tud-campus: a street-level camera; pennfudan: street
+# and campus photos), overhead-store's valid split and one fifth of web-persons (kept back as
+# those sources' checks). Validated during training on PETS09-S2L1 frames 501-600, the two unseen
+# sources and overhead-store's valid split.
 # Many hours on 2 CPU cores: resumable (run it again), and MINUTES stops it cleanly after an epoch.
 #   [THREADS=N] [EPOCHS=E] [MINUTES=M] [DEVICE=cpu|cuda] bash training/train_general.sh [OUT]   (OUT: runs/general)
 set -euo pipefail

@@ -27,7 +27,9 @@ Images are decoded with the ffmpeg command-line tool (the same libavcodec the en
 import json
 import os
 import re
+import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +126,6 @@ def decode_images(paths):
 
 
 def _decode_batch(paths):
-    import tempfile
     for path in paths:
         if not path.is_file():
             raise ValueError(f"{path}: ffmpeg cannot decode it: no such file")
@@ -146,7 +147,6 @@ def _decode_batch(paths):
 
 def _read_bmp(bmp, source):
     """ffmpeg's 24-bit BMP (rows bottom-up, each padded to 4 bytes) -> [H, W, 3] BGR."""
-    import struct
     b = bmp.read_bytes() if bmp.is_file() else b""
     if len(b) < 54 or b[:2] != b"BM":
         raise ValueError(f"{source}: ffmpeg cannot decode it: no picture")

@@ -90,10 +90,10 @@ public final class Model: @unchecked Sendable {
             if case let .convolution(layer, _, _, _, accumulate) = step, accumulate { return layer }
             return nil
         })
-        for (index, layer) in plan.layers.enumerated() {
+        for (layerIndex, layer) in plan.layers.enumerated() {
             let g = layer.geometry
             var std = Float((2.0 / Double(g.inputChannels * g.kernelHeight * g.kernelWidth)).squareRoot())
-            if branchEnds.contains(index) { std *= branchGain }
+            if branchEnds.contains(layerIndex) { std *= branchGain }
             let start = weights.pointer + offsets["\(layer.name).weight"]!
             for index in 0..<g.weightCount { start[index] = generator.nextGaussian() * std }
         }
