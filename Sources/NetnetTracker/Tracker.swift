@@ -84,9 +84,14 @@ public struct TrackerSettings: Sendable, Equatable {
     public var lowMatchIoU: Float = 0.3
     /// The least IoU for an unconfirmed track to take a detection.
     public var tentativeMatchIoU: Float = 0.3
-    /// Consecutive detected frames before a track is confirmed (gets an id); with inference on
-    /// one frame in N, two detections spanning as many frames do.
-    public var confirmFrames: Int = 3
+    /// How long a tentative track must be detected in a row, first detection to last, before it
+    /// is confirmed (gets an id): 0.2 s is 3 frames at 10 fps, 6 at 25. In time, not frames, so
+    /// a faster camera does not confirm a flicker sooner.
+    public var confirmSeconds: Double = 0.2
+    /// Consecutive detected frames before a track is confirmed, instead of `confirmSeconds`
+    /// (nil: from `confirmSeconds` and the frame rate); with inference on one frame in N, two
+    /// detections spanning as many frames do.
+    public var confirmFrames: Int?
     /// How long a confirmed track survives without a detection.
     public var maxLostSeconds: Double = 2
     /// A track that moved less than `stationaryMotion` × its height over this long is stationary.
@@ -100,7 +105,7 @@ public struct TrackerSettings: Sendable, Equatable {
 /// Tracking by detection for one stream: a constant-velocity `KalmanBox` per track, a two-stage
 /// association in the manner of ByteTrack (confident detections against every track, then weak
 /// ones against the tracks seen last frame, then the tentative tracks), optimal assignment on
-/// 1 − IoU (`Assignment`), class by class. Tracks are confirmed after `confirmFrames` detected
+/// 1 − IoU (`Assignment`), class by class. Tracks are confirmed after `framesToConfirm` detected
 /// frames and only then get an id, counted from 1 per tracker and never reused; a lost track
 /// coasts on its prediction for `maxLostSeconds`. `update` is called once per frame in frame
 /// order, with the frame's detections or, on a frame without inference, with nil (the tracks
@@ -110,6 +115,9 @@ public struct Tracker: Sendable {
     public let settings: TrackerSettings
     /// Frames a second of the stream (for the seconds in the settings).
     public let frameRate: Double
+    /// Detected frames in a row that confirm a track: `confirmFrames`, else enough frames for the
+    /// first and last to lie `confirmSeconds` apart.
+    public let framesToConfirm: Int
     private var tracks: [Track] = []
     /// The id the next confirmed track gets.
     public private(set) var nextID: Int
@@ -141,6 +149,8 @@ public struct Tracker: Sendable {
     public init(settings: TrackerSettings = TrackerSettings(), frameRate: Double, firstID: Int = 1) {
         self.settings = settings
         self.frameRate = frameRate > 0 ? frameRate : 10
+        // The 1e-9 keeps a whole number of frame steps whole (0.2 s × 10 fps is 2.000…04).
+        framesToConfirm = settings.confirmFrames ?? Int((settings.confirmSeconds * self.frameRate - 1e-9).rounded(.up)) + 1
         nextID = max(1, firstID)
     }
 
@@ -210,7 +220,7 @@ public struct Tracker: Sendable {
         var lostTentative: [Int] = []
         for t in tracks.indices where !trackMatched[t] {
             tracks[t].lostFrames += sinceInference
-            if tracks[t].id == nil && tracks[t].hits < settings.confirmFrames { lostTentative.append(t) }
+            if tracks[t].id == nil && tracks[t].hits < framesToConfirm { lostTentative.append(t) }
         }
         for t in tracks.indices { tracks[t].seenLastFrame = trackMatched[t] }
         // A tentative track missed once is dropped (no id was given, no event).
@@ -224,7 +234,7 @@ public struct Tracker: Sendable {
                                 anchorX: detection.box.centerX, anchorY: detection.box.centerY, stillSince: time))
             trackMatched.append(true)
             matchedTrack[d] = tracks.count - 1
-            if settings.confirmFrames <= 1 {
+            if framesToConfirm <= 1 {
                 tracks[tracks.count - 1].id = nextID
                 nextID += 1
                 events.append(.started(trackID: nextID - 1, classIndex: detection.classIndex, box: detection.box, score: detection.score))
@@ -241,11 +251,11 @@ public struct Tracker: Sendable {
         return (boxes, events)
     }
 
-    /// A tentative track is confirmed by `confirmFrames` detections in a row, or, when inference
+    /// A tentative track is confirmed by `framesToConfirm` detections in a row, or, when inference
     /// skips frames (`every = N`), by two that span as many frames: the same evidence in time, so
     /// a track is not kept waiting N times longer for its id.
     private func isConfirmed(_ track: Track, at frame: Int) -> Bool {
-        track.hits >= settings.confirmFrames || (track.hits >= 2 && frame - track.firstFrame >= settings.confirmFrames - 1)
+        track.hits >= framesToConfirm || (track.hits >= 2 && frame - track.firstFrame >= framesToConfirm - 1)
     }
 
     /// Ends every confirmed track (the stream stopped) and returns their `ended` events.
@@ -337,6 +347,7 @@ public enum TrackerSettingKey: String, CaseIterable, Sendable {
     case matchIoU = "match_iou"
     case lowMatchIoU = "low_match_iou"
     case tentativeMatchIoU = "tentative_match_iou"
+    case confirm = "confirm"
     case confirmFrames = "confirm_frames"
     case maxLost = "max_lost"
     case stationary = "stationary"
@@ -347,6 +358,7 @@ public enum TrackerSettingKey: String, CaseIterable, Sendable {
         switch self {
         case .highScore, .lowScore, .newTrackScore, .matchIoU, .lowMatchIoU, .tentativeMatchIoU: 0...1
         case .confirmFrames: 1...100
+        case .confirm: 0...10
         case .maxLost: 0...3600
         case .stationary: 0...86_400
         case .stationaryMotion: 0...10
@@ -365,7 +377,7 @@ public struct TrackerSettingError: Error, Equatable, Sendable, CustomStringConve
 }
 
 extension TrackerSettings {
-    /// The setting's current value. Pure.
+    /// The setting's current value (`confirm_frames`: 0 while unset). Pure.
     public func value(of key: TrackerSettingKey) -> Double {
         switch key {
         case .highScore: Double(highScore)
@@ -374,7 +386,8 @@ extension TrackerSettings {
         case .matchIoU: Double(matchIoU)
         case .lowMatchIoU: Double(lowMatchIoU)
         case .tentativeMatchIoU: Double(tentativeMatchIoU)
-        case .confirmFrames: Double(confirmFrames)
+        case .confirm: confirmSeconds
+        case .confirmFrames: Double(confirmFrames ?? 0)
         case .maxLost: maxLostSeconds
         case .stationary: stationarySeconds
         case .stationaryMotion: Double(stationaryMotion)
@@ -400,6 +413,7 @@ extension TrackerSettings {
         case .matchIoU: matchIoU = Float(number)
         case .lowMatchIoU: lowMatchIoU = Float(number)
         case .tentativeMatchIoU: tentativeMatchIoU = Float(number)
+        case .confirm: confirmSeconds = number
         case .confirmFrames: confirmFrames = Int(number)
         case .maxLost: maxLostSeconds = number
         case .stationary: stationarySeconds = number

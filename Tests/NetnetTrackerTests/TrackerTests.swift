@@ -236,4 +236,39 @@ struct SplitMix {
         }
         #expect(last?.stationary == true && last?.trackID == 1)
     }
+
+    @Test("confirmation takes the same time at any frame rate: 0.2 s is 3 frames at 10 fps, 6 at 25, 7 at 30")
+    func confirmationInTime() {
+        #expect(Tracker(frameRate: 10).framesToConfirm == 3)
+        #expect(Tracker(frameRate: 25).framesToConfirm == 6)
+        #expect(Tracker(frameRate: 30).framesToConfirm == 7)
+        #expect(Tracker(frameRate: 5).framesToConfirm == 2)
+        var immediate = TrackerSettings()
+        immediate.confirmSeconds = 0
+        #expect(Tracker(settings: immediate, frameRate: 25).framesToConfirm == 1)
+        var counted = TrackerSettings()
+        counted.confirmFrames = 4
+        #expect(Tracker(settings: counted, frameRate: 25).framesToConfirm == 4)
+
+        // At 25 fps a walker's detections get an id at the sixth frame, not the third.
+        var tracker = Tracker(frameRate: 25)
+        var ids: [Int?] = []
+        for frame in 0..<8 {
+            let box = TrackBox(centerX: 200 + 2 * Float(frame), centerY: 300, width: 40, height: 100)
+            ids += tracker.update(frame: frame, time: Double(frame) / 25,
+                                  detections: [TrackerInput(box: box, score: 0.8, classIndex: 0)]).boxes.map(\.trackID)
+        }
+        #expect(ids == [nil, nil, nil, nil, nil, 1, 1, 1])
+    }
+
+    @Test("confirm and confirm_frames are settings with their ranges")
+    func confirmSettings() throws {
+        var settings = TrackerSettings()
+        try settings.apply("confirm=0.5")
+        #expect(settings.confirmSeconds == 0.5 && settings.confirmFrames == nil)
+        try settings.apply("confirm_frames=2")
+        #expect(settings.confirmFrames == 2 && Tracker(settings: settings, frameRate: 25).framesToConfirm == 2)
+        #expect(throws: TrackerSettingError.self) { try settings.apply("confirm=11") }
+        #expect(throws: TrackerSettingError.self) { try settings.apply("confirm_frames=0") }
+    }
 }
