@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "NetnetDeliveryTests", dependencies: ["NetnetDelivery", "NetnetDaemon", "NetnetSpool", "NetnetPipeline"]),
         .testTarget(name: "NetnetTrackerTests", dependencies: ["NetnetTracker"]),
         .testTarget(name: "NetnetSceneTests", dependencies: ["NetnetScene"]),
-        .testTarget(name: "NetnetHTTPTests", dependencies: ["NetnetHTTP"]),
+        .testTarget(name: "NetnetHTTPTests", dependencies: ["NetnetHTTP", "NetnetDaemon", "NetnetEngine"]),
         .testTarget(name: "NetnetDaemonTests", dependencies: ["NetnetDaemon", "NetnetPipeline", "NetnetEngine", "NetnetTracker", "NetnetScene", "NetnetMedia"]),
         .testTarget(name: "NetnetPipelineTests", dependencies: ["NetnetPipeline", "NetnetRing", "NetnetEngine", "NetnetTracker", "NetnetMedia", "NetnetScene"]),
     ]

@@ -85,11 +85,20 @@ public final class HTTPServer: Service, @unchecked Sendable {
         limiter = ConnectionLimiter(limit: limits.maxConnections, reserve: limits.descriptorReserve, descriptors: descriptors)
         // Held from the start, so a client reconnecting after a blip gets what it missed.
         let replay = self.replay
-        _ = sources.supervisor().hub.subscribe(name: "sse-replay") { event in
+        hub = sources.supervisor().hub
+        replaySubscription = hub.subscribe(name: "sse-replay") { event in
             replay.append(event)
             return true
         }
     }
+
+    deinit {
+        hub.unsubscribe(replaySubscription)
+    }
+
+    /// The hub the replay buffer listens to, and its subscription there (ended with the server).
+    private let hub: EventHub
+    private let replaySubscription: Int
 
     /// The recent events an SSE client resumes from with `Last-Event-ID`.
     public let replay = EventReplay()
