@@ -144,13 +144,16 @@ public struct Tracker: Sendable {
         var stationary = false
     }
 
-    /// A tracker for a stream at `frameRate` frames a second (≤ 0: 10) whose first track gets id
-    /// `firstID` (a stream's new tracker after a reconnect goes on from the old one's `nextID`). Pure.
+    /// A tracker for a stream at `frameRate` frames a second (≤ 0 or not finite: 10) whose first
+    /// track gets id `firstID` (a stream's new tracker after a reconnect goes on from the old
+    /// one's `nextID`). Pure.
     public init(settings: TrackerSettings = TrackerSettings(), frameRate: Double, firstID: Int = 1) {
         self.settings = settings
-        self.frameRate = frameRate > 0 ? frameRate : 10
-        // The 1e-9 keeps a whole number of frame steps whole (0.2 s × 10 fps is 2.000…04).
-        framesToConfirm = settings.confirmFrames ?? Int((settings.confirmSeconds * self.frameRate - 1e-9).rounded(.up)) + 1
+        self.frameRate = frameRate > 0 && frameRate.isFinite ? frameRate : 10
+        // The 1e-9 keeps a whole number of frame steps whole (0.2 s × 10 fps is 2.000…04); a
+        // stream claiming thousands of frames a second still confirms within confirm_frames' 100.
+        let steps = (settings.confirmSeconds * self.frameRate - 1e-9).rounded(.up)
+        framesToConfirm = settings.confirmFrames ?? Int(min(max(steps, 0), 99)) + 1
         nextID = max(1, firstID)
     }
 

@@ -243,6 +243,9 @@ struct SplitMix {
         #expect(Tracker(frameRate: 25).framesToConfirm == 6)
         #expect(Tracker(frameRate: 30).framesToConfirm == 7)
         #expect(Tracker(frameRate: 5).framesToConfirm == 2)
+        // A bogus rate (a stream's time base taken for its frame rate) cannot keep ids away for good.
+        #expect(Tracker(frameRate: 90_000).framesToConfirm == 100)
+        #expect(Tracker(frameRate: .infinity).framesToConfirm == 3)
         var immediate = TrackerSettings()
         immediate.confirmSeconds = 0
         #expect(Tracker(settings: immediate, frameRate: 25).framesToConfirm == 1)
