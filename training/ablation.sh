@@ -7,9 +7,13 @@
 #   table 2: the erasing gate: channel (netnet's), max, mean, max+mean, global   (seeds 1 and 2)
 #   table 3: where the erasing modules sit: nem13+24 (netnet's), nem13, nem24, nnem (seeds 1 and 2)
 # A run takes about 8 minutes on 2 idle CPU cores (table 1: ~25 min, table 2: ~80, table 3: ~65);
-# finished runs are kept, so it resumes, and the tables share them: netnet's own row (channel gate,
-# nem13+24) is one run for all three. DEVICE=cuda trains on a GPU where one is at hand.
+# a finished run's scores go to training/ablation/VARIANT/seedN.json (committed: the machines here
+# keep nothing else between sessions), and a run with its scores there is not trained again, so it
+# resumes across sessions; the tables share them: netnet's own row (channel gate, nem13+24) is one
+# run for all three. Two processes with disjoint SEEDS (THREADS=1 each) use 2 cores better than one.
+# DEVICE=cuda trains on a GPU where one is at hand.
 #   [THREADS=N] [SEEDS="1 2"] [DEVICE=auto|cpu|cuda] bash training/ablation.sh 1|2|3 [OUT]   (OUT: runs/ablation)
+#   [ABLATION_SCORES=DIR] bash training/ablation.sh 1|2|3 --table   (print the tables from the scores only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 table="${1:-}"
@@ -24,36 +28,60 @@ case "$table" in
        for v in nem13 nem24 nnem; do modules[$v]="{\"placement\":\"$v\"}"; done ;;
     *) echo "usage: bash training/ablation.sh 1|2|3 [OUT]   (the table of the paper to reproduce)" >&2; exit 2 ;;
 esac
-bash training/setup-venv.sh
-bash scripts/fetch-vtest.sh samples/vtest.avi
 out="${2:-runs/ablation}"
-# The run folder of a variant and seed; netnet's defaults under any table's name are one run.
-run_dir() {
+scores="${ABLATION_SCORES:-training/ablation}"
+# The run folder and the score file of a variant and seed; netnet's defaults under any table's
+# name are one run.
+run_name() {
     local variant="$1"
     case "$variant" in channel|nem13+24) variant=netnet ;; esac
-    echo "$out/$variant/seed$2"
+    echo "$variant/seed$2"
 }
 epochs=12
 common=(--width 0.125 --classes person --train pets09-train --val pets09-val --epochs "$epochs" --batch 16
         --lr 0.008 --warmup-epochs 2 --decay-at 0.67,0.87 --expand-max 2 --eval-every 6
         --threads "${THREADS:-2}" --device "${DEVICE:-auto}")
-for variant in "${variants[@]}"; do
-    for seed in $seeds; do
-        dir="$(run_dir "$variant" "$seed")"
-        if [ -f "$dir/model.safetensors" ] && [ "$(wc -l < "$dir/log.jsonl" 2>/dev/null || echo 0)" -ge "$epochs" ]; then continue; fi
-        resume=(); [ -f "$dir/checkpoint.pt" ] && resume=(--resume)
-        extra=(); [ -n "${modules[$variant]:-}" ] && extra=(--modules "${modules[$variant]}")
-        training/.venv/bin/python training/train.py --out "$dir" "${resume[@]}" --network "${network[$variant]:-netnet-vgg16-300}" \
-            "${extra[@]}" "${common[@]}" --seed "$seed"
+if [ "$out" != "--table" ]; then
+    bash training/setup-venv.sh
+    bash scripts/fetch-vtest.sh samples/vtest.avi
+    for variant in "${variants[@]}"; do
+        for seed in $seeds; do
+            name="$(run_name "$variant" "$seed")"
+            dir="$out/$name"
+            [ -f "$scores/$name.json" ] && continue
+            if ! { [ -f "$dir/model.safetensors" ] && [ "$(wc -l < "$dir/log.jsonl" 2>/dev/null || echo 0)" -ge "$epochs" ]; }; then
+                resume=(); [ -f "$dir/checkpoint.pt" ] && resume=(--resume)
+                extra=(); [ -n "${modules[$variant]:-}" ] && extra=(--modules "${modules[$variant]}")
+                training/.venv/bin/python training/train.py --out "$dir" "${resume[@]}" --network "${network[$variant]:-netnet-vgg16-300}" \
+                    "${extra[@]}" "${common[@]}" --seed "$seed"
+            fi
+            # Both size conventions of the same detections, with what made them, in one file.
+            mkdir -p "$(dirname "$scores/$name.json")"
+            for sizes in image input; do
+                training/.venv/bin/python training/evaluate.py --model "$dir/model.safetensors" --data pets09-val --sizes "$sizes" --json
+            done | /usr/bin/python3 -c 'import json, sys
+image, net_input = (json.loads(line) for line in sys.stdin if line.strip())
+print(json.dumps({"variant": sys.argv[1], "seed": int(sys.argv[2]), "epochs": int(sys.argv[3]),
+                  "sizes_at_image": image, "sizes_at_input": net_input}, indent=1))' "$variant" "$seed" "$epochs" > "$scores/$name.json.tmp"
+            mv "$scores/$name.json.tmp" "$scores/$name.json"
+        done
     done
-done
-# One row a run, then the mean over the seeds where there are several.
+fi
+# One row a run, then the mean over the seeds where there are several; a run not trained yet is
+# a row saying so.
 fmt='import json, sys
-variant, seeds = sys.argv[1], sys.argv[2:]
-rows = [json.loads(line) for line in sys.stdin if line.strip()]
+from pathlib import Path
+key, variant, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 f = lambda x: "n/a" if x is None else f"{x:.1f}"
-for seed, r in zip(seeds, rows):
+rows = []
+for path in files:
+    seed = Path(path).stem.removeprefix("seed")
+    if not Path(path).exists():
+        print(f"| {variant} | {seed} | not trained yet |" + " |" * (len(keys) - 1))
+        continue
+    r = json.loads(Path(path).read_text())[key]
+    rows.append(r)
     print(f"| {variant} | {seed} | " + " | ".join(f(r[k]) for k in keys) + " |")
 if len(rows) > 1:
     mean = {k: None if any(r[k] is None for r in rows) else sum(r[k] for r in rows) / len(rows) for k in keys}
@@ -65,9 +93,8 @@ for sizes in image input; do
     echo "| variant | seed | AP | AP50 | AP75 | APs | APm | APl |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
     for variant in "${variants[@]}"; do
-        for seed in $seeds; do
-            training/.venv/bin/python training/evaluate.py --model "$(run_dir "$variant" "$seed")/model.safetensors" --data pets09-val \
-                --sizes "$sizes" --json
-        done | /usr/bin/python3 -c "$fmt" "$variant" $seeds
+        files=()
+        for seed in $seeds; do files+=("$scores/$(run_name "$variant" "$seed").json"); done
+        /usr/bin/python3 -c "$fmt" "sizes_at_$sizes" "$variant" "${files[@]}"
     done
 done
