@@ -144,6 +144,40 @@ public enum Convolution {
         }
     }
 
+    /// A 1×1 stride-1 convolution (`geometry.isPointwise`) as `forward` computes it, with the GEMM
+    /// cut by output columns into one part per thread of `team`, each part one single-threaded
+    /// `cblas_sgemm` on its thread: OpenBLAS inside the team's pool instead of beside it, where its
+    /// own spinning workers and the team's would fight over the cores. The caller gives OpenBLAS
+    /// one thread first (`BLASThreads.applyToOpenBLAS(1)`; `Detector.forward` does). The same
+    /// products as `forward`'s one call, summed in OpenBLAS's blocking for the narrower GEMM: equal
+    /// to it within float32 rounding (tested). Synchronous; reentrant given disjoint outputs.
+    public static func forwardPointwiseByColumns(geometry g: ConvolutionGeometry,
+                                                 input: UnsafePointer<Float>, inputHeight h: Int, inputWidth w: Int,
+                                                 weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                                 output: UnsafeMutablePointer<Float>,
+                                                 relu: Bool, accumulate: Bool, team: KernelTeam) {
+        require(g.isPointwise, "Convolution.forwardPointwiseByColumns: not a 1x1 stride-1 geometry \(g)")
+        require(h >= 1 && w >= 1, "Convolution.forwardPointwiseByColumns: invalid input size \(h)x\(w)")
+        let hw = h * w, k = g.inputChannels, m = g.outputChannels
+        require(max(k, hw, m) <= Int(Int32.max), "Convolution.forwardPointwiseByColumns: size exceeds 32-bit BLAS int")
+        let beta: Float = accumulate ? 1 : 0
+        // Parts of at least 64 columns, in multiples of 16 so each part's rows stay vector-aligned.
+        let parts = max(1, min(team.threads, hw / 64))
+        let step = (hw + parts - 1) / parts
+        let columns = (step + 15) / 16 * 16
+        parallelChunks(count: parts, minimumChunk: 1, team: team) { range in
+            for part in range {
+                let first = part * columns
+                guard first < hw else { continue }
+                let n = min(columns, hw - first)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1,
+                            weights, blasint(k), input + first, blasint(hw), beta, output + first, blasint(hw))
+                epilogue(output: output + first, channels: m, channelStride: hw, count: n,
+                         bias: bias, relu: relu, team: .single)
+            }
+        }
+    }
+
     // MARK: - im2col
 
     /// `im2col` into float32 columns, for the benchmarks. Split over `team`.

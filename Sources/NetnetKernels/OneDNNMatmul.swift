@@ -104,6 +104,13 @@ public final class OneDNNRuntime {
         return parts[index]
     }
 
+    /// Whether oneDNN runs AVX-512 kernels here: the CPU has AVX-512 and `ONEDNN_MAX_CPU_ISA`
+    /// does not cap it below (`dnnl_get_effective_cpu_isa`). Callable from any thread.
+    public static var runsAVX512: Bool {
+        let core = dnnl_cpu_isa_avx512_core.rawValue
+        return dnnl_get_effective_cpu_isa().rawValue & core == core
+    }
+
     /// oneDNN's version, e.g. "2.6.3". Callable from any thread.
     public static var libraryVersion: String {
         guard let v = dnnl_version()?.pointee else { return "unknown" }

@@ -246,6 +246,7 @@ struct BenchCommand: ParsableCommand {
             object.add("precision", detector.precision.rawValue)
             object.add("gemm", detector.gemm.rawValue)
             object.add("winograd_layers", detector.winogradLayerNames.count)
+            object.add("openblas_pointwise_layers", detector.openBLASPointwiseLayerNames.count)
             if !detector.winogradWayCounts.isEmpty {
                 // Frames (warm-up included) whose Winograd layers ran each way.
                 var counts = JSONObject()
@@ -276,6 +277,9 @@ struct BenchCommand: ParsableCommand {
         print("threads:    \(detector.threads.gemm) (GEMM)")
         print("precision:  \(detector.precision.rawValue), GEMMs on \(detector.gemm == .onednn ? "oneDNN \(OneDNNRuntime.libraryVersion)" : "OpenBLAS")")
         print("conv:       \(detector.convolution.rawValue) (Winograd F(4x4,3x3) on \(detector.winogradLayerNames.count) of \(loaded.plan.layers.count) layers)")
+        if !detector.openBLASPointwiseLayerNames.isEmpty {
+            print("1x1 GEMMs:  \(detector.openBLASPointwiseLayerNames.count) channel-reducing 1x1 layers on OpenBLAS, one thread per part (no AVX-512 in oneDNN here)")
+        }
         print("frames:     \(frames) timed after \(warmup) warm-up")
         print(String(format: "median:     %.1f ms/frame (min %.1f, max %.1f)", median, times.first!, times.last!))
         print(String(format: "fps:        %.2f", 1000 / median))

@@ -61,6 +61,25 @@ struct GoldenTests {
         }
     }
 
+    /// ResNet's 1×1 layers on OpenBLAS inside a oneDNN detector, cut by columns over the team
+    /// (`Detector.pointwiseRunsOnOpenBLAS`; forced on every 1×1 here, so it runs on any CPU, and
+    /// off), level by level: the same bound, as each layer is the same float32 sum in another
+    /// blocking.
+    @Test("ResNet's 1x1 layers on OpenBLAS within a oneDNN detector match the reference", arguments: [true, false])
+    func pointwiseOnOpenBLAS(_ forced: Bool) throws {
+        let name = "netnet-resnet101-512-w0.125"
+        let directory = Bundle.module.resourceURL!.appendingPathComponent("Goldens")
+        let model = try Model(path: directory.appendingPathComponent("\(name).safetensors").path)
+        let detector = try Detector(model: model, convolution: .auto, precision: .fp32, gemm: .onednn,
+                                    pointwiseOnOpenBLAS: forced)
+        let pointwise = model.plan.layers.filter { $0.geometry.isPointwise }.map(\.name)
+        #expect(detector.openBLASPointwiseLayerNames == (forced ? pointwise : []))
+        #expect(pointwise.count > 60)
+        let results = try GoldenCheck.run(detector: detector, goldenPath: directory.appendingPathComponent("\(name).golden.safetensors").path)
+        #expect(results.contains { $0.name == "scores" })
+        for result in results { #expect(result.relativeError <= Self.bounds[.auto]!, "\(name) forced \(forced): \(result)") }
+    }
+
     /// Every gate kind and placement, level by level, on both GEMM libraries. Same bound as
     /// above: these networks are narrower and no deeper (nnem adds one NETM: 3 convolutions
     /// more on the deepest path, 26 × 4e-6 ≈ 1e-4), and the new steps (channel max: exact;

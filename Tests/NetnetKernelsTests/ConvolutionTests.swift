@@ -14,7 +14,8 @@ struct ConvCase: CustomStringConvertible, Sendable {
 
 /// Runs fast vs reference for one case and option set; returns nil on success or a failure text.
 func checkConvolution(_ c: ConvCase, relu: Bool, accumulate: Bool, withBias: Bool,
-                      columnBudget: Int?, workspaceFloats: Int? = nil, seed: UInt64) -> String? {
+                      columnBudget: Int?, workspaceFloats: Int? = nil, byColumns: KernelTeam? = nil,
+                      seed: UInt64) -> String? {
     var rng = SeededGenerator(seed: seed)
     let g = c.geometry
     let oh = g.outputHeight(inputHeight: c.height), ow = g.outputWidth(inputWidth: c.width)
@@ -31,10 +32,16 @@ func checkConvolution(_ c: ConvCase, relu: Bool, accumulate: Bool, withBias: Boo
         weights.withPointer { w in
             bias.withPointer { b in
                 fast.withMutablePointer { y in
-                    Convolution.forward(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
-                                        weights: w, bias: withBias ? b : nil, output: y,
-                                        relu: relu, accumulate: accumulate, workspace: workspace.buffer,
-                                        columnBudget: budget)
+                    if let team = byColumns {
+                        Convolution.forwardPointwiseByColumns(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
+                                                              weights: w, bias: withBias ? b : nil, output: y,
+                                                              relu: relu, accumulate: accumulate, team: team)
+                    } else {
+                        Convolution.forward(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
+                                            weights: w, bias: withBias ? b : nil, output: y,
+                                            relu: relu, accumulate: accumulate, workspace: workspace.buffer,
+                                            columnBudget: budget)
+                    }
                 }
                 reference.withMutablePointer { y in
                     ReferenceKernels.convolution(geometry: g, input: x, inputHeight: c.height, inputWidth: c.width,
@@ -87,6 +94,29 @@ let namedConvCases: [ConvCase] = [
                     let failure = checkConvolution(c, relu: relu, accumulate: accumulate, withBias: withBias,
                                                    columnBudget: nil, seed: seed)
                     if let failure { Issue.record("\(failure)") }
+                }
+            }
+        }
+    }
+
+    /// The 1×1 GEMM cut by columns over a team (`forwardPointwiseByColumns`, what a oneDNN
+    /// detector runs on OpenBLAS for ResNet's reducing 1×1s on AVX2 CPUs) against the plain
+    /// reference: one part (fewer than 128 columns), two and three parts with a last part shorter
+    /// than the others and not a multiple of 16, and a team of one.
+    @Test(arguments: [
+        ConvCase(name: "pointwise, one part", geometry: .init(inputChannels: 7, outputChannels: 9, kernel: 1), height: 6, width: 5),
+        ConvCase(name: "reducing 1x1, two parts", geometry: .init(inputChannels: 64, outputChannels: 16, kernel: 1), height: 33, width: 31),
+        ConvCase(name: "widening 1x1, three parts", geometry: .init(inputChannels: 16, outputChannels: 40, kernel: 1), height: 17, width: 13),
+    ], [1, 2, 3])
+    func pointwiseByColumns(_ c: ConvCase, threads: Int) {
+        var seed: UInt64 = 200
+        for relu in [false, true] {
+            for accumulate in [false, true] {
+                for withBias in [false, true] {
+                    seed += 1
+                    let failure = checkConvolution(c, relu: relu, accumulate: accumulate, withBias: withBias, columnBudget: nil,
+                                                   byColumns: KernelTeam(threads: threads, onOpenMP: false), seed: seed)
+                    if let failure { Issue.record("threads \(threads): \(failure)") }
                 }
             }
         }

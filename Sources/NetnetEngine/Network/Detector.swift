@@ -40,6 +40,9 @@ public final class Detector {
     public let convolution: ConvolutionAlgorithm
     /// Names of the layers (heads as `…loc+conf…`) that run with Winograd, in plan order.
     public let winogradLayerNames: [String]
+    /// Names of the 1×1 layers whose GEMM runs on OpenBLAS inside a oneDNN detector
+    /// (`Detector.pointwiseRunsOnOpenBLAS`), in plan order.
+    public let openBLASPointwiseLayerNames: [String]
 
     /// The arithmetic of the convolutions.
     public let precision: Precision
@@ -92,13 +95,17 @@ public final class Detector {
     /// read once, here). Make it on the thread that will run it, or on one whose OpenMP settings
     /// do not matter: oneDNN plans each primitive for the count applied on the making thread.
     ///
+    /// `pointwiseOnOpenBLAS`: on oneDNN in fp32, whether the 1×1 stride-1 layers run their GEMM on
+    /// OpenBLAS instead (nil: `pointwiseRunsOnOpenBLAS`'s rule per layer; true: every such layer,
+    /// false: none; for tests and measurements).
+    ///
     /// `fusePooling`: on oneDNN, a 2×2 stride-2 max pool that alone reads a Winograd layer's
     /// output is done by that layer as it stores (`Winograd.FusedPool`), so the full-size map is
     /// never written (false: every pool runs as its own step; for tests and measurements).
     public init(model: Model, columnBudget: Int = Convolution.defaultColumnBudget,
                 convolution: ConvolutionAlgorithm = .auto, precision: Precision,
                 gemm requested: GEMMLibrary? = nil, threads requestedThreads: DetectorThreads? = nil,
-                fusePooling: Bool = true) throws(OneDNNError) {
+                fusePooling: Bool = true, pointwiseOnOpenBLAS: Bool? = nil) throws(OneDNNError) {
         var gemm = requested ?? GEMMLibrary.defaultFor(precision)
         if precision == .bf16 && gemm == .openblas {
             throw OneDNNError(description: "bf16 needs the oneDNN GEMM (OpenBLAS 0.3.21 here has no bf16 GEMM)")
@@ -159,11 +166,15 @@ public final class Detector {
             case oneDNN(OneDNNConvolution)
             case blasWinograd(AlignedBuffer)
             case blasIm2col
+            /// A 1×1 layer of a oneDNN detector whose GEMM runs on OpenBLAS, cut by columns over
+            /// the team (`Convolution.forwardPointwiseByColumns`).
+            case blasPointwiseByColumns
         }
         var need = 1
         var columnBytes = 0
         var kernels: [Int: Made] = [:]
         var names: [String] = []
+        var pointwiseNames: [String] = []
         let layerWeights = plan.layers.map { model.tensor("\($0.name).weight")! }
         let layerBiases = plan.layers.map { model.tensor("\($0.name).bias")! }
         if precision == .bf16 { try OneDNNRuntime.checkBF16Support() }
@@ -173,6 +184,11 @@ public final class Detector {
         }
         func make(step: Int, geometry: ConvolutionGeometry, height: Int, width: Int, weights: UnsafePointer<Float>,
                   owner: AnyObject, winograd: Bool, dilated: Bool, relu: Bool, accumulate: Bool) throws(OneDNNError) -> Made {
+            if runtime != nil && !winograd && !dilated && fusing[step] == nil
+                && (pointwiseOnOpenBLAS ?? Self.pointwiseRunsOnOpenBLAS(geometry, precision: precision))
+                && geometry.isPointwise && precision == .fp32 {
+                return .blasPointwiseByColumns
+            }
             guard let runtime else {
                 if winograd {
                     need = max(need, Winograd.workspaceCount(geometry: geometry, inputHeight: height, inputWidth: width))
@@ -215,6 +231,7 @@ public final class Detector {
                                               width: layer.inputWidth, weights: layerWeights[index], owner: model,
                                               winograd: winograd, dilated: dilated, relu: relu, accumulate: accumulate)
                 if winograd || dilated { names.append(layer.name) }
+                if case .blasPointwiseByColumns = kernels[stepIndex]! { pointwiseNames.append(layer.name) }
             case let .heads(location, confidence, _, _, _):
                 let a = plan.layers[location].geometry, b = plan.layers[confidence].geometry
                 var geometry = a
@@ -238,13 +255,14 @@ public final class Detector {
             }
         }
         winogradLayerNames = names
+        openBLASPointwiseLayerNames = pointwiseNames
         var oneDNN: [Int: OneDNNConvolution] = [:]
         var transformed: [AlignedBuffer] = []
         for (step, kernel) in kernels {
             switch kernel {
             case let .oneDNN(layer): oneDNN[step] = layer
             case let .blasWinograd(buffer): transformed.append(buffer)
-            case .blasIm2col: break
+            case .blasIm2col, .blasPointwiseByColumns: break
             }
         }
         oneDNNLayers = oneDNN
@@ -280,6 +298,10 @@ public final class Detector {
                 return BLASWinogradStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
                                         inputWidth: source.width, transformedWeights: transformed, bias: bias, output: output,
                                         relu: relu, accumulate: accumulate, workspace: workspace.buffer, team: team)
+            case .blasPointwiseByColumns:
+                return BLASPointwiseByColumnsStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
+                                                  inputWidth: source.width, weights: weights, bias: bias, output: output,
+                                                  relu: relu, accumulate: accumulate, team: team)
             case .blasIm2col:
                 return BLASConvolutionStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
                                            inputWidth: source.width, weights: weights, bias: bias, output: output,
@@ -475,6 +497,19 @@ public final class Detector {
         }
     }
 
+    /// The rule that puts a 1×1 stride-1 fp32 layer of a oneDNN detector on OpenBLAS (one
+    /// single-threaded GEMM per team thread, `Convolution.forwardPointwiseByColumns`): where
+    /// oneDNN runs no AVX-512 kernels (Zen 3, or a cap), for the layers that reduce channels
+    /// from at least 256 (fewer outputs than inputs, as ResNet's bottleneck entries). Measured on
+    /// a Zen 3: oneDNN 2.6's `gemm:jit` runs those shapes at 55–75 GFLOP/s on 2 threads, OpenBLAS
+    /// at 118–146 (NETNet-ResNet-101-512 −10 % a frame); the widening 1×1s gained nothing, and the
+    /// default model's narrow ones (≤ 128 inputs) lost ~5 % in annotate; AVX-512 machines are not
+    /// measured, so they keep oneDNN. Pure but for reading oneDNN's ISA; callable from any thread.
+    public static func pointwiseRunsOnOpenBLAS(_ geometry: ConvolutionGeometry, precision: Precision) -> Bool {
+        precision == .fp32 && geometry.isPointwise && geometry.inputChannels >= 256
+            && geometry.outputChannels < geometry.inputChannels && !OneDNNRuntime.runsAVX512
+    }
+
     /// Runs the network on `input`, leaving raw heads in `locationOutput` and `confidenceOutput`:
     /// the steps made at load, in order. Call from the detector's thread.
     public func forward() {
@@ -483,6 +518,8 @@ public final class Detector {
         // set to this detector's count here, once per frame, before the first GEMM.
         if gemm == .onednn {
             BLASThreads.applyToOpenMP(threads.gemm)
+            // Its OpenBLAS 1×1 layers run one single-threaded GEMM per team thread.
+            if !openBLASPointwiseLayerNames.isEmpty { BLASThreads.applyToOpenBLAS(1) }
         } else {
             BLASThreads.applyToOpenBLAS(threads.gemm)
         }

@@ -56,6 +56,24 @@ struct BLASConvolutionStep: ForwardStep {
     }
 }
 
+/// A 1×1 convolution of a oneDNN detector on OpenBLAS, its GEMM cut by columns over the team
+/// (`Convolution.forwardPointwiseByColumns`; OpenBLAS set to one thread by `Detector.forward`).
+struct BLASPointwiseByColumnsStep: ForwardStep {
+    let geometry: ConvolutionGeometry
+    let input: UnsafePointer<Float>
+    let inputHeight: Int, inputWidth: Int
+    let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    let relu: Bool, accumulate: Bool
+    let team: KernelTeam
+
+    func run() {
+        Convolution.forwardPointwiseByColumns(geometry: geometry, input: input, inputHeight: inputHeight,
+                                              inputWidth: inputWidth, weights: weights, bias: bias, output: output,
+                                              relu: relu, accumulate: accumulate, team: team)
+    }
+}
+
 /// A Winograd F(4×4, 3×3) convolution on OpenBLAS (`Winograd.forward`), its filters transformed
 /// at load.
 struct BLASWinogradStep: ForwardStep {
