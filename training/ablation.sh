@@ -26,7 +26,7 @@ case "$table" in
        for v in max mean max+mean global; do modules[$v]="{\"gate\":\"$v\"}"; done ;;
     3) variants=(nem13+24 nem13 nem24 nnem); seeds="${SEEDS:-1 2}"
        for v in nem13 nem24 nnem; do modules[$v]="{\"placement\":\"$v\"}"; done ;;
-    *) echo "usage: bash training/ablation.sh 1|2|3 [OUT]   (the table of the paper to reproduce)" >&2; exit 2 ;;
+    *) echo "usage: bash training/ablation.sh 1|2|3 [OUT|--table]   (the table of the paper to reproduce)" >&2; exit 2 ;;
 esac
 out="${2:-runs/ablation}"
 scores="${ABLATION_SCORES:-training/ablation}"

@@ -298,15 +298,13 @@ public final class Detector {
                 return BLASWinogradStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
                                         inputWidth: source.width, transformedWeights: transformed, bias: bias, output: output,
                                         relu: relu, accumulate: accumulate, workspace: workspace.buffer, team: team)
-            case .blasPointwiseByColumns:
-                return BLASPointwiseByColumnsStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
-                                                  inputWidth: source.width, weights: weights, bias: bias, output: output,
-                                                  relu: relu, accumulate: accumulate, team: team)
-            case .blasIm2col:
-                return BLASConvolutionStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
-                                           inputWidth: source.width, weights: weights, bias: bias, output: output,
-                                           relu: relu, accumulate: accumulate, workspace: workspace.buffer,
-                                           columnBudget: columnBudget, team: team)
+            case .blasIm2col, .blasPointwiseByColumns:
+                var step = BLASConvolutionStep(geometry: geometry, input: pointer(input), inputHeight: source.height,
+                                               inputWidth: source.width, weights: weights, bias: bias, output: output,
+                                               relu: relu, accumulate: accumulate, workspace: workspace.buffer,
+                                               columnBudget: columnBudget, team: team)
+                if case .blasPointwiseByColumns = kernel { step.byColumns = true }
+                return step
             }
         }
         var list: [(planStep: Int, step: any ForwardStep)] = []

@@ -37,7 +37,9 @@ public struct DetectorThreads: Sendable, Equatable {
 }
 
 /// A convolution on OpenBLAS: im2col (or the plain GEMM of a 1×1 layer), `cblas_sgemm`, then bias
-/// and ReLU (`Convolution.forward`).
+/// and ReLU (`Convolution.forward`); with `byColumns`, a 1×1 layer of a oneDNN detector whose GEMM
+/// is cut by columns over the team (`Convolution.forwardPointwiseByColumns`; OpenBLAS set to one
+/// thread by `Detector.forward`).
 struct BLASConvolutionStep: ForwardStep {
     let geometry: ConvolutionGeometry
     let input: UnsafePointer<Float>
@@ -48,29 +50,18 @@ struct BLASConvolutionStep: ForwardStep {
     let workspace: UnsafeMutableBufferPointer<Float>
     let columnBudget: Int
     let team: KernelTeam
+    var byColumns = false
 
     func run() {
+        if byColumns {
+            Convolution.forwardPointwiseByColumns(geometry: geometry, input: input, inputHeight: inputHeight,
+                                                  inputWidth: inputWidth, weights: weights, bias: bias, output: output,
+                                                  relu: relu, accumulate: accumulate, team: team)
+            return
+        }
         Convolution.forward(geometry: geometry, input: input, inputHeight: inputHeight, inputWidth: inputWidth,
                             weights: weights, bias: bias, output: output, relu: relu, accumulate: accumulate,
                             workspace: workspace, columnBudget: columnBudget, team: team)
-    }
-}
-
-/// A 1×1 convolution of a oneDNN detector on OpenBLAS, its GEMM cut by columns over the team
-/// (`Convolution.forwardPointwiseByColumns`; OpenBLAS set to one thread by `Detector.forward`).
-struct BLASPointwiseByColumnsStep: ForwardStep {
-    let geometry: ConvolutionGeometry
-    let input: UnsafePointer<Float>
-    let inputHeight: Int, inputWidth: Int
-    let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>
-    let output: UnsafeMutablePointer<Float>
-    let relu: Bool, accumulate: Bool
-    let team: KernelTeam
-
-    func run() {
-        Convolution.forwardPointwiseByColumns(geometry: geometry, input: input, inputHeight: inputHeight,
-                                              inputWidth: inputWidth, weights: weights, bias: bias, output: output,
-                                              relu: relu, accumulate: accumulate, team: team)
     }
 }
 
