@@ -34,13 +34,32 @@ isa_line() {
     echo "oneDNN ${onednn:-isa: unknown}; OpenBLAS ${openblas:-Core: unknown}"
 }
 
+# swift test, and where it fails, its failures once more at the end: CI keeps only the output's
+# tail, where a long run's first failures are no longer. Its closing lines come last again.
+swift_test() {
+    local log status
+    log="$(mktemp)"
+    set +e
+    swift test --skip-build "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" -ne 0 ]; then
+        echo "== the failures above, gathered (swift test exited $status)"
+        grep -E -A3 'recorded an issue|error: |XCTAssert|Fatal error|Test Case .* failed' "$log" | grep -v '^--$' | head -150 || true
+        echo "== swift test's closing lines, again"
+        grep -E '^(✘|✔) Test run with|Executed [0-9]+ tests' "$log" | tail -3 || true
+    fi
+    rm -f "$log"
+    return "$status"
+}
+
 echo "== Swift tests (XCTest and Swift Testing), pass 1: this CPU ($(isa_line))"
-swift test --skip-build
+swift_test
 
 # Pass 2: the numerics-sensitive suites as an AVX2-only CPU (Zen 3) runs them: oneDNN capped at
 # AVX2, OpenBLAS on its Haswell kernels. On a CPU without AVX-512 this is the same ISA again.
 export ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
 echo "== Swift tests, pass 2: kernels, engine goldens, annotate's comparisons, precision ($(isa_line))"
-swift test --skip-build --filter NetnetKernelsTests --filter 'NetnetEngineTests\.GoldenTests' \
+swift_test --filter NetnetKernelsTests --filter 'NetnetEngineTests\.GoldenTests' \
     --filter 'NetnetCLITests\.AnnotateTests/sameDetections' --filter 'NetnetCLITests\.PrecisionTests' \
     --filter 'NetnetCLITests\.DetectionMatchingTests'
