@@ -108,6 +108,37 @@ func curl(_ arguments: [String]) throws -> (status: Int32, body: String) {
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
+/// An event stream read with curl until `enough` says the text so far is enough, or `seconds`
+/// pass; the text read. Counting events rather than seconds keeps a slow (loaded, debug) daemon
+/// from failing a test that only needs a few of them.
+func curlStream(_ arguments: [String], seconds: Double, until enough: (String) -> Bool) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-sS", "-N", "-m", String(Int(seconds.rounded(.up)))] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    let text = LockedText()
+    out.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        if !data.isEmpty { text.append(String(decoding: data, as: UTF8.self)) }
+    }
+    try process.run()
+    _ = waitFor(seconds) { !process.isRunning || enough(text.value) }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    out.fileHandleForReading.readabilityHandler = nil
+    return text.value
+}
+
+/// Text appended from one thread and read from another.
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var text = ""
+    func append(_ more: String) { lock.lock(); text += more; lock.unlock() }
+    var value: String { lock.lock(); defer { lock.unlock() }; return text }
+}
+
 /// The `data:` payloads of a Server-Sent Events text, parsed, with their `event:` names.
 func sseEvents(_ text: String) -> [(event: String, object: [String: Any])] {
     var result: [(String, [String: Any])] = []
