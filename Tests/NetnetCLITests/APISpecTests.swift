@@ -64,9 +64,16 @@ struct APISpecTests {
           .enabled(if: hasFFmpeg && hasCurl))
     func eventStream() throws {
         let (serve, token, base) = try startServe(heartbeat: 1)
-        let text = try curl(["-s", "-N", "-m", "3.5", "-H", "Authorization: Bearer \(token)", base + "/api/events?stream=cam"]).body
+        // Until two heartbeats and a frame have come (a loaded debug daemon may take seconds a
+        // frame); two heartbeats 1 s apart cannot come in under 2 s.
+        func heartbeats(_ text: String) -> Int { text.components(separatedBy: "\n:\n\n").count - 1 }
+        let started = Date()
+        let text = try curlStream(["-H", "Authorization: Bearer \(token)", base + "/api/events?stream=cam"], seconds: 60) {
+            heartbeats($0) >= 2 && sseEvents($0).contains { $0.event == "frame" }
+        }
+        let elapsed = Date().timeIntervalSince(started)
         #expect(text.hasPrefix(": netnet events\n\n"), "\(text.prefix(200))")
-        #expect(text.components(separatedBy: "\n:\n\n").count - 1 >= 2, "two heartbeats in 3.5 s: \(text.suffix(500))")
+        #expect(heartbeats(text) >= 2 && elapsed >= 1.9, "two heartbeats after \(elapsed) s: \(text.suffix(500))")
         #expect(sseEvents(text).contains { $0.event == "frame" })
         let missing = try curl(["-s", "-i", "-H", "Authorization: Bearer \(token)", base + "/api/events?stream=nope"]).body
         #expect(missing.hasPrefix("HTTP/1.1 404") && missing.lowercased().contains("content-type: application/problem+json"), "\(missing)")

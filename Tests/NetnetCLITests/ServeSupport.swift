@@ -125,7 +125,8 @@ func curlStream(_ arguments: [String], seconds: Double, until enough: (String) -
     }
     try process.run()
     _ = waitFor(seconds) { !process.isRunning || enough(text.value) }
-    if process.isRunning { process.terminate() }
+    // SIGKILL: the test process may ignore SIGTERM (the signal tests), and its children inherit that.
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
     out.fileHandleForReading.readabilityHandler = nil
     return text.value
