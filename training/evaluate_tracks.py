@@ -7,7 +7,9 @@
 
 Runs `netnet annotate VIDEO --json … --threshold T [--every N]` (tracking on) with the model,
 takes every detection that has a `track_id` as netnet's hypothesis (`origin` detector or
-tracker), and feeds the detector's boxes of the inferred frames (all of them, scores included) to
+tracker) with the tracker's box for it (`track_box`, its Kalman state after the detection; row
+`netnet`) and, for comparison, with the detector's box (`box`; row `netnet/box`, what the
+packaged trackers report: the input detections with ids), and feeds the detector's boxes of the inferred frames (all of them, scores included) to
 the trackers of PyPI `trackers` (SORT, ByteTrack, OC-SORT, through `supervision.Detections`), each
 at its defaults but for the sequence's frame rate. All of them track from the first frame; the
 scores count only the ground-truth frames asked for (MOT frame k is decoded frame k-1).
@@ -158,15 +160,17 @@ def main(argv=None):
         return 1
     ground_truth = read_ground_truth(gt_path)
     lines, seconds, cpu = run_netnet(netnet, args.model, video, args.threshold, args.every, args.track_option)
-    ours, detections = {}, {}
+    ours, ours_boxes, detections = {}, {}, {}
     for line in lines:
         frame = line["frame"]
-        ours[frame] = [(d["track_id"], *d["box"]) for d in line["detections"] if d["track_id"] is not None]
+        tracked = [d for d in line["detections"] if d["track_id"] is not None]
+        ours[frame] = [(d["track_id"], *d["track_box"]) for d in tracked]
+        ours_boxes[frame] = [(d["track_id"], *d["box"]) for d in tracked]
         if line["inferred"]:
             boxes = [d["box"] for d in line["detections"] if d["origin"] == "detector"]
             detections[frame] = (np.array(boxes, np.float32).reshape(-1, 4),
                                  np.array([d["score"] for d in line["detections"] if d["origin"] == "detector"], np.float32))
-    rows = {"netnet": score(ours, ground_truth, frames)}
+    rows = {"netnet": score(ours, ground_truth, frames), "netnet/box": score(ours_boxes, ground_truth, frames)}
     if not args.no_references:
         for name in ("SORT", "ByteTrack", "OC-SORT"):
             rows[name] = score(reference_tracks(name, detections, frame_rate), ground_truth, frames)

@@ -3,7 +3,8 @@ import NetnetTracker
 
 /// What the tracker says of one detection in a frame line: its track (`track_id`, nil while the
 /// track is unconfirmed or with tracking off), whether the box is this frame's detection or the
-/// tracker's prediction (`origin`), and whether the object has stood still (`stationary`). Value type.
+/// tracker's prediction (`origin`), whether the object has stood still (`stationary`), and the
+/// tracker's own box for it (`track_box`, `TrackedBox.estimate`). Value type.
 public struct TrackTag: Sendable, Equatable {
     /// The track id, or nil.
     public var trackID: Int?
@@ -11,9 +12,11 @@ public struct TrackTag: Sendable, Equatable {
     public var origin: TrackOrigin
     /// The track has not moved for the configured time.
     public var stationary: Bool
+    /// The track's filtered box on this frame, or nil (no confirmed track).
+    public var estimate: TrackBox?
     /// A tag. Pure.
-    public init(trackID: Int? = nil, origin: TrackOrigin = .detector, stationary: Bool = false) {
-        self.trackID = trackID; self.origin = origin; self.stationary = stationary
+    public init(trackID: Int? = nil, origin: TrackOrigin = .detector, stationary: Bool = false, estimate: TrackBox? = nil) {
+        self.trackID = trackID; self.origin = origin; self.stationary = stationary; self.estimate = estimate
     }
     /// An untracked detection of this frame.
     public static let untracked = TrackTag()
@@ -108,8 +111,9 @@ public struct FrameRecord: Sendable, Equatable {
 
     /// Appends the objects of a `detections` array, comma-separated, without the brackets:
     /// `{"class": i, "label": "…", "score": 0.91234, "box": [x1, y1, x2, y2]}`, and with `tracks`
-    /// (frame records) `"track_id": n|null, "origin": "detector"|"tracker", "stationary": bool`
-    /// after the box. Shared by the frame records (`tracks` given) and `netnet detect` (nil). Any thread.
+    /// (frame records) `"track_id": n|null, "origin": "detector"|"tracker", "stationary": bool,
+    /// "track_box": [x1, y1, x2, y2]|null` after the box. Shared by the frame records (`tracks`
+    /// given) and `netnet detect` (nil). Any thread.
     public static func appendDetectionObjects(_ detections: [Detection], tracks: [TrackTag]? = nil, to bytes: inout [UInt8]) {
         for (i, detection) in detections.enumerated() {
             if i > 0 { JSONText.appendRaw(", ", to: &bytes) }
@@ -135,6 +139,20 @@ public struct FrameRecord: Sendable, Equatable {
                 if let id = tag.trackID { JSONText.appendInt(id, to: &bytes) } else { JSONText.appendNull(to: &bytes) }
                 JSONText.appendRaw(tag.origin == .detector ? ", \"origin\": \"detector\"" : ", \"origin\": \"tracker\"", to: &bytes)
                 JSONText.appendRaw(tag.stationary ? ", \"stationary\": true" : ", \"stationary\": false", to: &bytes)
+                JSONText.appendRaw(", \"track_box\": ", to: &bytes)
+                if let box = tag.estimate {
+                    JSONText.appendRaw("[", to: &bytes)
+                    JSONText.appendFixed(Double(box.x1), decimals: 2, to: &bytes)
+                    JSONText.appendRaw(", ", to: &bytes)
+                    JSONText.appendFixed(Double(box.y1), decimals: 2, to: &bytes)
+                    JSONText.appendRaw(", ", to: &bytes)
+                    JSONText.appendFixed(Double(box.x2), decimals: 2, to: &bytes)
+                    JSONText.appendRaw(", ", to: &bytes)
+                    JSONText.appendFixed(Double(box.y2), decimals: 2, to: &bytes)
+                    JSONText.appendRaw("]", to: &bytes)
+                } else {
+                    JSONText.appendNull(to: &bytes)
+                }
             }
             JSONText.appendRaw("}", to: &bytes)
         }

@@ -276,7 +276,10 @@ public struct FrameRecorder: Sendable {
                 let (boxes, found) = tracker!.update(frame: facts.index, time: time, stamp: facts.readNanoseconds, detections: inputs)
                 trackEvents = found
                 tags = [TrackTag](repeating: .untracked, count: detections.count)
-                for box in boxes { if let i = box.inputIndex { tags[i] = TrackTag(trackID: box.trackID, origin: .detector, stationary: box.stationary) } }
+                for box in boxes {
+                    guard let i = box.inputIndex else { continue }
+                    tags[i] = TrackTag(trackID: box.trackID, origin: .detector, stationary: box.stationary, estimate: box.estimate)
+                }
             } else {
                 let (boxes, found) = tracker!.update(frame: facts.index, time: time, stamp: facts.readNanoseconds, detections: nil)
                 trackEvents = found
@@ -284,7 +287,7 @@ public struct FrameRecorder: Sendable {
                     Detection(classIndex: $0.classIndex, label: labels[$0.classIndex] ?? "", score: $0.score,
                               box: [$0.box.x1, $0.box.y1, $0.box.x2, $0.box.y2])
                 }
-                tags = boxes.map { TrackTag(trackID: $0.trackID, origin: .tracker, stationary: $0.stationary) }
+                tags = boxes.map { TrackTag(trackID: $0.trackID, origin: .tracker, stationary: $0.stationary, estimate: $0.estimate) }
             }
             lastFacts = facts
             for event in trackEvents where event.isStart { events.append(number(event, at: facts, reason: .lost)) }

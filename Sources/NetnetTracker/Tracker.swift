@@ -36,6 +36,10 @@ public struct TrackedBox: Sendable, Equatable {
     public var stationary: Bool
     /// For a detector box: its index in the frame's input; nil for a prediction.
     public var inputIndex: Int?
+    /// The tracker's own box for the object on this frame: for a confirmed track's detection, its
+    /// Kalman state after this detection (the detection smoothed by the track's past); for a
+    /// prediction, `box`; nil for a detection no confirmed track took.
+    public var estimate: TrackBox?
 }
 
 /// A confirmed track's life, for its `object_end` event. Value type.
@@ -248,7 +252,8 @@ public struct Tracker: Sendable {
             let detection = detections[d]
             let track = t.map { tracks[$0] }
             boxes.append(TrackedBox(trackID: track?.id, box: detection.box, score: detection.score, classIndex: detection.classIndex,
-                                    origin: .detector, stationary: track?.stationary ?? false, inputIndex: d))
+                                    origin: .detector, stationary: track?.stationary ?? false, inputIndex: d,
+                                    estimate: track?.id != nil ? track?.filter.box : nil))
         }
         events += expire()
         return (boxes, events)
@@ -273,7 +278,7 @@ public struct Tracker: Sendable {
     private func predictedBoxes() -> [TrackedBox] {
         tracks.filter { $0.id != nil && $0.lostFrames == 0 }.map {
             TrackedBox(trackID: $0.id, box: $0.filter.box, score: $0.score, classIndex: $0.classIndex, origin: .tracker,
-                       stationary: $0.stationary, inputIndex: nil)
+                       stationary: $0.stationary, inputIndex: nil, estimate: $0.filter.box)
         }
     }
 

@@ -10,12 +10,15 @@ import NetnetEngine
         #expect(line == #"{"schema": "netnet.frame/1", "stream": "cam-1", "seq": 5, "frame": 42, "pts": 1.400000, "#
                 + #""time": "2026-11-25T03:58:01.123Z", "width": 768, "height": 576, "dropped": 3, "inference_ms": 35.412, "#
                 + #""inferred": true, "detections": [{"class": 0, "label": "person", "score": 0.91234, "#
-                + #""box": [10.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false}]}"#)
+                + #""box": [10.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false, "track_box": null}]}"#)
         var tracked = sampleRecord(detections: 2)
-        tracked.tracks = [TrackTag(trackID: 12, origin: .tracker, stationary: true)]   // the second: untracked
+        tracked.tracks = [TrackTag(trackID: 12, origin: .tracker, stationary: true,
+                                   estimate: TrackBox(x1: 10.125, y1: 20.5, x2: 110, y2: 221.004))]   // the second: untracked
         let text = tracked.jsonLine(seq: 0)
-        #expect(text.contains(#""box": [10.13, 20.50, 110.00, 220.99], "track_id": 12, "origin": "tracker", "stationary": true}"#), "\(text)")
-        #expect(text.contains(#""box": [11.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false}"#), "\(text)")
+        #expect(text.contains(#""box": [10.13, 20.50, 110.00, 220.99], "track_id": 12, "origin": "tracker", "stationary": true, "#
+                              + #""track_box": [10.13, 20.50, 110.00, 221.00]}"#), "\(text)")
+        #expect(text.contains(#""box": [11.13, 20.50, 110.00, 220.99], "track_id": null, "origin": "detector", "stationary": false, "#
+                              + #""track_box": null}"#), "\(text)")
     }
 
     @Test func notInferredAndUnknownValuesAreNull() throws {

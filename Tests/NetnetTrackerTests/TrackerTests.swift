@@ -224,6 +224,29 @@ struct SplitMix {
         #expect(events.filter { if case .started = $0 { true } else { false } }.count == 2)
     }
 
+    @Test("a confirmed track's detection carries the filter's box after it (a KalmanBox fed the same boxes); none before confirmation")
+    func estimateIsTheFilteredBox() {
+        var tracker = Tracker(settings: TrackerSettings(), frameRate: 10)
+        var twin: KalmanBox?
+        var rng = SplitMix(state: 7)
+        for frame in 0..<30 {
+            // A walker whose detected box jitters by up to 3 px, as a detector's does.
+            let jitter = { Float(rng.next() % 7) - 3 }
+            let box = TrackBox(centerX: 100 + 5 * Float(frame) + jitter(), centerY: 300 + jitter(), width: 40 + jitter(), height: 100)
+            if twin == nil { twin = KalmanBox(box: box) } else { twin!.predict(); twin!.update(box) }
+            let out = tracker.update(frame: frame, time: Double(frame) / 10, detections: [TrackerInput(box: box, score: 0.9, classIndex: 0)]).boxes
+            #expect(out.count == 1 && out[0].box == box, "the detection's own box is kept")
+            if out[0].trackID == nil {
+                #expect(out[0].estimate == nil, "frame \(frame): unconfirmed, no estimate")
+            } else {
+                #expect(out[0].estimate == twin!.box, "frame \(frame): \(String(describing: out[0].estimate)) vs \(twin!.box)")
+            }
+        }
+        // A frame without inference: the estimate is the prediction the box already is.
+        let predicted = tracker.update(frame: 30, time: 3, detections: nil).boxes
+        #expect(predicted.count == 1 && predicted[0].estimate == predicted[0].box && predicted[0].origin == .tracker)
+    }
+
     @Test("a person standing still is marked stationary and keeps one track")
     func stationary() {
         var settings = TrackerSettings()
