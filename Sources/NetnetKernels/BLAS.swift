@@ -1,4 +1,11 @@
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Control of the GEMM libraries' threads: OpenBLAS's own pool (the pthreads that
 /// `cblas_sgemm` runs on) and oneDNN's OpenMP threads.
@@ -14,7 +21,8 @@ public enum BLASThreads {
     /// that calls `applyToOpenMP` afterwards, and the default of detectors made afterwards. Call
     /// it while no GEMM is running (e.g. at engine load).
     public static func set(_ n: Int) {
-        openblas_set_num_threads(Int32(clamping: max(1, n)))
+        lease.acquire(max(1, n))
+        lease.release()
         requested.store(max(1, n))
     }
 
@@ -44,14 +52,26 @@ public enum BLASThreads {
     /// `applyToOpenMP(_:)` with `defaultCount(onOpenMP: true)`.
     public static func applyToOpenMP() { applyToOpenMP(defaultCount(onOpenMP: true)) }
 
-    /// Gives OpenBLAS's pool `n` threads if it has another count. OpenBLAS has only a
-    /// process-wide count (`openblas_set_num_threads`), so an OpenBLAS `Detector` calls this
-    /// before each forward pass with its own count; detectors with different counts in one
-    /// process must not run at the same time. Callable from any thread, while no GEMM runs.
+    /// Gives OpenBLAS's pool `n` threads if it has another count. Callable from any thread,
+    /// while no GEMM runs (use `withOpenBLAS` where others may be running).
     public static func applyToOpenBLAS(_ n: Int) {
         let n = max(1, n)
         if Int(openblas_get_num_threads()) != n { openblas_set_num_threads(Int32(clamping: n)) }
     }
+
+    /// Runs `body` with OpenBLAS's pool at `n` threads. OpenBLAS has one process-wide count,
+    /// and the same GEMM gives other last bits with another one (measured: 1 against 2 threads),
+    /// so callers with the same count run together and one with another count waits until
+    /// they are done: a `Detector` holds this through each forward pass, and its output stays
+    /// bit-identical run after run even beside detectors with other counts. Blocks; callable
+    /// from any thread; `body` must not wait for a caller with another count.
+    public static func withOpenBLAS<T>(threads n: Int, _ body: () throws -> T) rethrows -> T {
+        lease.acquire(max(1, n))
+        defer { lease.release() }
+        return try body()
+    }
+
+    private static let lease = OpenBLASLease()
 
     /// The number of OpenBLAS threads (`openblas_get_num_threads`). Callable from any thread.
     public static var current: Int {
@@ -83,5 +103,48 @@ public enum GEMM {
                     transposeB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha,
                     a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+/// The holders of OpenBLAS's thread count (`BLASThreads.withOpenBLAS`): any number at one count,
+/// none at another meanwhile. The mutex and condition live on the heap, so they never move.
+final class OpenBLASLease: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var holders = 0
+    private var count = 0   // what the lease last gave OpenBLAS; 0 before the first
+
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        changed.initialize(to: pthread_cond_t())
+        pthread_cond_init(changed, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(mutex)
+        changed.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Waits until no holder has another count, then sets OpenBLAS to `n` and holds it.
+    func acquire(_ n: Int) {
+        pthread_mutex_lock(mutex)
+        while holders > 0 && count != n { pthread_cond_wait(changed, mutex) }
+        if count != n || Int(openblas_get_num_threads()) != n {
+            openblas_set_num_threads(Int32(clamping: n))
+            count = n
+        }
+        holders += 1
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Lets go; the last holder wakes the waiters.
+    func release() {
+        pthread_mutex_lock(mutex)
+        holders -= 1
+        if holders == 0 { pthread_cond_broadcast(changed) }
+        pthread_mutex_unlock(mutex)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import NetnetKernels
 
@@ -254,11 +255,46 @@ import NetnetKernels
         let blas = BLASThreads.current
         #expect(blas >= 1)
         BLASThreads.set(blas)
-        #expect(BLASThreads.current == blas)
+        BLASThreads.withOpenBLAS(threads: blas) { #expect(BLASThreads.current == blas) }
         let kernels = KernelThreads.current
         #expect(kernels >= 1)
         KernelThreads.set(kernels)
         #expect(KernelThreads.current == kernels)
+    }
+}
+
+@Suite("OpenBLAS's process-wide thread count, leased")
+struct OpenBLASLeaseTests {
+    /// Four threads, two leasing 1 OpenBLAS thread and two leasing 2, each running GEMMs (the
+    /// same product each time) inside its lease: every one sees its own count throughout and
+    /// gets the same bits every time, as a detector's forward pass must.
+    @Test("callers with different counts never overlap; each sees its count and the same bits")
+    func countsDoNotOverlap() {
+        let m = 64, n = 300, k = 256
+        var rng = SeededGenerator(seed: 11)
+        let a = rng.array(m * k, -1 ... 1), b = rng.array(k * n, -1 ... 1)
+        let violations = LockedCounter()
+        let threads = (0..<4).map { index in
+            Thread {
+                let wanted = index % 2 + 1
+                var first: [Float]?
+                var c = [Float](repeating: 0, count: m * n)
+                for _ in 0..<40 {
+                    BLASThreads.withOpenBLAS(threads: wanted) {
+                        if BLASThreads.current != wanted { violations.add() }
+                        a.withPointer { ap in b.withPointer { bp in c.withMutablePointer { cp in
+                            GEMM.multiply(m: m, n: n, k: k, a: ap, lda: k, b: bp, ldb: n, c: cp, ldc: n)
+                        } } }
+                        if BLASThreads.current != wanted { violations.add() }
+                    }
+                    if let first, first.map(\.bitPattern) != c.map(\.bitPattern) { violations.add() }
+                    if first == nil { first = c }
+                }
+            }
+        }
+        for thread in threads { thread.start() }
+        #expect(waitUntil(seconds: 120) { threads.allSatisfy(\.isFinished) }, "a lease holder never finished")
+        #expect(violations.value == 0, "\(violations.value) GEMMs saw another count or other bits")
     }
 }
 
@@ -288,4 +324,19 @@ struct SpatialAttentionTests {
         let e = errors(fast, plain)
         #expect(e.maxError <= 2e-5, "\(shape): \(describe(e))")
     }
+}
+
+/// A count several threads add to.
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`.
+func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    while Date() < deadline { if condition() { return true }; Thread.sleep(forTimeInterval: 0.01) }
+    return condition()
 }

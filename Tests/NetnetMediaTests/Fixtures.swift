@@ -116,16 +116,18 @@ func residentKiB() -> Int? {
     return nil
 }
 
-/// VmRSS growth (KiB) of each of three windows of `iterations` calls of `body`, after `warmup`
-/// calls. Other suites run in parallel in this process, so one window's growth can be theirs; a
+/// VmRSS growth (KiB) of each window of `iterations` calls of `body`, after `warmup` calls: three
+/// windows, or up to six until one grows less than `quietBelow` KiB. Other suites run in parallel
+/// in this process, so a window's growth can be theirs (a busy run has shown three in a row); a
 /// leak grows every window alike, so callers bound the quietest window.
-func residentGrowthPerWindow(iterations: Int, warmup: Int, _ body: (Int) throws -> Void) rethrows -> [Int] {
+func residentGrowthPerWindow(iterations: Int, warmup: Int, quietBelow: Int = 0, _ body: (Int) throws -> Void) rethrows -> [Int] {
     for i in 0..<warmup { try body(i) }
     var growths: [Int] = []
-    for window in 0..<3 {
+    for window in 0..<6 {
         let before = residentKiB()
         for i in 0..<iterations { try body(warmup + window * iterations + i) }
         if let before, let after = residentKiB() { growths.append(after - before) }
+        if window >= 2, quietBelow == 0 || (growths.min() ?? .max) < quietBelow { break }
     }
     return growths
 }

@@ -512,15 +512,19 @@ public final class Detector {
     /// the steps made at load, in order. Call from the detector's thread.
     public func forward() {
         // The GEMM libraries keep their thread counts outside the detector: OpenMP per thread
-        // (this one may not be the one that made the detector), OpenBLAS per process. Each is
-        // set to this detector's count here, once per frame, before the first GEMM.
+        // (this one may not be the one that made the detector), set here once per frame before
+        // the first GEMM; OpenBLAS per process, held at this detector's count for the pass
+        // (`BLASThreads.withOpenBLAS`: a detector with another count waits meanwhile).
         if gemm == .onednn {
             BLASThreads.applyToOpenMP(threads.gemm)
             // Its OpenBLAS 1×1 layers run one single-threaded GEMM per team thread.
-            if !openBLASPointwiseLayerNames.isEmpty { BLASThreads.applyToOpenBLAS(1) }
+            if openBLASPointwiseLayerNames.isEmpty { runSteps() } else { BLASThreads.withOpenBLAS(threads: 1) { runSteps() } }
         } else {
-            BLASThreads.applyToOpenBLAS(threads.gemm)
+            BLASThreads.withOpenBLAS(threads: threads.gemm) { runSteps() }
         }
+    }
+
+    private func runSteps() {
         if !twoWayLayers.isEmpty { winogradWayCounts[winogradWay, default: 0] += 1 }
         if !recordsTimings {
             for entry in steps { entry.step.run() }
