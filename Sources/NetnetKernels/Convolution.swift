@@ -147,8 +147,8 @@ public enum Convolution {
     /// A 1×1 stride-1 convolution (`geometry.isPointwise`) as `forward` computes it, with the GEMM
     /// cut by output columns into one part per thread of `team`, each part one single-threaded
     /// `cblas_sgemm` on its thread: OpenBLAS inside the team's pool instead of beside it, where its
-    /// own spinning workers and the team's would fight over the cores. The caller gives OpenBLAS
-    /// one thread first (`BLASThreads.applyToOpenBLAS(1)`; `Detector.forward` does). The same
+    /// own spinning workers and the team's would fight over the cores. The caller holds OpenBLAS
+    /// at one thread meanwhile (`BLASThreads.withOpenBLAS(threads: 1)`; `Detector.forward` does). The same
     /// products as `forward`'s one call, summed in OpenBLAS's blocking for the narrower GEMM: equal
     /// to it within float32 rounding (tested). Synchronous; reentrant given disjoint outputs.
     public static func forwardPointwiseByColumns(geometry g: ConvolutionGeometry,
