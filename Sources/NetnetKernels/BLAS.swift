@@ -11,8 +11,8 @@ import Darwin
 /// `cblas_sgemm` runs on) and oneDNN's OpenMP threads.
 ///
 /// `set` is the process-wide default, read once by a `Detector` made without a thread count. A
-/// detector then applies its own count before each forward pass (`applyToOpenMP(_:)`,
-/// `applyToOpenBLAS(_:)`), so what runs is what it was made with.
+/// detector then applies its own count before each forward pass (`applyToOpenMP(_:)`) and holds
+/// OpenBLAS's through it (`withOpenBLAS(threads:_:)`), so what runs is what it was made with.
 public enum BLASThreads {
     private static let requested = LockedInt(0)
 
@@ -51,13 +51,6 @@ public enum BLASThreads {
 
     /// `applyToOpenMP(_:)` with `defaultCount(onOpenMP: true)`.
     public static func applyToOpenMP() { applyToOpenMP(defaultCount(onOpenMP: true)) }
-
-    /// Gives OpenBLAS's pool `n` threads if it has another count. Callable from any thread,
-    /// while no GEMM runs (use `withOpenBLAS` where others may be running).
-    public static func applyToOpenBLAS(_ n: Int) {
-        let n = max(1, n)
-        if Int(openblas_get_num_threads()) != n { openblas_set_num_threads(Int32(clamping: n)) }
-    }
 
     /// Runs `body` with OpenBLAS's pool at `n` threads. OpenBLAS has one process-wide count,
     /// and the same GEMM gives other last bits with another one (measured: 1 against 2 threads),
@@ -132,7 +125,8 @@ final class OpenBLASLease: @unchecked Sendable {
     func acquire(_ n: Int) {
         pthread_mutex_lock(mutex)
         while holders > 0 && count != n { pthread_cond_wait(changed, mutex) }
-        if count != n || Int(openblas_get_num_threads()) != n {
+        // Only when it changes: the holders that share the count may be in a GEMM right now.
+        if count != n {
             openblas_set_num_threads(Int32(clamping: n))
             count = n
         }
