@@ -123,16 +123,8 @@ public struct FrameRecord: Sendable, Equatable {
             JSONText.appendString(detection.label, to: &bytes)
             JSONText.appendRaw(", \"score\": ", to: &bytes)
             JSONText.appendFixed(Double(detection.score), decimals: 5, to: &bytes)
-            JSONText.appendRaw(", \"box\": [", to: &bytes)
-            for k in 0..<4 {
-                if k > 0 { JSONText.appendRaw(", ", to: &bytes) }
-                if k < detection.box.count {
-                    JSONText.appendFixed(Double(detection.box[k]), decimals: 2, to: &bytes)
-                } else {
-                    JSONText.appendNull(to: &bytes)
-                }
-            }
-            JSONText.appendRaw("]", to: &bytes)
+            JSONText.appendRaw(", \"box\": ", to: &bytes)
+            appendBox(to: &bytes) { k in k < detection.box.count ? detection.box[k] : nil }
             if let tracks {
                 let tag = i < tracks.count ? tracks[i] : .untracked
                 JSONText.appendRaw(", \"track_id\": ", to: &bytes)
@@ -141,21 +133,30 @@ public struct FrameRecord: Sendable, Equatable {
                 JSONText.appendRaw(tag.stationary ? ", \"stationary\": true" : ", \"stationary\": false", to: &bytes)
                 JSONText.appendRaw(", \"track_box\": ", to: &bytes)
                 if let box = tag.estimate {
-                    JSONText.appendRaw("[", to: &bytes)
-                    JSONText.appendFixed(Double(box.x1), decimals: 2, to: &bytes)
-                    JSONText.appendRaw(", ", to: &bytes)
-                    JSONText.appendFixed(Double(box.y1), decimals: 2, to: &bytes)
-                    JSONText.appendRaw(", ", to: &bytes)
-                    JSONText.appendFixed(Double(box.x2), decimals: 2, to: &bytes)
-                    JSONText.appendRaw(", ", to: &bytes)
-                    JSONText.appendFixed(Double(box.y2), decimals: 2, to: &bytes)
-                    JSONText.appendRaw("]", to: &bytes)
+                    appendBox(to: &bytes) { k in
+                        switch k { case 0: box.x1; case 1: box.y1; case 2: box.x2; default: box.y2 }
+                    }
                 } else {
                     JSONText.appendNull(to: &bytes)
                 }
             }
             JSONText.appendRaw("}", to: &bytes)
         }
+    }
+
+    /// Appends `[x1, y1, x2, y2]` with two decimals, `null` where `coordinate(k)` has none; one
+    /// writer for `box` and `track_box`, so both keep one format.
+    private static func appendBox(to bytes: inout [UInt8], _ coordinate: (Int) -> Float?) {
+        JSONText.appendRaw("[", to: &bytes)
+        for k in 0..<4 {
+            if k > 0 { JSONText.appendRaw(", ", to: &bytes) }
+            if let value = coordinate(k) {
+                JSONText.appendFixed(Double(value), decimals: 2, to: &bytes)
+            } else {
+                JSONText.appendNull(to: &bytes)
+            }
+        }
+        JSONText.appendRaw("]", to: &bytes)
     }
 
     /// The JSON line for this record as line `seq`, without the trailing newline. Allocates; for

@@ -96,12 +96,7 @@ let hasCurl = FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
 
 /// Runs curl with `arguments`; its standard output (whatever it got before `--max-time`).
 func curl(_ arguments: [String]) throws -> (status: Int32, body: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-sS"] + arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
+    let (process, out) = curlProcess(["-sS"] + arguments)
     try process.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
@@ -112,12 +107,7 @@ func curl(_ arguments: [String]) throws -> (status: Int32, body: String) {
 /// pass; the text read. Counting events rather than seconds keeps a slow (loaded, debug) daemon
 /// from failing a test that only needs a few of them.
 func curlStream(_ arguments: [String], seconds: Double, until enough: (String) -> Bool) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-sS", "-N", "-m", String(Int(seconds.rounded(.up)))] + arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
+    let (process, out) = curlProcess(["-sS", "-N", "-m", String(Int(seconds.rounded(.up)))] + arguments)
     let text = LockedText()
     out.fileHandleForReading.readabilityHandler = { handle in
         let data = handle.availableData
@@ -130,6 +120,17 @@ func curlStream(_ arguments: [String], seconds: Double, until enough: (String) -
     process.waitUntilExit()
     out.fileHandleForReading.readabilityHandler = nil
     return text.value
+}
+
+/// A curl process, not started, with `arguments`, its output on the pipe and its errors dropped.
+private func curlProcess(_ arguments: [String]) -> (Process, Pipe) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    return (process, out)
 }
 
 /// Text appended from one thread and read from another.

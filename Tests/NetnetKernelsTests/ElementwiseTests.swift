@@ -274,6 +274,10 @@ struct OpenBLASLeaseTests {
         var rng = SeededGenerator(seed: 11)
         let a = rng.array(m * k, -1 ... 1), b = rng.array(k * n, -1 ... 1)
         let violations = LockedCounter()
+        // Four threads of our own rather than `concurrentPerform`: that runs only as many at once
+        // as there are cores (two here, too few to mix counts reliably), and a lease that
+        // deadlocked would hang the whole run there, since a time limit cannot end a blocked
+        // synchronous body; here it fails the test.
         let threads = (0..<4).map { index in
             Thread {
                 let wanted = index % 2 + 1
