@@ -19,6 +19,9 @@ public struct VideoWriterOptions: Sendable {
     public var crf: Int = 23
     /// Encoder preset (libx264/libx265; ignored by encoders without a "preset" option).
     public var preset: String = "veryfast"
+    /// libx264/libx265 parameters, `key=value:key=value` (FFmpeg's `-x264-params`/`-x265-params`),
+    /// applied after the preset; nil: `automaticEncoderParams(codec:preset:)`; "" for none.
+    public var encoderParams: String?
     /// Encoder threads; 0 = the encoder's automatic count.
     public var encoderThreads: Int = 0
     /// TrueType font for the labels; "" = fontconfig's default sans font.
@@ -33,6 +36,40 @@ public struct VideoWriterOptions: Sendable {
     /// Options with the defaults above for `path`. Any thread.
     public init(path: String) {
         self.path = path
+    }
+
+    /// The parameters `encoderParams` nil gives: `me=dia:subme=1` for libx264 at the `veryfast`
+    /// preset (superfast's motion search, keeping veryfast's partitions, B-frames and macroblock
+    /// tree: on vtest.avi 37 % less encoder CPU, 3 % smaller, 0.2 dB lower PSNR at CRF 23, see
+    /// docs/media.md), "" otherwise. Pure.
+    public static func automaticEncoderParams(codec: String, preset: String) -> String {
+        codec == "libx264" && preset == "veryfast" ? "me=dia:subme=1" : ""
+    }
+
+    /// The private option that carries `encoderParams` for `codec` (nil: the encoder has none). Pure.
+    public static func encoderParamsOption(codec: String) -> String? {
+        switch codec {
+        case "libx264", "libx264rgb": "x264-params"
+        case "libx265": "x265-params"
+        default: nil
+        }
+    }
+
+    /// Checks `params` is a `key=value` list joined by ':' (what the x264/x265 parameter options
+    /// parse), and that `codec` takes parameters when there are any; the problem in words, or nil.
+    /// Which keys and values are valid is the encoder's to say. Pure.
+    public static func encoderParamsProblem(_ params: String, codec: String) -> String? {
+        if params.isEmpty { return nil }
+        guard encoderParamsOption(codec: codec) != nil else {
+            return "the \(codec) encoder takes no parameter list (libx264 and libx265 do)"
+        }
+        for item in params.split(separator: ":", omittingEmptySubsequences: false) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.count != 2 || parts[0].isEmpty || parts[1].isEmpty {
+                return "'\(item)' is not key=value (the list is key=value:key=value, e.g. me=dia:subme=1)"
+            }
+        }
+        return nil
     }
 
     /// The label text height `fontSize` nil gives a picture `height` lines high. Pure.
@@ -572,6 +609,14 @@ final class VideoEncoder {
         // Private options the encoder may not have (unused entries are left in the dictionary and ignored).
         av_dict_set(&dict, "crf", String(options.crf), 0)
         av_dict_set(&dict, "preset", options.preset, 0)
+        let params = options.encoderParams ?? VideoWriterOptions.automaticEncoderParams(codec: codecName, preset: options.preset)
+        if let problem = VideoWriterOptions.encoderParamsProblem(params, codec: codecName) {
+            avcodec_free_context(&owned)
+            throw MediaError("\(subject): encoder parameters '\(params)': \(problem)", code: AVError.einval)
+        }
+        if let key = VideoWriterOptions.encoderParamsOption(codec: codecName), !params.isEmpty {
+            av_dict_set(&dict, key, params, 0)
+        }
         let opened = avcodec_open2(ctx, codec, &dict)
         if opened < 0 {
             avcodec_free_context(&owned)

@@ -47,6 +47,8 @@ public struct AnnotateOptions: Sendable {
     public var crf: Int = 23
     /// The encoder preset (libx264/libx265; ignored by encoders without one).
     public var preset: String = "veryfast"
+    /// libx264/libx265 parameters after the preset (nil: `VideoWriterOptions.automaticEncoderParams`).
+    public var encoderParams: String?
     /// Stream id written in the JSON lines.
     public var streamID: String = "0"
     /// The stream's record counter (`seq` of its frame and event lines); nil: a fresh one from 0.
@@ -221,6 +223,7 @@ public final class AnnotateJob: @unchecked Sendable {
             writerOptions.codec = options.codec
             writerOptions.crf = options.crf
             writerOptions.preset = options.preset
+            writerOptions.encoderParams = options.encoderParams
             writerOptions.encoderThreads = options.encoderThreads
             videoWriter = try VideoWriter(options: writerOptions, source: source)
             // Lossless (`block`): audio is never thinned like frames. The reader drops a packet

@@ -93,6 +93,12 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Encoder speed/size trade-off (libx264/libx265 presets: ultrafast, superfast, veryfast, faster, fast, medium, slow, …).")
     var preset: String = "veryfast"
 
+    @Option(help: ArgumentHelp(
+        "libx264/libx265 parameters applied after the preset, key=value:key=value (FFmpeg's -x264-params); \"\" for none.",
+        discussion: "Default: me=dia:subme=1 with libx264 at the veryfast preset (a cheaper motion search: 37 % less encoder CPU on vtest.avi, 0.2 dB lower PSNR), none otherwise.",
+        valueName: "params"))
+    var encoderParams: String?
+
     @Option(help: "FFmpeg decoder threads (0: automatic).")
     var decoderThreads: Int = 0
 
@@ -154,6 +160,9 @@ struct AnnotateCommand: ParsableCommand {
         guard every >= 1 else { throw ValidationError("--every must be at least 1, got \(every)") }
         guard maxFramePixels >= 1 else { throw ValidationError("--max-frame-pixels must be at least 1, got \(maxFramePixels)") }
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0…51, got \(crf)") }
+        if let encoderParams, let problem = VideoWriterOptions.encoderParamsProblem(encoderParams, codec: codec) {
+            throw ValidationError("--encoder-params '\(encoderParams)': \(problem)")
+        }
         guard decoderThreads >= 0, encoderThreads >= 0 else { throw ValidationError("thread counts must be at least 0") }
         if let inferenceThreads, inferenceThreads < 1 { throw ValidationError("--inference-threads must be at least 1") }
         let cores = KernelThreads.onlineProcessors
@@ -248,6 +257,7 @@ struct AnnotateCommand: ParsableCommand {
         options.codec = codec
         options.crf = crf
         options.preset = preset
+        options.encoderParams = encoderParams
         options.streamID = streamId
         options.decoderThreads = decoderThreads
         options.encoderThreads = encoderThreads

@@ -81,6 +81,8 @@ struct FFmpegHabitsTests {
             (["--json", "-", "--format", "nut"], "--format names the container of --output"),
             (["--json", "-", "--input-option", "probesize"], "--input-option 'probesize' is not KEY=VALUE"),
             (["--json", "-", "--input-option", "a=1", "--input-option", "a=2"], "--input-option a is given twice"),
+            (["--output", "o.mp4", "--encoder-params", "subme"], "--encoder-params 'subme': 'subme' is not key=value"),
+            (["--output", "o.mp4", "--codec", "mpeg4", "--encoder-params", "me=dia"], "the mpeg4 encoder takes no parameter list"),
         ]
         for (arguments, expected) in cases {
             let result = try NetnetBinary.run(["annotate", clip] + arguments)

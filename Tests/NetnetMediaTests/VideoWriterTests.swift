@@ -262,6 +262,8 @@ struct VideoWriterTests {
             (fx.path("no/such/dir/x.mp4"), { (_: inout VideoWriterOptions) in }),
             (fx.path("x.mp4"), { (o: inout VideoWriterOptions) in o.codec = "nosuchcodec" }),
             (fx.path("y.mp4"), { (o: inout VideoWriterOptions) in o.fontFile = "/no/such/font.ttf" }),
+            (fx.path("z.mp4"), { (o: inout VideoWriterOptions) in o.encoderParams = "me=dia:subme" }),
+            (fx.path("v.mp4"), { (o: inout VideoWriterOptions) in o.codec = "mpeg4"; o.encoderParams = "me=dia" }),
         ] as [(String, (inout VideoWriterOptions) -> Void)] {
             var options = VideoWriterOptions(path: path)
             adjust(&options)
@@ -272,6 +274,33 @@ struct VideoWriterTests {
                 print("[\(path)] \(error.description)")
                 #expect(error.description.hasPrefix(path + ": "))
             }
+        }
+    }
+
+    /// x264 writes the settings it ran with into the stream (an SEI text, "… me=dia subme=1 …"),
+    /// so the output itself says whether the parameters reached the encoder.
+    @Test("encoder parameters reach x264: the automatic ones at veryfast, none with \"\", the user's otherwise")
+    func encoderParams() throws {
+        for (params, preset, expected) in [
+            (nil, "veryfast", ["me=dia", "subme=1"]),        // automatic: superfast's motion search
+            ("", "veryfast", ["me=hex", "subme=2"]),         // veryfast's own
+            (nil, "faster", ["me=hex", "subme=4"]),          // automatic is only for veryfast
+            ("subme=3:ref=2", "veryfast", ["subme=3", "ref=2"]),
+        ] as [(String?, String, [String])] {
+            let output = outputPath("params.mp4")
+            try annotate(fx.path("clip.mp4"), to: output, limit: 5, options: { options in
+                options.encoderParams = params; options.preset = preset
+            }) { _ in [] }
+            let stream = String(decoding: try Data(contentsOf: URL(fileURLWithPath: output)), as: UTF8.self)
+            let settings = try #require(stream.range(of: "options: ").map { stream[$0.upperBound...].prefix(1500) },
+                                        "\(output): no x264 settings text")
+            let words = Set(settings.split(separator: " ").map(String.init))
+            for word in expected { #expect(words.contains(word), "\(params ?? "nil") at \(preset): no \(word) in \(settings.prefix(300))") }
+        }
+        #expect(VideoWriterOptions.encoderParamsProblem("me=dia:subme=1", codec: "libx264") == nil)
+        #expect(VideoWriterOptions.encoderParamsProblem("", codec: "mpeg4") == nil)
+        for bad in ["me", "=dia", "me=", "me=dia:", ":me=dia", "me=dia::subme=1"] {
+            #expect(VideoWriterOptions.encoderParamsProblem(bad, codec: "libx264") != nil, "\(bad) accepted")
         }
     }
 
