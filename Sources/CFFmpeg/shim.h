@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <stdlib.h>
+#include <dlfcn.h>
 
 #include <libavformat/avformat.h>
 #include <libavformat/avio.h>
@@ -289,6 +291,29 @@ static inline void netnet_detection_bbox_set(AVDetectionBBox *bbox, int x, int y
 
 /// AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE.
 static inline int netnet_detection_label_max_size(void) { return AV_DETECTION_BBOX_LABEL_NAME_MAX_SIZE; }
+
+// MARK: - x264's own parameter parser
+
+/// What libx264 makes of the parameter `name` = `value` (as FFmpeg's `x264-params` hands each
+/// pair to it): 0 taken, -1 no such parameter, -2 a bad value, 1 libx264 is not loaded in this
+/// process (libavcodec built without it), so nothing could be asked. Runs x264_param_default and
+/// x264_param_parse, found with dlsym (libavcodec has already loaded the library), on a scratch
+/// parameter block far larger than x264_param_t (about 1 kB in core 164; the library ships no
+/// header here), and frees what parsing allocated. Thread-safe: touches nothing shared.
+static inline int netnet_x264_param_check(const char *name, const char *value) {
+    void (*param_default)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "x264_param_default");
+    int (*param_parse)(void *, const char *, const char *) =
+        (int (*)(void *, const char *, const char *))dlsym(RTLD_DEFAULT, "x264_param_parse");
+    void (*param_cleanup)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "x264_param_cleanup");
+    if (!param_default || !param_parse) return 1;
+    void *param = calloc(1, 64 * 1024);
+    if (!param) return 1;
+    param_default(param);
+    int result = param_parse(param, name, value);
+    if (param_cleanup) param_cleanup(param);
+    free(param);
+    return result == 0 ? 0 : (result == -1 ? -1 : -2);
+}
 
 // MARK: - Logging (av_log_set_callback)
 

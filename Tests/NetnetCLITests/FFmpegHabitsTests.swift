@@ -83,6 +83,7 @@ struct FFmpegHabitsTests {
             (["--json", "-", "--input-option", "a=1", "--input-option", "a=2"], "--input-option a is given twice"),
             (["--output", "o.mp4", "--encoder-params", "subme"], "--encoder-params 'subme': 'subme' is not key=value"),
             (["--output", "o.mp4", "--codec", "mpeg4", "--encoder-params", "me=dia"], "the mpeg4 encoder takes no parameter list"),
+            (["--output", "o.mp4", "--encoder-params", "subme=1:foo=bar"], "--encoder-params 'subme=1:foo=bar': x264 has no parameter 'foo'"),
         ]
         for (arguments, expected) in cases {
             let result = try NetnetBinary.run(["annotate", clip] + arguments)

@@ -302,6 +302,11 @@ struct VideoWriterTests {
         for bad in ["me", "=dia", "me=", "me=dia:", ":me=dia", "me=dia::subme=1"] {
             #expect(VideoWriterOptions.encoderParamsProblem(bad, codec: "libx264") != nil, "\(bad) accepted")
         }
+        // x264's own parser judges names and values: FFmpeg would only warn and drop the pair.
+        #expect(VideoWriterOptions.encoderParamsProblem("me=dia:nosuchparam=1", codec: "libx264") == "x264 has no parameter 'nosuchparam'")
+        #expect(VideoWriterOptions.encoderParamsProblem("subme=abc", codec: "libx264") == "x264 does not take 'abc' for subme")
+        #expect(VideoWriterOptions.encoderParamsProblem("me=spiral", codec: "libx264") == "x264 does not take 'spiral' for me")
+        #expect(VideoWriterOptions.encoderParamsProblem("no-mbtree=1:rc-lookahead=20:psy-rd=1.0,0.15", codec: "libx264") == nil)
     }
 
     @Test("labels: long, non-ASCII and with % or \\ are drawn literally; truncation keeps UTF-8 valid")
