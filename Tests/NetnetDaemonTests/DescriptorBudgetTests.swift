@@ -45,18 +45,48 @@ struct DescriptorBudgetTests {
         }
     }
 
-    /// The child's body; exits 1 naming the first check that failed.
+    /// The child's body; records the first check that failed as an issue (the parent reports it)
+    /// and exits 1.
     static func squeeze() {
+        // The numbers open before the squeeze, so that a failure can name what another thread
+        // of the child opened or closed meanwhile (readlink needs no descriptor of its own).
+        func openNumbers() -> Set<Int32> { Set((0..<256).filter { fcntl($0, F_GETFD) != -1 }) }
+        func describe(_ fd: Int32) -> String {
+            "\(fd) \((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? "?")"
+        }
+        var before = Set<Int32>()
         func check(_ ok: Bool, _ what: String, line: Int = #line) {
             guard !ok else { return }
-            FileHandle.standardError.write(Data("line \(line): \(what)\n".utf8))
+            // Recorded in the child, the issue reaches the parent's report with its text.
+            let now = openNumbers()
+            let opened = now.subtracting(before).sorted().map(describe), closed = before.subtracting(now).sorted()
+            Issue.record("line \(line): \(what); open now and not before: \(opened), closed since: \(closed)")
             exit(1)
+        }
+        // The child's runtime opens and closes descriptors of its own as it starts (libdispatch's
+        // timerfd and eventfd, the test harness's pipes); a spare opened while one of those is
+        // open gets a number above the squeezed limit below. So: make dispatch's timer machinery
+        // now (a timer that fires), then wait until the table has stayed the same for 200 ms.
+        let fired = DispatchSemaphore(value: 0)
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.setEventHandler { fired.signal() }
+        timer.schedule(deadline: .now() + .milliseconds(1))
+        timer.resume()
+        fired.wait()
+        timer.cancel()
+        var table = openNumbers(), quiet = 0
+        while quiet < 4 {
+            Thread.sleep(forTimeInterval: 0.05)
+            let now = openNumbers()
+            quiet = now == table ? quiet + 1 : 0
+            table = now
         }
         let spares = DescriptorSpares(count: 2)
         check(spares.held == 2, "two spares at start")
         check(DescriptorSpares.freeBelowLimit(upTo: 3) == 3, "room at the full limit")
         var saved = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        before = openNumbers()
         // open takes the lowest free number: every number below x is in use.
         let x = open("/dev/null", O_RDONLY | O_CLOEXEC)
         check(x > 0, "open")
