@@ -66,7 +66,8 @@ struct DescriptorBudgetTests {
         // The child's runtime opens and closes descriptors of its own as it starts (libdispatch's
         // timerfd and eventfd, the test harness's pipes); a spare opened while one of those is
         // open gets a number above the squeezed limit below. So: make dispatch's timer machinery
-        // now (a timer that fires), then wait until the table has stayed the same for 200 ms.
+        // now (a timer that fires), then wait until the table has stayed the same for 200 ms
+        // (for 5 s at most: a table that never settles leaves the checks to say so).
         let fired = DispatchSemaphore(value: 0)
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.setEventHandler { fired.signal() }
@@ -74,8 +75,9 @@ struct DescriptorBudgetTests {
         timer.resume()
         fired.wait()
         timer.cancel()
-        var table = openNumbers(), quiet = 0
-        while quiet < 4 {
+        var table = openNumbers(), quiet = 0, rounds = 0
+        while quiet < 4 && rounds < 100 {
+            rounds += 1
             Thread.sleep(forTimeInterval: 0.05)
             let now = openNumbers()
             quiet = now == table ? quiet + 1 : 0
