@@ -297,9 +297,9 @@ static inline int netnet_detection_label_max_size(void) { return AV_DETECTION_BB
 /// What libx264 makes of the parameter `name` = `value` (as FFmpeg's `x264-params` hands each
 /// pair to it): 0 taken, -1 no such parameter, -2 a bad value, 1 libx264 is not loaded in this
 /// process (libavcodec built without it), so nothing could be asked. Runs x264_param_default and
-/// x264_param_parse, found with dlsym (libavcodec has already loaded the library), on a scratch
-/// parameter block far larger than x264_param_t (about 1 kB in core 164; the library ships no
-/// header here), and frees what parsing allocated. Thread-safe: touches nothing shared.
+/// x264_param_parse, found with dlsym (libavcodec has already loaded the library), on a 64 kB
+/// scratch block, far more than x264_param_t needs (the library ships no header here, so its
+/// size is not known at build time), and frees what parsing allocated. Thread-safe: touches nothing shared.
 static inline int netnet_x264_param_check(const char *name, const char *value) {
     void (*param_default)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "x264_param_default");
     int (*param_parse)(void *, const char *, const char *) =

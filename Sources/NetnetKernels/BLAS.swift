@@ -17,9 +17,9 @@ public enum BLASThreads {
     private static let requested = LockedInt(0)
 
     /// Sets the number of GEMM threads (clamped to >= 1): OpenBLAS's as soon as no caller holds
-    /// another count (`withOpenBLAS`; the count is process-wide), oneDNN's for the OpenMP regions of each thread
-    /// that calls `applyToOpenMP` afterwards, and the default of detectors made afterwards. Call
-    /// it while no GEMM is running (e.g. at engine load).
+    /// another count (`withOpenBLAS`; the count is process-wide), oneDNN's for the OpenMP regions
+    /// of each thread that calls `applyToOpenMP` afterwards, and the default of detectors made
+    /// afterwards. Call it while no GEMM is running (e.g. at engine load).
     public static func set(_ n: Int) {
         lease.acquire(max(1, n))
         lease.release()

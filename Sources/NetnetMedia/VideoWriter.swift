@@ -61,7 +61,7 @@ public struct VideoWriterOptions: Sendable {
     /// it); the problem in words, or nil. libx265's names are not checked. Any thread.
     public static func encoderParamsProblem(_ params: String, codec: String) -> String? {
         if params.isEmpty { return nil }
-        guard encoderParamsOption(codec: codec) != nil else {
+        guard let option = encoderParamsOption(codec: codec) else {
             return "the \(codec) encoder takes no parameter list (libx264 and libx265 do)"
         }
         for item in params.split(separator: ":", omittingEmptySubsequences: false) {
@@ -69,7 +69,7 @@ public struct VideoWriterOptions: Sendable {
             if parts.count != 2 || parts[0].isEmpty || parts[1].isEmpty {
                 return "'\(item)' is not key=value (the list is key=value:key=value, e.g. me=dia:subme=1)"
             }
-            guard codec == "libx264" || codec == "libx264rgb" else { continue }
+            guard option == "x264-params" else { continue }
             switch netnet_x264_param_check(String(parts[0]), String(parts[1])) {
             case -1: return "x264 has no parameter '\(parts[0])'"
             case -2: return "x264 does not take '\(parts[1])' for \(parts[0])"
