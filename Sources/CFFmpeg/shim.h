@@ -315,6 +315,25 @@ static inline int netnet_x264_param_check(const char *name, const char *value) {
     return result == 0 ? 0 : (result == -1 ? -1 : -2);
 }
 
+/// What libx265 makes of `name` = `value` (FFmpeg's `x265-params` hands each pair to
+/// x265_param_parse and, as for x264, only warns when it is refused): 0 taken, -1 no such
+/// parameter, -2 a bad value, 1 libx265 is not loaded in this process. x265 allocates its own
+/// parameter block (x265_param_alloc), so no size is guessed here. Thread-safe: touches nothing shared.
+static inline int netnet_x265_param_check(const char *name, const char *value) {
+    void *(*param_alloc)(void) = (void *(*)(void))dlsym(RTLD_DEFAULT, "x265_param_alloc");
+    void (*param_free)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "x265_param_free");
+    void (*param_default)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "x265_param_default");
+    int (*param_parse)(void *, const char *, const char *) =
+        (int (*)(void *, const char *, const char *))dlsym(RTLD_DEFAULT, "x265_param_parse");
+    if (!param_alloc || !param_free || !param_default || !param_parse) return 1;
+    void *param = param_alloc();
+    if (!param) return 1;
+    param_default(param);
+    int result = param_parse(param, name, value);
+    param_free(param);
+    return result == 0 ? 0 : (result == -1 ? -1 : -2);
+}
+
 // MARK: - Logging (av_log_set_callback)
 
 /// Receives every FFmpeg log line that passes av_log_get_level(): `level` is FFmpeg's

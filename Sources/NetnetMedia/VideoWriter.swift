@@ -56,9 +56,9 @@ public struct VideoWriterOptions: Sendable {
     }
 
     /// Checks `params` is a `key=value` list joined by ':' (what the x264/x265 parameter options
-    /// parse), that `codec` takes parameters when there are any, and for libx264 that x264's own
-    /// parser takes each pair (FFmpeg only warns about a pair x264 refuses, and goes on without
-    /// it); the problem in words, or nil. libx265's names are not checked. Any thread.
+    /// parse), that `codec` takes parameters when there are any, and that the encoder library's
+    /// own parser (x264's or x265's) takes each pair (FFmpeg only warns about a pair the library
+    /// refuses, and goes on without it); the problem in words, or nil. Any thread.
     public static func encoderParamsProblem(_ params: String, codec: String) -> String? {
         if params.isEmpty { return nil }
         guard let option = encoderParamsOption(codec: codec) else {
@@ -69,10 +69,12 @@ public struct VideoWriterOptions: Sendable {
             if parts.count != 2 || parts[0].isEmpty || parts[1].isEmpty {
                 return "'\(item)' is not key=value (the list is key=value:key=value, e.g. me=dia:subme=1)"
             }
-            guard option == "x264-params" else { continue }
-            switch netnet_x264_param_check(String(parts[0]), String(parts[1])) {
-            case -1: return "x264 has no parameter '\(parts[0])'"
-            case -2: return "x264 does not take '\(parts[1])' for \(parts[0])"
+            let (library, verdict) = option == "x264-params"
+                ? ("x264", netnet_x264_param_check(String(parts[0]), String(parts[1])))
+                : ("x265", netnet_x265_param_check(String(parts[0]), String(parts[1])))
+            switch verdict {
+            case -1: return "\(library) has no parameter '\(parts[0])'"
+            case -2: return "\(library) does not take '\(parts[1])' for \(parts[0])"
             default: continue
             }
         }

@@ -307,6 +307,10 @@ struct VideoWriterTests {
         #expect(VideoWriterOptions.encoderParamsProblem("subme=abc", codec: "libx264") == "x264 does not take 'abc' for subme")
         #expect(VideoWriterOptions.encoderParamsProblem("me=spiral", codec: "libx264") == "x264 does not take 'spiral' for me")
         #expect(VideoWriterOptions.encoderParamsProblem("no-mbtree=1:rc-lookahead=20:psy-rd=1.0,0.15", codec: "libx264") == nil)
+        // libx265's parser likewise (FFmpeg here is built with it).
+        #expect(VideoWriterOptions.encoderParamsProblem("rc-lookahead=10:bframes=2", codec: "libx265") == nil)
+        #expect(VideoWriterOptions.encoderParamsProblem("bframes=2:nosuchparam=1", codec: "libx265") == "x265 has no parameter 'nosuchparam'")
+        #expect(VideoWriterOptions.encoderParamsProblem("me=spiral", codec: "libx265") == "x265 does not take 'spiral' for me")
     }
 
     @Test("labels: long, non-ASCII and with % or \\ are drawn literally; truncation keeps UTF-8 valid")
