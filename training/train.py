@@ -14,7 +14,9 @@ off with --no-batchnorm).
 Writes to --out: checkpoint.pt (every epoch; --resume continues from it, same arguments),
 log.jsonl (one line an epoch: losses, learning rate, seconds, validation AP when scored),
 model.safetensors (the folded model, after each validation and at the end) and args.json.
-CPU by default (--threads); a CUDA GPU when one is present (--device auto).
+CPU by default (--threads); a CUDA GPU when one is present (--device auto). --init CKPT starts
+from another run's weights on this run's own schedule (fine-tuning); --teacher FILE adds the
+people a teacher found and the labels miss (training/teacher.py says how).
 
 Data (--train, --val; comma-separated, mixed freely): the named sets of netnet_ref/data.py, or
 a user's own folders: yolo:DIR[@SPLIT], coco:ANN.json:IMAGES, voc:DIR[@SPLIT], mot:SEQDIR,
@@ -28,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -72,6 +75,15 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", default=None,
+                   help="start from the weights of another run's checkpoint.pt (same network; a new "
+                        "optimiser and schedule): fine-tuning")
+    p.add_argument("--teacher", default=None,
+                   help="a teacher file (training/teacher.py label): teacher people that the labels miss "
+                        "become ignore regions")
+    p.add_argument("--teacher-label-at", type=float, default=None,
+                   help="with --teacher: missed people the teacher scores at least this high become "
+                        "labelled boxes instead (default: none do)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly (checkpoint saved) after this long")
     return p.parse_args(argv)
 
@@ -217,6 +229,17 @@ def main(argv=None):
         raise SystemExit(f"train: {e}")
     if not train:
         raise SystemExit(f"train: --train {args.train!r}: no images")
+    if args.teacher:
+        import teacher
+        if "person" not in classes:
+            raise SystemExit(f"train: --teacher labels people, and --classes {args.classes!r} has no person")
+        try:
+            _, teacher_boxes = teacher.read_file(args.teacher)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"train: {e}")
+        train, stats = teacher.complete(train, teacher_boxes, classes.index("person"), args.teacher_label_at)
+        print(f"train: teacher {args.teacher}: {stats['ignored']} missed people as ignore regions, "
+              f"{stats['labelled']} as labels; {stats['without']} images it did not label", file=sys.stderr)
     print(f"train: {len(train)} images ({sum(len(s.boxes) for s in train)} boxes) from {args.train}; "
           f"val: {sum(len(v.samples) for v in val) if val else 0} images from {args.val or '-'}; "
           f"loaded in {time.time() - t0:.0f}s; device {device}", file=sys.stderr)
@@ -240,8 +263,14 @@ def main(argv=None):
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"]
         print(f"resumed from {ckpt} after epoch {start_epoch}", file=sys.stderr)
-    elif args.resume:
+    elif args.resume and not args.init:
         print(f"train: --resume: no {ckpt}; starting afresh", file=sys.stderr)
+    if args.init and start_epoch == 0:
+        try:
+            model.load_state_dict(torch.load(args.init, map_location=device)["model"])
+        except (OSError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            raise SystemExit(f"train: --init {args.init}: cannot be read as a checkpoint of this network ({e})")
+        print(f"train: weights from {args.init}", file=sys.stderr)
     (out / "args.json").write_text(json.dumps(vars(args), indent=1) + "\n")
 
     def export():
