@@ -13,9 +13,10 @@ not needed (`bash training/setup-venv.sh` installs both into training/.venv).
 
 What train.py does with the file: a teacher box that overlaps no labelled box and no ignore
 region (IoU < 0.5 with each) becomes an ignore region of that image, so the priors on a person
-the labels missed are neither a positive nor a hard negative. Sets with incomplete labels
-(`caltech-street`'s background crowds, web photos) otherwise teach the network that people
-are background, which lowers every score it gives a person.
+the labels missed are neither a positive nor a hard negative (`--teacher-label-at T`: a label
+when the teacher scores it at least T). Sets with incomplete labels (`caltech-street`'s
+background crowds, web photos) otherwise teach the network that such people are background;
+docs/models.md ("The teacher") measures what taking that lesson away changes: little.
 
 Teacher file (JSON): {"teacher": str, "threshold": float, "boxes": {sample key: [[x1, y1, x2,
 y2, score], ...]}}, corners in the image's pixels.
@@ -148,6 +149,8 @@ def complete(samples, teacher_boxes, person, label_at=None, match_iou=0.5):
 
 
 def load_sets(specs, limit):
+    """The sets relabelled to the one class the teacher knows; class `0` is a person, as
+    train_general.sh's `--alias 0=person` has it (indoor-cctv names its class so)."""
     return [data.relabel(data.load_spec(spec, limit=limit), ["person"], {"0": "person"}, compact=True)
             for spec in data.split_specs(specs)]
 
