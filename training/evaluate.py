@@ -4,7 +4,7 @@ on its own (scored by scene).
 
     training/.venv/bin/python training/evaluate.py --model models/default.safetensors \\
         --data pets09-val,yolo:../shared/data/retail-cctv@test [--limit 200] [--engine torch|netnet] \\
-        [--results out.json] [--json]
+        [--results out.json] [--f1 0.25,0.5] [--json]
 
 --data takes the named sets and the specs of train.py (yolo:DIR[@SPLIT], coco:ANN.json:IMAGES,
 voc:DIR[@SPLIT], mot:SEQDIR, pennfudan:DIR), comma-separated; each is scored separately, one row
@@ -49,12 +49,20 @@ def main(argv=None):
     p.add_argument("--sizes", choices=("image", "input"), default="image",
                    help="what small/medium/large measure: the image's pixels (COCO), or the network's "
                         "input pixels after resizing (default: %(default)s)")
+    p.add_argument("--f1", default=None, metavar="T,T,...",
+                   help="also F1, precision and recall of the detections scoring at least each T (IoU >= 0.5; "
+                        "a detection on an ignore region not counted): what a user sees at a threshold")
     p.add_argument("--json", action="store_true", help="print one JSON object a set instead of a table")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="the Swift engine's arithmetic (--engine netnet only; default: %(default)s)")
     args = p.parse_args(argv)
 
+    try:
+        args.f1 = [float(t) for t in args.f1.split(",")] if args.f1 else []
+    except ValueError:
+        print(f"evaluate: --f1: expected score thresholds like 0.25,0.5, found {args.f1!r}", file=sys.stderr)
+        return 1
     model_path = Path(args.model)
     if not model_path.is_file():
         print(f"evaluate: {model_path}: no such model file", file=sys.stderr)
@@ -119,6 +127,9 @@ def main(argv=None):
         else:
             print(f"{spec}: {public['images']} images, {public['boxes']} boxes, {public['seconds']:.1f}s: "
                   + evaluation.format_scores(public), flush=True)
+        if args.f1 and not args.json:
+            print(f"{spec}: " + " | ".join(f"F1 {f:.2f} (P {p:.2f} R {r:.2f}) at {t}"
+                                           for t, (f, p, r) in public["F1"].items()), flush=True)
     if len(specs) > 1 and not args.json:
         print()
         print(markdown_table(rows, args.sizes))
@@ -143,6 +154,8 @@ def score_set(args, model_path, cfg, model, netnet, ds):
     seconds = time.time() - t0
     area_scale = evaluation.input_area_scale(ds, cfg.input_size) if args.sizes == "input" else 1.0
     scores = evaluation.score(gt, results, area_scale=area_scale)
+    if args.f1:
+        scores["F1"] = {t: tuple(round(v, 4) for v in fpr) for t, fpr in evaluation.f1_at(gt, results, args.f1).items()}
     return {"model": str(model_path), "data": ds.name, "engine": args.engine, "images": len(ds.samples),
             "boxes": sum(len(s.boxes) for s in ds.samples), "ignore": sum(len(s.ignore) for s in ds.samples),
             "detections": len(results), "seconds": round(seconds, 1), "sizes": args.sizes, "limit": args.limit,

