@@ -4,7 +4,7 @@ on its own (scored by scene).
 
     training/.venv/bin/python training/evaluate.py --model models/default.safetensors \\
         --data pets09-val,yolo:../shared/data/retail-cctv@test [--limit 200] [--engine torch|netnet] \\
-        [--results out.json] [--f1 0.25,0.5] [--json]
+        [--results out.json] [--f1 0.25,0.5] [--errors 0.25] [--json]
 
 --data takes the named sets and the specs of train.py (yolo:DIR[@SPLIT], coco:ANN.json:IMAGES,
 voc:DIR[@SPLIT], mot:SEQDIR, pennfudan:DIR), comma-separated; each is scored separately, one row
@@ -52,6 +52,10 @@ def main(argv=None):
     p.add_argument("--f1", default=None, metavar="T,T,...",
                    help="also F1, precision and recall of the detections scoring at least each T (IoU >= 0.5; "
                         "a detection on an ignore region not counted): what a user sees at a threshold")
+    p.add_argument("--errors", type=float, default=None, metavar="T",
+                   help="also sort the detections scoring at least T into hits, group boxes (one box over "
+                        "two or more people), mislocalised, duplicates and background, and count the set's "
+                        "overlapping labelled pairs (IoU > 0.2): why a set scores low")
     p.add_argument("--json", action="store_true", help="print one JSON object a set instead of a table")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -130,6 +134,10 @@ def main(argv=None):
         if args.f1 and not args.json:
             print(f"{spec}: " + " | ".join(f"F1 {f:.2f} (P {p:.2f} R {r:.2f}) at {t}"
                                            for t, (f, p, r) in public["F1"].items()), flush=True)
+        if args.errors is not None and not args.json:
+            errors, (pairs, boxes) = public["errors"], public["overlapping_pairs"]
+            print(f"{spec}: at {args.errors}: " + ", ".join(f"{k} {v}" for k, v in errors.items())
+                  + f"; labelled pairs at IoU > 0.2: {pairs} ({100 * pairs / max(boxes, 1):.1f} per 100 boxes)", flush=True)
     if len(specs) > 1 and not args.json:
         print()
         print(markdown_table(rows, args.sizes))
@@ -156,6 +164,9 @@ def score_set(args, model_path, cfg, model, netnet, ds):
     scores = evaluation.score(gt, results, area_scale=area_scale)
     if args.f1:
         scores["F1"] = {t: tuple(round(v, 4) for v in fpr) for t, fpr in evaluation.f1_at(gt, results, args.f1).items()}
+    if args.errors is not None:
+        scores["errors"] = evaluation.errors_at(gt, results, args.errors)
+        scores["overlapping_pairs"] = evaluation.overlapping_pairs(gt)
     return {"model": str(model_path), "data": ds.name, "engine": args.engine, "images": len(ds.samples),
             "boxes": sum(len(s.boxes) for s in ds.samples), "ignore": sum(len(s.ignore) for s in ds.samples),
             "detections": len(results), "seconds": round(seconds, 1), "sizes": args.sizes, "limit": args.limit,

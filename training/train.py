@@ -84,6 +84,9 @@ def parse_args(argv=None):
     p.add_argument("--teacher-label-at", type=float, default=None,
                    help="with --teacher: missed people the teacher scores at least this high become "
                         "labelled boxes instead (default: none do)")
+    p.add_argument("--occlude", type=float, default=0.0, metavar="P",
+                   help="with probability P a training image gets people pasted in front of its people "
+                        "(copy-paste occlusion, netnet_ref/augment.py occlude; default: %(default)s, off)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly (checkpoint saved) after this long")
     return p.parse_args(argv)
 
@@ -292,7 +295,8 @@ def main(argv=None):
             lr = learning_rate(args, step, steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = [augment.augment(train[j], cfg.input_size, cfg.normalisation, rng, expand_max=args.expand_max)
+            batch = [augment.augment(train[j], cfg.input_size, cfg.normalisation, rng, expand_max=args.expand_max,
+                                     occlude_p=args.occlude)
                      for j in order[i * args.batch:(i + 1) * args.batch]]
             if len(batch) < 2:
                 continue  # batch norm needs two samples

@@ -10,7 +10,7 @@
 # Fine-tuning a finished run with the teacher (docs/models.md, "The teacher"): INIT=CHECKPOINT
 # starts from its weights on a new schedule (LR, WARMUP, DECAY_AT set it), TEACHER=FILE adds
 # the teacher's missed people (training/teacher.py label over the same sets), TEACHER_LABEL_AT=T
-# makes the confident ones labels.
+# makes the confident ones labels. OCCLUDE=P pastes people in front of people (train.py --occlude).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash training/setup-venv.sh
@@ -22,6 +22,7 @@ extra=()
 [ -n "${INIT:-}" ] && extra+=(--init "$INIT")
 [ -n "${TEACHER:-}" ] && extra+=(--teacher "$TEACHER")
 [ -n "${TEACHER_LABEL_AT:-}" ] && extra+=(--teacher-label-at "$TEACHER_LABEL_AT")
+[ -n "${OCCLUDE:-}" ] && extra+=(--occlude "$OCCLUDE")
 train="pets09-train,pets09-train,coco128-person"
 train+=",yolo:$data/retail-cctv@train,yolo:$data/indoor-cctv@train"
 train+=",yolo:$data/caltech-street@train,yolo:$data/caltech-street@valid"

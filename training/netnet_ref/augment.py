@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """SSD's training augmentation (Liu et al. 2016, as ssd.pytorch), for one sample at a time.
 
-Order: zoom-out (expand onto a mean-filled canvas) -> IoU-constrained random crop -> horizontal
-flip -> resize to the network's square input -> photometric distortion -> mean subtraction.
+Order: copy-paste occlusion (`occlude`, off by default) -> zoom-out (expand onto a mean-filled
+canvas) -> IoU-constrained random crop -> horizontal flip -> resize to the network's square
+input -> photometric distortion -> mean subtraction.
 The photometric step runs after the resize (it is per-pixel, so the order does not change what
 it does, and at 300x300 it is ~6x cheaper than at 768x576).
 
@@ -76,6 +77,63 @@ def random_crop(image, boxes, labels, ignore, rng, trials=50):
                 ig = ig[((ig[:, 2:] - ig[:, :2]) > 1).all(1)]
             x1, y1, x2, y2 = (int(v) for v in rect)
             return image[y1:y2, x1:x2], kept, labels[inside], ig
+
+
+def occlude(image, boxes, labels, ignore, rng, max_pastes=2, min_height=24):
+    """Copy-paste occlusion (after Dwibedi et al. 2017, "Cut, Paste and Learn"): paste a copy of
+    one of the image's labelled people in front of another, overlapping 30-70 % of its width,
+    feet level, scaled to its height. People walking side by side cover each other this way on
+    street cameras; the training sources rarely show it (about 3 pairs at IoU > 0.2 per 100
+    boxes, against 30 on TUD-Campus), so the network learns one wide box over a pair. The
+    pasted copy is a new label; the person behind keeps the whole box (as MOT's ground truth
+    draws occluded people), and a label more than half covered by the copy becomes an ignore
+    region. The copy's left and right edges fade over a sixth of its width each, so the
+    background it brings does not end in a hard vertical edge. Returns new arrays; the input is
+    not changed."""
+    tall = [i for i, b in enumerate(boxes) if b[3] - b[1] >= min_height and b[2] - b[0] >= 4]
+    if not tall:
+        return image, boxes, labels, ignore
+    image, boxes, labels, ignore = image.copy(), boxes.copy(), labels.copy(), ignore.copy()
+    h, w, _ = image.shape
+    for _ in range(int(rng.integers(1, max_pastes + 1))):
+        source_index = tall[int(rng.integers(len(tall)))]
+        source = boxes[source_index]
+        target = boxes[tall[int(rng.integers(len(tall)))]]
+        sx1, sy1, sx2, sy2 = (int(round(v)) for v in source)
+        patch = image[max(sy1, 0):min(sy2, h), max(sx1, 0):min(sx2, w)]
+        if patch.shape[0] < 4 or patch.shape[1] < 4:
+            continue
+        tw, th = target[2] - target[0], target[3] - target[1]
+        ph = th * rng.uniform(0.9, 1.1)
+        pw = ph * patch.shape[1] / patch.shape[0]
+        overlap = rng.uniform(0.3, 0.7) * tw
+        left = target[0] - pw + overlap if rng.random() < 0.5 else target[2] - overlap
+        bottom = target[3] + rng.uniform(-0.05, 0.05) * th
+        x1, y1 = int(round(left)), int(round(bottom - ph))
+        x2, y2 = x1 + max(int(round(pw)), 2), int(round(bottom))
+        if x1 < 0 or y1 < 0 or x2 > w or y2 > h or y2 - y1 < 4:
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().unsqueeze(0)
+        scaled = F.interpolate(t, size=(y2 - y1, x2 - x1), mode="bilinear", align_corners=False)[0]
+        scaled = scaled.permute(1, 2, 0).numpy()
+        fade = np.clip(np.minimum(np.arange(x2 - x1) + 0.5, x2 - x1 - np.arange(x2 - x1) - 0.5)
+                       / max((x2 - x1) / 6, 1), 0, 1)[None, :, None]
+        region = image[y1:y2, x1:x2].astype(np.float32)
+        image[y1:y2, x1:x2] = np.clip(region * (1 - fade) + scaled * fade + 0.5, 0, 255).astype(np.uint8)
+        pasted = np.array([[x1, y1, x2, y2]], np.float32)
+        lt = np.maximum(boxes[:, :2], pasted[:, :2])
+        rb = np.minimum(boxes[:, 2:], pasted[:, 2:])
+        covered = np.clip(rb - lt, 0, None).prod(1) / np.maximum((boxes[:, 2:] - boxes[:, :2]).prod(1), 1e-9)
+        hidden = covered > 0.5
+        if hidden.any():
+            ignore = np.concatenate([ignore.reshape(-1, 4), boxes[hidden]]).astype(np.float32)
+        keep = ~hidden
+        boxes = np.concatenate([boxes[keep], pasted]).astype(np.float32)
+        labels = np.concatenate([labels[keep], labels[source_index:source_index + 1]])
+        tall = [i for i, b in enumerate(boxes) if b[3] - b[1] >= min_height and b[2] - b[0] >= 4]
+        if not tall:
+            break
+    return image, boxes, labels, ignore
 
 
 def flip(image, boxes, ignore):
@@ -160,10 +218,14 @@ def prepare(image, size, normalisation):
     return normalise(resize(image, size), normalisation)
 
 
-def augment(sample, size, normalisation, rng, expand_max=4.0, expand_p=0.5, distort=True):
-    """One training input: (tensor [3,S,S], boxes [N,4] relative, labels [N], ignore [M,4] relative)."""
+def augment(sample, size, normalisation, rng, expand_max=4.0, expand_p=0.5, distort=True, occlude_p=0.0):
+    """One training input: (tensor [3,S,S], boxes [N,4] relative, labels [N], ignore [M,4] relative).
+    `occlude_p` > 0 first pastes people in front of people (`occlude`) with that probability;
+    at 0 no random draw is spent on it, so runs without it are as before."""
     img, boxes, labels, ignore = sample.image, sample.boxes, sample.labels, sample.ignore
     mean = normalisation["mean"] if normalisation["order"] == "bgr" else normalisation["mean"][::-1]
+    if occlude_p > 0 and len(boxes) and rng.random() < occlude_p:
+        img, boxes, labels, ignore = occlude(img, boxes, labels, ignore, rng)
     if expand_max > 1 and rng.random() < expand_p:
         img, boxes, ignore = expand(img, boxes, ignore, rng, [int(round(m)) for m in mean], expand_max)
     img, boxes, labels, ignore = random_crop(img, boxes, labels, ignore, rng)

@@ -49,11 +49,7 @@ def f1_at(gt, results, thresholds, iou_threshold=0.5):
     An unmatched detection on a crowd (ignore) region counts neither way; `gt` and `results` are
     the COCO dicts of `score`. What a user sees at a product threshold, which AP does not show."""
     from torchvision.ops import box_iou
-
-    def corners(xywh):
-        b = torch.as_tensor(xywh, dtype=torch.float64).reshape(-1, 4)
-        return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1)
-
+    corners = _corners
     truth, crowd = {}, {}
     for a in gt["annotations"]:
         (crowd if a.get("iscrowd") else truth).setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
@@ -84,6 +80,74 @@ def f1_at(gt, results, thresholds, iou_threshold=0.5):
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         out[threshold] = (f1, precision, recall)
     return out
+
+
+def _corners(xywh):
+    b = torch.as_tensor(xywh, dtype=torch.float64).reshape(-1, 4)
+    return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+
+
+def overlapping_pairs(gt, iou_threshold=0.2):
+    """(pairs, boxes): how many pairs of labelled boxes of one image and class overlap at IoU >
+    iou_threshold (people covering each other), and how many boxes there are; crowd regions are
+    left out. `gt` is the COCO dict of `score`."""
+    from torchvision.ops import box_iou
+    truth = {}
+    for a in gt["annotations"]:
+        if not a.get("iscrowd"):
+            truth.setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
+    pairs = 0
+    for boxes in truth.values():
+        overlap = box_iou(_corners(boxes), _corners(boxes))
+        pairs += int((torch.triu(overlap, diagonal=1) > iou_threshold).sum())
+    return pairs, sum(len(v) for v in truth.values())
+
+
+ERROR_KINDS = ("hit", "group", "mislocalised", "duplicate", "background")
+
+
+def errors_at(gt, results, threshold, iou_threshold=0.5):
+    """{kind: count} for the detections scoring at least `threshold`, matched as `f1_at` matches
+    them. A detection that matches nothing is a `group` box when two or more labelled boxes
+    each lie more than half inside it (one box over people side by side), `duplicate` when it
+    overlaps an already matched box at iou_threshold or more, `mislocalised` when it overlaps a
+    labelled box at IoU 0.1 or more, `background` otherwise; one on a crowd region is not
+    counted."""
+    from torchvision.ops import box_iou
+    truth, crowd = {}, {}
+    for a in gt["annotations"]:
+        (crowd if a.get("iscrowd") else truth).setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
+    kept = {}
+    for r in results:
+        if r["score"] >= threshold:
+            kept.setdefault((r["image_id"], r["category_id"]), []).append(r)
+    counts = dict.fromkeys(ERROR_KINDS, 0)
+    for key, found in kept.items():
+        found.sort(key=lambda r: -r["score"])
+        boxes, labelled = _corners([r["bbox"] for r in found]), _corners(truth.get(key, []))
+        overlap = box_iou(boxes, labelled)
+        lt = torch.maximum(boxes[:, None, :2], labelled[None, :, :2])
+        rb = torch.minimum(boxes[:, None, 2:], labelled[None, :, 2:])
+        inside = (rb - lt).clamp(min=0).prod(2) / (labelled[:, 2:] - labelled[:, :2]).prod(1).clamp(min=1e-9)[None]
+        on_crowd = box_iou(boxes, _corners(crowd.get(key, []))).max(1).values >= iou_threshold \
+            if key in crowd else torch.zeros(len(found), dtype=torch.bool)
+        taken = torch.zeros(overlap.shape[1], dtype=torch.bool)
+        for i in range(len(found)):
+            free = overlap[i].masked_fill(taken, -1.0)
+            if len(free) and free.max() >= iou_threshold:
+                taken[free.argmax()] = True
+                counts["hit"] += 1
+            elif on_crowd[i]:
+                continue
+            elif int((inside[i] > 0.5).sum()) >= 2:
+                counts["group"] += 1
+            elif len(free) and overlap[i].max() >= iou_threshold:
+                counts["duplicate"] += 1
+            elif len(free) and overlap[i].max() >= 0.1:
+                counts["mislocalised"] += 1
+            else:
+                counts["background"] += 1
+    return counts
 
 
 def input_area_scale(dataset, input_size):

@@ -99,6 +99,39 @@ def test_augment_keeps_boxes_on_the_object():
         assert bright[:, 0].min() >= y1 - 1.5 and bright[:, 0].max() <= y2 + 1.5
 
 
+def test_occlude_pastes_a_person_beside_a_person_at_feet_level():
+    """The copy overlaps its target by 30-70 % of the target's width, feet level, its height
+    within 10 %; its middle columns are the source's pixels; the person behind keeps the box or,
+    more than half covered, becomes an ignore region; the input is not changed."""
+    image = np.full((120, 200, 3), 100, np.uint8)
+    image[40:100, 90:110] = (250, 30, 30)
+    boxes = np.array([[90, 40, 110, 100]], np.float32)
+    labels, ignore = np.array([0]), np.zeros((0, 4), np.float32)
+    before = image.copy()
+    pasted_seen = 0
+    for seed in range(30):
+        out, b, l, ig = augment.occlude(image, boxes, labels, ignore, np.random.default_rng(seed), max_pastes=1)
+        assert (image == before).all() and boxes.tolist() == [[90, 40, 110, 100]]
+        if len(b) + len(ig) == 1:
+            continue  # the copy would have left the image: nothing pasted
+        pasted_seen += 1
+        copy = b[-1]
+        assert l.tolist() == [0] * len(b)
+        overlap = min(copy[2], 110) - max(copy[0], 90)
+        assert 0.3 * 20 - 1 <= overlap <= 0.7 * 20 + 1
+        assert abs(copy[3] - 100) <= 0.05 * 60 + 1 and 0.9 * 60 - 1 <= copy[3] - copy[1] <= 1.1 * 60 + 1
+        middle = out[int(copy[1]) + 2:int(copy[3]) - 2, int((copy[0] + copy[2]) / 2)]
+        assert (np.abs(middle.astype(int) - [250, 30, 30]) <= 2).all()
+        covered = overlap * (min(copy[3], 100) - max(copy[1], 40)) / (20 * 60)
+        behind_kept = any(np.allclose(x, boxes[0]) for x in b[:-1])
+        behind_ignored = any(np.allclose(x, boxes[0]) for x in ig)
+        assert behind_kept == (covered <= 0.5) and behind_ignored == (covered > 0.5)
+    assert pasted_seen >= 10
+    small = np.array([[90, 40, 110, 50]], np.float32)   # 10 px tall: under min_height, no paste
+    out, b, _, _ = augment.occlude(image, small, labels, ignore, np.random.default_rng(0))
+    assert (out == image).all() and b.tolist() == small.tolist()
+
+
 def test_photometric_stays_in_range_and_hsv_round_trips():
     rng = np.random.default_rng(1)
     x = torch.rand(3, 16, 16) * 255
@@ -283,3 +316,24 @@ def test_f1_counts_hits_misses_duplicates_and_ignore_regions():
     assert f1[0.2] == pytest.approx((2 * (2 / 3) * 1 / (2 / 3 + 1), 2 / 3, 1.0))
     assert f1[0.5] == pytest.approx((2 * 0.5 * 0.5 / 1.0, 0.5, 0.5))
     assert f1[0.95] == (0.0, 0.0, 0.0)
+
+
+def test_errors_sort_misses_into_group_boxes_duplicates_mislocalised_and_background():
+    from netnet_ref import evaluation
+    # Two people side by side (IoU 0.25 with each other), one alone, an ignore region.
+    s = data.Sample("k", np.zeros((400, 400, 3), np.uint8),
+                    np.array([[10, 10, 60, 110], [40, 10, 90, 110], [200, 200, 240, 300]], np.float32),
+                    np.array([0, 0, 0]), np.array([[300, 300, 380, 380]], np.float32))
+    gt = data.to_coco(data.DetectionSet("x", ["person"], [s]))
+    box = lambda x, y, w, h, score: {"image_id": 1, "category_id": 1, "bbox": [x, y, w, h], "score": score}  # noqa: E731
+    results = [box(0, 5, 100, 110, 0.95),    # one box over both (IoU 0.45 with each): a group box
+               box(200, 200, 40, 100, 0.9),  # hit
+               box(201, 200, 40, 100, 0.8),  # duplicate
+               box(200, 260, 40, 60, 0.7),   # IoU 0.33 with the lone person: mislocalised
+               box(150, 10, 30, 60, 0.6),    # background
+               box(300, 300, 80, 80, 0.5),   # on the ignore region: not counted
+               box(40, 10, 50, 100, 0.1)]    # a hit, under the threshold
+    assert evaluation.errors_at(gt, results, 0.3) == {"hit": 1, "group": 1, "mislocalised": 1, "duplicate": 1,
+                                                      "background": 1}
+    assert evaluation.errors_at(gt, results, 0.05)["hit"] == 2
+    assert evaluation.overlapping_pairs(gt) == (1, 3)
