@@ -202,6 +202,8 @@ def main(argv=None):
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     classes = classes_of(args.classes)
+    if not 0 <= args.occlude <= 1:
+        raise SystemExit(f"train: --occlude: expected a probability from 0 to 1, found {args.occlude}")
     try:
         modules = json.loads(args.modules) if args.modules else None
     except json.JSONDecodeError as e:

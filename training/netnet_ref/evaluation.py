@@ -49,7 +49,6 @@ def f1_at(gt, results, thresholds, iou_threshold=0.5):
     An unmatched detection on a crowd (ignore) region counts neither way; `gt` and `results` are
     the COCO dicts of `score`. What a user sees at a product threshold, which AP does not show."""
     from torchvision.ops import box_iou
-    corners = _corners
     truth, crowd = {}, {}
     for a in gt["annotations"]:
         (crowd if a.get("iscrowd") else truth).setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
@@ -63,9 +62,9 @@ def f1_at(gt, results, thresholds, iou_threshold=0.5):
         hits = misses = 0
         for key, found in kept.items():
             found.sort(key=lambda r: -r["score"])
-            boxes = corners([r["bbox"] for r in found])
-            overlap = box_iou(boxes, corners(truth.get(key, [])))
-            on_crowd = box_iou(boxes, corners(crowd.get(key, []))).max(1).values >= iou_threshold \
+            boxes = _corners([r["bbox"] for r in found])
+            overlap = box_iou(boxes, _corners(truth.get(key, [])))
+            on_crowd = box_iou(boxes, _corners(crowd.get(key, []))).max(1).values >= iou_threshold \
                 if key in crowd else torch.zeros(len(found), dtype=torch.bool)
             taken = torch.zeros(overlap.shape[1], dtype=torch.bool)
             for i in range(len(found)):

@@ -270,6 +270,7 @@ def test_train_refuses_bad_arguments_with_one_line(tmp_path):
         (["--train", "pets09-train,imagenet"], "data set 'imagenet': expected one of"),
         (["--val", "nope"], "data set 'nope'"),
         (["--classes", ","], "--classes: expected at least one class name"),
+        (["--occlude", "1.5"], "--occlude: expected a probability from 0 to 1"),
     ]
     for extra, message in cases:
         out = _run("train.py", "--out", str(tmp_path / "run"), *extra)
